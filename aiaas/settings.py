@@ -1,0 +1,60 @@
+"""All configuration of aiaas, read from the environment (prefix ``AIAAS_``) and nowhere else.
+
+Every setting is listed here with a comment; ``aiaas serve --help`` shows the flags that override them.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIAAS_", extra="ignore")
+
+    # --- where things live -------------------------------------------------------------------------
+    home: Path = Field(default_factory=lambda: Path.home() / ".aiaas")  # models/, the database, logs, admin.key
+    database_url: str | None = None  # SQLAlchemy URL; None -> SQLite at $AIAAS_HOME/aiaas.db
+    redis_url: str | None = None  # share rate limits between replicas through Redis (e.g. redis://127.0.0.1:6379/0)
+
+    # --- network -----------------------------------------------------------------------------------
+    host: str = "127.0.0.1"  # interface the server binds
+    port: int = 8000  # TCP port the server binds
+    admin_key: str | None = None  # bootstrap admin key; generated into $AIAAS_HOME/admin.key when unset
+    metrics_require_key: bool = False  # True -> /metrics needs a valid key like the model endpoints
+    max_request_bytes: int = 64 * 1024 * 1024  # larger request bodies are refused with 413
+    graceful_shutdown_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
+    log_level: str = "info"  # uvicorn / aiaas log level
+    access_log: bool = False  # per-request access log lines (costs CPU on the hot path)
+
+    # --- models ------------------------------------------------------------------------------------
+    catalog: str = "all"  # built-in catalog models to build and serve: all | none | name,name,...
+    load_on_start: bool = True  # load every model found in the repository when the server starts
+    default_intra_op_threads: int = 0  # onnxruntime threads per instance when a model sets none (0 = runtime default)
+    repository_poll_s: float = 0.0  # > 0: rescan the repository this often and load new models (0 = off)
+
+    @cached_property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @cached_property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'aiaas.db'}"
+
+    def catalog_names(self) -> list[str] | None:
+        """None means every catalog model; an empty list means none."""
+        value = self.catalog.strip().lower()
+        if value in ("", "none", "off", "0", "false"):
+            return []
+        if value == "all":
+            return None
+        return [n.strip() for n in self.catalog.split(",") if n.strip()]
