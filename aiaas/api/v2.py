@@ -1,0 +1,142 @@
+"""KServe V2 Open Inference Protocol over REST (plus Triton's repository and statistics extensions).
+
+Thin: each route authenticates, parses, calls one data-plane or model-control method and serializes. The
+infer route reads raw bytes and answers raw bytes (no pydantic per request) because it is the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from aiaas.api.deps import principal, read_body, services
+from aiaas.codecs.v2 import decode_request, encode_response
+from aiaas.errors import InvalidInput, ServiceUnavailable
+from aiaas.service.governance import Principal
+
+router = APIRouter(prefix="/v2", tags=["KServe V2"])
+
+HEADER_LEN = "inference-header-content-length"
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+@router.get("/health/live", summary="Server liveness (no key needed)")
+async def live() -> Response:
+    return _json({"live": True})
+
+
+@router.get("/health/ready", summary="Server readiness (no key needed)")
+async def ready(request: Request) -> Response:
+    if not services(request).ready:
+        return _json({"ready": False, "error": "server is starting or shutting down"}, 503)
+    return _json({"ready": True})
+
+
+@router.get("", summary="Server metadata")
+async def server_metadata(request: Request, p: Principal = Depends(principal)) -> Response:
+    return _json(services(request).dataplane.server_metadata())
+
+
+# -- model metadata, readiness, statistics ------------------------------------------------------
+@router.get("/models/stats", summary="Statistics of every model")
+async def all_stats(request: Request, p: Principal = Depends(principal)) -> Response:
+    return _json(services(request).dataplane.statistics(p, None, None))
+
+
+@router.get("/models/{model}", summary="Model metadata")
+@router.get("/models/{model}/versions/{version}", summary="Model version metadata")
+async def model_metadata(request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)) -> Response:
+    return _json(services(request).dataplane.model_metadata(p, model, version))
+
+
+@router.get("/models/{model}/ready", summary="Model readiness")
+@router.get("/models/{model}/versions/{version}/ready", summary="Model version readiness")
+async def model_ready(request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)) -> Response:
+    ok = services(request).dataplane.model_ready(p, model, version)
+    if not ok:
+        raise ServiceUnavailable(f"model {model!r} is not ready", retry_after=5)
+    return _json({"name": model, "ready": True})
+
+
+@router.get("/models/{model}/stats", summary="Model statistics")
+@router.get("/models/{model}/versions/{version}/stats", summary="Model version statistics")
+async def model_stats(request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)) -> Response:
+    return _json(services(request).dataplane.statistics(p, model, version))
+
+
+# -- inference ----------------------------------------------------------------------------------
+@router.post("/models/{model}/infer", summary="Inference")
+@router.post("/models/{model}/versions/{version}/infer", summary="Inference on a version")
+async def infer(request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)) -> Response:
+    svc = services(request)
+    body = await read_body(request, svc.settings.max_request_bytes)
+    raw_len = request.headers.get(HEADER_LEN)
+    header_len = None
+    if raw_len is not None:
+        if not raw_len.strip().isdigit():
+            raise InvalidInput(f"Inference-Header-Content-Length must be a byte count, got {raw_len[:40]!r}")
+        header_len = int(raw_len)
+    req = decode_request(body, header_len)
+    requested = [o.name for o in req.outputs] if req.outputs is not None else None
+    result = await svc.dataplane.infer(p, model, version, req.inputs, _model_params(req.parameters), req.datatypes, requested)
+    binary: set[str] = set()
+    if req.outputs is not None:
+        binary = {o.name for o in req.outputs if o.binary or (req.binary_output_default and "binary_data" not in o.parameters)}
+    elif req.binary_output_default:
+        binary = set(result.outputs)
+    out, json_len = encode_response(model, result.version, req.id, result.outputs, binary)
+    headers = dict(result.headers)
+    if json_len is None:
+        return Response(out, media_type="application/json", headers=headers)
+    headers["Inference-Header-Content-Length"] = str(json_len)
+    return Response(out, media_type="application/octet-stream", headers=headers)
+
+
+_PROTOCOL_PARAMS = frozenset({"binary_data_output", "binary_data_size", "headers", "timeout"})
+
+
+def _model_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Protocol parameters steer the transport; the rest reach the model (and split batches when they differ)."""
+    if not params:
+        return params
+    return {k: v for k, v in params.items() if k not in _PROTOCOL_PARAMS}
+
+
+# -- repository extension -----------------------------------------------------------------------
+async def _optional_json(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if not body.strip():
+        return {}
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"request body is not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise InvalidInput("request body must be a JSON object")
+    return doc
+
+
+@router.post("/repository/index", summary="Repository index")
+async def repository_index(request: Request, p: Principal = Depends(principal)) -> Response:
+    doc = await _optional_json(request)
+    return _json(services(request).control.index(p, ready_only=bool(doc.get("ready", False))))
+
+
+@router.post("/repository/models/{model}/load", summary="Load or reload a model from the repository")
+async def repository_load(request: Request, model: str, p: Principal = Depends(principal)) -> Response:
+    await _optional_json(request)
+    await services(request).control.load(p, model)
+    return _json({})
+
+
+@router.post("/repository/models/{model}/unload", summary="Unload a model (drains in-flight requests)")
+async def repository_unload(request: Request, model: str, p: Principal = Depends(principal)) -> Response:
+    await _optional_json(request)
+    await services(request).control.unload(p, model)
+    return _json({})

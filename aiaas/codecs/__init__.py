@@ -1,0 +1,1 @@
+"""Conversions between wire formats and numpy tensors."""

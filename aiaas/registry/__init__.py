@@ -1,0 +1,3 @@
+from aiaas.registry.repository import ModelEntry, ModelRepository
+
+__all__ = ["ModelEntry", "ModelRepository"]

@@ -1,0 +1,85 @@
+"""The one ``Model`` interface every backend implements.
+
+A ``Model`` is one loaded instance of one model version. Batching, replicas (``instances``) and pipelines wrap
+it; they never subclass it. Tensors are ``dict[str, numpy.ndarray]``; BYTES tensors are object arrays of
+``bytes``. With ``max_batch_size > 0`` the first axis of every input and output is the batch axis.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from aiaas.types.model_config import ModelConfig, TensorSpec
+
+Tensors = dict[str, np.ndarray]
+
+# (model name, version or None for latest, inputs, parameters) -> outputs; lets a pipeline call other models
+InferFn = Callable[[str, int | None, Tensors, dict[str, Any]], Awaitable[Tensors]]
+
+
+@dataclass(slots=True)
+class RuntimeContext:
+    """What a backend may need from the server, injected so runtimes never import the layers above."""
+
+    default_intra_op_threads: int = 0
+    infer: InferFn | None = None  # set by the service layer for pipelines
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Model(ABC):
+    """Load / predict / unload; ``predict_stream`` for models that produce results incrementally."""
+
+    # True for models whose predict must run on the event loop (``predict_async``), e.g. pipelines.
+    is_async: ClassVar[bool] = False
+
+    def __init__(self, config: ModelConfig, version_dir: Path, context: RuntimeContext) -> None:
+        self.config = config
+        self.version_dir = version_dir
+        self.context = context
+
+    @abstractmethod
+    def load(self) -> None:
+        """Read artifacts and get ready; raise with a clear message if they are broken."""
+
+    @abstractmethod
+    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+        """Run on a (possibly batched) set of inputs. Called from a worker thread."""
+
+    async def predict_async(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+        raise NotImplementedError
+
+    async def predict_stream(self, inputs: Tensors, parameters: dict[str, Any]) -> AsyncIterator[Tensors]:
+        """Yield partial results; the default yields the whole prediction once."""
+        yield self.predict(inputs, parameters)
+
+    def unload(self) -> None:
+        """Release memory and handles."""
+
+    def signature(self) -> tuple[list[TensorSpec], list[TensorSpec]] | None:
+        """Inputs and outputs read from the artifact after load, for configs that leave them out."""
+        return None
+
+
+_BACKENDS: dict[str, type[Model]] = {}
+_LOCK = threading.Lock()
+
+
+def register_backend(name: str, cls: type[Model]) -> None:
+    with _LOCK:
+        _BACKENDS[name] = cls
+
+
+def backend_class(name: str) -> type[Model]:
+    from aiaas.runtime import _builtin  # noqa: F401  (registers the built-in backends)
+
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown backend {name!r}; available: {', '.join(sorted(_BACKENDS))}") from None

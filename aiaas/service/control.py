@@ -1,0 +1,51 @@
+"""Model control for callers: the repository index, load and unload, with role and tenant checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiaas.errors import InvalidInput, NotFound, PermissionDenied
+from aiaas.service.governance import Governance, ModelRef, Principal
+from aiaas.service.models import ModelManager
+
+
+class ModelControl:
+    def __init__(self, models: ModelManager, governance: Governance) -> None:
+        self.models = models
+        self.governance = governance
+
+    def _owner(self, name: str) -> str | None:
+        rec = self.models.models.get(name)
+        if rec is not None and rec.config is not None:
+            return rec.config.owner
+        try:
+            entry = self.models.repository.read(name)
+        except NotFound:
+            return None
+        return entry.config.owner if entry.config else None
+
+    def visible(self, p: Principal, name: str) -> bool:
+        return self.governance.can_see(p, ModelRef(name=name, owner=self._owner(name)))
+
+    def _check_manage(self, p: Principal, name: str) -> None:
+        if p.role not in ("admin", "developer"):
+            raise PermissionDenied(f"loading and unloading models needs role admin or developer; your key has role {p.role}")
+        exists = name in self.models.models or self.models.repository.exists(name)
+        if not exists or not self.visible(p, name):
+            raise NotFound(f"unknown model {name!r}")
+        if p.role == "developer" and self._owner(name) != p.tenant_id:
+            raise PermissionDenied(f"model {name!r} is not owned by your tenant; only its owner or an admin manages it")
+
+    def index(self, p: Principal, ready_only: bool) -> list[dict[str, Any]]:
+        return [r for r in self.models.index(ready_only) if self.visible(p, r["name"])]
+
+    async def load(self, p: Principal, name: str) -> None:
+        self._check_manage(p, name)
+        rec = await self.models.load(name)
+        if rec.state != "READY":
+            raise InvalidInput(f"model {name!r} failed to load: {rec.reason}")
+
+    async def unload(self, p: Principal, name: str) -> None:
+        self._check_manage(p, name)
+        if name in self.models.models:
+            await self.models.unload(name)

@@ -1,0 +1,232 @@
+"""The data plane: transport-free inference, metadata and statistics over the loaded models.
+
+Every transport (V2 REST now; OpenAI-style and others later) parses its wire format, then calls one method
+here. Inputs are checked against the model's declared tensors so a client mistake is a 400 that names the
+tensor and what was expected -- never a 500 from deep inside a runtime.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from aiaas import __version__
+from aiaas.batching import InferResult
+from aiaas.codecs.datatypes import v2_datatype
+from aiaas.errors import AiaasError, InvalidInput, NotFound
+from aiaas.runtime import Tensors
+from aiaas.service.governance import Governance, ModelRef, Outcome, Principal
+from aiaas.service.metrics import Metrics
+from aiaas.service.models import PLATFORMS, ModelManager, VersionRecord
+from aiaas.types.model_config import TensorSpec
+
+EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "parameters"]
+
+@dataclass(slots=True)
+class InferOutcome:
+    outputs: Tensors
+    version: str
+    result: InferResult
+    headers: dict[str, str]
+
+
+def _shape_ok(expected: list[int], got: tuple[int, ...]) -> bool:
+    return len(expected) == len(got) and all(e == -1 or e == g for e, g in zip(expected, got, strict=True))
+
+
+def check_inputs(model: str, specs: list[TensorSpec], inputs: Tensors, datatypes: dict[str, str] | None) -> None:
+    if not specs:
+        return
+    by_name = {s.name: s for s in specs}
+    for name, arr in inputs.items():
+        spec = by_name.get(name)
+        if spec is None:
+            raise InvalidInput(f"model {model!r} has no input {name!r}; its inputs are {sorted(by_name)}")
+        got = datatypes.get(name) if datatypes else v2_datatype(arr)
+        if got != spec.datatype:
+            raise InvalidInput(f"input {name!r} of model {model!r} must be {spec.datatype}, got {got}")
+        if not _shape_ok(spec.shape, arr.shape):
+            raise InvalidInput(
+                f"input {name!r} of model {model!r} must have shape {spec.shape} (-1 = any), got {list(arr.shape)}"
+            )
+    missing = [s.name for s in specs if s.name not in inputs and not s.optional]
+    if missing:
+        raise InvalidInput(f"model {model!r} needs input(s) {missing}; the request has {sorted(inputs)}")
+
+
+def _ref(vr: VersionRecord, name: str) -> ModelRef:
+    cfg = vr.config
+    pricing = cfg.pricing.model_dump() if cfg else {}
+    return ModelRef(name=name, version=str(vr.version), owner=cfg.owner if cfg else None, pricing=pricing)
+
+
+class DataPlane:
+    def __init__(self, models: ModelManager, governance: Governance, metrics: Metrics) -> None:
+        self.models = models
+        self.governance = governance
+        self.metrics = metrics
+        models.context.infer = self._infer_internal  # pipelines call other models through here
+
+    # -- health and metadata --------------------------------------------------------------------
+    @staticmethod
+    def server_metadata() -> dict[str, Any]:
+        return {"name": "aiaas", "version": __version__, "extensions": EXTENSIONS}
+
+    def _visible(self, principal: Principal, name: str) -> None:
+        rec = self.models.models.get(name)
+        if rec is not None and rec.config is not None:
+            ref = ModelRef(name=name, owner=rec.config.owner)
+            if not self.governance.can_see(principal, ref):
+                raise NotFound(f"unknown model {name!r}")
+
+    def model_ready(self, principal: Principal, name: str, version: str | None) -> bool:
+        self._visible(principal, name)
+        rec = self.models.record(name)
+        if version:
+            vr = rec.versions.get(int(version)) if version.isdigit() else None
+            if vr is None:
+                raise NotFound(f"model {name!r} has no version {version}")
+            return vr.ready
+        return rec.latest_ready() is not None
+
+    def model_metadata(self, principal: Principal, name: str, version: str | None) -> dict[str, Any]:
+        self._visible(principal, name)
+        rec = self.models.record(name)
+        vr = self.models.resolve(name, version) if (version or rec.latest_ready()) else None
+        cfg = vr.config if vr and vr.config else rec.config
+        if cfg is None:
+            raise NotFound(f"model {name!r} has no valid config: {rec.reason}")
+
+        def tensors(specs: list[TensorSpec]) -> list[dict[str, Any]]:
+            return [{"name": t.name, "datatype": t.datatype, "shape": t.shape} for t in specs]
+
+        return {
+            "name": name,
+            "versions": [str(v) for v in sorted(rec.versions) if rec.versions[v].ready],
+            "platform": PLATFORMS.get(cfg.backend, cfg.backend),
+            "inputs": tensors(cfg.inputs),
+            "outputs": tensors(cfg.outputs),
+            "parameters": {
+                "max_batch_size": cfg.max_batch_size,
+                "task": cfg.task,
+                "description": cfg.description,
+                "card": cfg.card.model_dump(exclude_defaults=True),
+            },
+        }
+
+    def statistics(self, principal: Principal, name: str | None, version: str | None) -> dict[str, Any]:
+        rows = []
+        names = [name] if name else sorted(self.models.models)
+        for n in names:
+            if name:
+                self._visible(principal, n)
+            rec = self.models.record(n)
+            if rec.config is not None and not self.governance.can_see(principal, ModelRef(n, owner=rec.config.owner)):
+                continue
+            for v, vr in sorted(rec.versions.items()):
+                if version and str(v) != version:
+                    continue
+                if vr.executor is None:
+                    continue
+                s = vr.executor.stats
+                rows.append(
+                    {
+                        "name": n,
+                        "version": str(v),
+                        "last_inference": s.last_inference_ms,
+                        "inference_count": s.inference_count,
+                        "execution_count": s.execution_count,
+                        "inference_stats": {
+                            "success": s.success.as_dict(),
+                            "fail": s.fail.as_dict(),
+                            "queue": s.queue.as_dict(),
+                            "compute_input": {"count": s.compute_infer.count, "ns": 0},
+                            "compute_infer": s.compute_infer.as_dict(),
+                            "compute_output": {"count": s.compute_infer.count, "ns": 0},
+                            "cache_hit": {"count": 0, "ns": 0},
+                            "cache_miss": {"count": 0, "ns": 0},
+                        },
+                        "batch_stats": [
+                            {
+                                "batch_size": size,
+                                "compute_input": {"count": c.count, "ns": 0},
+                                "compute_infer": c.as_dict(),
+                                "compute_output": {"count": c.count, "ns": 0},
+                            }
+                            for size, c in sorted(s.batches.items())
+                        ],
+                    }
+                )
+        if name and version and not rows:
+            raise NotFound(f"model {name!r} has no loaded version {version}")
+        return {"model_stats": rows}
+
+    # -- inference ------------------------------------------------------------------------------
+    async def infer(
+        self,
+        principal: Principal,
+        name: str,
+        version: str | None,
+        inputs: Tensors,
+        parameters: dict[str, Any],
+        datatypes: dict[str, str] | None = None,
+        requested: list[str] | None = None,
+        endpoint: str = "v2.infer",
+    ) -> InferOutcome:
+        t0 = time.perf_counter()
+        self._visible(principal, name)
+        vr = self.models.resolve(name, version)
+        label_v = str(vr.version)
+        admission = await self.governance.admit(principal, _ref(vr, name), endpoint)
+        status, result = 500, None
+        try:
+            assert vr.config is not None and vr.executor is not None
+            check_inputs(name, vr.config.inputs, inputs, datatypes)
+            if requested is not None:
+                known = {t.name for t in vr.config.outputs}
+                unknown = [r for r in requested if known and r not in known]
+                if unknown:
+                    raise InvalidInput(f"model {name!r} has no output(s) {unknown}; its outputs are {sorted(known)}")
+            result = await vr.executor.infer(inputs, parameters)
+            outputs = result.outputs
+            if requested is not None:
+                missing = [r for r in requested if r not in outputs]
+                if missing:
+                    raise InvalidInput(f"model {name!r} did not produce output(s) {missing}")
+                outputs = {r: outputs[r] for r in requested}
+            status = 200
+            return InferOutcome(outputs, label_v, result, admission.headers)
+        except AiaasError as e:
+            status = e.status_code
+            e.headers.update(admission.headers)
+            raise
+        finally:
+            elapsed = time.perf_counter() - t0
+            batched = vr.config is not None and vr.config.max_batch_size > 0
+            rows = (_rows(inputs) if batched else 1) if status == 200 else 0
+            await self.governance.finish(
+                admission,
+                Outcome(status=status, units_in=float(rows), compute_s=result.compute_s * rows / max(1, result.batch_size) if result else 0.0),
+            )
+            self.metrics.requests.labels(name, label_v, "success" if status == 200 else str(status)).inc()
+            self.metrics.latency.labels(name).observe(elapsed)
+            if result is not None:
+                self.metrics.queue_time.labels(name).observe(result.queue_s)
+
+    async def _infer_internal(
+        self, name: str, version: int | None, inputs: Tensors, parameters: dict[str, Any]
+    ) -> Tensors:
+        vr = self.models.resolve(name, version)
+        assert vr.config is not None and vr.executor is not None
+        check_inputs(name, vr.config.inputs, inputs, None)
+        result = await vr.executor.infer(inputs, parameters)
+        return result.outputs
+
+
+def _rows(inputs: Tensors) -> int:
+    for arr in inputs.values():
+        return int(arr.shape[0]) if isinstance(arr, np.ndarray) and arr.ndim else 1
+    return 0

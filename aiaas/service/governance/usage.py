@@ -1,0 +1,157 @@
+"""Usage metering: a buffered writer off the request path, and the aggregate queries behind ``/v1/usage``.
+
+``record`` only appends to a list (no I/O, no await); a background task writes the buffer in one
+transaction at least every ``interval_s`` and ``close`` writes whatever is left. A failed write puts the rows
+back (up to ``max_buffer`` rows, then the oldest are dropped and counted) so a database hiccup loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, insert, select
+
+from aiaas.store.db import Store
+from aiaas.store.models import UsageRecord, utcnow
+
+log = logging.getLogger("aiaas.governance.usage")
+
+
+@dataclass(slots=True)
+class UsageRow:
+    tenant_id: str
+    key_id: str
+    model: str
+    version: str | None
+    endpoint: str
+    status: int
+    latency_ms: float
+    units_in: float
+    units_out: float
+    compute_s: float
+    cost: float
+    created_at: datetime = field(default_factory=utcnow)
+
+
+class UsageWriter:
+    def __init__(self, store: Store, *, interval_s: float = 1.0, max_buffer: int = 1_000_000) -> None:
+        self._store = store
+        self.interval_s = interval_s
+        self._max_buffer = max_buffer
+        self._buffer: list[UsageRow] = []
+        self._lock = threading.Lock()
+        self._flush_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+        self.written = 0
+
+    def record(self, row: UsageRow) -> None:
+        with self._lock:
+            self._buffer.append(row)
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._flush_lock = asyncio.Lock()  # bind to the running loop
+            self._task = asyncio.create_task(self._run(), name="aiaas-usage-flush")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.flush()
+            except Exception:  # keep flushing later; the rows are back in the buffer
+                log.exception("writing usage records failed; retrying in %.1f s", self.interval_s)
+
+    async def flush(self) -> int:
+        async with self._flush_lock:
+            with self._lock:
+                rows, self._buffer = self._buffer, []
+            if not rows:
+                return 0
+            try:
+                await asyncio.to_thread(self._write, rows)
+            except BaseException:
+                with self._lock:
+                    self._buffer[:0] = rows
+                    overflow = len(self._buffer) - self._max_buffer
+                    if overflow > 0:
+                        del self._buffer[:overflow]
+                        self.dropped += overflow
+                raise
+            self.written += len(rows)
+            return len(rows)
+
+    def _write(self, rows: list[UsageRow]) -> None:
+        with self._store.session() as session:
+            session.execute(insert(UsageRecord), [asdict(r) for r in rows])
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+
+def _day(store: Store) -> ColumnElement[str]:
+    if store.dialect == "postgresql":
+        return func.to_char(UsageRecord.created_at, "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", UsageRecord.created_at)
+
+
+def query_usage(
+    store: Store,
+    *,
+    tenant: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    group_by: str,
+    key: str | None = None,
+) -> list[dict[str, Any]]:
+    """Totals per model, key or UTC day within [start, end), for one tenant (or all when None)."""
+    group = {"model": UsageRecord.model, "key": UsageRecord.key_id}.get(group_by)
+    group_col = group if group is not None else _day(store)
+    stmt = select(
+        group_col.label("group"),
+        func.count().label("requests"),
+        func.sum(case((UsageRecord.status >= 400, 1), else_=0)).label("errors"),
+        func.sum(UsageRecord.units_in).label("units_in"),
+        func.sum(UsageRecord.units_out).label("units_out"),
+        func.sum(UsageRecord.compute_s).label("compute_s"),
+        func.sum(UsageRecord.cost).label("cost"),
+        func.avg(UsageRecord.latency_ms).label("avg_latency_ms"),
+    )
+    if tenant is not None:
+        stmt = stmt.where(UsageRecord.tenant_id == tenant)
+    if key is not None:
+        stmt = stmt.where(UsageRecord.key_id == key)
+    if start is not None:
+        stmt = stmt.where(UsageRecord.created_at >= start)
+    if end is not None:
+        stmt = stmt.where(UsageRecord.created_at < end)
+    stmt = stmt.group_by(group_col).order_by(group_col)
+    with store.session() as session:
+        return [
+            {
+                group_by: row.group,
+                "requests": int(row.requests),
+                "errors": int(row.errors or 0),
+                "units_in": float(row.units_in or 0),
+                "units_out": float(row.units_out or 0),
+                "compute_s": float(row.compute_s or 0),
+                "cost": round(float(row.cost or 0), 10),
+                "avg_latency_ms": round(float(row.avg_latency_ms or 0), 3),
+            }
+            for row in session.execute(stmt)
+        ]

@@ -1,0 +1,253 @@
+"""Model control: which model versions are loaded, their states, load / unload / reload.
+
+Each version goes LOADING -> READY (or UNAVAILABLE with the reason) and UNLOADING -> gone. A broken model never
+stops the server or any other model. Reloading a served model loads the new versions first and swaps them
+in, then drains the old ones, so clients never see a gap. Unloading drains in-flight requests first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiaas.batching import ModelExecutor
+from aiaas.errors import InvalidInput, NotFound, ServiceUnavailable
+from aiaas.registry import ModelEntry, ModelRepository
+from aiaas.runtime import Model, RuntimeContext, backend_class
+from aiaas.service.metrics import Metrics
+from aiaas.types.model_config import ModelConfig, TensorSpec
+
+log = logging.getLogger("aiaas.models")
+
+PLATFORMS = {"onnx": "onnxruntime_onnx", "python": "python", "pipeline": "ensemble"}
+
+
+@dataclass
+class VersionRecord:
+    version: int
+    state: str = "LOADING"
+    reason: str = ""
+    executor: ModelExecutor | None = None
+    config: ModelConfig | None = None  # with inputs/outputs resolved from the artifact where needed
+    loaded_at: float = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "READY" and self.executor is not None
+
+
+@dataclass
+class ModelRecord:
+    name: str
+    config: ModelConfig | None = None
+    state: str = "UNAVAILABLE"  # model-level: READY when any version is
+    reason: str = ""
+    versions: dict[int, VersionRecord] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def latest_ready(self) -> VersionRecord | None:
+        ready = [v for v in self.versions.values() if v.ready]
+        return max(ready, key=lambda v: v.version) if ready else None
+
+
+class ModelManager:
+    def __init__(self, repository: ModelRepository, context: RuntimeContext, metrics: Metrics) -> None:
+        self.repository = repository
+        self.context = context
+        self.metrics = metrics
+        self.models: dict[str, ModelRecord] = {}
+
+    # -- queries --------------------------------------------------------------------------------
+    def record(self, name: str) -> ModelRecord:
+        rec = self.models.get(name)
+        if rec is None:
+            raise NotFound(f"unknown model {name!r}")
+        return rec
+
+    def resolve(self, name: str, version: str | int | None) -> VersionRecord:
+        """The ready version to call; 404 for unknown names and versions, 503 when not ready."""
+        rec = self.models.get(name)
+        if rec is None:
+            raise NotFound(f"unknown model {name!r}")
+        if version is None or version == "":
+            vr = rec.latest_ready()
+            if vr is None:
+                raise ServiceUnavailable(
+                    f"model {name!r} is not ready (state {rec.state}{': ' + rec.reason if rec.reason else ''})",
+                    retry_after=5,
+                )
+            return vr
+        try:
+            v = int(version)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"model version must be an integer, got {str(version)[:40]!r}") from None
+        vr = rec.versions.get(v)
+        if vr is None:
+            raise NotFound(f"model {name!r} has no version {v}")
+        if not vr.ready:
+            raise ServiceUnavailable(
+                f"model {name!r} version {v} is not ready (state {vr.state}{': ' + vr.reason if vr.reason else ''})",
+                retry_after=5,
+            )
+        return vr
+
+    def index(self, ready_only: bool = False) -> list[dict[str, Any]]:
+        """Repository index, Triton style: one row per version, plus the models that are in no loaded state."""
+        rows: list[dict[str, Any]] = []
+        names = sorted(set(self.repository.names()) | set(self.models))
+        for name in names:
+            rec = self.models.get(name)
+            if rec is None or not rec.versions:
+                if ready_only:
+                    continue
+                state = rec.state if rec else "UNAVAILABLE"
+                reason = rec.reason if rec else "not loaded"
+                rows.append({"name": name, "version": "", "state": state, "reason": reason})
+                continue
+            for v in sorted(rec.versions):
+                vr = rec.versions[v]
+                if ready_only and not vr.ready:
+                    continue
+                rows.append({"name": name, "version": str(v), "state": vr.state, "reason": vr.reason})
+        return rows
+
+    # -- load / unload --------------------------------------------------------------------------
+    async def load_all(self) -> None:
+        names = self.repository.names()
+        await asyncio.gather(*(self.load(n, missing_ok=True) for n in names))
+
+    async def load(self, name: str, missing_ok: bool = False) -> ModelRecord:
+        """(Re)load a model from the repository: new config, new versions; old versions drain afterwards."""
+        try:
+            entry = await asyncio.to_thread(self.repository.read, name)
+        except NotFound:
+            if missing_ok:
+                return ModelRecord(name)
+            raise
+        rec = self.models.setdefault(name, ModelRecord(name))
+        async with rec.lock:
+            return await self._load_locked(rec, entry)
+
+    async def _load_locked(self, rec: ModelRecord, entry: ModelEntry) -> ModelRecord:
+        name = rec.name
+        if entry.config is None or entry.error:
+            await self._drop_versions(rec, list(rec.versions))
+            rec.config = entry.config
+            rec.state, rec.reason = "UNAVAILABLE", entry.error or "invalid config"
+            log.warning("model %s is UNAVAILABLE: %s", name, rec.reason)
+            return rec
+        config = entry.config
+        wanted = config.version_policy.select(entry.versions) if config.backend != "pipeline" else (entry.versions or [1])
+        if not wanted:
+            rec.state, rec.reason = "UNAVAILABLE", "the version policy selects no existing version"
+            return rec
+        old = dict(rec.versions)
+        new: dict[int, VersionRecord] = {}
+        for v in wanted:
+            vr = VersionRecord(v)
+            new[v] = vr
+            if v not in old or not old[v].ready:
+                rec.versions.setdefault(v, vr)
+            self.metrics.set_state(name, str(v), "LOADING")
+        await asyncio.gather(*(self._load_version(config, entry, vr) for vr in new.values()))
+        # swap in the new versions; drain the replaced ones
+        rec.versions = new
+        rec.config = config
+        ready = [vr for vr in new.values() if vr.ready]
+        if ready:
+            rec.state, rec.reason = "READY", ""
+        else:
+            rec.state = "UNAVAILABLE"
+            rec.reason = "; ".join(f"version {vr.version}: {vr.reason}" for vr in new.values())
+        stale = [vr for v, vr in old.items() if vr is not new.get(v)]
+        await asyncio.gather(*(self._retire(name, vr) for vr in stale))
+        for vr in new.values():
+            self.metrics.set_state(name, str(vr.version), vr.state)
+        return rec
+
+    async def _load_version(self, config: ModelConfig, entry: ModelEntry, vr: VersionRecord) -> None:
+        vdir = self.repository.version_dir(entry.name, vr.version)
+        t0 = time.monotonic()
+        try:
+            instances, resolved = await asyncio.to_thread(self._build, config, vdir)
+        except Exception as e:  # noqa: BLE001 -- any failure makes this version UNAVAILABLE, never the server
+            vr.state, vr.reason = "UNAVAILABLE", f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
+            log.warning("model %s version %s failed to load: %s", entry.name, vr.version, vr.reason)
+            return
+        executor = ModelExecutor(resolved, instances, self.metrics.observer(entry.name))
+        executor.start()
+        vr.executor, vr.config, vr.state, vr.reason = executor, resolved, "READY", ""
+        vr.loaded_at = time.time()
+        log.info("model %s version %s READY in %.2fs", entry.name, vr.version, time.monotonic() - t0)
+
+    def _build(self, config: ModelConfig, vdir: Any) -> tuple[list[Model], ModelConfig]:
+        cls = backend_class(config.backend)
+        instances: list[Model] = []
+        try:
+            for _ in range(1 if cls.is_async else config.instances):
+                m = cls(config, vdir, self.context)
+                m.load()
+                instances.append(m)
+        except BaseException:
+            for m in instances:
+                with contextlib.suppress(Exception):
+                    m.unload()
+            raise
+        resolved = config
+        sig = instances[0].signature()
+        if sig is not None:
+            inputs, outputs = sig
+            update: dict[str, Any] = {}
+            if not config.inputs:
+                update["inputs"] = inputs
+            if not config.outputs:
+                update["outputs"] = outputs
+            if update:
+                resolved = config.model_copy(update=update)
+            _check_against_artifact(config, inputs, outputs)
+        return instances, resolved
+
+    async def unload(self, name: str) -> None:
+        rec = self.record(name)
+        async with rec.lock:
+            await self._drop_versions(rec, list(rec.versions))
+            rec.state, rec.reason = "UNAVAILABLE", "unloaded"
+
+    async def _drop_versions(self, rec: ModelRecord, versions: list[int]) -> None:
+        doomed = [rec.versions.pop(v) for v in versions if v in rec.versions]
+        await asyncio.gather(*(self._retire(rec.name, vr) for vr in doomed))
+
+    async def _retire(self, name: str, vr: VersionRecord) -> None:
+        executor = vr.executor
+        vr.state = "UNLOADING"
+        self.metrics.set_state(name, str(vr.version), "UNLOADING")
+        if executor is not None:
+            await executor.drain()
+            await asyncio.to_thread(executor.unload)
+        vr.executor = None
+        vr.state = "UNAVAILABLE"
+        vr.reason = "unloaded"
+        self.metrics.set_state(name, str(vr.version), "UNAVAILABLE")
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self.unload(n) for n in list(self.models)), return_exceptions=True)
+
+
+def _check_against_artifact(config: ModelConfig, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
+    """A config that promises tensors the artifact does not have is a broken model, said plainly at load."""
+    art_in = {t.name: t for t in inputs}
+    art_out = {t.name for t in outputs}
+    for t in config.inputs:
+        if t.name not in art_in:
+            raise ValueError(f"config input {t.name!r} is not an input of the artifact (it has {sorted(art_in)})")
+        if art_in[t.name].datatype != t.datatype:
+            raise ValueError(
+                f"config input {t.name!r} is {t.datatype} but the artifact expects {art_in[t.name].datatype}"
+            )
+    for t in config.outputs:
+        if t.name not in art_out:
+            raise ValueError(f"config output {t.name!r} is not an output of the artifact (it has {sorted(art_out)})")

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from models import identity, mlp, scale  # noqa: E402
+
+from aiaas.registry import ModelRepository  # noqa: E402
+from aiaas.registry.onnx_import import import_onnx  # noqa: E402
+from aiaas.server.app import create_app  # noqa: E402
+from aiaas.settings import Settings  # noqa: E402
+
+ADMIN_KEY = "test-admin-key"
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def repo(home: Path) -> ModelRepository:
+    r = ModelRepository(home / "models")
+    r.ensure()
+    return r
+
+
+@pytest.fixture
+def make_settings(home: Path):
+    def make(**kw: object) -> Settings:
+        kw.setdefault("home", home)
+        kw.setdefault("admin_key", ADMIN_KEY)
+        kw.setdefault("catalog", "none")
+        return Settings(**kw)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def mlp_model(repo: ModelRepository, tmp_path: Path) -> str:
+    import_onnx(repo, mlp(tmp_path / "src" / "mlp.onnx"), "mlp", max_batch_size=32)
+    return "mlp"
+
+
+@pytest.fixture
+def client(make_settings, mlp_model: str) -> Iterator[TestClient]:
+    app = create_app(make_settings())
+    with TestClient(app) as c:
+        yield c
+
+
+__all__ = ["ADMIN_KEY", "AUTH", "identity", "mlp", "scale"]
