@@ -5,40 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from aiaas.errors import InvalidInput
+from aiaas.types.datatypes import NUMPY_V2_NAMES, V2_NUMPY_NAMES
 
-V2_TO_NUMPY: dict[str, np.dtype] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16),
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(object),
-}
-
-NUMPY_TO_V2: dict[str, str] = {
-    "bool": "BOOL",
-    "uint8": "UINT8",
-    "uint16": "UINT16",
-    "uint32": "UINT32",
-    "uint64": "UINT64",
-    "int8": "INT8",
-    "int16": "INT16",
-    "int32": "INT32",
-    "int64": "INT64",
-    "float16": "FP16",
-    "float32": "FP32",
-    "float64": "FP64",
-    "object": "BYTES",
-    "bytes": "BYTES",
-    "str": "BYTES",
-}
+V2_TO_NUMPY: dict[str, np.dtype] = {k: np.dtype(v) for k, v in V2_NUMPY_NAMES.items()}
+NUMPY_TO_V2: dict[str, str] = NUMPY_V2_NAMES
 
 # ONNX TensorProto element types (onnxruntime's "tensor(float)" strings) -> V2
 ONNX_TYPE_TO_V2: dict[str, str] = {

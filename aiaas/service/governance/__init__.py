@@ -8,4 +8,33 @@ from aiaas.service.governance.base import (
     parse_bearer,
 )
 
-__all__ = ["AdminKeyGovernance", "Admission", "Governance", "ModelRef", "Outcome", "Principal", "parse_bearer"]
+__all__ = [
+    "AdminKeyGovernance",
+    "Admission",
+    "DbGovernance",
+    "Governance",
+    "GovernanceAdmin",
+    "ModelRef",
+    "Outcome",
+    "Principal",
+    "model_not_found",
+    "open_governance",
+    "parse_bearer",
+]
+
+
+def __getattr__(name: str) -> object:
+    """The database-backed pieces import SQLAlchemy; load them only when asked for."""
+    if name in ("DbGovernance", "model_not_found"):
+        from aiaas.service.governance import service
+
+        return getattr(service, name)
+    if name == "GovernanceAdmin":
+        from aiaas.service.governance.admin import GovernanceAdmin
+
+        return GovernanceAdmin
+    if name == "open_governance":
+        from aiaas.service.governance.setup import open_governance
+
+        return open_governance
+    raise AttributeError(name)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -95,7 +96,7 @@ class Reservation:
     start: datetime
 
 
-class Ledger:
+class Ledger(ABC):
     """Shared state: the budgets known from the database, and settlements waiting for the flush."""
 
     mode: BudgetMode
@@ -121,14 +122,17 @@ class Ledger:
     def get(self, budget_id: int) -> BudgetState | None:
         return self._budgets.get(budget_id)
 
+    @abstractmethod
     async def reserve(self, budget_ids: list[int], amount: float) -> list[Reservation]:
-        raise NotImplementedError
+        """Reserve ``amount`` on every budget or raise ``PaymentRequired`` naming the exhausted one."""
 
+    @abstractmethod
     def settle(self, reservations: list[Reservation], actual: float) -> None:
-        raise NotImplementedError
+        """Replace the reserved amounts by the actual cost (no I/O)."""
 
+    @abstractmethod
     async def flush(self) -> None:
-        raise NotImplementedError
+        """Write what changed since the last flush to the database."""
 
 
 class MemoryLedger(Ledger):

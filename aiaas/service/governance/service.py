@@ -259,6 +259,8 @@ class DbGovernance(Governance):
         return max(per_request, self._estimates.get(model.name, 0.0))
 
     async def admit(self, principal: Principal, model: ModelRef, endpoint: str) -> Admission:
+        if not self._loaded:  # admit before start(): load the policy once rather than run without limits
+            await asyncio.to_thread(self.refresh)
         if not self.can_see(principal, model):
             raise model_not_found(model.name)
         policy = self._policy

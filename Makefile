@@ -1,0 +1,36 @@
+# aiaas -- the two commands of the quick start are `make serve` and `make test`.
+PY      ?= $(shell command -v python3.11 || command -v python3)
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-stamp
+EXTRAS  ?= dev,train
+
+.PHONY: install serve test bench lint typecheck clean
+
+install: $(STAMP)
+
+# Re-installs when pyproject.toml changes. torch is pinned to 2.13.0 (CPU wheel) in the `train` extra.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -U pip setuptools wheel
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+serve: install
+	$(BIN)/aiaas serve
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk unavailable: using the python load generator"
+	$(BIN)/python bench/serving.py
+
+lint: install
+	$(BIN)/ruff check aiaas tests bench
+
+typecheck: install
+	$(BIN)/mypy aiaas
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,192 @@
+"""The ``aiaas`` command line: serve, and manage the model repository."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aiaas.errors import AiaasError
+from aiaas.settings import Settings
+
+app = typer.Typer(help="aiaas: AI models as a service.", no_args_is_help=True, pretty_exceptions_enable=False)
+models_app = typer.Typer(help="Manage the model repository.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+console = Console()
+err_console = Console(stderr=True)
+
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="aiaas home (models, database, logs); env AIAAS_HOME")]
+
+
+def settings_for(home: Path | None, **overrides: Any) -> Settings:
+    if home is not None:
+        overrides["home"] = home
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="interface to bind; env AIAAS_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="port to bind; env AIAAS_PORT")] = None,
+    home: HomeOpt = None,
+    catalog: Annotated[str | None, typer.Option(help="catalog models to serve: all | none | name,...; env AIAAS_CATALOG")] = None,
+) -> None:
+    """Run the server."""
+    from aiaas.server.adminkey import ensure_admin_key
+    from aiaas.server.run import serve as run
+
+    settings = settings_for(home, host=host, port=port, catalog=catalog)
+    key = ensure_admin_key(settings)
+    if key.generated:
+        console.print(
+            f"[bold]Admin key[/bold] (shown once; saved to {key.path}, mode 0600):\n  [green]{key.key}[/green]"
+        )
+    elif key.path:
+        console.print(f"Admin key: in {key.path}")
+    console.print(f"aiaas serving {settings.models_dir} on http://{settings.host}:{settings.port}")
+    raise typer.Exit(run(settings))
+
+
+# -- models ---------------------------------------------------------------------------------------
+def _client(settings: Settings, url: str | None) -> Any:
+    from aiaas.client import Client
+    from aiaas.server.adminkey import ensure_admin_key
+
+    return Client(url or f"http://{settings.host}:{settings.port}", api_key=ensure_admin_key(settings).key, timeout=300)
+
+
+UrlOpt = Annotated[str | None, typer.Option("--url", help="server URL (default http://AIAAS_HOST:AIAAS_PORT)")]
+
+
+@models_app.command("import")
+def models_import(
+    file: Annotated[Path, typer.Argument(help="an .onnx file", exists=True, dir_okay=False)],
+    name: Annotated[str, typer.Option("--name", help="model name")],
+    version: Annotated[int | None, typer.Option("--version", help="version number (default: next)")] = None,
+    max_batch_size: Annotated[int, typer.Option(help="dynamic batching limit when the graph has a dynamic batch axis")] = 64,
+    home: HomeOpt = None,
+    url: UrlOpt = None,
+    load: Annotated[bool, typer.Option(help="ask a running server to load it now")] = True,
+) -> None:
+    """Add an ONNX model (config written from the graph) as a new version."""
+    from aiaas.registry import ModelRepository
+    from aiaas.registry.onnx_import import import_onnx
+
+    settings = settings_for(home)
+    repo = ModelRepository(settings.models_dir)
+    repo.ensure()
+    try:
+        config, v = import_onnx(repo, file, name, version, max_batch_size)
+    except AiaasError as e:
+        raise fail(e.message) from None
+    console.print(f"imported [bold]{name}[/bold] version {v} into {repo.path(name)}")
+    for t in config.inputs:
+        console.print(f"  input  {t.name}: {t.datatype} {t.shape}")
+    for t in config.outputs:
+        console.print(f"  output {t.name}: {t.datatype} {t.shape}")
+    console.print(f"  dynamic batching: {'up to ' + str(config.max_batch_size) if config.max_batch_size else 'off'}")
+    if load:
+        try:
+            _client(settings, url).load_model(name)
+            console.print("  loaded by the running server")
+        except Exception as e:  # noqa: BLE001 -- no server running is fine
+            console.print(f"  [dim]not loaded now ({_short(e)}); the server loads it at start[/dim]")
+
+
+def _short(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text[:160]
+
+
+@models_app.command("list")
+def models_list(home: HomeOpt = None, url: UrlOpt = None) -> None:
+    """Models with their versions and states (live from the server when it runs, else checked on disk)."""
+    from aiaas.registry import ModelRepository
+
+    settings = settings_for(home)
+    rows: list[dict[str, Any]]
+    source = "server"
+    try:
+        rows = _client(settings, url).repository_index()
+    except Exception:  # noqa: BLE001 -- fall back to a static check of the repository
+        source = "repository (server not reachable)"
+        rows = []
+        for entry in ModelRepository(settings.models_dir).scan():
+            if entry.config is None or entry.error:
+                rows.append({"name": entry.name, "version": "", "state": "UNAVAILABLE", "reason": entry.error or ""})
+            for v in entry.served_versions if not entry.error else []:
+                rows.append({"name": entry.name, "version": str(v), "state": "NOT LOADED", "reason": ""})
+    table = Table(title=f"models ({source})")
+    for col in ("name", "version", "state", "reason"):
+        table.add_column(col)
+    for r in rows:
+        color = {"READY": "green", "UNAVAILABLE": "red"}.get(r["state"], "yellow")
+        table.add_row(r["name"], str(r.get("version", "")), f"[{color}]{r['state']}[/{color}]", r.get("reason", ""))
+    console.print(table)
+
+
+@models_app.command("load")
+def models_load(name: str, home: HomeOpt = None, url: UrlOpt = None) -> None:
+    """Load (or reload) a model on the running server."""
+    try:
+        _client(settings_for(home), url).load_model(name)
+    except Exception as e:  # noqa: BLE001
+        raise fail(_short(e)) from None
+    console.print(f"{name}: READY")
+
+
+@models_app.command("unload")
+def models_unload(name: str, home: HomeOpt = None, url: UrlOpt = None) -> None:
+    """Unload a model on the running server (in-flight requests finish first)."""
+    try:
+        _client(settings_for(home), url).unload_model(name)
+    except Exception as e:  # noqa: BLE001
+        raise fail(_short(e)) from None
+    console.print(f"{name}: unloaded")
+
+
+@models_app.command("remove")
+def models_remove(
+    name: str,
+    version: Annotated[int | None, typer.Option("--version", help="remove only this version")] = None,
+    home: HomeOpt = None,
+    url: UrlOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+) -> None:
+    """Delete a model (or one version) from the repository, unloading it first if a server runs."""
+    from aiaas.registry import ModelRepository
+
+    settings = settings_for(home)
+    what = f"{name} version {version}" if version else f"{name} (all versions)"
+    if not yes and not typer.confirm(f"remove {what}?"):
+        raise typer.Exit(1)
+    client = _client(settings, url)
+    try:
+        client.unload_model(name)
+    except Exception:  # noqa: BLE001,S110 -- not running or not loaded: nothing to drain
+        pass
+    try:
+        ModelRepository(settings.models_dir).remove(name, version)
+    except AiaasError as e:
+        raise fail(e.message) from None
+    if version is not None:
+        try:
+            client.load_model(name)
+        except Exception:  # noqa: BLE001,S110
+            pass
+    console.print(f"removed {what}")
+
+
+def main() -> None:  # pragma: no cover
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    app()

@@ -1,0 +1,66 @@
+"""Run the server under uvicorn; SIGTERM stops accepting, finishes in-flight requests, drains and exits 0."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import uvicorn
+
+from aiaas.server.app import create_app
+from aiaas.settings import Settings
+
+
+def _loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+
+        return "uvloop"
+    except ImportError:
+        return "asyncio"
+
+
+def _http() -> str:
+    try:
+        import httptools  # noqa: F401
+
+        return "httptools"
+    except ImportError:
+        return "h11"
+
+
+def serve(settings: Settings) -> int:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop=_loop(),
+        http=_http(),
+        lifespan="on",
+        access_log=settings.access_log,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
+        timeout_keep_alive=30,
+        backlog=4096,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handler that was
+    # installed before it: make that handler a clean exit so a graceful stop ends with status 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_zero)
+    try:
+        server.run()
+    except SystemExit as e:
+        return int(e.code or 0) if server.started else 1
+    return 0 if server.started else 1
+
+
+def _exit_zero(signum: int, frame: object) -> None:
+    raise SystemExit(0)
