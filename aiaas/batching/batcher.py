@@ -329,7 +329,7 @@ class ModelExecutor:
         try:
             outputs = await loop.run_in_executor(self._pool, model.predict, inputs, items[0].parameters)
             error: BaseException | None = None
-        except Exception as e:  # noqa: BLE001 -- turned into per-request errors below
+        except Exception as e:
             outputs, error = {}, e
         compute = time.monotonic() - t0
         self.stats.record_batch(rows, compute)

@@ -60,9 +60,10 @@ def serve(
 # -- models ---------------------------------------------------------------------------------------
 def _client(settings: Settings, url: str | None) -> Any:
     from aiaas.client import Client
-    from aiaas.server.adminkey import ensure_admin_key
+    from aiaas.server.adminkey import read_admin_key
 
-    return Client(url or f"http://{settings.host}:{settings.port}", api_key=ensure_admin_key(settings).key, timeout=300)
+    key = read_admin_key(settings)
+    return Client(url or f"http://{settings.host}:{settings.port}", api_key=key.key if key else None, timeout=300)
 
 
 UrlOpt = Annotated[str | None, typer.Option("--url", help="server URL (default http://AIAAS_HOST:AIAAS_PORT)")]
@@ -99,7 +100,7 @@ def models_import(
         try:
             _client(settings, url).load_model(name)
             console.print("  loaded by the running server")
-        except Exception as e:  # noqa: BLE001 -- no server running is fine
+        except Exception as e:
             console.print(f"  [dim]not loaded now ({_short(e)}); the server loads it at start[/dim]")
 
 
@@ -118,7 +119,7 @@ def models_list(home: HomeOpt = None, url: UrlOpt = None) -> None:
     source = "server"
     try:
         rows = _client(settings, url).repository_index()
-    except Exception:  # noqa: BLE001 -- fall back to a static check of the repository
+    except Exception:
         source = "repository (server not reachable)"
         rows = []
         for entry in ModelRepository(settings.models_dir).scan():
@@ -140,7 +141,7 @@ def models_load(name: str, home: HomeOpt = None, url: UrlOpt = None) -> None:
     """Load (or reload) a model on the running server."""
     try:
         _client(settings_for(home), url).load_model(name)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise fail(_short(e)) from None
     console.print(f"{name}: READY")
 
@@ -150,7 +151,7 @@ def models_unload(name: str, home: HomeOpt = None, url: UrlOpt = None) -> None:
     """Unload a model on the running server (in-flight requests finish first)."""
     try:
         _client(settings_for(home), url).unload_model(name)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise fail(_short(e)) from None
     console.print(f"{name}: unloaded")
 
@@ -173,7 +174,7 @@ def models_remove(
     client = _client(settings, url)
     try:
         client.unload_model(name)
-    except Exception:  # noqa: BLE001,S110 -- not running or not loaded: nothing to drain
+    except Exception:
         pass
     try:
         ModelRepository(settings.models_dir).remove(name, version)
@@ -182,7 +183,7 @@ def models_remove(
     if version is not None:
         try:
             client.load_model(name)
-        except Exception:  # noqa: BLE001,S110
+        except Exception:
             pass
     console.print(f"removed {what}")
 

@@ -16,7 +16,8 @@ class AdminKey:
     path: str | None
 
 
-def ensure_admin_key(settings: Settings) -> AdminKey:
+def read_admin_key(settings: Settings) -> AdminKey | None:
+    """The configured key, without creating one (for clients such as the CLI)."""
     if settings.admin_key:
         return AdminKey(settings.admin_key, False, None)
     path = settings.home / "admin.key"
@@ -24,6 +25,14 @@ def ensure_admin_key(settings: Settings) -> AdminKey:
         key = path.read_text(encoding="utf-8").strip()
         if key:
             return AdminKey(key, False, str(path))
+    return None
+
+
+def ensure_admin_key(settings: Settings) -> AdminKey:
+    existing = read_admin_key(settings)
+    if existing is not None:
+        return existing
+    path = settings.home / "admin.key"
     settings.home.mkdir(parents=True, exist_ok=True)
     key = "aiaas-admin-" + secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -174,7 +174,7 @@ class ModelManager:
         t0 = time.monotonic()
         try:
             instances, resolved = await asyncio.to_thread(self._build, config, vdir)
-        except Exception as e:  # noqa: BLE001 -- any failure makes this version UNAVAILABLE, never the server
+        except Exception as e:
             vr.state, vr.reason = "UNAVAILABLE", f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
             log.warning("model %s version %s failed to load: %s", entry.name, vr.version, vr.reason)
             return
