@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     log_level: str = "info"  # uvicorn / aiaas log level
     access_log: bool = False  # per-request access log lines (costs CPU on the hot path)
 
+    # --- governance (tenants, keys, limits, budgets, usage) -------------------------------------------
+    governance: str = "db"  # db: tenants and keys in the database | off: only the bootstrap admin key, no metering
+    key_cache_ttl_s: float = 5.0  # API keys are cached this long; a revocation via another process lands within it
+    governance_refresh_s: float = 5.0  # how often ownership, grants, limits and budgets are re-read
+    usage_flush_s: float = 1.0  # usage rows are buffered and written this often (and at shutdown)
+    budget_mode: str = "auto"  # auto | memory (one process per database) | db (atomic UPDATE; several replicas)
+    redis_prefix: str = "aiaas:rl:"  # key prefix of the shared rate limits in Redis
+    concurrency_lease_s: float = 600.0  # a concurrency slot held by a crashed replica frees itself after this
+
     # --- models ------------------------------------------------------------------------------------
     catalog: str = "all"  # built-in catalog models to build and serve: all | none | name,name,...
     load_on_start: bool = True  # load every model found in the repository when the server starts

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return request.app.state.services
 
 
 async def principal(request: Request) -> Principal:

@@ -110,7 +110,8 @@ def _model_params(params: dict[str, Any]) -> dict[str, Any]:
 
 # -- repository extension -----------------------------------------------------------------------
 async def _optional_json(request: Request) -> dict[str, Any]:
-    body = await request.body()
+    """An optional JSON object body, limited and decompressed like an infer body (no unbounded reads)."""
+    body = await read_body(request, services(request).settings.max_request_bytes)
     if not body.strip():
         return {}
     try:

@@ -332,7 +332,6 @@ class ModelExecutor:
         except Exception as e:
             outputs, error = {}, e
         compute = time.monotonic() - t0
-        self.stats.record_batch(rows, compute)
         if self.observer:
             self.observer.batch(rows, compute)
         if error is not None:
@@ -352,6 +351,9 @@ class ModelExecutor:
                     for it in items:
                         self._fail(it, err, started, compute)
                     return
+        # Triton semantics: execution_count / inference_count / batch stats count successful executions only
+        # (a failed batch is retried request by request, and counting it too would double its rows).
+        self.stats.record_batch(rows, compute)
         offset = 0
         for it in items:
             if len(items) == 1:

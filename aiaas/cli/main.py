@@ -17,6 +17,15 @@ app = typer.Typer(help="aiaas: AI models as a service.", no_args_is_help=True, p
 models_app = typer.Typer(help="Manage the model repository.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
+
+def _register_governance() -> None:
+    from aiaas.cli.governance import register
+
+    register(app)
+
+
+_register_governance()
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -191,3 +200,7 @@ def models_remove(
 def main() -> None:  # pragma: no cover
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover -- `python -m aiaas.cli.main` (tests start the server this way)
+    main()

@@ -87,10 +87,10 @@ class Client:
 
     def metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
         path = f"/v2/models/{name}" + (f"/versions/{version}" if version else "")
-        return self._check(self.http.get(path)).json()  # type: ignore[no-any-return]
+        return self._check(self.http.get(path)).json()
 
     def repository_index(self, ready: bool = False) -> list[dict[str, Any]]:
-        return self._check(self.http.post("/v2/repository/index", json={"ready": ready})).json()  # type: ignore[no-any-return]
+        return self._check(self.http.post("/v2/repository/index", json={"ready": ready})).json()
 
     def load_model(self, name: str) -> None:
         self._check(self.http.post(f"/v2/repository/models/{name}/load"))
@@ -100,7 +100,7 @@ class Client:
 
     def statistics(self, name: str | None = None) -> dict[str, Any]:
         path = f"/v2/models/{name}/stats" if name else "/v2/models/stats"
-        return self._check(self.http.get(path)).json()  # type: ignore[no-any-return]
+        return self._check(self.http.get(path)).json()
 
     # -- inference ------------------------------------------------------------------------------
     def infer(

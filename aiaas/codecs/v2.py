@@ -172,6 +172,7 @@ def decode_request(body: bytes, header_length: int | None = None) -> DecodedRequ
     inputs: dict[str, np.ndarray] = {}
     datatypes: dict[str, str] = {}
     offset = 0
+    last_binary: str | None = None
     for raw in raw_inputs:
         if not isinstance(raw, dict):
             raise InvalidInput("each element of 'inputs' must be an object with name, shape, datatype, data")
@@ -183,7 +184,10 @@ def decode_request(body: bytes, header_length: int | None = None) -> DecodedRequ
         datatype = raw.get("datatype")
         if not isinstance(datatype, str):
             raise InvalidInput(f"input {name!r}: missing 'datatype'")
-        numpy_dtype(datatype)  # validates the name
+        try:
+            numpy_dtype(datatype)  # validates the name
+        except InvalidInput as e:
+            raise InvalidInput(f"input {name!r}: {e.message}") from None
         shape = _shape(name, raw.get("shape"))
         iparams = raw.get("parameters") or {}
         size = iparams.get("binary_data_size") if isinstance(iparams, dict) else None
@@ -196,13 +200,15 @@ def decode_request(body: bytes, header_length: int | None = None) -> DecodedRequ
                 raise InvalidInput(f"input {name!r}: binary_data_size {size} runs past the end of the body")
             inputs[name] = _from_binary(name, datatype, shape, binary[offset : offset + size])
             offset += size
+            last_binary = name
         else:
             if "data" not in raw:
                 raise InvalidInput(f"input {name!r}: no 'data' and no binary_data_size")
             inputs[name] = _from_json(name, datatype, shape, raw["data"])
         datatypes[name] = datatype
     if offset != len(binary):
-        raise InvalidInput(f"{len(binary) - offset} bytes of binary data after the last binary input")
+        after = f"after the last binary input {last_binary!r}" if last_binary else "but no input has binary_data_size"
+        raise InvalidInput(f"{len(binary) - offset} bytes of binary data {after}")
 
     outputs: list[RequestedOutput] | None = None
     raw_outputs = doc.get("outputs")
@@ -214,6 +220,8 @@ def decode_request(body: bytes, header_length: int | None = None) -> DecodedRequ
             if not isinstance(o, dict) or not isinstance(o.get("name"), str):
                 raise InvalidInput("each requested output needs a 'name'")
             op = o.get("parameters") or {}
+            if not isinstance(op, dict):
+                raise InvalidInput(f"requested output {o['name']!r}: 'parameters' must be an object")
             outputs.append(RequestedOutput(o["name"], bool(op.get("binary_data", False)), op))
     rid = doc.get("id")
     return DecodedRequest(

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+from pydantic import ValidationError
 
 from aiaas.errors import InvalidInput
-from aiaas.registry.repository import ModelRepository
+from aiaas.registry.repository import ModelRepository, format_validation_error
 from aiaas.types.model_config import ModelConfig, TensorSpec
 
 _ELEM_TO_V2 = {
@@ -41,9 +42,13 @@ def _specs(values: Any) -> list[TensorSpec]:
 
 def config_from_onnx(path: Path, max_batch_size: int = 64, description: str = "") -> ModelConfig:
     try:
-        graph = onnx.load(str(path), load_external_data=False).graph
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError and friends
         raise InvalidInput(f"{path} is not a readable ONNX model: {e}") from None
+    graph = model.graph
+    # protobuf happily parses an empty file (and some other bytes) as an empty ModelProto
+    if model.ir_version <= 0 or not graph.output:
+        raise InvalidInput(f"{path} is not an ONNX model (no IR version or no graph outputs)")
     initializers = {i.name for i in graph.initializer}
     inputs = _specs([i for i in graph.input if i.name not in initializers])
     outputs = _specs(graph.output)
@@ -70,7 +75,10 @@ def import_onnx(
         raise InvalidInput(f"{file} does not exist")
     config = config_from_onnx(file, max_batch_size)
     if overrides:
-        config = ModelConfig.model_validate({**config.model_dump(), **overrides})
+        try:
+            config = ModelConfig.model_validate({**config.model_dump(), **overrides})
+        except ValidationError as e:
+            raise InvalidInput(f"invalid config overrides: {format_validation_error(e)}") from None
     files = {"model.onnx": file}
     external = file.with_name(file.name + ".data")  # torch's external-data convention
     if external.is_file():

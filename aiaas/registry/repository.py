@@ -10,6 +10,7 @@ place, so an interrupted import never leaves a half-written version behind.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -24,6 +25,8 @@ from aiaas.errors import Conflict, InvalidInput, NotFound
 from aiaas.types.model_config import ModelConfig, check_name
 
 CONFIG_FILE = "model.yaml"
+
+log = logging.getLogger("aiaas.registry")
 
 
 @dataclass(slots=True)
@@ -71,11 +74,21 @@ class ModelRepository:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def names(self) -> list[str]:
+        """Model directories with a config. A directory whose name is not a valid model name (made by hand)
+        is skipped with a warning: it cannot be addressed by any API, and reading it must not stop the server."""
         if not self.root.is_dir():
             return []
-        return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / CONFIG_FILE).exists()
-        )
+        found = []
+        for p in self.root.iterdir():
+            if not p.is_dir() or p.name.startswith(".") or not (p / CONFIG_FILE).exists():
+                continue
+            try:
+                check_name(p.name)
+            except ValueError as e:
+                log.warning("ignoring %s: %s", p, e)
+                continue
+            found.append(p.name)
+        return sorted(found)
 
     def path(self, name: str) -> Path:
         try:

@@ -24,6 +24,8 @@ class PipelineModel(Model):
         known_inputs = {t.name for t in self.config.inputs}
         produced: set[str] = set()
         for step in pipe.steps:
+            if step.name in produced:
+                raise ValueError(f"pipeline step name {step.name!r} is used twice: '<step>.<output>' would be ambiguous")
             for dst, src in step.inputs.items():
                 if "." in src and src.split(".", 1)[0] in {s.name for s in pipe.steps}:
                     if src.split(".", 1)[0] not in produced:
@@ -59,4 +61,8 @@ class PipelineModel(Model):
                 raise InferenceError(f"pipeline step {step.name!r} (model {step.model!r}) failed: {e}") from e
             for k, v in out.items():
                 values[f"{step.name}.{k}"] = v
-        return {name: values[src] for name, src in pipe.outputs.items() if src in values}
+        missing = {name: src for name, src in pipe.outputs.items() if src not in values}
+        if missing:  # a silently absent output would surface far away, as a confusing client-side KeyError
+            name, src = next(iter(missing.items()))
+            raise InferenceError(f"pipeline output {name!r} needs {src!r}, which its step did not produce")
+        return {name: values[src] for name, src in pipe.outputs.items()}

@@ -58,11 +58,11 @@ class PythonModel(Model):
     async def predict_async(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         return await self.inner.predict_async(inputs, parameters)
 
-    def predict_stream(self, inputs: Tensors, parameters: dict[str, Any]):  # type: ignore[override]
+    def predict_stream(self, inputs: Tensors, parameters: dict[str, Any]):
         return self.inner.predict_stream(inputs, parameters)
 
     def unload(self) -> None:
         self.inner.unload()
 
-    def signature(self):  # type: ignore[override]
+    def signature(self):
         return self.inner.signature()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -11,15 +12,18 @@ from fastapi import FastAPI
 
 from aiaas import __version__
 from aiaas.api import errors, ops, v2
+from aiaas.api import governance as governance_api
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
 from aiaas.server.adminkey import ensure_admin_key
 from aiaas.service.control import ModelControl
 from aiaas.service.dataplane import DataPlane
-from aiaas.service.governance import AdminKeyGovernance, Governance
+from aiaas.service.governance import AdminKeyGovernance, Governance, open_governance
+from aiaas.service.governance.admin import GovernanceAdmin
 from aiaas.service.metrics import Metrics
 from aiaas.service.models import ModelManager
 from aiaas.settings import Settings
+from aiaas.store.db import Store
 
 log = logging.getLogger("aiaas.server")
 
@@ -32,6 +36,8 @@ class Services:
     models: ModelManager
     dataplane: DataPlane
     control: ModelControl
+    store: Store | None = None  # the database (None with governance "off")
+    governance_admin: GovernanceAdmin | None = None  # tenants, keys, limits, budgets, usage, audit
     ready: bool = False
 
 
@@ -40,12 +46,27 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
     repository = ModelRepository(settings.models_dir)
     repository.ensure()
     metrics = Metrics()
+    store = admin = None
     if governance is None:
-        governance = AdminKeyGovernance(ensure_admin_key(settings).key)
+        key = ensure_admin_key(settings).key
+        if settings.governance == "off":
+            governance = AdminKeyGovernance(key)
+        else:
+            store, governance, admin = open_governance(
+                settings,
+                key,
+                key_cache_ttl_s=settings.key_cache_ttl_s,
+                refresh_s=settings.governance_refresh_s,
+                usage_flush_s=settings.usage_flush_s,
+                budget_mode=settings.budget_mode,
+                redis_prefix=settings.redis_prefix,
+                concurrency_lease_s=settings.concurrency_lease_s,
+            )
     context = RuntimeContext(default_intra_op_threads=settings.default_intra_op_threads)
     models = ModelManager(repository, context, metrics)
     dataplane = DataPlane(models, governance, metrics)
-    return Services(settings, metrics, governance, models, dataplane, ModelControl(models, governance))
+    control = ModelControl(models, governance)
+    return Services(settings, metrics, governance, models, dataplane, control, store, admin)
 
 
 def create_app(settings: Settings | None = None, governance: Governance | None = None) -> FastAPI:
@@ -57,14 +78,19 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         await svc.governance.start()
         if settings.load_on_start:
             await svc.models.load_all()
+        watcher = asyncio.create_task(svc.models.watch(settings.repository_poll_s)) if settings.repository_poll_s > 0 else None
         svc.ready = True
         log.info("aiaas ready: %d model(s) in %s", len(svc.models.models), settings.models_dir)
         try:
             yield
         finally:
             svc.ready = False
+            if watcher is not None:
+                watcher.cancel()
             await svc.models.close()  # drains every model's queue
-            await svc.governance.close()
+            await svc.governance.close()  # flushes buffered usage
+            if svc.store is not None:
+                svc.store.dispose()
 
     app = FastAPI(
         title="aiaas",
@@ -73,7 +99,11 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         lifespan=lifespan,
     )
     app.state.services = svc
+    app.state.governance = svc.governance
+    app.state.governance_admin = svc.governance_admin
     errors.install(app)
     app.include_router(v2.router)
     app.include_router(ops.router)
+    if svc.governance_admin is not None:
+        app.include_router(governance_api.router)
     return app

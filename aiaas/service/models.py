@@ -233,6 +233,18 @@ class ModelManager:
         vr.reason = "unloaded"
         self.metrics.set_state(name, str(vr.version), "UNAVAILABLE")
 
+    async def watch(self, interval_s: float) -> None:
+        """Load models that appear in the repository and retire those whose directory vanished."""
+        while True:
+            await asyncio.sleep(interval_s)
+            on_disk = set(await asyncio.to_thread(self.repository.names))
+            for name in sorted(on_disk - set(self.models)):
+                await self.load(name, missing_ok=True)
+            for name in sorted(set(self.models) - on_disk):
+                if self.models[name].versions:
+                    await self.unload(name)
+                self.models.pop(name, None)
+
     async def close(self) -> None:
         await asyncio.gather(*(self.unload(n) for n in list(self.models)), return_exceptions=True)
 

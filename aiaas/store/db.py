@@ -52,7 +52,7 @@ def make_engine(url: str, *, schema: str | None = None, echo: bool = False) -> E
         return engine
     if parsed.get_backend_name() == "postgresql":
         if schema is not None:
-            if not _SCHEMA_RE.match(schema):
+            if not _SCHEMA_RE.fullmatch(schema):
                 raise ValueError(f"invalid PostgreSQL schema name {schema!r}")
             kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)

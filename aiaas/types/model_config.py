@@ -28,7 +28,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def check_name(name: str, what: str = "model name") -> str:
-    if not NAME_RE.match(name) or ".." in name:
+    # fullmatch, not match: "$" also matches before a trailing newline, which would let "name\n" through
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
         raise ValueError(
             f"invalid {what} {name[:80]!r}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )

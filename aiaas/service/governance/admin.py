@@ -28,7 +28,7 @@ from aiaas.service.governance.audit import query_audit, write_audit
 from aiaas.service.governance.base import Principal
 from aiaas.service.governance.keys import BOOTSTRAP_KEY_ID, SYSTEM_TENANT
 from aiaas.service.governance.limits import LimitSpec
-from aiaas.service.governance.service import DbGovernance
+from aiaas.service.governance.service import DbGovernance, model_not_found
 from aiaas.service.governance.usage import query_usage
 from aiaas.service.governance.validation import (
     GROUP_BY,
@@ -126,7 +126,7 @@ class GovernanceAdmin:
         if acl is None or acl.owner_tenant_id != actor.tenant_id:
             if acl is not None and acl.public:
                 raise PermissionDenied(f"model '{model}' is not owned by tenant '{actor.tenant_id}'")
-            raise NotFound(f"model '{model}' not found", param="model", code="model_not_found")
+            raise model_not_found(model)
         return acl
 
     # --- tenants -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from aiaas.errors import NotFound
@@ -123,9 +123,8 @@ def rotate(session: Session, row: ApiKey) -> tuple[ApiKey, str]:
     new, token = insert_key(
         session, row.tenant_id, row.role, name=row.name, allowed_models=row.allowed_models, expires_at=row.expires_at
     )
-    for model in (Limit, Budget):
-        for item in session.scalars(select(model).where(model.scope == "key", model.subject_id == row.id)):
-            item.subject_id = new.id
+    session.execute(update(Limit).where(Limit.scope == "key", Limit.subject_id == row.id).values(subject_id=new.id))
+    session.execute(update(Budget).where(Budget.scope == "key", Budget.subject_id == row.id).values(subject_id=new.id))
     revoke(row)
     row.rotated_to = new.id
     session.flush()

@@ -50,8 +50,10 @@ SYSTEM_PRINCIPAL = Principal(key_id="system", tenant_id=SYSTEM_TENANT, role="adm
 
 
 def model_not_found(name: str) -> NotFound:
-    """The one 404 for a model that does not exist *or* that the caller may not see (indistinguishable)."""
-    return NotFound(f"model '{name}' not found", param="model", code="model_not_found")
+    """The one 404 for a model that does not exist *or* that the caller may not see (indistinguishable).
+
+    Byte-for-byte the error ``aiaas.service.models`` raises for an unknown model; keep the two in step."""
+    return NotFound(f"unknown model {name!r}")
 
 
 def price(pricing: dict[str, float], outcome: Outcome) -> float:

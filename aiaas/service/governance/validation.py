@@ -29,7 +29,7 @@ def _shown(value: object) -> str:
 
 
 def check_name(value: object, param: str = "name") -> str:
-    if not isinstance(value, str) or not NAME_RE.match(value) or value in (".", ".."):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value) or value in (".", ".."):
         raise InvalidInput(
             f"invalid {param} {_shown(value)}: use 1-64 characters of letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",
@@ -40,7 +40,7 @@ def check_name(value: object, param: str = "name") -> str:
 
 
 def check_model(value: object, param: str = "model") -> str:
-    if not isinstance(value, str) or not MODEL_RE.match(value):
+    if not isinstance(value, str) or not MODEL_RE.fullmatch(value):
         raise InvalidInput(
             f"invalid {param} {_shown(value)}: use 1-128 characters of letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",

@@ -1,0 +1,96 @@
+"""The job description: what the API accepts, what the launcher writes to ``<job dir>/spec.json`` and what the
+worker reads back. One pydantic model so the three never disagree about a field.
+
+Hyperparameters stay a free dict here; each recipe validates its own (``extra="forbid"``) so a typo like
+``learning_rat`` is refused by the recipe that knows the names, with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from aiaas.errors import InvalidInput
+from aiaas.types.model_config import check_name
+
+# strategy -> (import name that must be importable, the extra / script that installs it)
+OPTIONAL_STRATEGIES = {
+    "horovod": ("horovod.torch", "Horovod (pip install 'aiaas[horovod]'; Horovod 0.28.1 must be built against torch 2.13 with C++17 and --no-build-isolation)"),
+    "zero": ("deepspeed", "DeepSpeed (pip install 'aiaas[deepspeed]')"),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class Resources(_Strict):
+    workers: int = Field(1, ge=1, le=256)  # torchrun --nproc_per_node
+    threads_per_worker: int = Field(1, ge=1, le=256)  # torch.set_num_threads in each worker
+
+    @property
+    def cores(self) -> int:
+        return self.workers * self.threads_per_worker
+
+
+class CheckpointPolicy(_Strict):
+    every_n_steps: int = Field(50, ge=1)  # rank 0 writes a checkpoint this often (and always at the end)
+    keep_last: int = Field(2, ge=1, le=100)  # older checkpoints are deleted
+
+
+class JobSpec(_Strict):
+    recipe: str  # tabular | image | mf | text
+    training_file: str  # a path (the launcher copies it into the job dir) or a file id the lead resolves
+    validation_file: str | None = None
+    hyperparameters: dict[str, Any] = {}
+    model: str  # the target model name in the repository; the result becomes its next version
+    resources: Resources = Resources()
+    strategy: Literal["ddp", "horovod", "zero"] = "ddp"
+    checkpoint: CheckpointPolicy = CheckpointPolicy()
+    max_restarts: int = Field(2, ge=0, le=100)  # torchrun --max-restarts: worker-group restarts on failure
+    max_runtime_s: float = Field(3600.0, gt=0)  # wall clock for the whole job, restarts included
+    seed: int = 0
+    priority: int = 0  # higher runs first among queued jobs
+
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, v: str) -> str:
+        return check_name(v)
+
+
+def parse_spec(data: dict[str, Any]) -> JobSpec:
+    """Validate a job request; raises InvalidInput naming each wrong field."""
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as e:
+        raise InvalidInput(format_errors(e, "job")) from None
+    check_strategy(spec.strategy)
+    return spec
+
+
+def check_strategy(strategy: str) -> None:
+    """Only ``ddp`` is built in; the others are optional extras, refused with what to install."""
+    if strategy == "ddp":
+        return
+    module, extra = OPTIONAL_STRATEGIES[strategy]
+    installed = importlib.util.find_spec(module.split(".")[0]) is not None
+    if not installed:
+        raise InvalidInput(f"strategy {strategy!r} needs {extra}, which is not installed here; use strategy 'ddp'", param="strategy")
+    raise InvalidInput(
+        f"strategy {strategy!r}: {module.split('.')[0]} is installed but this aiaas version runs only 'ddp' jobs; use strategy 'ddp'",
+        param="strategy",
+    )
+
+
+def format_errors(e: ValidationError, prefix: str) -> str:
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        where = f"{prefix}.{loc}" if loc else prefix
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling)"
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
