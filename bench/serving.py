@@ -121,7 +121,7 @@ def build_models(workdir: Path, names: list[str]) -> list[BenchModel]:
                 "mlp", "MLP 256-1024-1024-10 FP32, 1.3M params; request: x [1,256] FP32", path, "x", "FP32",
                 rng.standard_normal((1, 256)).astype(np.float32),
                 lambda n: rng.standard_normal((n, 256)).astype(np.float32),
-            )  # fmt: skip
+            )
         )
 
     if "encoder" in names:
@@ -150,7 +150,7 @@ def build_models(workdir: Path, names: list[str]) -> list[BenchModel]:
                 path, "input_ids", "INT64",
                 rng.integers(0, 8192, (1, 64), dtype=np.int64),
                 lambda n: rng.integers(0, 8192, (n, 64), dtype=np.int64),
-            )  # fmt: skip
+            )
         )
     return models
 

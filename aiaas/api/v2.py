@@ -6,16 +6,22 @@ infer route reads raw bytes and answers raw bytes (no pydantic per request) beca
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+import re
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from aiaas.api.deps import principal, read_body, services
 from aiaas.codecs.v2 import decode_request, encode_response
 from aiaas.errors import InvalidInput, ServiceUnavailable
 from aiaas.service.governance import Principal
+
+if TYPE_CHECKING:
+    from aiaas.server.app import Services
 
 router = APIRouter(prefix="/v2", tags=["KServe V2"])
 
@@ -74,7 +80,10 @@ async def model_stats(request: Request, model: str, version: str | None = None, 
 @router.post("/models/{model}/infer", summary="Inference")
 @router.post("/models/{model}/versions/{version}/infer", summary="Inference on a version")
 async def infer(request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)) -> Response:
-    svc = services(request)
+    return await _infer(request, services(request), p, model, version)
+
+
+async def _infer(request: Request, svc: Services, p: Principal, model: str, version: str | None) -> Response:
     body = await read_body(request, svc.settings.max_request_bytes)
     raw_len = request.headers.get(HEADER_LEN)
     header_len = None
@@ -96,6 +105,42 @@ async def infer(request: Request, model: str, version: str | None = None, p: Pri
         return Response(out, media_type="application/json", headers=headers)
     headers["Inference-Header-Content-Length"] = str(json_len)
     return Response(out, media_type="application/octet-stream", headers=headers)
+
+
+# The same route without FastAPI's routing, dependency and middleware layers, which cost more CPU per request
+# than everything aiaas itself does for a small model (see bench/serving.py). ``App.__call__`` sends POSTs whose
+# path matches here; the routed ``infer`` above stays for OpenAPI and for apps with middleware or overrides.
+INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
+
+
+async def infer_asgi(scope: Scope, receive: Receive, send: Send, model: str, version: str | None) -> None:
+    """Serve one infer request with the routed version's auth, parsing, errors and response, byte for byte.
+
+    Errors go through the app's own exception handlers, looked up as Starlette does: the most specific class
+    handler, else the ``Exception`` handler -- whose response is sent before the error is re-raised to the
+    server, as Starlette's ServerErrorMiddleware does.
+    """
+    request = Request(scope, receive, send)
+    try:
+        svc = services(request)
+        p = await svc.governance.authenticate(request.headers.get("authorization"))
+        response = await _infer(request, svc, p, model, version)
+    except Exception as exc:
+        handlers = request.app.exception_handlers
+        handler = next((handlers[c] for c in type(exc).__mro__ if c is not Exception and c in handlers), None)
+        if handler is not None:
+            response = await _call(handler, request, exc)
+        else:
+            fallback = handlers.get(Exception) or handlers.get(500)
+            if fallback is not None:
+                await (await _call(fallback, request, exc))(scope, receive, send)
+            raise
+    await response(scope, receive, send)
+
+
+async def _call(handler: Any, request: Request, exc: Exception) -> Response:
+    result = handler(request, exc)
+    return await result if inspect.isawaitable(result) else result  # type: ignore[no-any-return]
 
 
 _PROTOCOL_PARAMS = frozenset({"binary_data_output", "binary_data_size", "headers", "timeout"})

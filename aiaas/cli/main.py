@@ -126,8 +126,12 @@ def models_list(home: HomeOpt = None, url: UrlOpt = None) -> None:
     settings = settings_for(home)
     rows: list[dict[str, Any]]
     source = "server"
+    from aiaas.client import ClientError
+
     try:
         rows = _client(settings, url).repository_index()
+    except ClientError as e:  # the server answered (e.g. 401): say so rather than pretend it is down
+        raise fail(_short(e)) from None
     except Exception:
         source = "repository (server not reachable)"
         rows = []

@@ -93,11 +93,26 @@ def _from_json(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> n
         return _bytes_from_json(name, data, count).reshape(shape)
     dtype = numpy_dtype(datatype)
     try:
-        arr = np.asarray(data, dtype=dtype)
+        if dtype.kind == "f":
+            arr = np.asarray(data, dtype=dtype)
+            # JSON has no NaN: a NaN here was a null (or a string) in the data
+            if arr.size and np.isnan(arr).any():
+                raise InvalidInput(f"input {name!r}: {datatype} data must be numbers (found null)")
+        else:
+            # integers and booleans: refuse lossy JSON (1.5 as INT32, 1 as BOOL) instead of truncating
+            probe = np.asarray(data)
+            want = "b" if datatype == "BOOL" else "iu"
+            if (
+                probe.size
+                and probe.dtype.kind not in want
+                # integers beyond int64 (UINT64) make numpy guess float or object: check the values themselves
+                and (datatype == "BOOL" or not all(type(v) is int for v in _flatten(data)))
+            ):
+                expected = "true/false" if datatype == "BOOL" else "integers"
+                raise InvalidInput(f"input {name!r}: {datatype} data must be {expected}, got {probe.dtype.name} values")
+            arr = probe if probe.dtype == dtype else np.asarray(data, dtype=dtype)
     except (ValueError, TypeError, OverflowError) as e:
         raise InvalidInput(f"input {name!r}: 'data' is not a valid {datatype} array ({e})") from None
-    if datatype == "BOOL" and arr.size and not isinstance(_flatten(data)[0], bool):
-        raise InvalidInput(f"input {name!r}: BOOL data must be true/false")
     if arr.size != count:
         raise InvalidInput(f"input {name!r}: shape {list(shape)} needs {count} elements, 'data' has {arr.size}")
     return arr.reshape(shape)
@@ -196,7 +211,7 @@ def decode_request(body: bytes, header_length: int | None = None) -> DecodedRequ
                 raise InvalidInput(
                     f"input {name!r} has binary_data_size but the request has no Inference-Header-Content-Length"
                 )
-            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
                 raise InvalidInput(f"input {name!r}: binary_data_size {size} runs past the end of the body")
             inputs[name] = _from_binary(name, datatype, shape, binary[offset : offset + size])
             offset += size

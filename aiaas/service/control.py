@@ -33,7 +33,7 @@ class ModelControl:
         exists = name in self.models.models or self.models.repository.exists(name)
         if not exists or not self.visible(p, name):
             raise NotFound(f"unknown model {name!r}")
-        if p.role == "developer" and self._owner(name) != p.tenant_id:
+        if p.role == "developer" and self.governance.owner_of(ModelRef(name, owner=self._owner(name))) != p.tenant_id:
             raise PermissionDenied(f"model {name!r} is not owned by your tenant; only its owner or an admin manages it")
 
     def index(self, p: Principal, ready_only: bool) -> list[dict[str, Any]]:
@@ -44,6 +44,8 @@ class ModelControl:
         rec = await self.models.load(name)
         if rec.state != "READY":
             raise InvalidInput(f"model {name!r} failed to load: {rec.reason}")
+        if rec.last_error:
+            raise InvalidInput(f"model {name!r} reload failed ({rec.last_error}); it keeps serving the previous versions")
 
     async def unload(self, p: Principal, name: str) -> None:
         self._check_manage(p, name)

@@ -57,9 +57,19 @@ def check_inputs(model: str, specs: list[TensorSpec], inputs: Tensors, datatypes
         raise InvalidInput(f"model {model!r} needs input(s) {missing}; the request has {sorted(inputs)}")
 
 
+_PRICING: dict[int, tuple[Any, dict[str, float]]] = {}  # id(config) -> (config, pricing): model_dump per request costs
+
+
 def _ref(vr: VersionRecord, name: str) -> ModelRef:
     cfg = vr.config
-    pricing = cfg.pricing.model_dump() if cfg else {}
+    pricing: dict[str, float] = {}
+    if cfg:
+        cached = _PRICING.get(id(cfg))
+        if cached is None or cached[0] is not cfg:
+            if len(_PRICING) > 4096:  # configs of unloaded versions
+                _PRICING.clear()
+            cached = _PRICING[id(cfg)] = (cfg, cfg.pricing.model_dump())
+        pricing = dict(cached[1])
     return ModelRef(name=name, version=str(vr.version), owner=cfg.owner if cfg else None, pricing=pricing)
 
 
@@ -183,6 +193,8 @@ class DataPlane:
         admission = await self.governance.admit(principal, _ref(vr, name), endpoint)
         status, result = 500, None
         try:
+            if not vr.ready:  # a reload swapped versions while admit awaited: take the current one
+                vr = self.models.resolve(name, version)
             assert vr.config is not None and vr.executor is not None
             check_inputs(name, vr.config.inputs, inputs, datatypes)
             if requested is not None:
@@ -211,10 +223,8 @@ class DataPlane:
                 admission,
                 Outcome(status=status, units_in=float(rows), compute_s=result.compute_s * rows / max(1, result.batch_size) if result else 0.0),
             )
-            self.metrics.requests.labels(name, label_v, "success" if status == 200 else str(status)).inc()
-            self.metrics.latency.labels(name).observe(elapsed)
-            if result is not None:
-                self.metrics.queue_time.labels(name).observe(result.queue_s)
+            self.metrics.request_done(name, label_v, "success" if status == 200 else str(status), elapsed,
+                                      result.queue_s if result is not None else None)  # fmt: skip
 
     async def _infer_internal(
         self, name: str, version: int | None, inputs: Tensors, parameters: dict[str, Any]

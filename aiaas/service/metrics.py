@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -33,6 +35,22 @@ class Metrics:
         self.model_state = Gauge(
             "aiaas_model_state", "1 for the current state of each model version", ["model", "version", "state"], registry=r
         )
+
+        self._request_children: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
+
+    def request_done(self, model: str, version: str, outcome: str, elapsed_s: float, queue_s: float | None) -> None:
+        """Count one finished inference request. The labelled children are cached: ``labels()`` (lock, label
+        checks) costs more than the observations and ran three times per request on the hot path."""
+        key = (model, version, outcome)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(model, version, outcome), self.latency.labels(model),
+                        self.queue_time.labels(model))  # fmt: skip
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed_s)
+        if queue_s is not None:
+            children[2].observe(queue_s)
 
     def set_state(self, model: str, version: str, state: str) -> None:
         for s in STATES:

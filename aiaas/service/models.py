@@ -47,6 +47,7 @@ class ModelRecord:
     state: str = "UNAVAILABLE"  # model-level: READY when any version is
     reason: str = ""
     versions: dict[int, VersionRecord] = field(default_factory=dict)
+    last_error: str = ""  # why the last load or reload failed for some version ("" = it fully succeeded)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def latest_ready(self) -> VersionRecord | None:
@@ -98,7 +99,10 @@ class ModelManager:
     def index(self, ready_only: bool = False) -> list[dict[str, Any]]:
         """Repository index, Triton style: one row per version, plus the models that are in no loaded state."""
         rows: list[dict[str, Any]] = []
-        names = sorted(set(self.repository.names()) | set(self.models))
+        # A model removed from disk after its unload has nothing left to report: leave it out (it is only
+        # listed while versions of it are still loaded).
+        loaded = {n for n, r in self.models.items() if r.versions}
+        names = sorted(set(self.repository.names()) | loaded)
         for name in names:
             rec = self.models.get(name)
             if rec is None or not rec.versions:
@@ -154,6 +158,18 @@ class ModelManager:
                 rec.versions.setdefault(v, vr)
             self.metrics.set_state(name, str(v), "LOADING")
         await asyncio.gather(*(self._load_version(config, entry, vr) for vr in new.values()))
+        failed = "; ".join(f"version {vr.version}: {vr.reason}" for vr in new.values() if not vr.ready)
+        rec.last_error = failed
+        if failed and not any(vr.ready for vr in new.values()) and any(vr.ready for vr in old.values()):
+            # a broken reload never takes a working model down: keep serving the old versions
+            for v, vr in new.items():
+                if v not in old or not old[v].ready:
+                    old[v] = vr
+                self.metrics.set_state(name, str(v), old[v].state)
+            rec.versions = old
+            rec.reason = f"reload failed, still serving the previous versions: {failed}"
+            log.warning("model %s: %s", name, rec.reason)
+            return rec
         # swap in the new versions; drain the replaced ones
         rec.versions = new
         rec.config = config

@@ -45,6 +45,7 @@ from aiaas.training.spec import JobSpec
 
 log = logging.getLogger("aiaas.training.worker")
 DEADLINE_ENV = "AIAAS_JOB_DEADLINE"  # epoch seconds; set by the launcher from max_runtime_s
+STEP_DELAY_ENV = "AIAAS_TRAINING_STEP_DELAY_S"  # testing aid: sleep this long per step so fault tests can hit mid-run
 
 
 class FatalJobError(Exception):
@@ -84,6 +85,8 @@ class Worker:
         self.events = EventWriter(self.jd.events)
 
     def emit(self, message: str, **kw: Any) -> None:
+        if kw.get("type") != "metrics":
+            log.info("%s", message)
         if self.rank == 0:
             self.events.emit(message, **kw)
 
@@ -178,8 +181,9 @@ class Worker:
         bs = recipe.params.batch_size
         every = self.spec.checkpoint.every_n_steps
         t_start, start_step = time.perf_counter(), step
-        t_last, last_step = t_start, step
+        t_last, _last_step = t_start, step
         loss_sum = torch.zeros(2, dtype=torch.float64)
+        delay = float(os.environ.get(STEP_DELAY_ENV, "0") or 0)
         ddp.train()
         while step < total:
             epoch = step // steps_per_epoch
@@ -193,6 +197,8 @@ class Worker:
                 loss.backward()
                 opt.step()
                 step += 1
+                if delay:
+                    time.sleep(delay)
                 loss_sum += torch.tensor([loss.item() * len(idx), len(idx)], dtype=torch.float64)
                 if step % log_every == 0 or step == total:
                     stop = 1.0 if time.time() > self.deadline else 0.0
@@ -205,7 +211,7 @@ class Worker:
                               loss=round(stats[0].item() / max(stats[1].item(), 1), 6), samples_per_s=round(rate, 1),
                               epoch=epoch, eta_s=round(eta, 1))  # fmt: skip
                     loss_sum.zero_()
-                    t_last, last_step = now, step
+                    t_last, _last_step = now, step
                     if stats[2].item() > 0:
                         raise FatalJobError(f"the job ran past max_runtime_s={self.spec.max_runtime_s:g} and was stopped at step {step}/{total}")
                 if self.rank == 0 and step % every == 0 and step < total:
@@ -242,7 +248,7 @@ class Worker:
             "train_samples_per_s": round(getattr(self, "train_rate", 0.0), 1),
             "onnx_max_abs_diff": parity,
             "data": {"training_sha256": sha256_file(train_path),
-                     "validation_sha256": sha256_file(eval_path) if spec.validation_file else None},  # fmt: skip
+                     "validation_sha256": sha256_file(eval_path) if spec.validation_file else None},
             "hyperparameters": recipe.params.model_dump(),
             "recipe": spec.recipe,
             "workers": self.world,
@@ -258,15 +264,14 @@ class Worker:
         """Max |ORT - torch| on up to 64 validation rows, through the served (raw-input) graph."""
         import onnxruntime as ort
 
-        try:
-            raw = tuple(t[:64] for t in recipe.raw_inputs(path, meta))
-            feed = recipe.onnx_feed(raw, meta)
-        except NotImplementedError:
+        pair = recipe.parity_inputs(path, meta, 64)
+        if pair is None:
             return None
+        feed, torch_inputs = pair
         sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         got = sess.run(None, feed)[0]
         with torch.no_grad():
-            want = recipe.export_module(model, meta).eval()(*raw)
+            want = recipe.export_module(model, meta).eval()(*torch_inputs)
         want_t = want[0] if isinstance(want, tuple) else want
         diff = float(np.max(np.abs(got.astype(np.float64) - want_t.numpy().astype(np.float64)))) if got.size else 0.0
         if diff > 1e-3:
@@ -297,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO,
         format=f"%(asctime)s rank{rank} attempt{restart} %(levelname)s %(message)s",
         handlers=[logging.FileHandler(jd.rank_log(rank)), logging.StreamHandler(sys.stderr)],
+        force=True,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run finally-blocks (close the process group) on cancel
     try:

@@ -52,8 +52,11 @@ def build_zoo(models_dir: Path, src: Path) -> None:
 
 
 def zoo_settings(home: Path, **kw: object) -> Settings:
+    """Only the bootstrap admin key (governance "off"): these tests are about the serving core, and skipping the
+    database keeps each app cheap. The real-server tests run with the default governance."""
     kw.setdefault("admin_key", ADMIN_KEY)
     kw.setdefault("catalog", "none")
+    kw.setdefault("governance", "off")
     return Settings(home=home, **kw)  # type: ignore[arg-type]
 
 

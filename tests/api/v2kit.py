@@ -220,6 +220,22 @@ def decode_response(body: bytes, header_length: str | None) -> tuple[dict[str, A
     return head, out
 
 
+class AppTransport(httpx.BaseTransport):
+    """A sync httpx transport into the app through a running ``TestClient`` (for ``aiaas.client.Client``).
+
+    httpx's ASGITransport is async-only, and the app's models live on the event loop the TestClient runs the
+    lifespan on, so requests must go through that same TestClient (its public ``send``) to reach them.
+    """
+
+    def __init__(self, test_client: httpx.Client) -> None:
+        self.test_client = test_client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        r = self.test_client.send(request)
+        return httpx.Response(r.status_code, headers=r.headers, content=r.content, request=request)
+
+
 # -- a real server --------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:

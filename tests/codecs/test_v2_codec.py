@@ -323,3 +323,29 @@ def test_bad_binary_data_size_values() -> None:
             [{"name": "pixels", "datatype": "FP32", "shape": [1], "parameters": {"binary_data_size": size}}], b"\0" * 4
         )
         assert "'pixels'" in _error(body, n)
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "needle"),
+    [
+        ("INT32", [1.5, 2], "must be integers"),
+        ("UINT8", [True, False], "must be integers"),
+        ("BOOL", [1, 0], "must be true/false"),
+        ("BOOL", [True, 0], "must be true/false"),
+        ("FP32", [None, 1.0], "found null"),
+        ("FP64", [1.0, None], "found null"),
+    ],
+)
+def test_lossy_json_values_are_refused_not_truncated(datatype: str, data: list, needle: str) -> None:
+    body = orjson.dumps({"inputs": [{"name": "t", "shape": [2], "datatype": datatype, "data": data}]})
+    with pytest.raises(InvalidInput, match=needle) as info:
+        decode_request(body)
+    assert "'t'" in info.value.message
+
+
+def test_boolean_binary_data_size_is_refused() -> None:
+    body = orjson.dumps(
+        {"inputs": [{"name": "t", "shape": [1], "datatype": "UINT8", "parameters": {"binary_data_size": True}}]}
+    )
+    with pytest.raises(InvalidInput, match="binary_data_size"):
+        decode_request(body + b"\x01", len(body))

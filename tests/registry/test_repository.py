@@ -76,7 +76,7 @@ def test_valid_config(repo: ModelRepository) -> None:
         "bad-yaml", "list", "empty", "unknown-key", "unknown-nested-key", "bad-datatype", "zero-dim",
         "batch-dim", "name-mismatch", "python-no-class", "pipeline-no-section", "pipeline-no-steps",
         "instances", "policy-two", "policy-zero", "duplicate-inputs", "no-backend",
-    ],  # fmt: skip
+    ],
 )
 def test_invalid_config_is_an_entry_error(repo: ModelRepository, text: str, reason: str) -> None:
     write_model(repo, "m", text)

@@ -89,16 +89,16 @@ def test_onnx_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_onnx_file_selection(tmp_path: Path) -> None:
     vdir = tmp_path / "1"
     vdir.mkdir()
-    with pytest.raises(FileNotFoundError, match="no .onnx file"):
+    with pytest.raises(FileNotFoundError, match=r"no \.onnx file"):
         OnnxModel(onnx_config(), vdir, RuntimeContext()).load()
     mlp(vdir / "a.onnx")
     identity(vdir / "b.onnx", TensorProto.FLOAT)
-    with pytest.raises(FileNotFoundError, match="parameters.file"):
+    with pytest.raises(FileNotFoundError, match=r"parameters\.file"):
         OnnxModel(onnx_config(), vdir, RuntimeContext()).load()
     m = OnnxModel(onnx_config(parameters={"file": "b.onnx"}), vdir, RuntimeContext())
     m.load()
     assert m.signature()[0][0].name == "inp"
-    with pytest.raises(FileNotFoundError, match="c.onnx"):
+    with pytest.raises(FileNotFoundError, match=r"c\.onnx"):
         OnnxModel(onnx_config(parameters={"file": "c.onnx"}), vdir, RuntimeContext()).load()
 
 

@@ -63,7 +63,7 @@ async def infer(mgr: ModelManager, name: str, version: int | None = None) -> int
     vr = mgr.resolve(name, version)
     assert vr.executor is not None
     result = await vr.executor.infer({"x": X}, {})
-    return int(round(float(result.outputs["y"][0, 0] - X[0, 0])))
+    return round(float(result.outputs["y"][0, 0] - X[0, 0]))
 
 
 async def wait_event(event: threading.Event) -> None:
@@ -264,3 +264,25 @@ def test_version_policy_all_loads_every_version(repo: ModelRepository, controls:
         assert sorted(controls.unloaded) == [1, 2, 3]
 
     run(main)
+
+
+def test_broken_reload_keeps_serving_the_previous_version(repo: ModelRepository, tmp_path: Path) -> None:
+    import_onnx(repo, mlp(tmp_path / "m.onnx"), "mlp")
+
+    async def body() -> None:
+        mm = manager(repo)
+        await mm.load("mlp")
+        (repo.root / "mlp" / "2").mkdir()
+        (repo.root / "mlp" / "2" / "model.onnx").write_bytes(b"not an onnx file")
+        rec = await mm.load("mlp")  # policy latest 1 now selects only the broken version 2
+        assert rec.state == "READY"
+        assert "version 2" in rec.last_error and "still serving" in rec.reason
+        vr = mm.resolve("mlp", None)
+        assert vr.version == 1
+        out = await vr.executor.infer({"x": np.ones((1, 4), np.float32)}, {})  # type: ignore[union-attr]
+        np.testing.assert_allclose(out.outputs["y"], mlp_reference(np.ones((1, 4), np.float32)), rtol=1e-5)
+        states = {r["version"]: r["state"] for r in mm.index()}
+        assert states == {"1": "READY", "2": "UNAVAILABLE"}
+        await mm.close()
+
+    run(body)

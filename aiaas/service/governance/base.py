@@ -100,6 +100,10 @@ class Governance(ABC):
         """Whether the model exists for this caller (listing, metadata); invisible models answer 404."""
         return True
 
+    def owner_of(self, model: ModelRef) -> str | None:
+        """The tenant that owns the model (manages it); None for a public model without an owner."""
+        return model.owner
+
 
 class AdminKeyGovernance(Governance):
     """One bootstrap admin key; every request must carry it. No limits, no metering."""

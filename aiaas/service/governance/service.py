@@ -255,6 +255,10 @@ class DbGovernance(Governance):
         owner, public = acl if acl is not None else (model.owner, model.owner is None)
         return public or owner == principal.tenant_id or (model.name, principal.tenant_id) in self._policy.grants
 
+    def owner_of(self, model: ModelRef) -> str | None:
+        acl = self._policy.acl.get(model.name)
+        return acl[0] if acl is not None else model.owner
+
     def estimate(self, model: ModelRef) -> float:
         """What a request to ``model`` is reserved against budgets before it runs."""
         per_request = float(model.pricing.get("per_request", 0.0)) if model.pricing else 0.0

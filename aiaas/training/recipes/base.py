@@ -11,6 +11,7 @@ list, standardization stats, id maps). ``meta`` is JSON, saved in every checkpoi
 from __future__ import annotations
 
 import math
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -98,7 +99,8 @@ class Recipe(ABC):
     def export(self, model: nn.Module, meta: dict[str, Any], path: Path) -> Path:
         module = self.export_module(model, meta).eval()
         names = (*self.input_names, *self.output_names)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False is the documented legacy path
             torch.onnx.export(
                 module,
                 self.example_inputs(meta),
@@ -115,13 +117,14 @@ class Recipe(ABC):
     def postprocess_onnx(self, path: Path, meta: dict[str, Any]) -> None:
         """Hook for graph edits torch cannot express (e.g. id lookup tables)."""
 
-    def onnx_feed(self, rows: Tensors, meta: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Feed for the exported model from a file's raw-input tensors (for the parity check)."""
-        return {n: t.numpy() for n, t in zip(self.input_names, rows, strict=True)}
-
     def raw_inputs(self, path: Path, meta: dict[str, Any]) -> Tensors:
-        """The validation file as the served model's clients would send it (unstandardized, raw ids)."""
+        """The file's inputs as the served model's clients send them (unstandardized, raw ids)."""
         return self.tensors(path, meta)[:-1]
+
+    def parity_inputs(self, path: Path, meta: dict[str, Any], n: int) -> tuple[dict[str, np.ndarray], Tensors] | None:
+        """(ONNX feed, the same rows for ``export_module``) for the export check; None to skip it."""
+        raw = tuple(t[:n] for t in self.raw_inputs(path, meta))
+        return {name: t.numpy() for name, t in zip(self.input_names, raw, strict=True)}, raw
 
 
 # -- shared pieces ------------------------------------------------------------------------------

@@ -71,16 +71,12 @@ class MFRecipe(Recipe):
         i = torch.from_numpy(self._index(items, meta["items"]))
         return u, i, torch.from_numpy(ratings.astype(np.float32))
 
-    def raw_inputs(self, path: Path, meta: dict[str, Any]) -> Tensors:
+    def parity_inputs(self, path: Path, meta: dict[str, Any], n: int) -> tuple[dict[str, np.ndarray], Tensors] | None:
+        if meta["id_type"] != "int64":
+            return None  # string ids cannot ride in torch tensors; the id lookup is covered by the int path
         users, items, _, _ = self._columns(path)
-        if meta["id_type"] == "int64":
-            return torch.from_numpy(users.astype(np.int64)), torch.from_numpy(items.astype(np.int64))
-        return self.tensors(path, meta)[:2]  # strings cannot be torch tensors; parity is checked on indices
-
-    def onnx_feed(self, rows: Tensors, meta: dict[str, Any]) -> dict[str, np.ndarray]:
-        if meta["id_type"] == "string":
-            raise NotImplementedError  # the worker skips the ORT parity check for string ids
-        return {"user": rows[0].numpy(), "item": rows[1].numpy()}
+        u, i, _ = self.tensors(path, meta)
+        return {"user": users[:n].astype(np.int64), "item": items[:n].astype(np.int64)}, (u[:n], i[:n])
 
     def build_model(self, meta: dict[str, Any]) -> nn.Module:
         return _MF(len(meta["users"]), len(meta["items"]), self.params.factors, meta["mean"])

@@ -9,6 +9,7 @@ unigrams/bigrams) needs nothing and is what the tests use. The exported model is
 from __future__ import annotations
 
 import importlib
+import itertools
 import re
 import zlib
 from collections.abc import Callable
@@ -44,7 +45,7 @@ def hashing_embedder(texts: list[str], dim: int = 256) -> np.ndarray:
     out = np.zeros((len(texts), dim), dtype=np.float32)
     for r, t in enumerate(texts):
         words = _WORD.findall(t.lower())
-        for tok in [*words, *(a + " " + b for a, b in zip(words, words[1:], strict=False))]:
+        for tok in [*words, *(a + " " + b for a, b in itertools.pairwise(words))]:
             h = zlib.crc32(tok.encode())
             out[r, h % dim] += 1.0 if (h >> 31) & 1 == 0 else -1.0
         n = np.linalg.norm(out[r])
