@@ -41,6 +41,7 @@ class Settings(BaseSettings):
 
     # --- models ------------------------------------------------------------------------------------
     catalog: str = "all"  # built-in catalog models to build and serve: all | none | name,name,...
+    catalog_quick: bool = False  # build catalog models in quick mode (few epochs, small data), as CI does
     load_on_start: bool = True  # load every model found in the repository when the server starts
     default_intra_op_threads: int = 0  # onnxruntime threads per instance when a model sets none (0 = runtime default)
     repository_poll_s: float = 0.0  # > 0: rescan the repository this often and load new models (0 = off)

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from aiaas.service.governance.admin import GovernanceAdmin
+from aiaas.service.governance.admin import GovernanceAdmin, ModelOwnerLookup
 from aiaas.service.governance.base import Principal
 
 router = APIRouter(prefix="/v1", tags=["governance"])
@@ -148,14 +148,22 @@ async def get_budget(request: Request, scope: str, subject: str) -> dict[str, An
     return await _call(request, _admin(request).get_budget, scope, subject)
 
 
+def _declared_owner(request: Request) -> ModelOwnerLookup | None:
+    """Ownership declared by the models' own configs (``owner:`` in model.yaml), when the app serves models."""
+    services = getattr(request.app.state, "services", None)
+    return services.control.declared_owner if services is not None else None
+
+
 @router.post("/models/{model}/grants/{tenant}")
 async def grant_model(request: Request, model: str, tenant: str) -> dict[str, Any]:
-    return await _call(request, _admin(request).grant_model, model, tenant)
+    return await _call(request, _admin(request).grant_model, model, tenant, declared=_declared_owner(request))
 
 
 @router.delete("/models/{model}/grants/{tenant}")
 async def revoke_model_grant(request: Request, model: str, tenant: str) -> dict[str, Any]:
-    return await _call(request, _admin(request).revoke_model_grant, model, tenant)
+    return await _call(
+        request, _admin(request).revoke_model_grant, model, tenant, declared=_declared_owner(request)
+    )
 
 
 @router.put("/models/{model}/owner")

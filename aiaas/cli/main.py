@@ -19,9 +19,11 @@ app.add_typer(models_app, name="models")
 
 
 def _register_governance() -> None:
+    from aiaas.cli.catalog import catalog_app
     from aiaas.cli.governance import register
 
     register(app)
+    app.add_typer(catalog_app, name="catalog")
 
 
 _register_governance()

@@ -11,6 +11,7 @@ place, so an interrupted import never leaves a half-written version behind.
 from __future__ import annotations
 
 import logging
+import json
 import os
 import shutil
 import tempfile
@@ -40,6 +41,15 @@ class ModelEntry:
     @property
     def served_versions(self) -> list[int]:
         return self.config.version_policy.select(self.versions) if self.config else []
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
 
 
 def format_validation_error(e: ValidationError) -> str:
@@ -124,6 +134,8 @@ class ModelRepository:
     # -- writes ---------------------------------------------------------------------------------
     def write_config(self, name: str, config: ModelConfig | dict[str, Any]) -> Path:
         data = config.model_dump(exclude_defaults=True, exclude={"name"}) if isinstance(config, ModelConfig) else config
+        # plain JSON types only (numpy scalars and str subclasses from training code would break safe YAML)
+        data = json.loads(json.dumps(data, default=_plain))
         path = self.path(name)
         path.mkdir(parents=True, exist_ok=True)
         target = path / CONFIG_FILE

@@ -18,6 +18,7 @@ from aiaas.api import governance as governance_api
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
 from aiaas.server.adminkey import ensure_admin_key
+from aiaas.service.catalog import CatalogRunner
 from aiaas.service.control import ModelControl
 from aiaas.service.dataplane import DataPlane
 from aiaas.service.governance import AdminKeyGovernance, Governance, open_governance
@@ -106,6 +107,8 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         await svc.governance.start()
         if settings.load_on_start:
             await svc.models.load_all()
+        catalog = CatalogRunner(settings, svc.models)
+        builder = asyncio.create_task(catalog.run()) if settings.catalog_names() != [] else None
         watcher = asyncio.create_task(svc.models.watch(settings.repository_poll_s)) if settings.repository_poll_s > 0 else None
         svc.ready = True
         log.info("aiaas ready: %d model(s) in %s", len(svc.models.models), settings.models_dir)
@@ -115,6 +118,9 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
             svc.ready = False
             if watcher is not None:
                 watcher.cancel()
+            if builder is not None:
+                builder.cancel()
+                await catalog.stop()
             await svc.models.close()  # drains every model's queue
             await svc.governance.close()  # flushes buffered usage
             if svc.store is not None:

@@ -24,6 +24,15 @@ class ModelControl:
             return None
         return entry.config.owner if entry.config else None
 
+    def declared_owner(self, name: str) -> tuple[bool, str | None]:
+        """Whether ``name`` is a model on this server (loaded or in the repository) and the owner its config
+        declares; the governance admin falls back on it for models without an ownership record."""
+        try:
+            exists = name in self.models.models or self.models.repository.exists(name)
+        except InvalidInput:
+            return False, None
+        return exists, self._owner(name) if exists else None
+
     def visible(self, p: Principal, name: str) -> bool:
         return self.governance.can_see(p, ModelRef(name=name, owner=self._owner(name)))
 

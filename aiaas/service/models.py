@@ -119,6 +119,12 @@ class ModelManager:
                 rows.append({"name": name, "version": str(v), "state": vr.state, "reason": vr.reason})
         return rows
 
+    def mark(self, name: str, state: str, reason: str) -> None:
+        """Show a model that has no loaded version yet (e.g. a catalog model being built) in the index."""
+        rec = self.models.setdefault(name, ModelRecord(name))
+        if not rec.versions or not any(v.ready for v in rec.versions.values()):
+            rec.state, rec.reason = state, reason
+
     # -- load / unload --------------------------------------------------------------------------
     async def load_all(self) -> None:
         names = self.repository.names()

@@ -135,7 +135,12 @@ class Worker:
         if cuda:
             torch.cuda.set_device(device)
         self.emit(f"rendezvous: {self.world} worker(s), backend {backend}, attempt {self.restart}", phase="rendezvous", restart=self.restart)
-        dist.init_process_group(backend, timeout=timedelta(minutes=10))
+        timeout = timedelta(minutes=10)
+        store, rank, world = next(dist.rendezvous("env://", timeout=timeout))
+        # keys per attempt: after a restart the ranks must not read the previous attempt's gloo addresses from a
+        # store that outlived it (seen here: "Gloo connectFullMesh failed ... Connection refused" on attempt 1)
+        store = dist.PrefixStore(f"aiaas/attempt-{self.restart}/", store)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
         try:
             recipe = get_recipe(spec.recipe, spec.hyperparameters)
             p = recipe.params

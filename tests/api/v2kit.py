@@ -54,18 +54,24 @@ class Upper(Model):
 
 SLEEPY_SOURCE = '''
 import time
-import numpy as np
+import uuid
+from pathlib import Path
+
 from aiaas.runtime import Model
 
 
 class Sleepy(Model):
-    """Sleeps parameters.seconds (default 1), then echoes x + 1: an in-flight request for shutdown tests."""
+    """Marks that a request started (a file in parameters.marker_dir), sleeps parameters.seconds, returns x + 1:
+    an in-flight request the shutdown tests can see without guessing at timings."""
 
     def load(self):
         pass
 
     def predict(self, inputs, parameters):
-        time.sleep(float(parameters.get("seconds", self.config.parameters.get("seconds", 1.0))))
+        marker_dir = self.config.parameters.get("marker_dir")
+        if marker_dir:
+            (Path(marker_dir) / uuid.uuid4().hex).touch()
+        time.sleep(float(self.config.parameters.get("seconds", 1.0)))
         return {"y": inputs["x"] + 1}
 '''
 
@@ -105,8 +111,11 @@ def write_upper_model(models_dir: Path, name: str = "upper") -> Path:
     )
 
 
-def write_sleepy_model(models_dir: Path, name: str = "sleepy", seconds: float = 1.0, instances: int = 4) -> Path:
+def write_sleepy_model(
+    models_dir: Path, marker_dir: Path, name: str = "sleepy", seconds: float = 1.0, instances: int = 4
+) -> Path:
     """No batching and several instances: concurrent requests each sleep in their own thread."""
+    marker_dir.mkdir(parents=True, exist_ok=True)
     return write_python_model(
         models_dir,
         name,
@@ -114,7 +123,7 @@ def write_sleepy_model(models_dir: Path, name: str = "sleepy", seconds: float = 
         "Sleepy",
         inputs=[{"name": "x", "datatype": "FP32", "shape": [-1]}],
         outputs=[{"name": "y", "datatype": "FP32", "shape": [-1]}],
-        parameters={"seconds": seconds},
+        parameters={"seconds": seconds, "marker_dir": str(marker_dir)},
         instances=instances,
     )
 

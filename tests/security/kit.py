@@ -158,12 +158,20 @@ class World:
     def governance(self) -> Any:
         return self.services.governance
 
-    def key(self, tenant: str, role: str = "user", **limits: Any) -> Key:
-        """A new key made through the API by the admin, with optional ``limits`` and ``budget``."""
-        r = self.client.post("/v1/keys", json={"tenant": tenant, "role": role, **limits.pop("body", {})}, headers=ROOT)
+    def key(
+        self,
+        tenant: str,
+        role: str = "user",
+        *,
+        limits: dict[str, Any] | None = None,
+        budget: dict[str, Any] | None = None,
+        **body: Any,
+    ) -> Key:
+        """A new key made through the API by the admin; ``limits`` and ``budget`` are the bodies of
+        ``PUT /v1/limits/key/<id>`` and ``PUT /v1/budgets/key/<id>``, ``body`` extra fields of the key."""
+        r = self.client.post("/v1/keys", json={"tenant": tenant, "role": role, **body}, headers=ROOT)
         assert r.status_code == 201, r.text
         info = r.json()
-        budget = limits.pop("budget", None)
         if limits:
             r = self.client.put(f"/v1/limits/key/{info['id']}", json=limits, headers=ROOT)
             assert r.status_code == 200, r.text
@@ -214,6 +222,7 @@ class World:
         return out
 
 
+@contextlib.contextmanager
 def make_world(home: Path, src: Path, database_url: str | None, **settings: Any) -> Iterator[World]:
     """An app over the zoo with tenants acme and globex (made through the API); yields, then shuts down."""
     gate = build_zoo(home, src)

@@ -15,6 +15,7 @@ async code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,9 +44,11 @@ from aiaas.service.governance.validation import (
     parse_time,
 )
 from aiaas.store.db import Store
-from aiaas.store.models import ApiKey, ModelAcl, Tenant, utcnow
+from aiaas.store.models import ApiKey, ModelAcl, ModelGrant, Tenant, utcnow
 
 CLI_PRINCIPAL = Principal(key_id=BOOTSTRAP_KEY_ID, tenant_id=SYSTEM_TENANT, role="admin")
+# model name -> (whether the server has the model, the owner tenant its config declares); see _owned_model
+ModelOwnerLookup = Callable[[str], tuple[bool, str | None]]
 
 
 def _need(actor: Principal, *roles: str) -> None:
@@ -117,17 +120,34 @@ class GovernanceAdmin:
                 raise PermissionDenied("only admins may change admin keys", code="insufficient_role")
         return row.tenant_id
 
-    def _owned_model(self, session: Session, actor: Principal, model: str) -> ModelAcl | None:
+    def _owned_model(
+        self, session: Session, actor: Principal, model: str, declared: ModelOwnerLookup | None = None
+    ) -> ModelAcl | None:
+        """The model's ACL row, when ``actor`` may manage the model's grants.
+
+        Ownership is the ACL row when there is one, else what the model's own config declares (``declared``:
+        whether the model exists on this server and its ``owner``) -- the rule ``DbGovernance.owner_of``
+        applies to calls. A model the caller cannot see answers 404 like a missing one; a visible model it
+        does not own answers 403."""
         check_model(model)
         acl = session.get(ModelAcl, model)
         if actor.is_admin:
             return acl
         _need(actor, "admin", "developer")
-        if acl is None or acl.owner_tenant_id != actor.tenant_id:
-            if acl is not None and acl.public:
-                raise PermissionDenied(f"model '{model}' is not owned by tenant '{actor.tenant_id}'")
+        if actor.allowed_models is not None and model not in actor.allowed_models:
             raise model_not_found(model)
-        return acl
+        if acl is not None:
+            owner, public = acl.owner_tenant_id, acl.public
+        else:
+            exists, owner = declared(model) if declared is not None else (False, None)
+            if not exists:
+                raise model_not_found(model)
+            public = owner is None
+        if owner == actor.tenant_id:
+            return acl
+        if public or session.get(ModelGrant, (model, actor.tenant_id)) is not None:
+            raise PermissionDenied(f"model '{model}' is not owned by tenant '{actor.tenant_id}'")
+        raise model_not_found(model)
 
     # --- tenants -------------------------------------------------------------------------------------
     def create_tenant(self, actor: Principal, name: str) -> dict[str, Any]:
@@ -237,10 +257,13 @@ class GovernanceAdmin:
         return info
 
     # --- models --------------------------------------------------------------------------------------
-    def grant_model(self, actor: Principal, model: str, tenant: str) -> dict[str, Any]:
+    def grant_model(
+        self, actor: Principal, model: str, tenant: str, *, declared: ModelOwnerLookup | None = None
+    ) -> dict[str, Any]:
+        """Let ``tenant`` see and call ``model``; ``declared`` looks up the owner a model's config names."""
         check_name(tenant, "tenant")
         with self.store.session() as session:
-            self._owned_model(session, actor, model)
+            self._owned_model(session, actor, model, declared)
             created = tops.grant(session, model, tenant)
             if created:
                 write_audit(session, actor, "model.grant", model, tenant=tenant)
@@ -248,10 +271,12 @@ class GovernanceAdmin:
         self._changed()
         return info
 
-    def revoke_model_grant(self, actor: Principal, model: str, tenant: str) -> dict[str, Any]:
+    def revoke_model_grant(
+        self, actor: Principal, model: str, tenant: str, *, declared: ModelOwnerLookup | None = None
+    ) -> dict[str, Any]:
         check_name(tenant, "tenant")
         with self.store.session() as session:
-            self._owned_model(session, actor, model)
+            self._owned_model(session, actor, model, declared)
             tops.revoke_grant(session, model, tenant)
             write_audit(session, actor, "model.revoke_grant", model, tenant=tenant)
             info = tops.acl_info(session, model)

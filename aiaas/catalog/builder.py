@@ -1,0 +1,105 @@
+"""Build catalog models into the repository: check requirements, train/export/evaluate, write the card."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiaas.catalog.base import BuildContext, CatalogSpec, Progress
+from aiaas.errors import NotFound
+from aiaas.registry import ModelRepository
+
+log = logging.getLogger("aiaas.catalog")
+
+
+@dataclass
+class Status:
+    state: str  # built | stale | not built | unavailable | failed
+    detail: str = ""  # install command, error, or "version N"
+    metrics: dict[str, Any] | None = None
+    quick: bool | None = None
+
+
+def catalog_info(repo: ModelRepository, name: str) -> dict[str, Any] | None:
+    """The ``card.extra.catalog`` block of a built catalog model, or None."""
+    try:
+        entry = repo.read(name)
+    except NotFound:
+        return None
+    if entry.config is None:
+        return None
+    info = entry.config.card.extra.get("catalog")
+    return dict(info, metrics=entry.config.card.metrics) if isinstance(info, dict) else None
+
+
+def status(spec: CatalogSpec, repo: ModelRepository, quick: bool = False) -> Status:
+    missing = spec.requires.missing()
+    if missing:
+        return Status("unavailable", f"needs: {missing}")
+    info = catalog_info(repo, spec.name)
+    if info is None:
+        return Status("not built")
+    if info.get("revision") != spec.revision or (info.get("quick") and not quick):
+        return Status("stale", "built by an older recipe" if info.get("revision") != spec.revision else "quick build",
+                      info.get("metrics"), info.get("quick"))
+    return Status("built", f"version {info.get('version')}", info.get("metrics"), info.get("quick"))
+
+
+def build(spec: CatalogSpec, repo: ModelRepository, quick: bool, progress: Progress, seed: int = 0) -> Status:
+    """Build one model now (whatever its status); never raises for a build failure, returns it."""
+    missing = spec.requires.missing()
+    if missing:
+        return Status("unavailable", f"needs: {missing}")
+    work = tempfile.mkdtemp(prefix=f"aiaas-catalog-{spec.name}-")
+    from pathlib import Path
+
+    ctx = BuildContext(repo=repo, name=spec.name, quick=quick, workdir=Path(work), progress=progress, seed=seed)
+    t0 = time.monotonic()
+    try:
+        result = spec.build(ctx)
+    except Exception as e:  # noqa: BLE001 -- reported as this model's status, the others go on
+        log.error("catalog build of %s failed:\n%s", spec.name, traceback.format_exc())
+        return Status("failed", f"{type(e).__name__}: {e}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    seconds = time.monotonic() - t0
+    entry = repo.read(spec.name)
+    if entry.config is None:
+        return Status("failed", f"the build wrote an invalid model.yaml: {entry.error}")
+    version = max(entry.versions) if entry.versions else None
+    card = entry.config.card
+    extra = dict(card.extra)
+    extra["catalog"] = {
+        "revision": spec.revision,
+        "quick": quick,
+        "version": version,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "build_seconds": round(seconds, 1),
+        "scenario": spec.scenario,
+        "floors": {f.metric: f"{f.op} {f.value:g}" for f in spec.floors},
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+    }
+    metrics = {**card.metrics, **{k: _round(v) for k, v in result.metrics.items()}}
+    config = entry.config.model_copy(
+        update={
+            "card": card.model_copy(
+                update={"extra": extra, "metrics": metrics, "source": card.source or spec.source,
+                        "license": card.license or spec.license}
+            ),
+            "task": entry.config.task or spec.task,
+            "description": entry.config.description or spec.summary,
+        }
+    )
+    repo.write_config(spec.name, config)
+    return Status("built", f"version {version} in {seconds:.0f}s", metrics, quick)
+
+
+def _round(v: Any) -> Any:
+    return round(float(v), 4) if isinstance(v, (int, float)) else v

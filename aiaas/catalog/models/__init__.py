@@ -1,0 +1,1 @@
+"""One module per application scenario, each exposing ``SPECS: list[CatalogSpec]``."""
