@@ -384,8 +384,8 @@ def wrk_load(work: Path, port: int, body: Body, conc: int, seconds: float) -> di
     argv = ["wrk", "-t1", f"-c{conc}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s",
             "-s", str(script), f"http://{HOST}:{port}{body.path}"]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
-    if "50" not in lat or "Requests/sec" not in out:
+    lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M))
+    if "50" not in lat or "99" not in lat or "Requests/sec" not in out:
         raise RuntimeError(f"cannot read wrk's output:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]

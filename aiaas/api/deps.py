@@ -6,6 +6,8 @@ import zlib
 from typing import TYPE_CHECKING
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from aiaas.errors import InvalidInput, PayloadTooLarge, PermissionDenied
 from aiaas.service.governance import Principal
@@ -30,8 +32,7 @@ def require_role(p: Principal, *roles: str) -> None:
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 past ``limit`` bytes (also for chunked uploads), decompressed."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {limit} bytes")
+    _check_length(length, limit)
     if length is not None:
         body = await request.body()
     else:
@@ -42,7 +43,38 @@ async def read_body(request: Request, limit: int) -> bytes:
                 raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
             chunks.append(chunk)
         body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "").lower()
+    return _decompress(body, request.headers.get("content-encoding", ""), limit)
+
+
+async def receive_body(receive: Receive, length: str | None, encoding: str | None, limit: int) -> bytes:
+    """``read_body`` straight from the ASGI ``receive`` (the infer fast path, which has no ``Request`` body
+    machinery to pay for): same limits, errors and decompression."""
+    _check_length(length, limit)
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if length is None and size > limit:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return _decompress(body, encoding or "", limit)
+
+
+def _check_length(length: str | None, limit: int) -> None:
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {limit} bytes")
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    encoding = encoding.lower()
     if encoding in ("", "identity"):
         return body
     if encoding not in ("gzip", "deflate"):

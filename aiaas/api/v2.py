@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from aiaas.api.deps import principal, read_body, services
+from aiaas.api.deps import principal, read_body, receive_body, services
 from aiaas.codecs.v2 import decode_request, encode_response
 from aiaas.errors import InvalidInput, ServiceUnavailable
 from aiaas.service.governance import Principal
@@ -80,12 +80,12 @@ async def model_stats(request: Request, model: str, version: str | None = None, 
 @router.post("/models/{model}/infer", summary="Inference")
 @router.post("/models/{model}/versions/{version}/infer", summary="Inference on a version")
 async def infer(request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)) -> Response:
-    return await _infer(request, services(request), p, model, version)
-
-
-async def _infer(request: Request, svc: Services, p: Principal, model: str, version: str | None) -> Response:
+    svc = services(request)
     body = await read_body(request, svc.settings.max_request_bytes)
-    raw_len = request.headers.get(HEADER_LEN)
+    return await _infer(svc, p, model, version, body, request.headers.get(HEADER_LEN))
+
+
+async def _infer(svc: Services, p: Principal, model: str, version: str | None, body: bytes, raw_len: str | None) -> Response:
     header_len = None
     if raw_len is not None:
         if not raw_len.strip().isdigit():
@@ -121,10 +121,16 @@ async def infer_asgi(scope: Scope, receive: Receive, send: Send, model: str, ver
     server, as Starlette's ServerErrorMiddleware does.
     """
     request = Request(scope, receive, send)
+    headers: dict[bytes, bytes] = {}
+    for k, v in scope["headers"]:  # names are lower case (ASGI); the first of repeated headers wins, as in Starlette
+        if k not in headers:
+            headers[k] = v
     try:
         svc = services(request)
-        p = await svc.governance.authenticate(request.headers.get("authorization"))
-        response = await _infer(request, svc, p, model, version)
+        p = await svc.governance.authenticate(_header(headers, b"authorization"))
+        body = await receive_body(receive, _header(headers, b"content-length"), _header(headers, b"content-encoding"),
+                                  svc.settings.max_request_bytes)  # fmt: skip
+        response = await _infer(svc, p, model, version, body, _header(headers, _HEADER_LEN_KEY))
     except Exception as exc:
         handlers = request.app.exception_handlers
         handler = next((handlers[c] for c in type(exc).__mro__ if c is not Exception and c in handlers), None)
@@ -136,6 +142,14 @@ async def infer_asgi(scope: Scope, receive: Receive, send: Send, model: str, ver
                 await (await _call(fallback, request, exc))(scope, receive, send)
             raise
     await response(scope, receive, send)
+
+
+_HEADER_LEN_KEY = HEADER_LEN.encode()
+
+
+def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    value = headers.get(name)
+    return None if value is None else value.decode("latin-1")
 
 
 async def _call(handler: Any, request: Request, exc: Exception) -> Response:

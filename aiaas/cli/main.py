@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -187,19 +188,15 @@ def models_remove(
     if not yes and not typer.confirm(f"remove {what}?"):
         raise typer.Exit(1)
     client = _client(settings, url)
-    try:
+    with contextlib.suppress(Exception):  # not running or not loaded: nothing to drain
         client.unload_model(name)
-    except Exception:
-        pass
     try:
         ModelRepository(settings.models_dir).remove(name, version)
     except AiaasError as e:
         raise fail(e.message) from None
     if version is not None:
-        try:
+        with contextlib.suppress(Exception):  # reload what is left; no server is fine
             client.load_model(name)
-        except Exception:
-            pass
     console.print(f"removed {what}")
 
 

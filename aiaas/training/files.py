@@ -62,10 +62,10 @@ def detect_format(path: Path, declared: str | None = None) -> str:
         if fmt not in FORMATS:
             raise InvalidInput(f"unsupported file format {declared!r}; use one of {', '.join(FORMATS)}")
         return fmt
-    fmt = _EXT.get(path.suffix.lower())
-    if fmt is None:
+    found = _EXT.get(path.suffix.lower())
+    if found is None:
         raise InvalidInput(f"cannot tell the format of {path.name!r} from its extension; use .csv, .jsonl, .npz or .parquet")
-    return fmt
+    return found
 
 
 def sha256_file(path: Path) -> str:

@@ -530,6 +530,7 @@ class Scheduler:
     def _register(self, job: JobRecord) -> int:
         from aiaas.training.register import register_result
 
+        assert self.repository is not None
         version = register_result(self.repository, job.spec.model, job.id, Path(job.job_dir), owner=job.owner)
         if self.on_registered is not None:
             with contextlib.suppress(Exception):

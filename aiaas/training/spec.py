@@ -17,8 +17,8 @@ from aiaas.types.model_config import check_name
 
 # strategy -> (import name that must be importable, the extra / script that installs it)
 OPTIONAL_STRATEGIES = {
-    "horovod": ("horovod.torch", "Horovod (pip install 'aiaas[horovod]'; Horovod 0.28.1 must be built against torch 2.13 with C++17 and --no-build-isolation)"),
-    "zero": ("deepspeed", "DeepSpeed (pip install 'aiaas[deepspeed]')"),
+    "horovod": ("horovod.torch", "Horovod 0.28.1 built against torch 2.13 (its CMakeLists force C++14: build with C++17 and pip --no-build-isolation)"),
+    "zero": ("deepspeed", "DeepSpeed (pip install deepspeed==0.19.8)"),
 }
 
 
@@ -46,9 +46,9 @@ class JobSpec(_Strict):
     validation_file: str | None = None
     hyperparameters: dict[str, Any] = {}
     model: str  # the target model name in the repository; the result becomes its next version
-    resources: Resources = Resources()
+    resources: Resources = Resources.model_validate({})
     strategy: Literal["ddp", "horovod", "zero"] = "ddp"
-    checkpoint: CheckpointPolicy = CheckpointPolicy()
+    checkpoint: CheckpointPolicy = CheckpointPolicy.model_validate({})
     max_restarts: int = Field(2, ge=0, le=100)  # torchrun --max-restarts: worker-group restarts on failure
     max_runtime_s: float = Field(3600.0, gt=0)  # wall clock for the whole job, restarts included
     seed: int = 0

@@ -160,7 +160,8 @@ class Worker:
                           resumed_from_step=step, restart=self.restart)  # fmt: skip
             ddp = DDP(model, device_ids=[self.local_rank] if cuda else None)
             n = len(data[0])
-            sampler = DistributedSampler(range(n), num_replicas=self.world, rank=self.rank, shuffle=True, seed=spec.seed)
+            # only len() of the dataset is used: batches are gathered from the tensors directly (no DataLoader)
+            sampler: DistributedSampler[int] = DistributedSampler(range(n), num_replicas=self.world, rank=self.rank, shuffle=True, seed=spec.seed)  # type: ignore[arg-type]
             bs = p.batch_size
             steps_per_epoch = max(1, math.ceil(len(sampler) / bs))
             total = p.epochs * steps_per_epoch
@@ -189,6 +190,9 @@ class Worker:
         t_last, _last_step = t_start, step
         loss_sum = torch.zeros(2, dtype=torch.float64)
         delay = float(os.environ.get(STEP_DELAY_ENV, "0") or 0)
+        warm_step = start_step + min(2, max(total - start_step - 1, 0))
+        t_warm: float | None = time.perf_counter() if warm_step == start_step else None
+        self.train_rate = 0.0
         ddp.train()
         while step < total:
             epoch = step // steps_per_epoch
@@ -204,6 +208,8 @@ class Worker:
                 step += 1
                 if delay:
                     time.sleep(delay)
+                if step == warm_step:
+                    t_warm = time.perf_counter()
                 loss_sum += torch.tensor([loss.item() * len(idx), len(idx)], dtype=torch.float64)
                 if step % log_every == 0 or step == total:
                     stop = 1.0 if time.time() > self.deadline else 0.0
@@ -223,8 +229,9 @@ class Worker:
                     self.save_checkpoint(step, epoch, model, opt, meta)
                 if step >= total:
                     break
-        elapsed = time.perf_counter() - t_start
-        self.train_rate = (step - start_step) * bs * self.world / elapsed if elapsed > 0 and step > start_step else 0.0
+        # throughput over the steps after warm-up (the first steps allocate kernels and buffers)
+        if t_warm is not None and step > warm_step:
+            self.train_rate = (step - warm_step) * bs * self.world / max(time.perf_counter() - t_warm, 1e-9)
         return step
 
     def finish(self, recipe: Recipe, model: torch.nn.Module, meta: dict[str, Any], step: int, train_path: Path) -> None:
@@ -250,7 +257,7 @@ class Worker:
             "evaluated_on": "validation" if spec.validation_file else "training",
             "rows_evaluated": len(tensors[-1]),
             "steps": step,
-            "train_samples_per_s": round(getattr(self, "train_rate", 0.0), 1),
+            "train_samples_per_s": round(getattr(self, "train_rate", 0.0), 1),  # after warm-up, all workers
             "onnx_max_abs_diff": parity,
             "data": {"training_sha256": sha256_file(train_path),
                      "validation_sha256": sha256_file(eval_path) if spec.validation_file else None},

@@ -15,6 +15,7 @@ from aiaas.registry.onnx_import import import_onnx
 from aiaas.server.app import create_app
 from aiaas.settings import Settings
 
+
 def build_zoo(models_dir: Path, src: Path) -> None:
     """mlp (onnx, batched), upper (python, BYTES), double/triple (onnx) chained by pipe, a pipeline whose second
     step gets the wrong shape, a model.yaml that is not YAML and an .onnx that is not ONNX."""

@@ -23,7 +23,7 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def test_metrics_after_traffic(fresh) -> None:  # noqa: ANN001
+def test_metrics_after_traffic(fresh) -> None:
     c = fresh()
     x = {"inputs": [json_input("x", np.ones((3, 4), np.float32))]}
     for _ in range(2):
@@ -50,7 +50,7 @@ def test_metrics_after_traffic(fresh) -> None:  # noqa: ANN001
     assert value(m, "aiaas_model_state", model="mlp", version="1", state="LOADING") == 0
 
 
-def test_model_state_follows_unload_and_broken_models(fresh) -> None:  # noqa: ANN001
+def test_model_state_follows_unload_and_broken_models(fresh) -> None:
     c = fresh()
     m = scrape(c)
     assert value(m, "aiaas_model_state", model="corrupt", version="1", state="UNAVAILABLE") == 1
@@ -61,9 +61,11 @@ def test_model_state_follows_unload_and_broken_models(fresh) -> None:  # noqa: A
     assert value(m, "aiaas_model_state", model="upper", version="1", state="UNAVAILABLE") == 1
 
 
-def test_pipeline_requests_are_counted_for_the_pipeline_and_its_steps(fresh) -> None:  # noqa: ANN001
+def test_pipeline_requests_are_counted_for_the_pipeline_and_its_steps(fresh) -> None:
     c = fresh()
-    r = c.post("/v2/models/pipe/infer", json={"inputs": [json_input("x", np.ones((1, 2), np.float32))]}, headers=AUTH)
+    r = c.post(
+        "/v2/models/pipe/infer", json={"inputs": [json_input("x", np.ones((1, 2), np.float32))]}, headers=AUTH
+    )
     assert r.status_code == 200
     m = scrape(c)
     assert value(m, "aiaas_requests_total", model="pipe", version="1", outcome="success") == 1
@@ -71,7 +73,7 @@ def test_pipeline_requests_are_counted_for_the_pipeline_and_its_steps(fresh) -> 
     assert value(m, "aiaas_batch_size_count", model="triple") == 1
 
 
-def test_unauthenticated_requests_do_not_create_series(fresh) -> None:  # noqa: ANN001
+def test_unauthenticated_requests_do_not_create_series(fresh) -> None:
     c = fresh()
     c.post("/v2/models/mlp/infer", json={"inputs": []})
     c.post("/v2/models/nope/infer", json={"inputs": []}, headers=AUTH)
@@ -79,7 +81,7 @@ def test_unauthenticated_requests_do_not_create_series(fresh) -> None:  # noqa: 
     assert not any(name == "aiaas_requests_total" for name, _ in m)
 
 
-def test_metrics_with_required_key(fresh) -> None:  # noqa: ANN001
+def test_metrics_with_required_key(fresh) -> None:
     c = fresh(metrics_require_key=True)
     assert c.get("/metrics").status_code == 401
     assert value(scrape(c, AUTH), "aiaas_model_state", model="mlp", version="1", state="READY") == 1

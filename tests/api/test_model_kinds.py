@@ -29,7 +29,7 @@ def test_corrupt_onnx_is_unavailable_with_its_reason(zoo: TestClient) -> None:
     assert "onnxruntime cannot load model.onnx" in row["reason"]
 
 
-def test_config_errors_name_the_field(fresh, tmp_path) -> None:  # noqa: ANN001
+def test_config_errors_name_the_field(fresh, tmp_path) -> None:
     models = tmp_path / "home" / "models"
     (models / "typo" / "1").mkdir(parents=True)
     (models / "typo" / "model.yaml").write_text("backend: onnx\nmax_batch_sise: 4\n")
@@ -43,11 +43,13 @@ def test_config_errors_name_the_field(fresh, tmp_path) -> None:  # noqa: ANN001
     assert "backend" in rows["nobackend"][0]["reason"]
     assert "no version directories" in rows["noversions"][0]["reason"]
     assert all(rows[n][0]["state"] == "UNAVAILABLE" for n in ("typo", "nobackend", "noversions"))
-    r = c.post("/v2/models/mlp/infer", json={"inputs": [json_input("x", np.ones((1, 4), np.float32))]}, headers=AUTH)
+    r = c.post(
+        "/v2/models/mlp/infer", json={"inputs": [json_input("x", np.ones((1, 4), np.float32))]}, headers=AUTH
+    )
     assert r.status_code == 200  # the broken ones do not affect the others
 
 
-def test_fixing_a_broken_model_and_loading_it_serves_it(fresh, tmp_path) -> None:  # noqa: ANN001
+def test_fixing_a_broken_model_and_loading_it_serves_it(fresh, tmp_path) -> None:
     c = fresh()
     (tmp_path / "home" / "models" / "broken").rename(tmp_path / "home" / "models" / "gone")
     models = tmp_path / "home" / "models"
@@ -79,7 +81,7 @@ def test_pipeline_binary_and_requested_output(zoo: TestClient) -> None:
     np.testing.assert_allclose(out["y"], X * 6)
 
 
-def test_pipeline_step_models_count_their_own_requests(fresh) -> None:  # noqa: ANN001
+def test_pipeline_step_models_count_their_own_requests(fresh) -> None:
     c = fresh()
     c.post("/v2/models/pipe/infer", json={"inputs": [json_input("x", X)]}, headers=AUTH)
     stats = {row["name"]: row for row in c.get("/v2/models/stats", headers=AUTH).json()["model_stats"]}
@@ -94,17 +96,20 @@ def test_failing_pipeline_step_is_named(zoo: TestClient) -> None:
     assert "'classify'" in msg and "'mlp'" in msg and "[-1, 4]" in msg
 
 
-def test_pipeline_with_an_unloaded_step_names_it(fresh) -> None:  # noqa: ANN001
+def test_pipeline_with_an_unloaded_step_names_it(fresh) -> None:
     c = fresh()
     assert c.post("/v2/repository/models/triple/unload", headers=AUTH).status_code == 200
     r = c.post("/v2/models/pipe/infer", json={"inputs": [json_input("x", X)]}, headers=AUTH)
     assert r.status_code == 503
     assert "'thrice'" in r.json()["error"] and "'triple'" in r.json()["error"]
     assert c.post("/v2/repository/models/triple/load", headers=AUTH).status_code == 200
-    assert c.post("/v2/models/pipe/infer", json={"inputs": [json_input("x", X)]}, headers=AUTH).status_code == 200
+    assert (
+        c.post("/v2/models/pipe/infer", json={"inputs": [json_input("x", X)]}, headers=AUTH).status_code
+        == 200
+    )
 
 
-def test_pipeline_error_message_does_not_leak_into_direct_calls(fresh) -> None:  # noqa: ANN001
+def test_pipeline_error_message_does_not_leak_into_direct_calls(fresh) -> None:
     """The step-name prefix is added to the error the pipeline raises, not to errors other callers see."""
     c = fresh()
     c.post("/v2/models/badpipe/infer", json={"inputs": [json_input("x", X)]}, headers=AUTH)
@@ -131,7 +136,7 @@ def test_python_model_bytes_binary(zoo: TestClient) -> None:
     )
     r = zoo.post("/v2/models/upper/infer", content=body, headers={**AUTH, **headers})
     assert r.status_code == 200, r.text
-    head, out = decode_response(r.content, r.headers["inference-header-content-length"])
+    _, out = decode_response(r.content, r.headers["inference-header-content-length"])
     assert out["upper"].tolist() == [b"HELLO!", b"W!", b"!", "ünï".encode().upper() + b"!"]
     assert out["length"].tolist() == [5, 1, 0, 5]
 
@@ -146,7 +151,7 @@ def test_python_model_with_non_utf8_bytes_survives_json(zoo: TestClient) -> None
     assert out["parameters"]["content_encoding"] == "base64"
 
 
-def test_python_model_that_raises_is_500_with_the_reason(fresh, tmp_path) -> None:  # noqa: ANN001
+def test_python_model_that_raises_is_500_with_the_reason(fresh, tmp_path) -> None:
     from v2kit import write_python_model
 
     write_python_model(
@@ -159,14 +164,16 @@ def test_python_model_that_raises_is_500_with_the_reason(fresh, tmp_path) -> Non
         outputs=[{"name": "y", "datatype": "FP32", "shape": [-1]}],
     )
     c = fresh()
-    r = c.post("/v2/models/boom/infer", json={"inputs": [json_input("x", np.ones(2, np.float32))]}, headers=AUTH)
+    r = c.post(
+        "/v2/models/boom/infer", json={"inputs": [json_input("x", np.ones(2, np.float32))]}, headers=AUTH
+    )
     assert r.status_code == 500
     assert "kaput (2,)" in r.json()["error"] and "boom" in r.json()["error"]
     (row,) = c.get("/v2/models/boom/stats", headers=AUTH).json()["model_stats"]
     assert row["inference_stats"]["fail"]["count"] == 1
 
 
-def test_python_model_with_missing_class_is_unavailable(fresh, tmp_path) -> None:  # noqa: ANN001
+def test_python_model_with_missing_class_is_unavailable(fresh, tmp_path) -> None:
     from v2kit import write_python_model
 
     write_python_model(

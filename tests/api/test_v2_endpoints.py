@@ -17,7 +17,7 @@ from aiaas.registry.onnx_import import import_onnx
 X = np.arange(8, dtype=np.float32).reshape(2, 4) / 10
 
 
-def infer(c: TestClient, model: str, doc: dict, path_version: str | None = None):  # noqa: ANN201
+def infer(c: TestClient, model: str, doc: dict, path_version: str | None = None):
     path = f"/v2/models/{model}" + (f"/versions/{path_version}" if path_version else "") + "/infer"
     return c.post(path, json=doc, headers=AUTH)
 
@@ -29,7 +29,7 @@ def test_health_is_open_and_answers_json(zoo: TestClient) -> None:
     assert r.status_code == 200 and r.json() == {"ready": True}
 
 
-def test_health_ready_is_503_until_startup_finished(make_settings) -> None:  # noqa: ANN001
+def test_health_ready_is_503_until_startup_finished(make_settings) -> None:
     from aiaas.server.app import create_app
 
     c = TestClient(create_app(make_settings()))  # not entered: the lifespan (model loading) has not run
@@ -70,7 +70,13 @@ def test_model_ready(zoo: TestClient, path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/v2/models/nope/ready", "/v2/models/mlp/versions/7/ready", "/v2/models/nope", "/v2/models/mlp/versions/7"]
+    "path",
+    [
+        "/v2/models/nope/ready",
+        "/v2/models/mlp/versions/7/ready",
+        "/v2/models/nope",
+        "/v2/models/mlp/versions/7",
+    ],
 )
 def test_ready_and_metadata_of_unknown_model_or_version_is_404(zoo: TestClient, path: str) -> None:
     r = zoo.get(path, headers=AUTH)
@@ -104,11 +110,15 @@ def test_infer_on_versioned_path(zoo: TestClient) -> None:
 def test_infer_accepts_nested_json_data(zoo: TestClient) -> None:
     doc = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": X.tolist()}]}
     r = infer(zoo, "mlp", doc)
-    np.testing.assert_allclose(np.array(r.json()["outputs"][0]["data"]).reshape(2, 3), mlp_reference(X), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.array(r.json()["outputs"][0]["data"]).reshape(2, 3), mlp_reference(X), rtol=1e-5
+    )
 
 
 def test_infer_binary_in_and_out(zoo: TestClient) -> None:
-    body, headers = binary_request({"x": X}, outputs=[{"name": "y", "parameters": {"binary_data": True}}], id="b1")
+    body, headers = binary_request(
+        {"x": X}, outputs=[{"name": "y", "parameters": {"binary_data": True}}], id="b1"
+    )
     r = zoo.post("/v2/models/mlp/infer", content=body, headers={**AUTH, **headers})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/octet-stream"
@@ -122,12 +132,16 @@ def test_binary_input_json_output(zoo: TestClient) -> None:
     body, headers = binary_request({"x": X})
     r = zoo.post("/v2/models/mlp/infer", content=body, headers={**AUTH, **headers})
     assert r.status_code == 200 and "inference-header-content-length" not in r.headers
-    np.testing.assert_allclose(np.array(r.json()["outputs"][0]["data"]).reshape(2, 3), mlp_reference(X), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.array(r.json()["outputs"][0]["data"]).reshape(2, 3), mlp_reference(X), rtol=1e-5
+    )
 
 
 def test_binary_data_output_parameter_makes_every_output_binary(zoo: TestClient) -> None:
     text = np.array([b"ab", b"xyz"], dtype=object)
-    r = infer(zoo, "upper", {"inputs": [json_input("text", text)], "parameters": {"binary_data_output": True}})
+    r = infer(
+        zoo, "upper", {"inputs": [json_input("text", text)], "parameters": {"binary_data_output": True}}
+    )
     head, out = decode_response(r.content, r.headers["inference-header-content-length"])
     assert all("binary_data_size" in o["parameters"] for o in head["outputs"])
     assert out["upper"].tolist() == [b"AB!", b"XYZ!"]
@@ -148,7 +162,11 @@ def test_requested_outputs_mix_binary_and_json(zoo: TestClient) -> None:
 
 
 def test_requested_output_subset(zoo: TestClient) -> None:
-    r = infer(zoo, "upper", {"inputs": [json_input("text", np.array([b"q"], dtype=object))], "outputs": [{"name": "length"}]})
+    r = infer(
+        zoo,
+        "upper",
+        {"inputs": [json_input("text", np.array([b"q"], dtype=object))], "outputs": [{"name": "length"}]},
+    )
     assert [o["name"] for o in r.json()["outputs"]] == ["length"]
 
 
@@ -169,8 +187,10 @@ def test_zero_row_batch(zoo: TestClient) -> None:
 
 # -- repository extension ------------------------------------------------------------------------
 def _index(c: TestClient, body: dict | None = None) -> dict[tuple[str, str], dict]:
-    r = c.post("/v2/repository/index", json=body, headers=AUTH) if body is not None else c.post(
-        "/v2/repository/index", headers=AUTH
+    r = (
+        c.post("/v2/repository/index", json=body, headers=AUTH)
+        if body is not None
+        else c.post("/v2/repository/index", headers=AUTH)
     )
     assert r.status_code == 200, r.text
     return {(row["name"], row["version"]): row for row in r.json()}
@@ -192,7 +212,7 @@ def test_repository_index_ready_only(zoo: TestClient) -> None:
     assert len(_index(zoo, {"ready": False})) > len(rows)
 
 
-def test_unload_then_load(fresh) -> None:  # noqa: ANN001
+def test_unload_then_load(fresh) -> None:
     c = fresh()
     doc = {"inputs": [json_input("x", X)]}
     assert c.post("/v2/repository/models/mlp/unload", headers=AUTH).status_code == 200
@@ -210,7 +230,7 @@ def test_unload_then_load(fresh) -> None:  # noqa: ANN001
     assert _index(c)[("mlp", "1")]["state"] == "READY"
 
 
-def test_load_picks_up_a_new_version(fresh, tmp_path) -> None:  # noqa: ANN001
+def test_load_picks_up_a_new_version(fresh, tmp_path) -> None:
     c = fresh()
     repo = ModelRepository(tmp_path / "home" / "models")
     import_onnx(repo, mlp(tmp_path / "v2" / "mlp.onnx", seed=7), "mlp")  # version 2, other weights
@@ -236,7 +256,7 @@ def test_loading_a_broken_model_says_why(zoo: TestClient) -> None:
 
 
 # -- statistics extension ------------------------------------------------------------------------
-def test_statistics_count_requests(fresh) -> None:  # noqa: ANN001
+def test_statistics_count_requests(fresh) -> None:
     c = fresh()
     for _ in range(3):
         assert infer(c, "mlp", {"inputs": [json_input("x", X)]}).status_code == 200

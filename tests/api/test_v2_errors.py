@@ -59,18 +59,28 @@ def openai_error(r: Any, status: int) -> dict[str, Any]:
         ("mlp", {"inputs": [X], "outputs": {"name": "y"}}, ["outputs"]),
         ("mlp", {"inputs": [X], "parameters": "fast"}, ["parameters"]),
         ("upper", {"inputs": []}, ["inputs"]),
-        ("upper", {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [5]}]}, ["'text'", "strings"]),
-        ("upper", {"inputs": [{"name": "text", "shape": [1], "datatype": "INT8", "data": [5]}]}, ["'text'", "BYTES", "INT8"]),
+        (
+            "upper",
+            {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [5]}]},
+            ["'text'", "strings"],
+        ),
+        (
+            "upper",
+            {"inputs": [{"name": "text", "shape": [1], "datatype": "INT8", "data": [5]}]},
+            ["'text'", "BYTES", "INT8"],
+        ),
         ("pipe", {"inputs": [{**X, "datatype": "FP16"}]}, ["'x'", "FP32", "FP16"]),
     ],
 )
-def test_bad_request_names_the_tensor_and_the_expectation(zoo: TestClient, model: str, doc: dict, must_mention: list[str]) -> None:
+def test_bad_request_names_the_tensor_and_the_expectation(
+    zoo: TestClient, model: str, doc: dict, must_mention: list[str]
+) -> None:
     msg = v2_error(zoo.post(f"/v2/models/{model}/infer", json=doc, headers=AUTH), 400)
     for text in must_mention:
         assert text in msg, f"{text!r} not in {msg!r}"
 
 
-def test_missing_input_is_named(fresh, tmp_path) -> None:  # noqa: ANN001
+def test_missing_input_is_named(fresh, tmp_path) -> None:
     """A two-input model: leaving one out names the missing one."""
     from v2kit import write_python_model
 
@@ -80,7 +90,10 @@ def test_missing_input_is_named(fresh, tmp_path) -> None:  # noqa: ANN001
         "from aiaas.runtime import Model\nclass Add(Model):\n    def load(self): pass\n"
         "    def predict(self, inputs, parameters): return {'s': inputs['a'] + inputs['b']}\n",
         "Add",
-        inputs=[{"name": "a", "datatype": "FP32", "shape": [-1]}, {"name": "b", "datatype": "FP32", "shape": [-1]}],
+        inputs=[
+            {"name": "a", "datatype": "FP32", "shape": [-1]},
+            {"name": "b", "datatype": "FP32", "shape": [-1]},
+        ],
         outputs=[{"name": "s", "datatype": "FP32", "shape": [-1]}],
     )
     c = fresh()
@@ -104,18 +117,27 @@ def test_malformed_json_is_400(zoo: TestClient, body: bytes) -> None:
         (lambda body, h: (body, {**h, "Inference-Header-Content-Length": "99999"}), "outside the body"),
         (lambda body, h: (body[:-4], h), "binary_data_size"),
         (lambda body, h: (body + b"1234", h), "after the last binary input"),
-        (lambda body, h: (body, {k: v for k, v in h.items() if k != "Inference-Header-Content-Length"}), "JSON"),
+        (
+            lambda body, h: (body, {k: v for k, v in h.items() if k != "Inference-Header-Content-Length"}),
+            "JSON",
+        ),
     ],
 )
-def test_malformed_binary_request_is_400(zoo: TestClient, mutate, must_mention: str) -> None:  # noqa: ANN001
+def test_malformed_binary_request_is_400(zoo: TestClient, mutate, must_mention: str) -> None:
     body, headers = binary_request({"x": np.ones((1, 4), np.float32)})
     body, headers = mutate(body, headers)
-    assert must_mention in v2_error(zoo.post("/v2/models/mlp/infer", content=body, headers={**AUTH, **headers}), 400)
+    assert must_mention in v2_error(
+        zoo.post("/v2/models/mlp/infer", content=body, headers={**AUTH, **headers}), 400
+    )
 
 
 def test_binary_size_without_header_length_is_400(zoo: TestClient) -> None:
-    doc = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]}
-    assert "Inference-Header-Content-Length" in v2_error(zoo.post("/v2/models/mlp/infer", json=doc, headers=AUTH), 400)
+    doc = {
+        "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]
+    }
+    assert "Inference-Header-Content-Length" in v2_error(
+        zoo.post("/v2/models/mlp/infer", json=doc, headers=AUTH), 400
+    )
 
 
 @pytest.mark.parametrize(
@@ -184,7 +206,7 @@ def test_health_and_metrics_need_no_key(zoo: TestClient) -> None:
         assert zoo.get(path).status_code == 200, path
 
 
-def test_metrics_can_require_the_key(fresh) -> None:  # noqa: ANN001
+def test_metrics_can_require_the_key(fresh) -> None:
     c = fresh(metrics_require_key=True)
     err = openai_error(c.get("/metrics"), 401)
     assert err["type"] == "authentication_error"
@@ -232,7 +254,7 @@ def _doc(rows: int) -> bytes:
     return json.dumps({"inputs": [json_input("x", np.ones((rows, 4), np.float32))]}).encode()
 
 
-def test_over_the_limit_with_content_length_is_413(fresh) -> None:  # noqa: ANN001
+def test_over_the_limit_with_content_length_is_413(fresh) -> None:
     c = fresh(max_request_bytes=2000)
     assert c.post("/v2/models/mlp/infer", content=_doc(2), headers=AUTH).status_code == 200
     big = _doc(300)
@@ -241,7 +263,7 @@ def test_over_the_limit_with_content_length_is_413(fresh) -> None:  # noqa: ANN0
     assert "2000" in msg
 
 
-def test_over_the_limit_chunked_is_413(fresh) -> None:  # noqa: ANN001
+def test_over_the_limit_chunked_is_413(fresh) -> None:
     c = fresh(max_request_bytes=2000)
 
     def chunks(body: bytes) -> Iterator[bytes]:
@@ -256,16 +278,22 @@ def test_over_the_limit_chunked_is_413(fresh) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize(("encoding", "compress"), [("gzip", gzip.compress), ("deflate", zlib.compress)])
-def test_compressed_bodies_are_accepted(zoo: TestClient, encoding: str, compress) -> None:  # noqa: ANN001
+def test_compressed_bodies_are_accepted(zoo: TestClient, encoding: str, compress) -> None:
     plain = zoo.post("/v2/models/mlp/infer", content=_doc(3), headers=AUTH).json()
-    r = zoo.post("/v2/models/mlp/infer", content=compress(_doc(3)), headers={**AUTH, "Content-Encoding": encoding})
+    r = zoo.post(
+        "/v2/models/mlp/infer", content=compress(_doc(3)), headers={**AUTH, "Content-Encoding": encoding}
+    )
     assert r.status_code == 200 and r.json() == plain
     body, headers = binary_request({"x": np.ones((3, 4), np.float32)})
-    r = zoo.post("/v2/models/mlp/infer", content=compress(body), headers={**AUTH, **headers, "Content-Encoding": encoding})
+    r = zoo.post(
+        "/v2/models/mlp/infer",
+        content=compress(body),
+        headers={**AUTH, **headers, "Content-Encoding": encoding},
+    )
     assert r.status_code == 200 and r.json()["outputs"] == plain["outputs"]
 
 
-def test_compressed_body_over_the_limit_is_413(fresh) -> None:  # noqa: ANN001
+def test_compressed_body_over_the_limit_is_413(fresh) -> None:
     c = fresh(max_request_bytes=2000)
     bomb = gzip.compress(_doc(400))
     assert len(bomb) < 2000
@@ -274,12 +302,15 @@ def test_compressed_body_over_the_limit_is_413(fresh) -> None:  # noqa: ANN001
 
 def test_bad_compressed_body_is_400(zoo: TestClient) -> None:
     assert "gzip" in v2_error(
-        zoo.post("/v2/models/mlp/infer", content=b"not gzip", headers={**AUTH, "Content-Encoding": "gzip"}), 400
+        zoo.post("/v2/models/mlp/infer", content=b"not gzip", headers={**AUTH, "Content-Encoding": "gzip"}),
+        400,
     )
-    assert "br" in v2_error(zoo.post("/v2/models/mlp/infer", content=_doc(1), headers={**AUTH, "Content-Encoding": "br"}), 400)
+    assert "br" in v2_error(
+        zoo.post("/v2/models/mlp/infer", content=_doc(1), headers={**AUTH, "Content-Encoding": "br"}), 400
+    )
 
 
-def test_repository_bodies_are_limited_too(fresh) -> None:  # noqa: ANN001
+def test_repository_bodies_are_limited_too(fresh) -> None:
     c = fresh(max_request_bytes=2000)
     v2_error(c.post("/v2/repository/index", content=b"{" + b" " * 5000 + b"}", headers=AUTH), 413)
     assert "JSON" in v2_error(c.post("/v2/repository/index", content=b"{bad", headers=AUTH), 400)
@@ -287,7 +318,7 @@ def test_repository_bodies_are_limited_too(fresh) -> None:  # noqa: ANN001
 
 
 # -- 503 ------------------------------------------------------------------------------------------
-def test_unloaded_model_is_503_with_retry_after(fresh) -> None:  # noqa: ANN001
+def test_unloaded_model_is_503_with_retry_after(fresh) -> None:
     c = fresh()
     c.post("/v2/repository/models/upper/unload", headers=AUTH)
     doc = {"inputs": [json_input("text", np.array([b"a"], dtype=object))]}

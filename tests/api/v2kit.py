@@ -61,17 +61,23 @@ from aiaas.runtime import Model
 
 
 class Sleepy(Model):
-    """Marks that a request started (a file in parameters.marker_dir), sleeps parameters.seconds, returns x + 1:
-    an in-flight request the shutdown tests can see without guessing at timings."""
+    """An in-flight request the shutdown tests control without guessing at timings: marks that it started (a
+    file in parameters.marker_dir), then holds until the file parameters.gate exists (or sleeps
+    parameters.seconds when there is no gate), then returns x + 1."""
 
     def load(self):
         pass
 
     def predict(self, inputs, parameters):
-        marker_dir = self.config.parameters.get("marker_dir")
-        if marker_dir:
-            (Path(marker_dir) / uuid.uuid4().hex).touch()
-        time.sleep(float(self.config.parameters.get("seconds", 1.0)))
+        p = self.config.parameters
+        if p.get("marker_dir"):
+            (Path(p["marker_dir"]) / uuid.uuid4().hex).touch()
+        if p.get("gate"):
+            deadline = time.monotonic() + 120
+            while not Path(p["gate"]).exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        else:
+            time.sleep(float(p.get("seconds", 1.0)))
         return {"y": inputs["x"] + 1}
 '''
 
@@ -112,10 +118,13 @@ def write_upper_model(models_dir: Path, name: str = "upper") -> Path:
 
 
 def write_sleepy_model(
-    models_dir: Path, marker_dir: Path, name: str = "sleepy", seconds: float = 1.0, instances: int = 4
+    models_dir: Path, marker_dir: Path, gate: Path | None = None, name: str = "sleepy", instances: int = 4
 ) -> Path:
-    """No batching and several instances: concurrent requests each sleep in their own thread."""
+    """No batching and several instances: concurrent requests each hold their own thread."""
     marker_dir.mkdir(parents=True, exist_ok=True)
+    parameters: dict[str, Any] = {"seconds": 1.0, "marker_dir": str(marker_dir)}
+    if gate is not None:
+        parameters["gate"] = str(gate)
     return write_python_model(
         models_dir,
         name,
@@ -123,12 +132,14 @@ def write_sleepy_model(
         "Sleepy",
         inputs=[{"name": "x", "datatype": "FP32", "shape": [-1]}],
         outputs=[{"name": "y", "datatype": "FP32", "shape": [-1]}],
-        parameters={"seconds": seconds, "marker_dir": str(marker_dir)},
+        parameters=parameters,
         instances=instances,
     )
 
 
-def write_pipeline(models_dir: Path, name: str, steps: list[dict[str, Any]], outputs: dict[str, str], **config: Any) -> Path:
+def write_pipeline(
+    models_dir: Path, name: str, steps: list[dict[str, Any]], outputs: dict[str, str], **config: Any
+) -> Path:
     mdir = models_dir / name
     mdir.mkdir(parents=True, exist_ok=True)
     doc = {"backend": "pipeline", "pipeline": {"steps": steps, "outputs": outputs}, **config}
@@ -165,11 +176,8 @@ def _v2_datatype(arr: np.ndarray) -> str:
 
 
 def json_input(name: str, arr: np.ndarray) -> dict[str, Any]:
-    data: list[Any]
-    if arr.dtype.kind in ("O", "S"):
-        data = [v.decode() for v in arr.reshape(-1)]
-    else:
-        data = arr.reshape(-1).tolist()
+    text = arr.dtype.kind in ("O", "S")
+    data: list[Any] = [v.decode() for v in arr.reshape(-1)] if text else arr.reshape(-1).tolist()
     return {"name": name, "shape": list(arr.shape), "datatype": _v2_datatype(arr), "data": data}
 
 
@@ -185,7 +193,14 @@ def binary_request(
     for name, arr in inputs.items():
         dt = _v2_datatype(arr)
         blob = bytes_blob(arr) if dt == "BYTES" else np.ascontiguousarray(arr).tobytes()
-        entries.append({"name": name, "shape": list(arr.shape), "datatype": dt, "parameters": {"binary_data_size": len(blob)}})
+        entries.append(
+            {
+                "name": name,
+                "shape": list(arr.shape),
+                "datatype": dt,
+                "parameters": {"binary_data_size": len(blob)},
+            }
+        )
         blobs.append(blob)
     head: dict[str, Any] = {"inputs": entries, **doc}
     if outputs is not None:
@@ -233,16 +248,20 @@ class AppTransport(httpx.BaseTransport):
     """A sync httpx transport into the app through a running ``TestClient`` (for ``aiaas.client.Client``).
 
     httpx's ASGITransport is async-only, and the app's models live on the event loop the TestClient runs the
-    lifespan on, so requests must go through that same TestClient (its public ``send``) to reach them.
+    lifespan on, so requests must go through that same TestClient. Only its public ``request`` is used and
+    plain values cross over, because the TestClient may be built on ``httpx2`` rather than ``httpx``.
     """
 
-    def __init__(self, test_client: httpx.Client) -> None:
+    def __init__(self, test_client: Any) -> None:
         self.test_client = test_client
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        r = self.test_client.send(request)
-        return httpx.Response(r.status_code, headers=r.headers, content=r.content, request=request)
+        r = self.test_client.request(
+            request.method, str(request.url), content=request.read(), headers=request.headers.multi_items()
+        )
+        return httpx.Response(
+            r.status_code, headers=r.headers.multi_items(), content=r.content, request=request
+        )
 
 
 # -- a real server --------------------------------------------------------------------------------

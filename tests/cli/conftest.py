@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
-from v2kit import ServerProcess, free_port, running_server  # noqa: E402
+from v2kit import ServerProcess, free_port, running_server
 
 
 @pytest.fixture(autouse=True)

@@ -11,14 +11,14 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
-from v2kit import ADMIN_KEY, AppTransport, write_upper_model  # noqa: E402
+from v2kit import ADMIN_KEY, AppTransport, write_upper_model
 
-from aiaas.client import Client  # noqa: E402
-from aiaas.server.app import create_app  # noqa: E402
+from aiaas.client import Client
+from aiaas.server.app import create_app
 
 
 @pytest.fixture
-def app_client(make_settings, mlp_model: str, repo) -> Iterator[TestClient]:  # noqa: ANN001
+def app_client(make_settings, mlp_model: str, repo) -> Iterator[TestClient]:
     write_upper_model(repo.root)
     with TestClient(create_app(make_settings(governance="off")), raise_server_exceptions=False) as c:
         yield c

@@ -88,7 +88,7 @@ def test_repository_and_statistics(v2: Client) -> None:
         (lambda c: c.statistics("nope"), 404, "nope"),
     ],
 )
-def test_errors_carry_status_and_message(v2: Client, call, status: int, mention: str) -> None:  # noqa: ANN001
+def test_errors_carry_status_and_message(v2: Client, call, status: int, mention: str) -> None:
     with pytest.raises(ClientError) as e:
         call(v2)
     assert e.value.status_code == status
@@ -101,7 +101,10 @@ def test_wrong_key_is_401(app_client: TestClient) -> None:
         with pytest.raises(ClientError) as e:
             c.metadata("mlp")
         assert e.value.status_code == 401 and "invalid API key" in str(e.value)
-    with Client("http://testserver", transport=AppTransport(app_client)) as c, pytest.raises(ClientError) as e:
+    with (
+        Client("http://testserver", transport=AppTransport(app_client)) as c,
+        pytest.raises(ClientError) as e,
+    ):
         c.repository_index()
     assert e.value.status_code == 401
 
@@ -113,11 +116,24 @@ def test_error_from_a_non_v2_route_is_readable(v2: Client) -> None:
     assert e.value.status_code == 404 and str(e.value) == "HTTP 404: no route GET /not/a/route"
 
 
-DTYPES = ["bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16", "float32", "float64"]
+DTYPES = [
+    "bool",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "float16",
+    "float32",
+    "float64",
+]
 
 
 @pytest.fixture
-def identities(make_settings, repo, tmp_path) -> Iterator[Client]:  # noqa: ANN001
+def identities(make_settings, repo, tmp_path) -> Iterator[Client]:
     """One identity model per numeric datatype."""
     from onnx import helper
     from v2kit import ADMIN_KEY
@@ -128,9 +144,12 @@ def identities(make_settings, repo, tmp_path) -> Iterator[Client]:  # noqa: ANN0
     for dt in DTYPES:
         elem = helper.np_dtype_to_tensor_dtype(np.dtype(dt))
         import_onnx(repo, identity(tmp_path / f"{dt}.onnx", elem), f"id-{dt}")
-    with TestClient(create_app(make_settings(governance="off")), raise_server_exceptions=False) as tc:
-        with Client("http://testserver", api_key=ADMIN_KEY, transport=AppTransport(tc)) as c:
-            yield c
+    app = create_app(make_settings(governance="off"))
+    with (
+        TestClient(app, raise_server_exceptions=False) as tc,
+        Client("http://testserver", api_key=ADMIN_KEY, transport=AppTransport(tc)) as c,
+    ):
+        yield c
 
 
 @pytest.mark.parametrize("binary", [False, True])

@@ -6,6 +6,11 @@ made through the HTTP API, and a snapshot of everything a refused request must l
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +33,7 @@ from aiaas.store.models import ApiKey, AuditEntry, Budget, Limit, ModelAcl, Mode
 
 __all__ = ["PG_OK", "PG_URL", "REDIS_URL"]
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ADMIN_SECRET = "security-table-admin-secret-0123456789"
 ROOT = {"Authorization": f"Bearer {ADMIN_SECRET}"}
 X = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1.0, 2.0, 3.0, 4.0]}]}
@@ -233,6 +239,42 @@ def make_world(home: Path, src: Path, database_url: str | None, **settings: Any)
             r = client.post("/v1/tenants", json={"name": tenant}, headers=ROOT)
             assert r.status_code == 201, r.text
         yield world
+
+
+@contextlib.contextmanager
+def served(home: Path, log: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real ``aiaas serve`` (uvicorn) on a free port over ``home``: yields (base URL, process) once ready,
+    and always stops it (SIGTERM, then SIGKILL)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    full = {k: v for k, v in os.environ.items() if not k.startswith("AIAAS_")}
+    full.update(AIAAS_CATALOG="none", AIAAS_ADMIN_KEY=ADMIN_SECRET, AIAAS_LOG_LEVEL="warning", **env)
+    full["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + full.get("PYTHONPATH", "")
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aiaas.cli.main", "serve", "--home", str(home), "--port", str(port)],
+            env=full, stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
+        )  # fmt: skip
+    try:
+
+        def ready() -> bool:
+            assert proc.poll() is None, log.read_text(errors="replace")
+            with contextlib.suppress(httpx.HTTPError):
+                return httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200
+            return False
+
+        wait_for(ready, timeout=60, what="the server to start")
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
 def error_message(r: httpx.Response) -> str:

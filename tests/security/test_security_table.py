@@ -64,6 +64,11 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         w.keys["rate"] = w.key("acme", limits={"requests_per_minute": 1})
         w.keys["conc"] = w.key("acme", limits={"concurrency": 1})
         w.keys["broke"] = w.key("acme", budget={"limit": 2, "period": "month"})
+        w.keys["units"] = w.key("acme", limits={"units_per_minute": 1})
+        assert w.client.post("/v1/tenants", json={"name": "limited"}, headers=ROOT).status_code == 201
+        r = w.client.put("/v1/limits/tenant/limited", json={"requests_per_minute": 1}, headers=ROOT)
+        assert r.status_code == 200, r.text
+        w.keys["tenant_rate"] = w.key("limited")
         # Every key works before the table runs (so each refusal below is caused by its case).
         for name in ("acme_dev", "acme_user", "globex_dev", "globex_user", "conc"):
             r = w.client.get("/v2/models/pub/ready", headers=w.keys[name].headers)
@@ -165,6 +170,7 @@ HEADERS: dict[str, Callable[[World], dict[str, str]]] = {
     "unknown_key": lambda w: auth(f"aiaas-{NO_KEY_ID}-{'A' * 43}"),
     "forged_secret": lambda w: auth(f"aiaas-{w.keys['acme_user'].id}-{'B' * 43}"),  # a real id, wrong secret
     "garbage_key": lambda w: auth("not-a-key"),
+    "sql_key_id": lambda w: auth(f"aiaas-';DROP TABLE-{'A' * 43}"),  # a 12-character "id" of SQL
     "revoked": lambda w: w.keys["revoked"].headers,
     "expired": lambda w: w.keys["expired"].headers,
 }
@@ -200,11 +206,17 @@ def lists(present: set[str], absent: set[str], stats: bool = False) -> Callable[
     return check
 
 
-def rate_limited(world: World, r: httpx.Response) -> None:
-    assert int(r.headers["retry-after"]) >= 1
-    assert r.headers["x-ratelimit-limit-requests"] == "1"
-    assert r.headers["x-ratelimit-remaining-requests"] == "0"
-    assert "requests-per-minute" in error_message(r)
+def rate_limited(kind: str, scope: str) -> Callable[[World, httpx.Response], None]:
+    """429 with Retry-After and the x-ratelimit-* pair of ``kind`` (requests | units), naming the scope."""
+
+    def check(world: World, r: httpx.Response) -> None:
+        assert int(r.headers["retry-after"]) >= 1
+        assert r.headers[f"x-ratelimit-limit-{kind}"] == "1"
+        assert r.headers[f"x-ratelimit-remaining-{kind}"] == "0"
+        message = error_message(r)
+        assert f"{kind}-per-minute" in message and scope.format(**{k: v.id for k, v in world.keys.items()}) in message
+
+    return check
 
 
 def concurrency_limited(world: World, r: httpx.Response) -> None:
@@ -277,6 +289,7 @@ AUTH_ACTORS = {
     "unknown_key": "invalid api key",
     "forged_secret": "invalid api key",
     "garbage_key": "invalid api key",
+    "sql_key_id": "invalid api key",
     "revoked": "revoked",
     "expired": "expired",
 }
@@ -390,9 +403,14 @@ CASES += [
 
 # Over the limits (only model calls are metered and limited).
 CASES += [
-    Case("over-rate-infer", "v2.infer", "rate", 429, check=rate_limited, prepare=exhaust("rate", "pub", 429)),
-    Case("over-rate-infer-version", "v2.infer_version", "rate", 429, check=rate_limited,
+    Case("over-rate-infer", "v2.infer", "rate", 429, check=rate_limited("requests", "key '{rate}'"),
          prepare=exhaust("rate", "pub", 429)),
+    Case("over-rate-infer-version", "v2.infer_version", "rate", 429, check=rate_limited("requests", "key '{rate}'"),
+         prepare=exhaust("rate", "pub", 429)),
+    Case("over-units-infer", "v2.infer", "units", 429, check=rate_limited("units", "key '{units}'"),
+         prepare=exhaust("units", "pub", 429)),
+    Case("over-tenant-rate-infer", "v2.infer", "tenant_rate", 429, check=rate_limited("requests", "tenant 'limited'"),
+         prepare=exhaust("tenant_rate", "pub", 429)),
     Case("over-concurrency-infer", "v2.infer", "conc", 429, check=concurrency_limited, prepare=hold_slot),
     Case("over-budget-infer", "v2.infer", "broke", 402, {"model": "priced"}, check=over_budget,
          prepare=exhaust("broke", "priced", 402)),

@@ -10,11 +10,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
-from models import mlp  # noqa: E402
-from v2kit import ADMIN_KEY, ServerProcess, running_server, write_upper_model  # noqa: E402
+from models import mlp
+from v2kit import ADMIN_KEY, ServerProcess, running_server, write_upper_model
 
-from aiaas.registry import ModelRepository  # noqa: E402
-from aiaas.registry.onnx_import import import_onnx  # noqa: E402
+from aiaas.registry import ModelRepository
+from aiaas.registry.onnx_import import import_onnx
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ goes back down after models are unloaded."""
 
 from __future__ import annotations
 
+import signal
 import stat
 import threading
 import time
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:  # noqa: ANN001
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
     """Poll until ``predicate()`` holds; the timeout only guards against hanging, it is not a speed claim."""
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -33,9 +34,9 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
 
 # -- graceful shutdown ----------------------------------------------------------------------------------
 def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0(tmp_path: Path) -> None:
-    home, markers = tmp_path / "home", tmp_path / "started"
-    write_sleepy_model(home / "models", markers, seconds=1.5, instances=4)
-    server = ServerProcess(home, ADMIN_KEY, AIAAS_GRACEFUL_SHUTDOWN_S="30")
+    home, markers, gate = tmp_path / "home", tmp_path / "started", tmp_path / "gate"
+    write_sleepy_model(home / "models", markers, gate=gate, instances=4)
+    server = ServerProcess(home, ADMIN_KEY, AIAAS_GRACEFUL_SHUTDOWN_S="60")
     try:
         server.wait_ready()
         results: list[object] = []
@@ -44,7 +45,7 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0(tmp_pa
         def call(i: int) -> None:
             doc = {"id": str(i), "inputs": [json_input("x", np.full(3, i, np.float32))]}
             try:
-                r: object = httpx.post(server.url + "/v2/models/sleepy/infer", json=doc, headers=AUTH, timeout=60)
+                r: object = httpx.post(server.url + "/v2/models/sleepy/infer", json=doc, headers=AUTH, timeout=120)
             except httpx.HTTPError as e:
                 r = e
             with lock:
@@ -54,21 +55,25 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0(tmp_pa
         for t in threads:
             t.start()
         wait_for(lambda: len(list(markers.iterdir())) == 4, what="4 requests running in the model")
-        server.proc.send_signal(15)
+        server.proc.send_signal(signal.SIGTERM)
 
         def refused() -> bool:
             try:
-                httpx.get(server.url + "/v2/health/live", timeout=2)
+                httpx.get(server.url + "/v2/health/live", timeout=5)
             except httpx.ConnectError:
                 return True
             return False
 
         wait_for(refused, what="new connections to be refused")
-        assert any(t.is_alive() for t in threads), "in-flight requests should still be running when new ones are refused"
+        # the model holds every request until the gate opens, so all four are still in flight here
+        assert all(t.is_alive() for t in threads) and not results
+        assert server.proc.poll() is None, "the server must wait for in-flight requests"
+        gate.touch()
         for t in threads:
-            t.join(60)
+            t.join(120)
         assert server.proc.wait(60) == 0, server.output()
     finally:
+        gate.touch()
         server.stop()
 
     assert len(results) == 4
@@ -87,7 +92,10 @@ def test_first_start_writes_and_prints_the_admin_key_once(tmp_path: Path) -> Non
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         key = key_file.read_text().strip()
         assert len(key) >= 32
-        assert httpx.get(first.url + "/v2", headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code == 200
+        assert (
+            httpx.get(first.url + "/v2", headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code
+            == 200
+        )
         assert httpx.get(first.url + "/v2", headers=AUTH, timeout=10).status_code == 401
     assert first.proc.returncode == 0
     first_output = first.output()
@@ -95,7 +103,10 @@ def test_first_start_writes_and_prints_the_admin_key_once(tmp_path: Path) -> Non
     assert "shown once" in first_output
 
     with running_server(home, None) as second:
-        assert httpx.get(second.url + "/v2", headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code == 200
+        assert (
+            httpx.get(second.url + "/v2", headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code
+            == 200
+        )
     second_output = second.output()
     assert key not in second_output, second_output
     assert str(key_file) in second_output  # says where the key is, not what it is
@@ -117,9 +128,19 @@ def test_rss_returns_after_load_unload_cycles(tmp_path: Path) -> None:
 
         def cycle() -> tuple[float, float]:
             """Unload, measure; load, infer, measure."""
-            assert httpx.post(server.url + "/v2/repository/models/big/unload", headers=AUTH, timeout=60).status_code == 200
+            assert (
+                httpx.post(
+                    server.url + "/v2/repository/models/big/unload", headers=AUTH, timeout=60
+                ).status_code
+                == 200
+            )
             unloaded = proc.memory_info().rss / mb
-            assert httpx.post(server.url + "/v2/repository/models/big/load", headers=AUTH, timeout=60).status_code == 200
+            assert (
+                httpx.post(
+                    server.url + "/v2/repository/models/big/load", headers=AUTH, timeout=60
+                ).status_code
+                == 200
+            )
             r = httpx.post(server.url + "/v2/models/big/infer", json=x, headers=AUTH, timeout=60)
             assert r.status_code == 200, r.text
             return unloaded, proc.memory_info().rss / mb

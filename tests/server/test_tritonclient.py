@@ -61,7 +61,9 @@ def test_infer_fp32(triton: th.InferenceServerClient, binary_in: bool, binary_ou
 def test_infer_versioned_with_compression(triton: th.InferenceServerClient) -> None:
     inp = th.InferInput("x", list(X.shape), "FP32")
     inp.set_data_from_numpy(X)
-    result = triton.infer("mlp", [inp], model_version="1", headers=auth(), request_compression_algorithm="gzip")
+    result = triton.infer(
+        "mlp", [inp], model_version="1", headers=auth(), request_compression_algorithm="gzip"
+    )
     np.testing.assert_allclose(result.as_numpy("y"), mlp_reference(X), rtol=1e-5)
 
 
@@ -70,7 +72,10 @@ def test_infer_bytes_with_parameters(triton: th.InferenceServerClient, binary: b
     text = np.array([b"ab", b"", b"xyz"], dtype=object)
     inp = th.InferInput("text", [3], "BYTES")
     inp.set_data_from_numpy(text, binary_data=binary)
-    outs = [th.InferRequestedOutput("upper", binary_data=binary), th.InferRequestedOutput("length", binary_data=binary)]
+    outs = [
+        th.InferRequestedOutput("upper", binary_data=binary),
+        th.InferRequestedOutput("length", binary_data=binary),
+    ]
     result = triton.infer("upper", [inp], outputs=outs, parameters={"suffix": "~"}, headers=auth())
     upper = [v if isinstance(v, bytes) else v.encode() for v in result.as_numpy("upper").tolist()]
     assert upper == [b"AB~", b"~", b"XYZ~"]
@@ -136,7 +141,10 @@ def test_body_limit_over_the_wire(served: ServerProcess) -> None:
 def test_gzip_bomb_over_the_wire(served: ServerProcess) -> None:
     bomb = gzip.compress(b" " * (4 << 20))
     r = httpx.post(
-        served.url + "/v2/models/mlp/infer", content=bomb, headers={**auth(), "Content-Encoding": "gzip"}, timeout=30
+        served.url + "/v2/models/mlp/infer",
+        content=bomb,
+        headers={**auth(), "Content-Encoding": "gzip"},
+        timeout=30,
     )
     assert r.status_code == 413
 

@@ -62,11 +62,15 @@ class KeyRecord:
     allowed_models: frozenset[str] | None
     expires_at: datetime | None
     revoked: bool
+    created_at: datetime = datetime.min
 
     @classmethod
     def of(cls, row: ApiKey) -> KeyRecord:
         models = frozenset(row.allowed_models) if row.allowed_models is not None else None
-        return cls(row.id, row.tenant_id, row.role, row.secret_hash, models, row.expires_at, row.revoked_at is not None)
+        return cls(
+            row.id, row.tenant_id, row.role, row.secret_hash, models, row.expires_at, row.revoked_at is not None,
+            row.created_at or datetime.min,
+        )
 
 
 def load_key(session: Session, key_id: str) -> KeyRecord | None:

@@ -23,6 +23,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select
@@ -47,6 +48,8 @@ from aiaas.store.models import ApiKey, Budget, Limit, ModelAcl, ModelGrant, Tena
 
 log = logging.getLogger("aiaas.governance")
 SYSTEM_PRINCIPAL = Principal(key_id="system", tenant_id=SYSTEM_TENANT, role="admin")
+# A key created this close before the last policy load may have had its limits committed just after it.
+NEW_KEY_MARGIN = timedelta(seconds=2)
 
 
 def model_not_found(name: str) -> NotFound:
@@ -118,6 +121,7 @@ class DbGovernance(Governance):
         self._instance = f"{os.getpid()}-{id(self):x}"
         self._task: asyncio.Task[None] | None = None
         self._loaded = False
+        self._refreshed_at = datetime(1970, 1, 1)  # utcnow() when the last policy load began
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -150,6 +154,7 @@ class DbGovernance(Governance):
 
     def refresh(self) -> None:
         """Reload ownership, grants, limits and budgets from the database (blocking; call off the loop)."""
+        started = utcnow()
         with self.store.session() as session:
             acl = {r.model: (r.owner_tenant_id, r.public) for r in session.scalars(select(ModelAcl))}
             grants = frozenset((g.model, g.tenant_id) for g in session.scalars(select(ModelGrant)))
@@ -162,6 +167,7 @@ class DbGovernance(Governance):
         self.ledger.load(states)
         self._policy = Policy(acl, grants, limits, {f"{b.scope}:{b.subject_id}": b.id for b in rows})
         self._loaded = True
+        self._refreshed_at = max(self._refreshed_at, started)
 
     def invalidate_key(self, key_id: str | None = None) -> None:
         """Forget cached keys (one, or all) so the next request reads them from the database."""
@@ -215,6 +221,11 @@ class DbGovernance(Governance):
         if entry is None or entry.deadline < now:
             record = await asyncio.to_thread(self._load_key, key_id)
             principal = None
+            if record is not None and record.created_at >= self._refreshed_at - NEW_KEY_MARGIN:
+                # A key made since the last policy load, e.g. by the CLI or another replica, together with its
+                # limits and budget: load those now. Waiting for the periodic refresh would let the new key
+                # run without its limits and spend past its budget for up to refresh_s.
+                await asyncio.to_thread(self.refresh)
             if record is not None:
                 principal = Principal(record.id, record.tenant_id, record.role, record.allowed_models)  # type: ignore[arg-type]
             if len(self._keys) > 100_000:  # unknown ids are cached too; bound the memory a key-spray costs
@@ -274,7 +285,10 @@ class DbGovernance(Governance):
         scopes = [(s, policy.limits[s]) for s in (key_scope, tenant_scope) if s in policy.limits]
         lease = f"{self._instance}-{next(self._leases)}"
         headers = await self.limiter.acquire(scopes, lease) if scopes else {}
-        budget_ids = [policy.budgets[s] for s in (key_scope, tenant_scope) if s in policy.budgets]
+        # A model without a price costs nothing, so it cannot exceed a budget: an exhausted budget stops the
+        # paid models only. (A priced model is refused once the budget is spent, even when its estimate is 0.)
+        priced = any(model.pricing.values()) if model.pricing else False
+        budget_ids = [policy.budgets[s] for s in (key_scope, tenant_scope) if s in policy.budgets] if priced else []
         reservations: list[Reservation] = []
         estimate = 0.0
         if budget_ids:

@@ -82,7 +82,7 @@ class TextRecipe(Recipe):
     output_names = ("probabilities", "label")
     params: TextParams
 
-    def __init__(self, params: TextParams, embedder: Embedder | None = None) -> None:  # type: ignore[override]
+    def __init__(self, params: TextParams, embedder: Embedder | None = None) -> None:
         super().__init__(params)
         self._embedder = embedder
 

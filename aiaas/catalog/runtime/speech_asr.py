@@ -1,0 +1,60 @@
+"""Speech recognition with PocketSphinx (CMU Sphinx, US English acoustic model + 3-gram LM from its wheel).
+
+A classic HMM/GMM recogniser: small, CPU-only, no torch; accurate on clear read speech, weak on noisy or
+accented audio. Audio of any rate/channels is mixed to mono and resampled to 16 kHz first.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from aiaas.catalog.runtime.nlp_common import bytes_tensor
+from aiaas.catalog.runtime.speech_audio import audio_rows, load_audio
+from aiaas.runtime import Model, Tensors
+
+RATE = 16000
+
+
+def pocketsphinx_decoder() -> Any:
+    """A decoder on the wheel's en-us model (hmm, LM, dictionary), logging off."""
+    from pocketsphinx import Decoder, get_model_path
+
+    base = os.path.join(get_model_path(), "en-us")
+    return Decoder(
+        hmm=os.path.join(base, "en-us"),
+        lm=os.path.join(base, "en-us.lm.bin"),
+        dict=os.path.join(base, "cmudict-en-us.dict"),
+        samprate=RATE,
+        logfn=os.devnull,
+    )
+
+
+def recognize(decoder: Any, samples: np.ndarray) -> str:
+    """Words in 16 kHz mono float ``samples`` (an empty string for silence)."""
+    if len(samples) < RATE // 10:
+        return ""
+    peak = float(np.max(np.abs(samples))) or 1.0
+    pcm = (samples * (0.9 / peak if peak < 0.25 else 1.0) * 32767).astype("<i2")  # lift very quiet audio
+    decoder.start_utt()
+    decoder.process_raw(pcm.tobytes(), no_search=False, full_utt=True)
+    decoder.end_utt()
+    hyp = decoder.hyp()
+    return hyp.hypstr.strip() if hyp is not None else ""
+
+
+class PocketSphinxASR(Model):
+    """``audio`` | ``audio_b64`` (WAV) -> ``text`` (lower-case words)."""
+
+    def load(self) -> None:
+        self.max_seconds = float(self.config.parameters.get("max_seconds", 300))
+        self.decoder = pocketsphinx_decoder()
+
+    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+        signals = [load_audio(b, RATE, self.max_seconds) for b in audio_rows(inputs)]
+        return {"text": bytes_tensor([recognize(self.decoder, s) for s in signals])}
+
+    def unload(self) -> None:
+        self.decoder = None

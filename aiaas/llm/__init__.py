@@ -1,0 +1,1 @@
+"""Large language models: engines (continuous batching), sampling, text handling, model conversion."""

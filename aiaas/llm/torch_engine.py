@@ -1,0 +1,435 @@
+"""A continuous-batching engine over a Hugging Face causal LM's ``forward``, on torch CPU (or CUDA).
+
+Why not transformers' own ``ContinuousBatchingManager`` (``model.init_continuous_batching``)? It runs on CPU
+in transformers 5.24 (paged attention over SDPA), but its sampling is per manager, not per request: one
+``do_sample`` switch for the whole batch, one RNG (no per-request ``seed``), no presence/frequency penalties
+and only the chosen token's logprob (no ``top_logprobs``); its default sizing also claims 60 % of host
+memory for the KV cache. The OpenAI API needs all of those per request, in one mixed batch. So the scheduler
+here is ours; the model, its attention kernels (SDPA) and its ``DynamicCache`` are transformers'.
+
+How a step works. One scheduler thread owns the model and the running batch. The batch's KV cache is one
+``DynamicCache`` whose rows are left-padded to a common length L (row i holds its tokens in the last
+``len_i`` columns; a boolean ``valid`` [B, L] says which columns are real). Each loop:
+
+1. drop sequences whose consumer cancelled (the client disconnected) or that finished;
+2. admit waiting sequences while the running batch has room (``max_num_seqs``, ``max_num_tokens`` reserved
+   as prompt + max_tokens) and prefill them together (left-padded, ``max_prefill_tokens`` per step), which
+   yields their first token; their cache rows are padded to the batch's L (or the batch to theirs) and
+   concatenated -- this is how new requests join between decode steps;
+3. one decode step for every running sequence: input [B, 1], an explicit 4D attention mask built from
+   ``valid`` (and the sliding window for sliding-attention layers), per-row position ids;
+4. per-row sampling (``aiaas.llm.sampling``) and delivery of the new tokens to each request's asyncio queue
+   with one ``call_soon_threadsafe`` per step.
+
+After rows leave, columns that are padding in every remaining row are trimmed, so L stays the longest live
+sequence. Padding costs compute only while short and long sequences share the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aiaas.errors import InferenceError, InvalidInput, ServiceUnavailable
+from aiaas.llm.base import Engine, EngineStats, Generation, SamplingParams, Step
+from aiaas.llm.sampling import RowState, sample
+
+log = logging.getLogger("aiaas.llm")
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class _Seq:
+    __slots__ = (
+        "id", "prompt", "params", "row", "loop", "queue", "reserve", "generated", "last", "finished",
+        "cancelled", "enqueued",
+    )  # fmt: skip
+
+    def __init__(self, sid: int, prompt: list[int], params: SamplingParams, row: RowState, loop: asyncio.AbstractEventLoop) -> None:
+        self.id = sid
+        self.prompt = prompt
+        self.params = params
+        self.row = row
+        self.loop = loop
+        self.queue: asyncio.Queue[Step | BaseException] = asyncio.Queue()
+        self.reserve = len(prompt) + params.max_tokens
+        self.generated = 0
+        self.last = -1  # last sampled token, not yet in the cache
+        self.finished = False  # set on the loop side once the final Step was taken
+        self.cancelled = False
+        self.enqueued = time.monotonic()
+
+
+class _TorchGeneration(Generation):
+    def __init__(self, engine: TorchEngine, seq: _Seq) -> None:
+        self._engine = engine
+        self._seq = seq
+
+    async def __anext__(self) -> Step:
+        seq = self._seq
+        if seq.finished:
+            raise StopAsyncIteration
+        try:
+            item = await seq.queue.get()
+        except BaseException:
+            self.cancel()
+            raise
+        if isinstance(item, BaseException):
+            seq.finished = True
+            raise item
+        tokens, finish = list(item.tokens), item.finish_reason
+        while finish is None and not seq.queue.empty():  # a slow consumer takes what has piled up at once
+            nxt = seq.queue.get_nowait()
+            if isinstance(nxt, BaseException):
+                seq.finished = True
+                raise nxt
+            tokens.extend(nxt.tokens)
+            finish = nxt.finish_reason
+        if finish is not None:
+            seq.finished = True
+        return Step(tokens, finish)
+
+    def cancel(self) -> None:
+        if not self._seq.finished:
+            self._seq.finished = True
+            self._engine._cancel(self._seq)
+
+
+class TorchEngine(Engine):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        device: str | None = None,
+        dtype: str = "float32",
+        max_num_seqs: int = 32,
+        max_num_tokens: int = 65536,
+        max_waiting: int = 256,
+        max_model_len: int | None = None,
+        max_prefill_tokens: int = 4096,
+        default_max_tokens: int = 1024,
+        threads: int = 0,
+        chat_template: str | None = None,
+    ) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.path = Path(path)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        self.threads = threads
+        if threads > 0:
+            torch.set_num_threads(threads)
+        t0 = time.monotonic()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        if chat_template:
+            self.tokenizer.chat_template = chat_template
+        self.model = AutoModelForCausalLM.from_pretrained(
+            self.path, dtype=_DTYPES[dtype], attn_implementation="sdpa"
+        ).to(self.device)
+        self.model.eval()
+        self.load_s = time.monotonic() - t0
+        cfg = self.model.config.get_text_config()
+        self.vocab = int(self.model.get_output_embeddings().weight.shape[0])
+        positions = int(getattr(cfg, "max_position_embeddings", 0) or 2048)
+        self.max_model_len = min(positions, max_model_len) if max_model_len else positions
+        self.max_num_seqs = max_num_seqs
+        self.max_num_tokens = max(max_num_tokens, self.max_model_len)  # one full-length sequence always fits
+        self.max_waiting = max_waiting
+        self.max_prefill_tokens = max(max_prefill_tokens, 1)
+        self.default_max_tokens = default_max_tokens
+        self.add_bos = True
+        eos: set[int] = set()
+        for src in (self.model.generation_config.eos_token_id, cfg.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(src, int):
+                eos.add(src)
+            elif isinstance(src, (list, tuple)):
+                eos.update(int(x) for x in src)
+        self.eos_ids = frozenset(eos)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else (min(eos) if eos else 0))
+        # attention layout: one mask for all layers, or one per layer type (Gemma 3: sliding + full)
+        layer_types = getattr(cfg, "layer_types", None)
+        self.window = getattr(cfg, "sliding_window", None)
+        if layer_types:
+            unknown = set(layer_types) - {"full_attention", "sliding_attention"}
+            if unknown:
+                raise ValueError(f"the torch LLM engine does not support attention layer types {sorted(unknown)}")
+            self.mask_kinds: tuple[str, ...] | None = tuple(sorted(set(layer_types)))
+        else:
+            self.mask_kinds = None
+            if not getattr(cfg, "use_sliding_window", True):
+                self.window = None
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._logits_to_keep = "logits_to_keep" in params
+        # scheduler state (the thread owns everything below except _waiting, guarded by _cv)
+        self._cv = threading.Condition()
+        self._waiting: deque[_Seq] = deque()
+        self._running: list[_Seq] = []
+        self._cache: Any = None
+        self._valid: torch.Tensor | None = None  # [B, L] real (not padding) cache columns
+        self._reserved = 0
+        self._ids = itertools.count(1)
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._stats = EngineStats()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="aiaas-llm-engine", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        with self._cv:
+            left = list(self._waiting) + self._running
+            self._waiting.clear()
+            self._running = []
+        self._deliver([(s, Step([], "abort")) for s in left])
+        self._cache = self._valid = None
+
+    def stats(self) -> EngineStats:
+        s = self._stats
+        with self._cv:
+            waiting = len(self._waiting)
+        return EngineStats(len(self._running), waiting, self._reserved, s.steps, s.generated, s.cancelled,
+                           {"batch_len": 0 if self._valid is None else int(self._valid.shape[1])})  # fmt: skip
+
+    # -- requests (event loop side) -----------------------------------------------------------------
+    def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
+        if self._stop or self._thread is None:
+            raise ServiceUnavailable("the LLM engine is not running", retry_after=5)
+        if not prompt_ids:
+            raise InvalidInput("the prompt is empty", param="prompt")
+        room = self.max_model_len - len(prompt_ids)
+        if room < 1:
+            raise InvalidInput(
+                f"the prompt has {len(prompt_ids)} tokens; this model's context is {self.max_model_len} tokens",
+                param="prompt", code="context_length_exceeded",
+            )  # fmt: skip
+        if params.max_tokens > room:
+            params.max_tokens = room
+        row = RowState.create(params, self.vocab, self.device)
+        seq = _Seq(next(self._ids), list(prompt_ids), params, row, asyncio.get_running_loop())
+        with self._cv:
+            if len(self._waiting) >= self.max_waiting:
+                raise ServiceUnavailable(
+                    f"the model is at capacity: {len(self._running)} sequences running and {len(self._waiting)} "
+                    "waiting; retry later",
+                    retry_after=max(1.0, len(self._waiting) * 0.05),
+                )
+            self._waiting.append(seq)
+            self._cv.notify()
+        return _TorchGeneration(self, seq)
+
+    def _cancel(self, seq: _Seq) -> None:
+        with self._cv:
+            seq.cancelled = True
+            self._cv.notify()
+
+    def _deliver(self, events: list[tuple[_Seq, Step | BaseException]]) -> None:
+        """Hand each step to its request's queue: one thread hop per event loop per decode step."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Seq, Step | BaseException]]] = {}
+        for seq, ev in events:
+            by_loop.setdefault(seq.loop, []).append((seq, ev))
+        for loop, evs in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening any more
+                loop.call_soon_threadsafe(_put_all, evs)
+
+    # -- the scheduler thread -----------------------------------------------------------------------
+    def _loop(self) -> None:
+        with torch.inference_mode():
+            while True:
+                with self._cv:
+                    while not self._stop and not self._waiting and not self._running:
+                        self._cv.wait(timeout=1.0)
+                    if self._stop:
+                        return
+                    admitted = self._admit_locked()
+                try:
+                    self._drop([s for s in self._running if s.cancelled], cancelled=True)
+                    if admitted:
+                        self._prefill(admitted)
+                    if self._running:
+                        self._decode()
+                except Exception as e:  # a failed step fails the sequences in it, never the engine
+                    log.exception("LLM engine step failed")
+                    err = InferenceError(f"generation failed: {type(e).__name__}: {e}")
+                    failed = self._running + [s for s in admitted if s not in self._running]
+                    self._deliver([(s, err) for s in failed])
+                    self._running, self._cache, self._valid, self._reserved = [], None, None, 0
+
+    def _admit_locked(self) -> list[_Seq]:
+        out: list[_Seq] = []
+        prefill = 0
+        while self._waiting:
+            seq = self._waiting[0]
+            if seq.cancelled:
+                self._waiting.popleft()
+                self._stats.cancelled += 1
+                continue
+            if len(self._running) + len(out) >= self.max_num_seqs:
+                break
+            if self._reserved + seq.reserve > self.max_num_tokens:
+                break
+            if out and prefill + len(seq.prompt) > self.max_prefill_tokens:
+                break
+            self._waiting.popleft()
+            out.append(seq)
+            prefill += len(seq.prompt)
+            self._reserved += seq.reserve
+        return out
+
+    def _drop(self, seqs: list[_Seq], cancelled: bool = False) -> None:
+        if not seqs:
+            return
+        gone = {s.id for s in seqs}
+        keep = [i for i, s in enumerate(self._running) if s.id not in gone]
+        for s in seqs:
+            self._reserved -= s.reserve
+        if cancelled:
+            self._stats.cancelled += len(seqs)
+        self._running = [self._running[i] for i in keep]
+        if not keep:
+            self._cache = self._valid = None
+            return
+        assert self._valid is not None
+        idx = torch.tensor(keep, device=self.device)
+        valid = self._valid.index_select(0, idx)
+        live = valid.any(0).nonzero()
+        start = int(live[0]) if live.numel() else 0
+        self._valid = valid[:, start:]
+        for layer in self._cache.layers:
+            if getattr(layer, "keys", None) is None or layer.keys.numel() == 0:
+                continue
+            layer.keys = layer.keys.index_select(0, idx)[:, :, start:]
+            layer.values = layer.values.index_select(0, idx)[:, :, start:]
+
+    def _masks(self, valid: torch.Tensor, q: int) -> Any:
+        """Attention mask(s) for ``q`` query tokens at the end of ``valid`` [B, L] (True = may attend)."""
+        length = valid.shape[1]
+        kpos = valid.long().cumsum(-1) - 1  # token position of each column in its own sequence
+        qpos = kpos[:, length - q :]
+        cols = torch.arange(length, device=valid.device)
+        qcols = cols[length - q :]
+        causal = cols.unsqueeze(0) <= qcols.unsqueeze(1)  # [q, L]
+        base = valid.unsqueeze(1) & causal.unsqueeze(0)  # [B, q, L]
+        diag = (cols.unsqueeze(0) == qcols.unsqueeze(1)).unsqueeze(0)  # a padded query attends to itself: no NaNs
+        full = (base | diag).unsqueeze(1)
+        if self.window is None or (self.mask_kinds is not None and "sliding_attention" not in self.mask_kinds):
+            sliding = full
+        else:
+            near = (qpos.unsqueeze(-1) - kpos.unsqueeze(1)) < int(self.window)
+            sliding = ((base & near) | diag).unsqueeze(1)
+        if self.mask_kinds is None:
+            return sliding if self.window is not None else full
+        return {"full_attention": full, "sliding_attention": sliding}
+
+    def _forward(self, input_ids: torch.Tensor, valid: torch.Tensor, cache: Any) -> torch.Tensor:
+        q = input_ids.shape[1]
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)[:, valid.shape[1] - q :]
+        kwargs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": self._masks(valid, q),
+            "position_ids": positions,
+            self._cache_kw: cache,
+            "use_cache": True,
+        }
+        if self._logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        out = self.model(**kwargs)
+        return out.logits[:, -1, :]
+
+    def _prefill(self, seqs: list[_Seq]) -> None:
+        from transformers import DynamicCache
+
+        longest = max(len(s.prompt) for s in seqs)
+        ids = torch.full((len(seqs), longest), self.pad_id, dtype=torch.long)
+        valid = torch.zeros((len(seqs), longest), dtype=torch.bool)
+        for j, s in enumerate(seqs):
+            ids[j, longest - len(s.prompt) :] = torch.tensor(s.prompt, dtype=torch.long)
+            valid[j, longest - len(s.prompt) :] = True
+        ids, valid = ids.to(self.device), valid.to(self.device)
+        cache = DynamicCache()
+        logits = self._forward(ids, valid, cache)
+        self._merge(seqs, cache, valid)
+        self._emit(seqs, logits)
+
+    def _merge(self, seqs: list[_Seq], cache: Any, valid: torch.Tensor) -> None:
+        if self._cache is None or not self._running:
+            self._cache, self._valid, self._running = cache, valid, list(seqs)
+            return
+        assert self._valid is not None
+        old_len, new_len = self._valid.shape[1], valid.shape[1]
+        length = max(old_len, new_len)
+        self._valid = torch.cat([_pad_left(self._valid, length, 1), _pad_left(valid, length, 1)], 0)
+        for mine, theirs in zip(self._cache.layers, cache.layers, strict=False):
+            if getattr(mine, "keys", None) is None or getattr(theirs, "keys", None) is None:
+                continue
+            mine.keys = torch.cat([_pad_left(mine.keys, length, 2), _pad_left(theirs.keys, length, 2)], 0)
+            mine.values = torch.cat([_pad_left(mine.values, length, 2), _pad_left(theirs.values, length, 2)], 0)
+        self._running.extend(seqs)
+
+    def _decode(self) -> None:
+        assert self._valid is not None
+        ids = torch.tensor([[s.last] for s in self._running], dtype=torch.long, device=self.device)
+        valid = torch.cat([self._valid, torch.ones((len(self._running), 1), dtype=torch.bool, device=self.device)], 1)
+        logits = self._forward(ids, valid, self._cache)
+        self._valid = valid
+        self._stats.steps += 1
+        self._emit(self._running, logits)
+
+    def _emit(self, seqs: list[_Seq], logits: torch.Tensor) -> None:
+        tokens = sample(logits, [s.row for s in seqs])
+        events: list[tuple[_Seq, Step | BaseException]] = []
+        done: list[_Seq] = []
+        for s, t in zip(seqs, tokens, strict=True):
+            if s.cancelled:
+                continue
+            s.generated += 1
+            s.last = t.token_id
+            finish = None
+            stop_ids = s.params.stop_token_ids if s.params.ignore_eos else (self.eos_ids | s.params.stop_token_ids)
+            in_cache = len(s.prompt) + s.generated - 1  # the newest token is not in the cache yet
+            if t.token_id in stop_ids:
+                finish = "stop"
+            elif s.generated >= s.params.max_tokens or in_cache + 1 >= self.max_model_len:
+                finish = "length"
+            events.append((s, Step([t], finish)))
+            if finish is not None:
+                done.append(s)
+        self._stats.generated += len(events)
+        self._deliver(events)
+        if done:
+            self._drop(done)
+
+
+def _put_all(events: list[tuple[_Seq, Step | BaseException]]) -> None:
+    for seq, ev in events:
+        seq.queue.put_nowait(ev)
+
+
+def _pad_left(t: torch.Tensor, length: int, dim: int) -> torch.Tensor:
+    missing = length - t.shape[dim]
+    if missing <= 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = missing
+    return torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t], dim)
