@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     default_intra_op_threads: int = 0  # onnxruntime threads per instance when a model sets none (0 = runtime default)
     repository_poll_s: float = 0.0  # > 0: rescan the repository this often and load new models (0 = off)
 
+    # --- training ----------------------------------------------------------------------------------
+    max_upload_bytes: int = 1024 * 1024 * 1024  # POST /v1/files: larger uploads are refused with 413 (streamed to disk)
+    training_cores: int = 0  # cores training jobs may use together (workers x threads); 0 = os.cpu_count()
+
     @cached_property
     def models_dir(self) -> Path:
         return self.home / "models"

@@ -21,7 +21,11 @@ shows the governed path really ran.
 
 Timings are noisy on a shared 2-core machine: compare the two rows of one run, never numbers across runs.
 
-    .venv/bin/python bench/governance_http.py [--requests 4000] [--rounds 20] [--warmup 500]
+With ``--postgres URL`` the governed server keeps its database in a fresh schema of that PostgreSQL database
+(dropped afterwards) instead of SQLite: budgets are then reserved with one conditional UPDATE per request
+(the multi-replica ledger), which is the cost that figure shows.
+
+    .venv/bin/python bench/governance_http.py [--requests 4000] [--rounds 20] [--warmup 500] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -95,6 +99,7 @@ class Server:
     name: str
     home: Path
     governance: str
+    database_url: str | None = None
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
@@ -106,6 +111,8 @@ class Server:
             AIAAS_GOVERNANCE=self.governance, AIAAS_LOG_LEVEL="warning", AIAAS_ACCESS_LOG="false",
             PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
         )  # fmt: skip
+        if self.database_url:
+            env["AIAAS_DATABASE_URL"] = self.database_url
         self.log = self.home.parent / f"{self.name}.log"
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
@@ -205,9 +212,32 @@ def pct(samples: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
-def servers(workdir: Path) -> Iterator[tuple[Server, Server]]:
+def postgres_schema(url: str | None) -> Iterator[str | None]:
+    """A fresh schema in ``url`` reached through search_path (dropped on exit); None: SQLite."""
+    if url is None:
+        yield None
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def servers(workdir: Path, database_url: str | None) -> Iterator[tuple[Server, Server]]:
     onnx_file = build_model(workdir / "src" / "tiny.onnx")
-    off, db = Server("off", workdir / "off" / "home", "off"), Server("db", workdir / "db" / "home", "db")
+    off = Server("off", workdir / "off" / "home", "off")
+    db = Server("db", workdir / "db" / "home", "db", database_url)
     try:
         for server in (off, db):
             make_home(server.home, onnx_file)
@@ -218,8 +248,12 @@ def servers(workdir: Path) -> Iterator[tuple[Server, Server]]:
             server.stop()
 
 
-def main(requests: int, rounds: int, warmup: int) -> int:
-    with tempfile.TemporaryDirectory(prefix="aiaas-gov-bench-") as tmp, servers(Path(tmp)) as (off, db):
+def main(requests: int, rounds: int, warmup: int, postgres: str | None) -> int:
+    with (
+        tempfile.TemporaryDirectory(prefix="aiaas-gov-bench-") as tmp,
+        postgres_schema(postgres) as database_url,
+        servers(Path(tmp), database_url) as (off, db),
+    ):
         loads = {"off": Load(off, ADMIN_KEY), "db": Load(db, governed_key(db))}
         for load in loads.values():
             load.run(warmup, record=False)
@@ -240,14 +274,15 @@ def main(requests: int, rounds: int, warmup: int) -> int:
 
     print(f"governance overhead over HTTP: {per_round * rounds} sequential requests per server "
           f"({rounds} interleaved rounds after {warmup} warm-up), model '{MODEL}' (4->3 MLP, batch 1)")  # fmt: skip
-    print(f"{'server':34} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'CPU us/req':>11}")
-    rows = {"off": "AIAAS_GOVERNANCE=off (admin key)", "db": "AIAAS_GOVERNANCE=db (limited key)"}
+    print(f"{'server':46} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'CPU us/req':>11}")
+    store = "PostgreSQL" if postgres else "SQLite"
+    rows = {"off": "AIAAS_GOVERNANCE=off (admin key)", "db": f"AIAAS_GOVERNANCE=db ({store}, limited key)"}
     stats = {}
     for name, load in loads.items():
         s = load.samples
         cpu_us = load.cpu / max(1, load.count) * 1e6
         stats[name] = (pct(s, 0.5), pct(s, 0.99), statistics.fmean(s), cpu_us)
-        print(f"{rows[name]:34} {stats[name][0]:8.3f} {stats[name][1]:8.3f} {stats[name][2]:8.3f} {cpu_us:11.0f}")
+        print(f"{rows[name]:46} {stats[name][0]:8.3f} {stats[name][1]:8.3f} {stats[name][2]:8.3f} {cpu_us:11.0f}")
     over50 = stats["db"][0] - stats["off"][0]
     over99 = stats["db"][1] - stats["off"][1]
     cpu = stats["db"][3] - stats["off"][3]
@@ -264,5 +299,6 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=4000, help="measured requests per server")
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds the requests are split into")
     parser.add_argument("--warmup", type=int, default=500, help="unmeasured requests per server first")
+    parser.add_argument("--postgres", metavar="URL", help="keep the governed server's database in PostgreSQL")
     args = parser.parse_args()
-    raise SystemExit(main(args.requests, args.rounds, args.warmup))
+    raise SystemExit(main(args.requests, args.rounds, args.warmup, args.postgres))

@@ -1,3 +1,3 @@
-from aiaas.batching.batcher import BatchObserver, InferResult, ModelExecutor, ModelStats
+from aiaas.batching.batcher import BatchObserver, InferResult, ModelExecutor, ModelStats, release_memory
 
-__all__ = ["BatchObserver", "InferResult", "ModelExecutor", "ModelStats"]
+__all__ = ["BatchObserver", "InferResult", "ModelExecutor", "ModelStats", "release_memory"]

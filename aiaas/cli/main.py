@@ -22,9 +22,12 @@ app.add_typer(models_app, name="models")
 def _register_governance() -> None:
     from aiaas.cli.catalog import catalog_app
     from aiaas.cli.governance import register
+    from aiaas.cli.jobs import files_app, jobs_app
 
     register(app)
     app.add_typer(catalog_app, name="catalog")
+    app.add_typer(files_app, name="files")
+    app.add_typer(jobs_app, name="jobs")
 
 
 _register_governance()

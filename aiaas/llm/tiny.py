@@ -9,6 +9,7 @@ generates the same text.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>{% endfor %}"
@@ -59,8 +60,12 @@ def build_model(
     max_positions: int = 2048,
     chat_template: str | None = CHAT_TEMPLATE,
     seed: int = 0,
+    model_vocab: int | None = None,
 ) -> Path:
-    """Write a random ``arch`` ("llama" or "gemma3") causal LM and its tokenizer to ``out``; returns ``out``."""
+    """Write a random ``arch`` ("llama" or "gemma3") causal LM and its tokenizer to ``out``; returns ``out``.
+
+    ``model_vocab`` widens the embedding and output layer beyond the tokenizer (to mimic the compute of a
+    real model's large vocabulary in benchmarks; ids past the tokenizer decode to nothing)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -68,7 +73,7 @@ def build_model(
     out.mkdir(parents=True, exist_ok=True)
     build_tokenizer(out, vocab_size, chat_template)
     tok = AutoTokenizer.from_pretrained(out)
-    vocab = len(tok)
+    vocab = max(len(tok), model_vocab or 0)
     common = dict(
         vocab_size=vocab,
         hidden_size=hidden,
@@ -82,6 +87,7 @@ def build_model(
         bos_token_id=None,
         tie_word_embeddings=False,
     )
+    config: Any
     if arch == "llama":
         from transformers import LlamaConfig
 

@@ -51,8 +51,18 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 class _Seq:
     __slots__ = (
-        "id", "prompt", "params", "row", "loop", "queue", "reserve", "generated", "last", "finished",
-        "cancelled", "enqueued",
+        "cancelled",
+        "enqueued",
+        "finished",
+        "generated",
+        "id",
+        "last",
+        "loop",
+        "params",
+        "prompt",
+        "queue",
+        "reserve",
+        "row",
     )  # fmt: skip
 
     def __init__(self, sid: int, prompt: list[int], params: SamplingParams, row: RowState, loop: asyncio.AbstractEventLoop) -> None:
@@ -131,12 +141,13 @@ class TorchEngine(Engine):
         if threads > 0:
             torch.set_num_threads(threads)
         t0 = time.monotonic()
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(self.path)
         if chat_template:
             self.tokenizer.chat_template = chat_template
         self.model = AutoModelForCausalLM.from_pretrained(
             self.path, dtype=_DTYPES[dtype], attn_implementation="sdpa"
-        ).to(self.device)
+        )
+        self.model.to(self.device)  # type: ignore[arg-type]
         self.model.eval()
         self.load_s = time.monotonic() - t0
         cfg = self.model.config.get_text_config()
@@ -267,6 +278,7 @@ class TorchEngine(Engine):
                     self._drop([s for s in self._running if s.cancelled], cancelled=True)
                     if admitted:
                         self._prefill(admitted)
+                        self._drop([s for s in self._running if s.cancelled], cancelled=True)
                     if self._running:
                         self._decode()
                 except Exception as e:  # a failed step fails the sequences in it, never the engine
@@ -401,8 +413,6 @@ class TorchEngine(Engine):
         events: list[tuple[_Seq, Step | BaseException]] = []
         done: list[_Seq] = []
         for s, t in zip(seqs, tokens, strict=True):
-            if s.cancelled:
-                continue
             s.generated += 1
             s.last = t.token_id
             finish = None

@@ -14,7 +14,9 @@ from starlette.types import Receive, Scope, Send
 
 from aiaas import __version__
 from aiaas.api import errors, ops, v2
+from aiaas.api import files as files_api
 from aiaas.api import governance as governance_api
+from aiaas.api import jobs as jobs_api
 from aiaas.api import openai as openai_api
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
@@ -22,8 +24,10 @@ from aiaas.server.adminkey import ensure_admin_key
 from aiaas.service.catalog import CatalogRunner
 from aiaas.service.control import ModelControl
 from aiaas.service.dataplane import DataPlane
+from aiaas.service.files import FilesService
 from aiaas.service.governance import AdminKeyGovernance, Governance, open_governance
 from aiaas.service.governance.admin import GovernanceAdmin
+from aiaas.service.jobs import DbJobStore, JobsService
 from aiaas.service.metrics import Metrics
 from aiaas.service.models import ModelManager
 from aiaas.settings import Settings
@@ -68,6 +72,8 @@ class Services:
     control: ModelControl
     store: Store | None = None  # the database (None with governance "off")
     governance_admin: GovernanceAdmin | None = None  # tenants, keys, limits, budgets, usage, audit
+    files: FilesService | None = None  # uploaded training files (needs the store)
+    jobs: JobsService | None = None  # training jobs; its Scheduler is built on first use (it imports torch)
     ready: bool = False
 
 
@@ -96,7 +102,11 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
     models = ModelManager(repository, context, metrics)
     dataplane = DataPlane(models, governance, metrics)
     control = ModelControl(models, governance)
-    return Services(settings, metrics, governance, models, dataplane, control, store, admin)
+    files = jobs = None
+    if store is not None:
+        files = FilesService(store, settings.home / "files", settings.max_upload_bytes)
+        jobs = JobsService(DbJobStore(store), files, control, models, settings.home / "jobs", settings.training_cores or None)
+    return Services(settings, metrics, governance, models, dataplane, control, store, admin, files, jobs)
 
 
 def create_app(settings: Settings | None = None, governance: Governance | None = None) -> FastAPI:
@@ -111,12 +121,16 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         catalog = CatalogRunner(settings, svc.models)
         builder = asyncio.create_task(catalog.run()) if settings.catalog_names() != [] else None
         watcher = asyncio.create_task(svc.models.watch(settings.repository_poll_s)) if settings.repository_poll_s > 0 else None
+        if svc.jobs is not None:  # resume the training jobs that were running when the server stopped
+            await asyncio.to_thread(svc.jobs.start, asyncio.get_running_loop())
         svc.ready = True
         log.info("aiaas ready: %d model(s) in %s", len(svc.models.models), settings.models_dir)
         try:
             yield
         finally:
             svc.ready = False
+            if svc.jobs is not None:  # stops running jobs, leaving them 'running' for the next start to resume
+                await asyncio.to_thread(svc.jobs.stop)
             if watcher is not None:
                 watcher.cancel()
             if builder is not None:
@@ -142,4 +156,7 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
     app.include_router(openai_api.router)
     if svc.governance_admin is not None:
         app.include_router(governance_api.router)
+    if svc.files is not None:
+        app.include_router(files_api.router)
+        app.include_router(jobs_api.router)
     return app

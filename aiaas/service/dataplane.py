@@ -98,6 +98,8 @@ class DataPlane:
         if version:
             vr = rec.versions.get(int(version)) if version.isdigit() else None
             if vr is None:
+                if version.isdigit() and self.models.unloaded_version(rec, int(version)):
+                    return False
                 raise NotFound(f"model {name!r} has no version {version}")
             return vr.ready
         return rec.latest_ready() is not None

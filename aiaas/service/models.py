@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiaas.batching import ModelExecutor
+from aiaas.batching import ModelExecutor, release_memory
 from aiaas.errors import InvalidInput, NotFound, ServiceUnavailable
 from aiaas.registry import ModelEntry, ModelRepository
 from aiaas.runtime import Model, RuntimeContext, backend_class
@@ -88,6 +88,11 @@ class ModelManager:
             raise InvalidInput(f"model version must be an integer, got {str(version)[:40]!r}") from None
         vr = rec.versions.get(v)
         if vr is None:
+            if self.unloaded_version(rec, v):
+                raise ServiceUnavailable(
+                    f"model {name!r} version {v} is not loaded (state {rec.state}{': ' + rec.reason if rec.reason else ''})",
+                    retry_after=5,
+                )
             raise NotFound(f"model {name!r} has no version {v}")
         if not vr.ready:
             raise ServiceUnavailable(
@@ -95,6 +100,11 @@ class ModelManager:
                 retry_after=5,
             )
         return vr
+
+    def unloaded_version(self, rec: ModelRecord, version: int) -> bool:
+        """A version on disk of a model with nothing loaded (unloaded, or failed): "not ready" (503), not "no such
+        version" (404). A version the policy does not serve while others are loaded stays a 404."""
+        return not rec.versions and self.repository.version_dir(rec.name, version).is_dir()
 
     def index(self, ready_only: bool = False) -> list[dict[str, Any]]:
         """Repository index, Triton style: one row per version, plus the models that are in no loaded state."""
@@ -233,23 +243,23 @@ class ModelManager:
             _check_against_artifact(config, inputs, outputs)
         return instances, resolved
 
-    async def unload(self, name: str) -> None:
+    async def unload(self, name: str, release: bool = True) -> None:
         rec = self.record(name)
         async with rec.lock:
-            await self._drop_versions(rec, list(rec.versions))
+            await self._drop_versions(rec, list(rec.versions), release)
             rec.state, rec.reason = "UNAVAILABLE", "unloaded"
 
-    async def _drop_versions(self, rec: ModelRecord, versions: list[int]) -> None:
+    async def _drop_versions(self, rec: ModelRecord, versions: list[int], release: bool = True) -> None:
         doomed = [rec.versions.pop(v) for v in versions if v in rec.versions]
-        await asyncio.gather(*(self._retire(rec.name, vr) for vr in doomed))
+        await asyncio.gather(*(self._retire(rec.name, vr, release) for vr in doomed))
 
-    async def _retire(self, name: str, vr: VersionRecord) -> None:
+    async def _retire(self, name: str, vr: VersionRecord, release: bool = True) -> None:
         executor = vr.executor
         vr.state = "UNLOADING"
         self.metrics.set_state(name, str(vr.version), "UNLOADING")
         if executor is not None:
             await executor.drain()
-            await asyncio.to_thread(executor.unload)
+            await asyncio.to_thread(executor.unload, release)
         vr.executor = None
         vr.state = "UNAVAILABLE"
         vr.reason = "unloaded"
@@ -268,7 +278,8 @@ class ModelManager:
                 self.models.pop(name, None)
 
     async def close(self) -> None:
-        await asyncio.gather(*(self.unload(n) for n in list(self.models)), return_exceptions=True)
+        await asyncio.gather(*(self.unload(n, release=False) for n in list(self.models)), return_exceptions=True)
+        await asyncio.to_thread(release_memory)  # once for all models, not once per model
 
 
 def _check_against_artifact(config: ModelConfig, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import re
 import time
 import uuid
@@ -100,12 +101,32 @@ def _sse(obj: Any) -> bytes:
 DONE = b"data: [DONE]\n\n"
 
 
-def _remaining_units(admission: Admission) -> float | None:
-    value = admission.headers.get("x-ratelimit-remaining-units")
+def _header_float(admission: Admission, name: str) -> float | None:
+    value = admission.headers.get(name)
     try:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _remaining_units(admission: Admission) -> float | None:
+    """Units the caller's units/minute limit had left at admission (None: no such limit)."""
+    return _header_float(admission, "x-ratelimit-remaining-units")
+
+
+def _units_refusal(admission: Admission, used: float, cap: float, during: bool) -> RateLimited:
+    """429 with Retry-After: the time the bucket needs to refill what this request is short of."""
+    per_minute = _header_float(admission, "x-ratelimit-limit-units") or 0.0
+    short = max(used - cap, 1.0)
+    retry = max(1, math.ceil(short * 60.0 / per_minute)) if per_minute > 0 else 60
+    where = "ran out during generation" if during else "has too few tokens left for this prompt"
+    headers = {k: v for k, v in admission.headers.items() if k.startswith("x-ratelimit-")}
+    headers["Retry-After"] = str(retry)
+    return RateLimited(
+        f"rate limit exceeded: the tokens-per-minute limit {where} ({used:g} tokens needed, {cap:g} were left); "
+        f"retry after {retry} s",
+        code="rate_limit_exceeded", headers=headers,
+    )  # fmt: skip
 
 
 class OpenAIService:
@@ -192,7 +213,13 @@ class OpenAIService:
 
     async def _admit(self, principal: Principal, vr: VersionRecord, name: str, endpoint: str, prompt_tokens: int) -> _Meter:
         admission = await self.governance.admit(principal, _ref(vr, name), endpoint)
-        return _Meter(self.governance, self.metrics, admission, prompt_tokens)
+        meter = _Meter(self.governance, self.metrics, admission, prompt_tokens)
+        cap = _remaining_units(admission)
+        if cap is not None and prompt_tokens >= cap:  # units are post-paid: do not start what cannot finish
+            meter.prompt_tokens = 0  # refused before any work: nothing is charged
+            await meter.finish(429, 0)
+            raise _units_refusal(admission, prompt_tokens + 1, cap, during=False)
+        return meter
 
     def _start(self, engine: Engine, choices: list[_Choice]) -> None:
         try:
@@ -204,8 +231,9 @@ class OpenAIService:
                     c.gen.cancel()
             raise
 
-    async def _events(self, choices: list[_Choice], prompt_tokens: int, cap: float | None) -> AsyncIterator[_Event]:
+    async def _events(self, choices: list[_Choice], meter: _Meter) -> AsyncIterator[_Event]:
         """Token steps of every choice, merged, as text increments; stops every choice at the first error."""
+        prompt_tokens, cap = meter.prompt_tokens, _remaining_units(meter.admission)
         try:
             if len(choices) == 1:
                 c = choices[0]
@@ -213,7 +241,7 @@ class OpenAIService:
                 async for step in c.gen:
                     ev = self._absorb(c, step.tokens, step.finish_reason)
                     yield ev
-                    self._check_cap(choices, prompt_tokens, cap)
+                    self._check_cap(choices, prompt_tokens, cap, meter.admission)
                     if ev.finish is not None:
                         break
                 return
@@ -232,7 +260,7 @@ class OpenAIService:
                             continue
                         ev = self._absorb(c, step.tokens, step.finish_reason)
                         yield ev
-                        self._check_cap(choices, prompt_tokens, cap)
+                        self._check_cap(choices, prompt_tokens, cap, meter.admission)
                         if ev.finish is None:
                             assert c.gen is not None
                             pending[asyncio.ensure_future(c.gen.__anext__())] = c
@@ -261,16 +289,12 @@ class OpenAIService:
         return _Event(c, rel.text, tokens, finish)
 
     @staticmethod
-    def _check_cap(choices: list[_Choice], prompt_tokens: int, cap: float | None) -> None:
+    def _check_cap(choices: list[_Choice], prompt_tokens: int, cap: float | None, admission: Admission) -> None:
         if cap is None or all(c.finish is not None for c in choices):
             return
         used = prompt_tokens + sum(c.tokens for c in choices)
         if used >= cap:
-            raise RateLimited(
-                f"rate limit exceeded: this key's tokens-per-minute limit ran out during generation "
-                f"({used} tokens used, {cap:g} were left)",
-                code="rate_limit_exceeded",
-            )
+            raise _units_refusal(admission, used + 1, cap, during=True)
 
     async def _stream(self, meter: _Meter, choices: list[_Choice], chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         status = 200
@@ -293,7 +317,7 @@ class OpenAIService:
     async def _collect(self, meter: _Meter, choices: list[_Choice]) -> None:
         status = 500
         try:
-            async for _ in self._events(choices, meter.prompt_tokens, _remaining_units(meter.admission)):
+            async for _ in self._events(choices, meter):
                 pass
             status = 200
         except AiaasError as e:
@@ -388,7 +412,7 @@ class OpenAIService:
             if echo[c.index]:
                 yield _sse(oa.CompletionResponse(id=rid, created=created, model=req.model,
                                                  choices=[oa.CompletionChoice(index=c.index, text=echo[c.index])]))  # fmt: skip
-        async for ev in self._events(choices, meter.prompt_tokens, _remaining_units(meter.admission)):
+        async for ev in self._events(choices, meter):
             if not ev.text and ev.finish is None and ev.choice.params.logprobs is None:
                 continue
             lp = None
@@ -465,7 +489,7 @@ class OpenAIService:
 
         for c in choices:
             yield chunk([oa.ChunkChoice(index=c.index, delta=oa.Delta(role="assistant", content=""))])
-        async for ev in self._events(choices, meter.prompt_tokens, _remaining_units(meter.admission)):
+        async for ev in self._events(choices, meter):
             lp = None
             if ev.choice.params.logprobs is not None:
                 d = ev.choice.detok
@@ -484,11 +508,12 @@ class OpenAIService:
         return out.outputs
 
     async def embeddings(self, principal: Principal, req: oa.EmbeddingRequest) -> oa.EmbeddingResponse:
-        texts = [req.input] if isinstance(req.input, str) else list(req.input)
-        if not texts:
+        raw: list[Any] = [req.input] if isinstance(req.input, str) else list(req.input)
+        if not raw:
             raise InvalidInput("input must not be empty", param="input")
-        if not all(isinstance(t, str) for t in texts):
+        if not all(isinstance(t, str) for t in raw):
             raise InvalidInput("token-id input is not supported; send text", param="input")
+        texts: list[str] = raw
         if any(not t for t in texts):
             raise InvalidInput("input must not contain empty strings", param="input")
         if len(texts) > 2048:

@@ -230,6 +230,24 @@ def test_unload_then_load(fresh) -> None:
     assert _index(c)[("mlp", "1")]["state"] == "READY"
 
 
+def test_unloaded_model_versioned_paths_are_503_but_unknown_versions_stay_404(fresh) -> None:
+    c = fresh()
+    assert c.post("/v2/repository/models/mlp/unload", headers=AUTH).status_code == 200
+    doc = {"inputs": [json_input("x", X)]}
+    for r in (c.get("/v2/models/mlp/versions/1/ready", headers=AUTH), infer(c, "mlp", doc, path_version="1")):
+        assert r.status_code == 503 and "not" in r.json()["error"], r.text
+    assert c.get("/v2/models/mlp/versions/2/ready", headers=AUTH).status_code == 404
+    assert infer(c, "mlp", doc, path_version="2").status_code == 404
+
+
+def test_version_outside_the_policy_is_404_while_the_model_serves(fresh, tmp_path) -> None:
+    c = fresh()
+    import_onnx(ModelRepository(tmp_path / "home" / "models"), mlp(tmp_path / "v2" / "mlp.onnx"), "mlp")
+    assert c.post("/v2/repository/models/mlp/load", headers=AUTH).status_code == 200
+    assert c.get("/v2/models/mlp/versions/2/ready", headers=AUTH).status_code == 200
+    assert c.get("/v2/models/mlp/versions/1/ready", headers=AUTH).status_code == 404  # default policy: latest
+
+
 def test_load_picks_up_a_new_version(fresh, tmp_path) -> None:
     c = fresh()
     repo = ModelRepository(tmp_path / "home" / "models")

@@ -314,7 +314,8 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/v2/health/ready", timeout=2).status_code == 200:
+                ok = httpx.get(self.url + "/v2/health/ready", timeout=2).status_code == 200
+                if ok and self.proc.poll() is None:  # ours, not another server that took the port
                     return self
             time.sleep(0.1)
         raise TimeoutError(f"server not ready after {timeout}s:\n{self.output()}")
@@ -340,8 +341,21 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def running_server(home: Path, admin_key: str | None, **env: str) -> Iterator[ServerProcess]:
-    server = ServerProcess(home, admin_key, **env)
+    server = start_server(home, admin_key, **env)
     try:
-        yield server.wait_ready()
+        yield server
     finally:
         server.stop()
+
+
+def start_server(home: Path, admin_key: str | None, attempts: int = 3, **env: str) -> ServerProcess:
+    """Start and wait until ready; retries on a new port if another process took the free one meanwhile."""
+    for attempt in range(attempts):
+        server = ServerProcess(home, admin_key, **env)
+        try:
+            return server.wait_ready()
+        except RuntimeError:
+            server.stop()
+            if "address already in use" not in server.output().lower() or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")

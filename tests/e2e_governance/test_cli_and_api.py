@@ -98,7 +98,8 @@ def test_cli_and_http_end_to_end(site: Site) -> None:
         assert all(a["actor_key"] == "admin" for a in api_audit)  # the CLI acts as the bootstrap admin
 
     # A restart keeps tenants, keys, usage and what the budget has spent. Usage is now flushed only at shutdown.
-    with TestClient(create_app(settings_for(site.home, site.database_url, usage_flush_s=3600))) as c:
+    restarted = settings_for(site.home, site.database_url, usage_flush_s=3600, key_cache_ttl_s=0.5)
+    with TestClient(create_app(restarted)) as c:
         assert "acme" in {t["id"] for t in c.get("/v1/tenants", headers=ROOT).json()["data"]}
         assert c.get(f"/v1/keys/{key_id}", headers=ROOT).json()["status"] == "active"
         assert sum(row["requests"] for row in usage(c, "model")) == 12
@@ -106,6 +107,13 @@ def test_cli_and_http_end_to_end(site: Site) -> None:
         for _ in range(5):
             assert c.post("/v2/models/pub/infer", json=X, headers=key).status_code == 200
         assert c.app.state.services.governance.usage.pending == 5  # type: ignore[attr-defined]
+        # A key revoked with the CLI (another process) stops working within the server's key cache TTL.
+        assert f"revoked key {key_id}" in cli(site, "keys", "revoke", key_id)
+        r = wait_for(
+            lambda: (r := c.get("/v2/models/pub", headers=key)).status_code == 401 and r, timeout=5,
+            what="the revocation to reach the server",
+        )
+        assert "revoked" in error_message(r)
     # The graceful stop wrote the buffered rows: nothing lost.
     store = Store(settings.effective_database_url)
     try:
@@ -176,3 +184,22 @@ def test_sigterm_on_a_real_server_writes_buffered_usage(site: Site) -> None:
     finally:
         store.dispose()
     assert [(k, c) for k, c in rows] == [(made["id"], 1.0)] * 5
+
+
+@pytest.mark.parametrize("site", ["sqlite"], indirect=True)
+def test_a_tenant_reusing_a_deleted_name_sees_none_of_its_history(site: Site) -> None:
+    """Usage and audit outlive a deleted tenant (they are history); a new tenant with the same name starts
+    with an empty usage report and audit trail."""
+    with TestClient(create_app(settings_for(site.home, site.database_url))) as c:
+        assert c.post("/v1/tenants", json={"name": "phoenix"}, headers=ROOT).status_code == 201
+        old = c.post("/v1/keys", json={"tenant": "phoenix", "role": "developer"}, headers=ROOT).json()
+        assert c.post("/v2/models/priced/infer", json=X, headers=auth(old["key"])).status_code == 200
+        wait_for(lambda: usage(c, "model", tenant="phoenix"), what="usage of the first tenant")
+        assert c.delete("/v1/tenants/phoenix", headers=ROOT).status_code == 200
+        assert c.post("/v1/tenants", json={"name": "phoenix"}, headers=ROOT).status_code == 201
+        new = auth(c.post("/v1/keys", json={"tenant": "phoenix", "role": "developer"}, headers=ROOT).json()["key"])
+        assert c.get("/v1/usage", params={"start": "2000-01-01"}, headers=new).json()["data"] == []
+        trail = c.get("/v1/audit", headers=new).json()["data"]
+        assert old["id"] not in {a["target"] for a in trail} and "tenant.delete" not in {a["action"] for a in trail}
+        # The operator still has the whole history.
+        assert sum(row["requests"] for row in usage(c, "model", tenant="phoenix", start="2000-01-01")) == 1

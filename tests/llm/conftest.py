@@ -14,6 +14,9 @@ from typing import Any
 
 import pytest
 
+pytest.importorskip("transformers", reason="the llm extra is not installed")
+pytest.importorskip("openai", reason="the llm extra is not installed")
+
 from aiaas.llm.tiny import build_model
 
 ADMIN_KEY = "test-admin-key"

@@ -92,6 +92,10 @@ OPS: dict[str, tuple[str, str, dict[str, str] | None, Any]] = {
     "v2.index": ("POST", "/v2/repository/index", None, None),
     "v2.load": ("POST", "/v2/repository/models/{model}/load", None, None),
     "v2.unload": ("POST", "/v2/repository/models/{model}/unload", None, None),
+    "openai.list": ("GET", "/v1/models", None, None),
+    "openai.model": ("GET", "/v1/models/{model}", None, None),
+    "openai.embeddings": ("POST", "/v1/embeddings", None, {"model": "{model}", "input": "hello"}),
+    "openai.chat": ("POST", "/v1/chat/completions", None, {"model": "{model}", "messages": [{"role": "user", "content": "hi"}]}),
     "tenants.list": ("GET", "/v1/tenants", None, None),
     "tenants.read": ("GET", "/v1/tenants/{tenant}", None, None),
     "tenants.create": ("POST", "/v1/tenants", None, {"name": "{name}"}),
@@ -100,6 +104,7 @@ OPS: dict[str, tuple[str, str, dict[str, str] | None, Any]] = {
     "keys.read": ("GET", "/v1/keys/{key}", None, None),
     "keys.create": ("POST", "/v1/keys", None, {"tenant": "{tenant}", "role": "{role}"}),
     "keys.create_for_models": ("POST", "/v1/keys", None, {"tenant": "acme", "models": ["{model}"]}),
+    "keys.create_expired": ("POST", "/v1/keys", None, {"tenant": "acme", "expires_days": 0}),
     "keys.revoke": ("POST", "/v1/keys/{key}/revoke", None, None),
     "keys.rotate": ("POST", "/v1/keys/{key}/rotate", None, None),
     "limits.key.read": ("GET", "/v1/limits/key/{key}", None, None),
@@ -233,6 +238,14 @@ def over_budget(world: World, r: httpx.Response) -> None:
         assert part in message, (part, message)
 
 
+def openai_lists(present: set[str], absent: set[str]) -> Callable[[World, httpx.Response], None]:
+    def check(world: World, r: httpx.Response) -> None:
+        names = {row["id"] for row in r.json()["data"]}
+        assert present <= names and not (absent & names), names
+
+    return check
+
+
 def only_own_tenant(world: World, r: httpx.Response) -> None:
     assert {t["id"] for t in r.json()["data"]} == {"acme"}
 
@@ -277,7 +290,7 @@ def hold_slot(world: World) -> Iterator[None]:
 # -- the table -------------------------------------------------------------------------------------------------
 AUTH_OPS = [
     "v2.metadata", "v2.ready", "v2.infer", "v2.infer_version", "v2.stats", "v2.stats_all", "v2.index", "v2.load",
-    "v2.unload", "tenants.list", "tenants.create", "tenants.delete", "keys.create", "keys.revoke", "keys.rotate",
+    "v2.unload", "openai.list", "openai.model", "openai.embeddings", "openai.chat", "tenants.list", "tenants.create", "tenants.delete", "keys.create", "keys.revoke", "keys.rotate",
     "limits.key.write", "limits.tenant.read", "budgets.key.write", "budgets.tenant.read", "grants.create",
     "owner.write", "usage.tenant", "audit.tenant",
 ]  # fmt: skip
@@ -356,6 +369,9 @@ CASES += [
         ("globex_user", "v2.infer", {"model": "secret"}, MODEL_ABSENT),
         ("globex_user", "v2.infer_version", {"model": "secret"}, MODEL_ABSENT),
         ("globex_user", "v2.stats", {"model": "secret"}, MODEL_ABSENT),
+        ("globex_user", "openai.model", {"model": "secret"}, MODEL_ABSENT),
+        ("globex_user", "openai.embeddings", {"model": "secret"}, MODEL_ABSENT),
+        ("globex_user", "openai.chat", {"model": "secret"}, MODEL_ABSENT),
         ("globex_dev", "v2.metadata", {"model": "secret"}, MODEL_ABSENT),
         ("globex_dev", "v2.load", {"model": "secret"}, MODEL_ABSENT),
         ("globex_dev", "v2.unload", {"model": "secret"}, MODEL_ABSENT),
@@ -387,12 +403,15 @@ CASES += [
     Case("cross-index-hides-private-model", "v2.index", "globex_user", 200, check=lists({"pub"}, {"secret"})),
     Case("cross-stats-hides-private-model", "v2.stats_all", "globex_user", 200,
          check=lists({"pub"}, {"secret"}, stats=True)),
+    Case("cross-openai-list-hides-private-model", "openai.list", "globex_user", 200,
+         check=openai_lists({"pub"}, {"secret"})),
     Case("cross-tenant-list-shows-own-tenant", "tenants.list", "acme_dev", 200, check=only_own_tenant),
 ]
 
 # Read-only positive controls: the same routes answer the right key.
 CASES += [
     Case("ok-owner-tenant-sees-private-model", "v2.metadata", "acme_user", 200, {"model": "secret"}),
+    Case("ok-openai-model-for-its-owner", "openai.model", "acme_user", 200, {"model": "secret"}),
     Case("ok-index-shows-own-private-model", "v2.index", "acme_user", 200, check=lists({"pub", "secret"}, set())),
     Case("ok-developer-reads-own-tenant-key", "keys.read", "acme_dev", 200, {"key": "acme_user"}),
     Case("ok-developer-reads-own-usage", "usage.tenant", "acme_dev", 200),
@@ -416,6 +435,9 @@ CASES += [
          prepare=exhaust("broke", "priced", 402)),
 ]
 
+# A key that "expires in 0 days" is refused, not made into a key that never expires.
+CASES += [Case("invalid-expiry-zero", "keys.create_expired", "root", 400)]
+
 # Hostile names in every name slot: a clear 400 or 404, never a 500, and the database intact.
 HOSTILE = {
     "traversal": "../../etc",  # sent as ..%2F..%2Fetc in paths
@@ -426,7 +448,8 @@ HOSTILE = {
 }
 HOSTILE_SLOTS = [
     ("v2.metadata", "model"), ("v2.ready", "model"), ("v2.infer", "model"), ("v2.stats", "model"),
-    ("v2.load", "model"), ("v2.unload", "model"), ("tenants.read", "tenant"), ("tenants.create", "name"),
+    ("v2.load", "model"), ("v2.unload", "model"), ("openai.model", "model"), ("openai.embeddings", "model"),
+    ("tenants.read", "tenant"), ("tenants.create", "name"),
     ("tenants.delete", "tenant"), ("keys.list", "tenant"), ("keys.create", "tenant"),
     ("keys.create_for_models", "model"), ("keys.read", "key"), ("keys.revoke", "key"), ("keys.rotate", "key"),
     ("limits.key.write", "key"), ("limits.tenant.write", "tenant"), ("budgets.key.read", "key"),
@@ -434,8 +457,18 @@ HOSTILE_SLOTS = [
     ("owner.write", "model"), ("owner.write", "tenant"), ("usage.tenant", "tenant"), ("usage.key", "key"),
     ("audit.tenant", "tenant"),
 ]  # fmt: skip
+
+
+def hostile_statuses(label: str, op: str) -> tuple[int, ...]:
+    # "/v1/models/../../etc/grants/x" decodes onto the OpenAI route GET /v1/models/{model:path}, so the router
+    # refuses other methods there with 405 before any handler runs: a clean refusal too.
+    if label == "traversal" and OPS[op][1].startswith("/v1/models/") and OPS[op][0] != "GET":
+        return (400, 404, 405)
+    return (400, 404)
+
+
 CASES += [
-    Case(f"hostile-{label}-{op}-{slot}", op, "root", (400, 404), {slot: value})
+    Case(f"hostile-{label}-{op}-{slot}", op, "root", hostile_statuses(label, op), {slot: value})
     for label, value in HOSTILE.items()
     for op, slot in HOSTILE_SLOTS
 ]

@@ -151,7 +151,7 @@ def build_cartpole(ctx: BuildContext) -> BuildResult:
     returns = rollout(env, lambda o: sess.run(["action"], {"observation": o})[0], CARTPOLE_EVAL_SEEDS)
     probe = np.random.default_rng(ctx.seed).normal(0, 0.5, (256, 4)).astype(np.float32)
     with torch.no_grad():
-        ref = policy.get_distribution(torch.as_tensor(probe)).distribution.probs.numpy()
+        ref = torch.softmax(policy.action_net(policy.mlp_extractor.forward_actor(torch.as_tensor(probe))), 1).numpy()
     metrics = {
         "mean_reward": float(np.mean(returns)),
         "min_reward": float(np.min(returns)),

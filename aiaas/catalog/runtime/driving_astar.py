@@ -30,7 +30,7 @@ def moves(connectivity: int) -> list[tuple[int, int, float]]:
     straight = [(-1, 0, 1.0), (1, 0, 1.0), (0, -1, 1.0), (0, 1, 1.0)]
     if connectivity == 4:
         return straight
-    return straight + [(-1, -1, SQRT2), (-1, 1, SQRT2), (1, -1, SQRT2), (1, 1, SQRT2)]
+    return [*straight, (-1, -1, SQRT2), (-1, 1, SQRT2), (1, -1, SQRT2), (1, 1, SQRT2)]
 
 
 def step_allowed(grid: np.ndarray, r: int, c: int, dr: int, dc: int) -> bool:

@@ -7,6 +7,7 @@ once per request rather than taking the model down.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,9 @@ class StockfishMove(Model):
                 raise InvalidInput(f"fen[{i}] is not a valid FEN: {e}") from None
             if not board.is_valid():
                 raise InvalidInput(f"fen[{i}] is not a legal position ({board.status()!r})")
-            if board.is_game_over():
-                raise InvalidInput(f"fen[{i}] has no move to play: {board.outcome().termination.name.lower()}")
+            outcome = board.outcome()
+            if outcome is not None:
+                raise InvalidInput(f"fen[{i}] has no move to play: {outcome.termination.name.lower()}")
             boards.append(board)
         moves, sans, evals = [], [], []
         for board in boards:
@@ -80,10 +82,8 @@ class StockfishMove(Model):
 
     def unload(self) -> None:
         if self.engine is not None:
-            try:
+            with contextlib.suppress(Exception):  # a dead engine needs no quitting
                 self.engine.quit()
-            except Exception:  # noqa: BLE001 -- a dead engine needs no quitting
-                pass
             self.engine = None
 
 

@@ -196,6 +196,9 @@ class GovernanceAdmin:
         name = _label(name)
         models = check_models(models)
         check_number(expires_days, "expires_days", maximum=36500)
+        if expires_days is not None and expires_days <= 0:  # fail closed: 0 must not mean "never expires"
+            raise InvalidInput("expires_days must be greater than 0 (omit it for a key that does not expire)",
+                               param="expires_days")  # fmt: skip
         with self.store.session() as session:
             self._tenant(session, actor, tenant)
             _need(actor, "admin", "developer")
@@ -380,7 +383,11 @@ class GovernanceAdmin:
             if tenant is None and not actor.is_admin:
                 tenant = actor.tenant_id
             if tenant is not None:
-                self._tenant(session, actor, tenant)
+                since = self._tenant(session, actor, tenant).created_at
+                if not actor.is_admin and since > t0:
+                    # History stays after a tenant is deleted; a new tenant that reuses the name must not
+                    # see its predecessor's usage.
+                    t0 = since
             if key is not None:
                 row = self._key(session, actor, key)
                 if tenant is not None and row.tenant_id != tenant:
@@ -417,5 +424,7 @@ class GovernanceAdmin:
             if tenant is None and not actor.is_admin:
                 tenant = actor.tenant_id
             if tenant is not None:
-                self._tenant(session, actor, tenant)
+                since = self._tenant(session, actor, tenant).created_at
+                if not actor.is_admin and (t0 is None or since > t0):
+                    t0 = since  # not the audit trail of a deleted tenant that had the same name
             return query_audit(session, tenant=tenant, action=action, start=t0, end=t1, limit=int(limit))

@@ -106,7 +106,7 @@ def insert_key(
 
 
 def expiry_in(days: float | None) -> datetime | None:
-    return utcnow() + timedelta(days=days) if days else None
+    return utcnow() + timedelta(days=days) if days is not None else None
 
 
 def get_key_row(session: Session, key_id: str) -> ApiKey:

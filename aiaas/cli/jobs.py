@@ -1,0 +1,285 @@
+"""CLI for training: ``aiaas files upload|list|show|delete`` and ``aiaas jobs create|list|show|cancel|watch``.
+
+Unlike the governance commands these talk to the running server over HTTP (the server owns the job processes):
+``--url`` (default ``http://AIAAS_HOST:AIAAS_PORT``) with ``--api-key`` (default: the admin key of ``--home``,
+read with ``read_admin_key``). ``jobs create --file`` takes a file id, or a local path that is uploaded first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from aiaas.server.adminkey import read_admin_key
+from aiaas.settings import Settings
+
+console = Console()
+files_app = typer.Typer(help="Upload and manage training files (CSV, JSONL, NPZ, Parquet).", no_args_is_help=True)
+jobs_app = typer.Typer(help="Training jobs: create, list, show, cancel, watch.", no_args_is_help=True)
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+UrlOpt = Annotated[str | None, typer.Option("--url", help="server URL (default http://AIAAS_HOST:AIAAS_PORT)")]
+KeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key (default: the admin key of --home)")]
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="aiaas home, for the default URL and admin key")]
+
+
+class _Server:
+    """An httpx client that turns error answers into a red message and exit code 1."""
+
+    def __init__(self, url: str | None, api_key: str | None, home: Path | None, timeout: float = 600.0) -> None:
+        settings = Settings(home=home) if home is not None else Settings()
+        if api_key is None:
+            admin = read_admin_key(settings)
+            api_key = admin.key if admin else None
+        if not api_key:
+            raise _fail("no API key: pass --api-key, or --home of a server whose admin.key you can read")
+        base = url or f"http://{settings.host}:{settings.port}"
+        self.http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout)
+
+    def __call__(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            r = self.http.request(method, path, **kw)
+        except httpx.HTTPError as e:
+            raise _fail(f"cannot reach the server at {self.http.base_url}: {e}") from None
+        if r.status_code >= 400:
+            try:
+                err = r.json()["error"]
+                message = err["message"] if isinstance(err, dict) else str(err)
+            except (ValueError, KeyError, TypeError):
+                message = r.text[:500]
+            raise _fail(f"{message} (HTTP {r.status_code})")
+        return r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
+
+    def upload(self, path: Path) -> dict[str, Any]:
+        with path.open("rb") as f:  # httpx streams the file object; it is never read whole
+            return self(  # type: ignore[no-any-return]
+                "POST", "/v1/files", files={"file": (path.name, f, "application/octet-stream")}, data={"purpose": "training"}
+            )
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _eta(seconds: Any) -> str:
+    if not isinstance(seconds, int | float) or seconds < 0:
+        return "-"
+    m, s = divmod(round(seconds), 60)
+    return f"{m}:{s:02d}"
+
+
+def parse_hp(items: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; a value is JSON when it parses (3, 0.1, [16,16], true), else a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _fail(f"--hp {item!r}: expected key=value, e.g. --hp epochs=5")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+# -- files ----------------------------------------------------------------------------------------------
+@files_app.command("upload")
+def files_upload(
+    path: Annotated[Path, typer.Argument(help="a .csv, .jsonl, .npz or .parquet file", exists=True, dir_okay=False)],
+    url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
+) -> None:  # fmt: skip
+    """Upload a training file; the server checks every line and prints the file id."""
+    info = _Server(url, api_key, home).upload(path)
+    console.print(f"uploaded [bold]{info['filename']}[/bold] as [green]{info['id']}[/green]: "
+                  f"{info['format']}, {info['rows']} rows, columns {', '.join(info['columns'])}")  # fmt: skip
+
+
+@files_app.command("list")
+def files_list(limit: int = 50, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None) -> None:
+    """Files of your tenant (all tenants for an admin), newest first."""
+    page = _Server(url, api_key, home)("GET", "/v1/files", params={"limit": limit})
+    table = Table(title="files")
+    for col in ("id", "filename", "format", "rows", "bytes", "owner", "created"):
+        table.add_column(col)
+    for f in page["data"]:
+        table.add_row(f["id"], f["filename"], f["format"], str(f["rows"]), str(f["bytes"]), f["owner"], _when(f["created_at"]))
+    console.print(table)
+
+
+@files_app.command("show")
+def files_show(file_id: str, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None) -> None:
+    """One file's summary (format, rows, column types, sha256)."""
+    console.print_json(data=_Server(url, api_key, home)("GET", f"/v1/files/{file_id}"))
+
+
+@files_app.command("delete")
+def files_delete(file_id: str, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None) -> None:
+    """Delete a file (jobs made from it keep their own copy)."""
+    _Server(url, api_key, home)("DELETE", f"/v1/files/{file_id}")
+    console.print(f"deleted {file_id}")
+
+
+# -- jobs -----------------------------------------------------------------------------------------------
+def _file_id(server: _Server, value: str) -> str:
+    path = Path(value)
+    if path.is_file():
+        info = server.upload(path)
+        console.print(f"uploaded {path.name} as [green]{info['id']}[/green] ({info['rows']} rows)")
+        return str(info["id"])
+    if value.startswith("file-"):
+        return value
+    raise _fail(f"{value!r} is neither a local file nor a file id (file-...)")
+
+
+@jobs_app.command("create")
+def jobs_create(
+    recipe: Annotated[str, typer.Option(help="tabular | image | text | mf")],
+    file: Annotated[str, typer.Option("--file", help="training data: a file id, or a local path to upload")],
+    model: Annotated[str, typer.Option(help="target model; the result becomes its next version")],
+    validation_file: Annotated[str | None, typer.Option("--validation-file", help="file id or local path")] = None,
+    workers: Annotated[int, typer.Option(help="worker processes (DDP ranks)")] = 1,
+    threads_per_worker: Annotated[int, typer.Option(help="torch threads in each worker")] = 1,
+    hp: Annotated[list[str] | None, typer.Option("--hp", help="hyperparameter key=value (repeatable)")] = None,
+    strategy: Annotated[str, typer.Option(help="ddp (horovod, zero where installed)")] = "ddp",
+    checkpoint_every: Annotated[int | None, typer.Option(help="checkpoint every N steps")] = None,
+    keep_last: Annotated[int | None, typer.Option(help="checkpoints to keep")] = None,
+    max_restarts: Annotated[int | None, typer.Option(help="worker-group restarts on failure")] = None,
+    max_runtime: Annotated[float | None, typer.Option("--max-runtime", help="seconds for the whole job")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    priority: Annotated[int | None, typer.Option(help="higher runs first")] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="then watch it until it finishes")] = False,
+    url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
+) -> None:  # fmt: skip
+    """Start a training job."""
+    server = _Server(url, api_key, home)
+    body: dict[str, Any] = {
+        "recipe": recipe, "model": model, "training_file": _file_id(server, file),
+        "hyperparameters": parse_hp(hp or []), "resources": {"workers": workers, "threads_per_worker": threads_per_worker},
+        "strategy": strategy,
+    }  # fmt: skip
+    if validation_file:
+        body["validation_file"] = _file_id(server, validation_file)
+    checkpoint = {k: v for k, v in (("every_n_steps", checkpoint_every), ("keep_last", keep_last)) if v is not None}
+    if checkpoint:
+        body["checkpoint"] = checkpoint
+    for key, value in (("max_restarts", max_restarts), ("max_runtime_s", max_runtime), ("seed", seed), ("priority", priority)):
+        if value is not None:
+            body[key] = value
+    job = server("POST", "/v1/training/jobs", json=body)
+    if job["status"] == "failed":
+        raise _fail(f"job {job['id']} failed: {job['reason']}")
+    console.print(f"created job [bold]{job['id']}[/bold] ({job['status']}): {recipe} -> model {model}, {workers} worker(s)")
+    if watch:
+        _watch(server, job["id"], 0.5)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[str | None, typer.Option(help="only these states, e.g. running,queued")] = None,
+    limit: int = 50, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
+) -> None:  # fmt: skip
+    """Jobs of your tenant (all tenants for an admin), newest first."""
+    params: dict[str, Any] = {"limit": limit}
+    if status:
+        params["status"] = status
+    page = _Server(url, api_key, home)("GET", "/v1/training/jobs", params=params)
+    table = Table(title="training jobs")
+    for col in ("id", "status", "model", "version", "recipe", "progress", "owner", "created"):
+        table.add_column(col)
+    for j in page["data"]:
+        p = j.get("progress") or {}
+        prog = f"{p['step']}/{p['total_steps']}" if "step" in p else ""
+        status_text = j["status"] + (f" ({j['sub_status']})" if j.get("sub_status") else "")
+        table.add_row(j["id"], status_text, j["model"], str(j.get("model_version") or ""), j["recipe"], prog,
+                      str(j.get("owner") or ""), _when(j["created_at"]))  # fmt: skip
+    console.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None) -> None:
+    """Everything about one job, as JSON."""
+    console.print_json(data=_Server(url, api_key, home)("GET", f"/v1/training/jobs/{job_id}"))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None) -> None:
+    """Cancel a job: every worker process is stopped."""
+    job = _Server(url, api_key, home)("POST", f"/v1/training/jobs/{job_id}/cancel")
+    console.print(f"{job_id}: {job['status']}")
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    job_id: str, interval: Annotated[float, typer.Option(help="seconds between polls")] = 0.5,
+    url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
+) -> None:  # fmt: skip
+    """Follow a job: a live progress bar (step/total, loss, samples/s, ETA), its messages, the final metrics.
+    Exits 0 when the job succeeds, 1 otherwise."""
+    _watch(_Server(url, api_key, home), job_id, interval)
+
+
+def _watch(server: _Server, job_id: str, interval: float) -> None:
+    columns = (
+        TextColumn("[bold]{task.fields[phase]:<12}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} samples/s"), TextColumn("ETA {task.fields[eta]}"),
+    )  # fmt: skip
+    after = 0
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(job_id, total=None, phase="", loss="-", rate="-", eta="-")
+        while True:
+            job = server("GET", f"/v1/training/jobs/{job_id}")
+            page = server("GET", f"/v1/training/jobs/{job_id}/events", params={"after": after, "limit": 1000, "type": "message"})
+            for e in page["data"]:
+                color = {"error": "red", "warning": "yellow"}.get(e["level"], "dim")
+                progress.console.print(f"[{color}]{time.strftime('%H:%M:%S', time.localtime(e['ts']))} {e['message']}[/{color}]")
+            after = page["last_seq"]
+            p = job.get("progress") or {}
+            fields: dict[str, Any] = {"phase": job.get("sub_status") or job["status"]}
+            if "step" in p:
+                fields.update(
+                    total=p.get("total_steps"), completed=p["step"], loss=_num(p.get("loss", "-")),
+                    rate=f"{p.get('samples_per_s', 0):.0f}", eta=_eta(p.get("eta_s")),
+                )  # fmt: skip
+            if job["status"] == "succeeded" and p.get("total_steps"):
+                fields.update(completed=p["total_steps"], eta="0:00")
+            progress.update(task, **fields)
+            if job["status"] in TERMINAL and not page["has_more"]:
+                break
+            time.sleep(interval)
+    _final(job)
+
+
+def _final(job: dict[str, Any]) -> None:
+    status = job["status"]
+    if status != "succeeded":
+        console.print(f"[red]job {job['id']} {status}[/red]: {job.get('reason') or ''}")
+        raise typer.Exit(1)
+    console.print(f"[green]job {job['id']} succeeded[/green]: model [bold]{job['model']}[/bold] version {job['model_version']}")
+    table = Table(title="final metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in (job.get("metrics") or {}).items():
+        table.add_row(k, _num(v))
+    result = job.get("result") or {}
+    for k in ("steps", "train_samples_per_s", "workers"):
+        if k in result:
+            table.add_row(k, _num(result[k]))
+    console.print(table)
+    console.print(f"call it: POST /v2/models/{job['model']}/versions/{job['model_version']}/infer")
