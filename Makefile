@@ -3,14 +3,15 @@ PY      ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
-EXTRAS  ?= dev,train
+EXTRAS  ?= dev,train,catalog
 
 .PHONY: install serve test bench lint typecheck clean
 
 install: $(STAMP)
 
 # Re-installs when pyproject.toml changes. torch is pinned to 2.13.0 (CPU wheel) in the `train` extra.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/install-system-packages.sh
+	bash scripts/install-system-packages.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -U pip setuptools wheel
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]'
@@ -23,7 +24,6 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk unavailable: using the python load generator"
 	$(BIN)/python bench/serving.py
 
 lint: install

@@ -192,7 +192,9 @@ class DataPlane:
         self._visible(principal, name)
         vr = self.models.resolve(name, version)
         label_v = str(vr.version)
-        admission = await self.governance.admit(principal, _ref(vr, name), endpoint)
+        batched = vr.config is not None and vr.config.max_batch_size > 0
+        units = float(_rows(inputs) if batched else 1)  # what a success meters: known before it runs
+        admission = await self.governance.admit(principal, _ref(vr, name), endpoint, units)
         status, result = 500, None
         try:
             if not vr.ready:  # a reload swapped versions while admit awaited: take the current one
@@ -219,8 +221,7 @@ class DataPlane:
             raise
         finally:
             elapsed = time.perf_counter() - t0
-            batched = vr.config is not None and vr.config.max_batch_size > 0
-            rows = (_rows(inputs) if batched else 1) if status == 200 else 0
+            rows = units if status == 200 else 0
             await self.governance.finish(
                 admission,
                 Outcome(status=status, units_in=float(rows), compute_s=result.compute_s * rows / max(1, result.batch_size) if result else 0.0),

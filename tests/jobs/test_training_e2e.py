@@ -112,10 +112,10 @@ def test_server_restart_mid_job_resumes_it(world_factory, monkeypatch: pytest.Mo
     with world_factory("sqlite", training_cores=2) as w:
         acme = w.key("acme", "developer")
         train = upload(w.client, acme, "train.csv", blobs_csv(400)).json()["id"]
-        body = tabular_job(train, "resumed", checkpoint={"every_n_steps": 5, "keep_last": 2},
-                           hyperparameters={"epochs": 20, "max_steps": 80})  # fmt: skip
+        body = tabular_job(train, "resumed", checkpoint={"every_n_steps": 4, "keep_last": 2},
+                           hyperparameters={"epochs": 20, "max_steps": 50})  # fmt: skip
         jid = w.client.post("/v1/training/jobs", json=body, headers=acme.headers).json()["id"]
-        wait_job(w.client, acme, jid, until=lambda j: j["progress"].get("step", 0) >= 10)
+        wait_job(w.client, acme, jid, until=lambda j: j["progress"].get("step", 0) >= 8)
         tree = _tree(w, jid)
         home = w.home
     # the app has shut down: the job's processes are gone, and the database still says "running"
@@ -127,7 +127,7 @@ def test_server_restart_mid_job_resumes_it(world_factory, monkeypatch: pytest.Mo
     with TestClient(create_app(settings_for(home, None, training_cores=2))) as client:
         job = wait_job(client, acme, jid)
         assert job["status"] == "succeeded", job["reason"]
-        assert job["result"]["steps"] == 80 and job["model_version"] == 1
+        assert job["result"]["steps"] == 50 and job["model_version"] == 1
         events = client.get(f"/v1/training/jobs/{jid}/events?type=message&limit=1000", headers=acme.headers).json()["data"]
         assert any("the server restarted; the job resumes from its checkpoint" in e["message"] for e in events)
         resumed = [e["data"] for e in events if e["data"].get("phase") == "resumed"]

@@ -55,9 +55,17 @@ def _write_json(path: Path, value: Any) -> Path:
 # -- measuring ----------------------------------------------------------------------------------------------
 
 
+_CONTRACTIONS = (("won't", "will not"), ("can't", "can not"), ("n't", " not"), ("'m", " am"), ("'re", " are"),
+                 ("'ve", " have"), ("'ll", " will"), ("it's", "it is"), ("that's", "that is"), ("let's", "let us"))
+
+
 def normalize_words(text: str) -> list[str]:
-    """Lower-case words without punctuation (apostrophes kept: "it's" is one dictionary word)."""
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
+    """Lower-case words without punctuation, contractions expanded on both sides ("i'm" = "i am"), so WER
+    counts recognition errors rather than spelling conventions."""
+    t = text.lower().replace("’", "'").replace("-", " ")
+    for short, full in _CONTRACTIONS:
+        t = t.replace(short, full)
+    return re.sub(r"[^a-z0-9' ]+", " ", t).split()
 
 
 def edit_distance(ref: list[str], hyp: list[str]) -> int:
@@ -97,9 +105,14 @@ def _piper_importable() -> bool:
     return TTS_REQ.missing() is None
 
 
-def _piper() -> Any:
+def _piper(seed: int = 0) -> Any:
+    """The Piper voice as the served model loads it; seeded first, since its ONNX graph samples noise (the
+    seed only takes effect for sessions created after it is set)."""
+    import onnxruntime as ort
+
     from aiaas.catalog.runtime.speech_tts import PiperTTS
 
+    ort.set_seed(seed)
     tts = PiperTTS(ModelConfig.model_validate(TTS_CONFIG), Path("."), RuntimeContext())
     tts.load()
     return tts
@@ -114,7 +127,7 @@ def _speech_source(ctx: BuildContext) -> tuple[str, Any]:
         return (f"Debian flite voices {', '.join(voices)}",
                 lambda text, i: flite_speech(text, voices[i % len(voices)], ctx.workdir))
     if _piper_importable():
-        tts = _piper()
+        tts = _piper(ctx.seed)
         return "Piper en_US joe (flite not installed)", lambda text, i: read_wav(tts.synthesize(text))
     return "", None
 
@@ -223,7 +236,7 @@ def build_tts(ctx: BuildContext) -> BuildResult:
     from aiaas.catalog.runtime.speech_tts import voice_files
 
     ctx.progress(0.05, "loading the Piper voice en_US joe medium")
-    tts = _piper()
+    tts = _piper(ctx.seed)
     sets = {"everyday": TTS_SENTENCES[:4] if ctx.quick else TTS_SENTENCES,
             "harvard": TTS_HARVARD[:2] if ctx.quick else TTS_HARVARD}
     total = sum(len(v) for v in sets.values())

@@ -37,7 +37,9 @@ def recognize(decoder: Any, samples: np.ndarray) -> str:
     if len(samples) < RATE // 10:
         return ""
     peak = float(np.max(np.abs(samples))) or 1.0
-    pcm = (samples * (0.9 / peak if peak < 0.25 else 1.0) * 32767).astype("<i2")  # lift very quiet audio
+    pad = np.zeros(RATE // 4, dtype=np.float32)  # the decoder wants a little silence around tightly cut speech
+    x = np.concatenate([pad, samples * (0.9 / peak if peak < 0.25 else 1.0), pad])  # and lifts very quiet audio
+    pcm = (np.clip(x, -1.0, 1.0) * 32767).astype("<i2")
     decoder.start_utt()
     decoder.process_raw(pcm.tobytes(), no_search=False, full_utt=True)
     decoder.end_utt()

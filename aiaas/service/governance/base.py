@@ -91,7 +91,11 @@ class Governance(ABC):
     async def authenticate(self, authorization: str | None) -> Principal: ...
 
     @abstractmethod
-    async def admit(self, principal: Principal, model: ModelRef, endpoint: str) -> Admission: ...
+    async def admit(
+        self, principal: Principal, model: ModelRef, endpoint: str, units: float | None = None
+    ) -> Admission:
+        """Refuse (404, 429, 402) or admit. ``units``: the units the request will be charged for, when the
+        caller knows them before running it (batch rows of a V2 call); budgets then reserve its exact price."""
 
     @abstractmethod
     async def finish(self, admission: Admission, outcome: Outcome) -> None: ...
@@ -118,7 +122,9 @@ class AdminKeyGovernance(Governance):
             raise AuthenticationError("invalid API key")
         return self._principal
 
-    async def admit(self, principal: Principal, model: ModelRef, endpoint: str) -> Admission:
+    async def admit(
+        self, principal: Principal, model: ModelRef, endpoint: str, units: float | None = None
+    ) -> Admission:
         import time
 
         return Admission(principal=principal, model=model, endpoint=endpoint, started=time.monotonic())

@@ -117,6 +117,7 @@ class DbGovernance(Governance):
         self._policy = Policy()
         self._keys: dict[str, _CachedKey] = {}
         self._estimates: dict[str, float] = {}  # model -> moving average of the real cost of a request
+        self._compute_costs: dict[str, float] = {}  # model -> moving average of its compute-second charge
         self._leases = itertools.count()
         self._instance = f"{os.getpid()}-{id(self):x}"
         self._task: asyncio.Task[None] | None = None
@@ -270,12 +271,24 @@ class DbGovernance(Governance):
         acl = self._policy.acl.get(model.name)
         return acl[0] if acl is not None else model.owner
 
-    def estimate(self, model: ModelRef) -> float:
-        """What a request to ``model`` is reserved against budgets before it runs."""
-        per_request = float(model.pricing.get("per_request", 0.0)) if model.pricing else 0.0
-        return max(per_request, self._estimates.get(model.name, 0.0))
+    def estimate(self, model: ModelRef, units: float | None = None) -> float:
+        """What a request to ``model`` is reserved against budgets before it runs.
 
-    async def admit(self, principal: Principal, model: ModelRef, endpoint: str) -> Admission:
+        With ``units`` known, its exact per-request and per-unit price plus the recent average of its compute
+        charge; otherwise the larger of the per-request price and the recent average cost of a request. The
+        exact part is what keeps racing requests from overspending a budget when a model is priced per unit
+        (a cold model's average is 0: every racing request would reserve nothing)."""
+        pricing = model.pricing or {}
+        per_request = float(pricing.get("per_request", 0.0))
+        if units is None:
+            return max(per_request, self._estimates.get(model.name, 0.0))
+        return per_request + units / 1000.0 * float(pricing.get("per_1k_units", 0.0)) + self._compute_costs.get(
+            model.name, 0.0
+        )
+
+    async def admit(
+        self, principal: Principal, model: ModelRef, endpoint: str, units: float | None = None
+    ) -> Admission:
         if not self._loaded:  # admit before start(): load the policy once rather than run without limits
             await asyncio.to_thread(self.refresh)
         if not self.can_see(principal, model):
@@ -292,7 +305,7 @@ class DbGovernance(Governance):
         reservations: list[Reservation] = []
         estimate = 0.0
         if budget_ids:
-            estimate = self.estimate(model)
+            estimate = self.estimate(model, units)
             try:
                 reservations = await self.ledger.reserve(budget_ids, estimate)
             except BaseException:
@@ -319,6 +332,9 @@ class DbGovernance(Governance):
         if outcome.status < 400 and model.pricing:
             previous = self._estimates.get(model.name)
             self._estimates[model.name] = cost if previous is None else 0.9 * previous + 0.1 * cost
+            compute = outcome.compute_s * float(model.pricing.get("per_compute_second", 0.0))
+            previous = self._compute_costs.get(model.name)
+            self._compute_costs[model.name] = compute if previous is None else 0.9 * previous + 0.1 * compute
         if state.get("reservations"):
             self.ledger.settle(state["reservations"], cost)
         if state.get("scopes"):
