@@ -35,9 +35,17 @@ Then the targets, each PASS or MISS:
 - ``p50 overhead``: aiaas p50 at concurrency 1 minus the raw batch-1 call p50, target <= 1 ms;
 - ``vs naive``: aiaas over the naive app at concurrency 64, target >= 2x ("well ahead").
 
-Results also go to ``bench/results/serving.json``. Timings are noisy on a shared 2-core machine: compare
-ratios from the same run, never numbers across runs. Options: ``--duration``, ``--models``, ``--conc``,
-``--instances 1x2|2x1`` (skip the decision), ``--no-naive``, ``--no-binary``.
+Two more rows: ``aiaas binary`` (binary tensor extension, conc 64) and ``aiaas JSON gov=off`` (conc 64 with
+``AIAAS_GOVERNANCE=off``: what tenants, keys, limits and usage metering cost per request).
+
+Noise: before and after every conc-64 point the raw limit (its layout and batch) is measured again for 2 s, and
+``vs raw`` divides by that, so a machine that gets busier during the run does not skew the ratio; the instances
+decision compares these ratios too. ``other load`` is the CPU (in cores) that processes other than the server
+and wrk used during a point; above ~0.2 the run says so and its figures are not trustworthy. On a shared
+machine, ``nice -n -10 make bench`` helps. Compare ratios from one run, never absolute numbers across runs.
+
+Results also go to ``bench/results/serving.json``. Options: ``--duration``, ``--models``, ``--conc``,
+``--instances 1x2|2x1`` (skip the decision), ``--no-naive``, ``--no-binary``, ``--no-gov-off``, ``--delay-ms``.
 """
 
 from __future__ import annotations

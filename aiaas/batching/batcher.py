@@ -30,6 +30,8 @@ from aiaas.errors import AiaasError, DeadlineExceeded, InferenceError, InvalidIn
 from aiaas.runtime.base import Model, Tensors
 from aiaas.types.model_config import ModelConfig
 
+_SPLIT_MIN_S = 0.002  # idle instances split the waiting work only when it would take longer than this
+
 
 class BatchObserver(Protocol):
     def batch(self, size: int, compute_s: float) -> None: ...
@@ -116,6 +118,7 @@ class ModelExecutor:
         self._wakeup: asyncio.Event | None = None
         self._in_system = 0  # requests queued or running
         self._recent = 1.0  # moving average of requests per batch (plus those left waiting)
+        self._row_s = 0.0  # moving average of compute seconds per row (0 until the first batch ran)
         self._running = 0
         self._closing = False
         self._workers: list[asyncio.Task[None]] = []
@@ -257,8 +260,10 @@ class ModelExecutor:
         cap = self.max_batch
         # Idle instances share what is waiting, so they run side by side: one taking everything while the others
         # idle halves throughput on a CPU (16 clients, 2 instances: batches of 16 alternating between them).
+        # Only worth it when that work is long next to the cost of one more model call (~0.1 ms): a tiny model
+        # keeps its large batches.
         idle = len(self.instances) - self._running  # this worker included; a running one does not count
-        if idle > 1 and self._queue:
+        if idle > 1 and self._queue and (len(self._queue) + 1) * self._row_s > _SPLIT_MIN_S:
             waiting = rows + sum(it.rows for it in self._queue)
             cap = min(cap, max(rows, -(-waiting // idle)))
         target = next((p for p in self.preferred if p > rows), cap) if self.preferred else cap
@@ -343,6 +348,7 @@ class ModelExecutor:
         except Exception as e:
             outputs, error = {}, e
         compute = time.monotonic() - t0
+        self._row_s += 0.25 * (compute / max(1, rows) - self._row_s)
         if self.observer:
             self.observer.batch(rows, compute)
         if error is not None:

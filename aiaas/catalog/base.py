@@ -43,7 +43,9 @@ class Floor:
 class Requirement:
     """A Python module or a Debian package (a file that proves it is installed) a model needs."""
 
-    pip: tuple[tuple[str, str], ...] = ()  # (import name, pip requirement)
+    # (import name, pip requirement); a requirement starting with "--no-deps " gets its own pip command
+    # (e.g. rapidocr-onnxruntime, whose declared opencv-python needs libGL; the headless build is used instead)
+    pip: tuple[tuple[str, str], ...] = ()
     apt: tuple[tuple[str, str], ...] = ()  # (debian package, a path or command it installs)
 
     def missing(self) -> str | None:
@@ -53,8 +55,10 @@ class Requirement:
         cmds = []
         if apts:
             cmds.append("apt-get install -y " + " ".join(apts))
-        if pips:
-            cmds.append("pip install " + " ".join(f"'{p}'" for p in pips))
+        plain = [p for p in pips if not p.startswith("--no-deps ")]
+        if plain:
+            cmds.append("pip install " + " ".join(f"'{p}'" for p in plain))
+        cmds += [f"pip install --no-deps '{p.removeprefix('--no-deps ').strip()}'" for p in pips if p not in plain]
         return " && ".join(cmds) or None
 
 

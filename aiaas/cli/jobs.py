@@ -60,7 +60,7 @@ class _Server:
 
     def upload(self, path: Path) -> dict[str, Any]:
         with path.open("rb") as f:  # httpx streams the file object; it is never read whole
-            return self(  # type: ignore[no-any-return]
+            return self(
                 "POST", "/v1/files", files={"file": (path.name, f, "application/octet-stream")}, data={"purpose": "training"}
             )
 
@@ -75,7 +75,9 @@ def _when(ts: float | None) -> str:
 
 
 def _num(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+    return str(v)
 
 
 def _eta(seconds: Any) -> str:
@@ -116,7 +118,8 @@ def files_list(limit: int = 50, url: UrlOpt = None, api_key: KeyOpt = None, home
     """Files of your tenant (all tenants for an admin), newest first."""
     page = _Server(url, api_key, home)("GET", "/v1/files", params={"limit": limit})
     table = Table(title="files")
-    for col in ("id", "filename", "format", "rows", "bytes", "owner", "created"):
+    table.add_column("id", no_wrap=True)
+    for col in ("filename", "format", "rows", "bytes", "owner", "created"):
         table.add_column(col)
     for f in page["data"]:
         table.add_row(f["id"], f["filename"], f["format"], str(f["rows"]), str(f["bytes"]), f["owner"], _when(f["created_at"]))
@@ -201,7 +204,8 @@ def jobs_list(
         params["status"] = status
     page = _Server(url, api_key, home)("GET", "/v1/training/jobs", params=params)
     table = Table(title="training jobs")
-    for col in ("id", "status", "model", "version", "recipe", "progress", "owner", "created"):
+    table.add_column("id", no_wrap=True)
+    for col in ("status", "model", "version", "recipe", "progress", "owner", "created"):
         table.add_column(col)
     for j in page["data"]:
         p = j.get("progress") or {}

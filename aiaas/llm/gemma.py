@@ -67,6 +67,10 @@ def convert(out_dir: str | Path, *, gguf_path: str | Path | None = None, dtype: 
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=getattr(torch, dtype))
         t_load = time.monotonic() - t0 - t_assemble
+        # the GGUF tensors are already dequantized to ``dtype``; drop the marker that refuses serialization
+        model.hf_quantizer = None  # type: ignore[assignment]
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
         staging = tmp_root / "hf"
         model.save_pretrained(staging)
         tok.save_pretrained(staging)

@@ -15,6 +15,7 @@ for it, and a server without torch still serves files and answers job reads.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import importlib.util
 import logging
@@ -180,8 +181,8 @@ class DbJobStore:
             return session.get(TrainingJobRow, job_id)
 
     def page(
-        self, tenant: str | None, states: list[str] | None, limit: int, after: TrainingJobRow | None
-    ) -> list[TrainingJobRow]:
+        self, tenant: str | None, states: builtins.list[str] | None, limit: int, after: TrainingJobRow | None
+    ) -> builtins.list[TrainingJobRow]:
         """Newest first; ``tenant`` None = every tenant; ``after``: the last job of the previous page."""
         stmt = select(TrainingJobRow)
         if tenant is not None:
@@ -224,17 +225,18 @@ class JobsService:
 
     # -- lifecycle (the app's lifespan) -------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> list[str]:
-        """Server start (blocking): resume the jobs that were running, and run the queue when there is one."""
+        """Server start (blocking): resume the jobs that were running, then run the queue. Returns the ids of
+        the resumed jobs."""
         self.loop = loop
         self._running = True
-        pending = self.store.list(["running", "queued", "validating"])
-        if not pending:
-            return []
+        if self._scheduler is None and not self.store.list(["running", "queued", "validating"]):
+            return []  # nothing to do: torch stays unimported until a job is created
         if not training_available():
-            log.warning("%d training job(s) wait in the database, but torch is not installed here", len(pending))
+            log.warning("training jobs wait in the database, but torch is not installed here")
             return []
-        scheduler = self.scheduler()
-        resumed = scheduler.recover()
+        scheduler = self.scheduler(start_loop=False)
+        resumed = scheduler.recover()  # before the loop starts, so resumed jobs count against the cores first
+        scheduler.start()
         if resumed:
             log.info("resumed %d training job(s) from their checkpoints: %s", len(resumed), ", ".join(resumed))
         return resumed
@@ -247,7 +249,8 @@ class JobsService:
         if scheduler is not None:
             scheduler.stop()
 
-    def scheduler(self) -> Scheduler:
+    def scheduler(self, start_loop: bool = True) -> Scheduler:
+        """The scheduler, built on first use; its loop runs while the server does."""
         with self._lock:
             if self._scheduler is None:
                 if not training_available():
@@ -258,7 +261,7 @@ class JobsService:
                     self.store, self.jobs_root, cores=self.cores or None, repository=self.models.repository,
                     on_registered=self._on_registered,
                 )  # fmt: skip
-                if self._running:
+                if self._running and start_loop:
                     self._scheduler.start()
             return self._scheduler
 

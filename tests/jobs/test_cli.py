@@ -47,7 +47,7 @@ def test_upload_create_watch_and_call_from_the_cli(tmp_path: Path) -> None:
         r = runner.invoke(app, ["jobs", "list", "--status", "succeeded", *conn])
         assert r.exit_code == 0 and job_id in r.output
 
-        x = [0.8, 0.4, -0.2, 0.1]  # 0.8 + 0.2 + 0.06 > 0: class 1
+        x = [2.0, 1.0, -1.0, 0.0]  # a + 0.5 b - 0.3 c = 2.8, far on the positive side: class 1
         body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": x}]}
         resp = httpx.post(f"{url}/v2/models/churn/versions/1/infer", json=body,
                           headers={"Authorization": f"Bearer {ADMIN_SECRET}"}, timeout=30)  # fmt: skip

@@ -46,7 +46,7 @@ def test_chat_stream_matches_non_stream_and_counts_tokens(client: openai.OpenAI,
 
 def test_sse_wire_format_ends_with_done(server: Server) -> None:
     body = {"model": "tiny-llm", "prompt": "Hello", "max_tokens": 3, "stream": True, "temperature": 0}
-    with httpx.stream("POST", server.url + "/v1/completions", json=body, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:
+    with httpx.stream("POST", server.url + "/v1/completions", json=body, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in r.iter_lines() if line]
     assert all(line.startswith("data: ") for line in lines)
@@ -143,7 +143,7 @@ def test_embeddings_float_and_base64(client: openai.OpenAI, server: Server) -> N
     assert [d.index for d in floats.data] == [0, 1] and len(floats.data[0].embedding) == 8
     assert np.linalg.norm(floats.data[0].embedding) == pytest.approx(1.0, abs=1e-5)
     raw = httpx.post(server.url + "/v1/embeddings", headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                     json={"model": "tiny-embed", "input": ["hello", "world!"], "encoding_format": "base64"}).json()  # fmt: skip
+                     json={"model": "tiny-embed", "input": ["hello", "world!"], "encoding_format": "base64"}, timeout=60).json()  # fmt: skip
     decoded = np.frombuffer(base64.b64decode(raw["data"][1]["embedding"]), dtype="<f4")
     assert np.allclose(decoded, floats.data[1].embedding)
     sdk_default = client.embeddings.create(model="tiny-embed", input="hello")  # the SDK asks for base64 itself
@@ -224,8 +224,10 @@ def test_token_limit_enforced_on_a_stream(server: Server) -> None:
 
 
 def test_v2_infer_still_works_on_an_llm(server: Server) -> None:
-    body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["Hello", "world"]}]}
-    r = httpx.post(server.url + "/v2/models/tiny-llm/infer", json=body, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["Hello", "world"]}],
+            "parameters": {"max_tokens": 3}}  # fmt: skip
+    r = httpx.post(server.url + "/v2/models/tiny-llm/infer", json=body, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                   timeout=60)  # fmt: skip
     assert r.status_code == 200, r.text
     out = r.json()["outputs"][0]
     assert out["name"] == "text" and out["shape"] == [2] and all(isinstance(x, str) for x in out["data"])

@@ -74,15 +74,16 @@ def _edit_config(repo: ModelRepository, name: str, **changes: Any) -> None:
 
 
 def build_zoo(home: Path, src: Path) -> Path:
-    """``pub`` (public MLP), ``secret`` (MLP owned by tenant acme), ``priced`` (public MLP at 1.0 per request)
-    and ``gate`` (python model that blocks while ``<src>/gate`` exists). Returns the gate file's path."""
+    """``pub`` (public MLP), ``secret`` (MLP owned by tenant acme), ``priced`` (public MLP at 1.0 per request),
+    ``metered`` (public MLP at 1.0 per batch row, i.e. priced per unit) and ``gate`` (python model that blocks while ``<src>/gate`` exists). Returns the gate file's path."""
     repo = ModelRepository(home / "models")
     repo.ensure()
     onnx = mlp(src / "mlp.onnx")
-    for name in ("pub", "secret", "priced"):
+    for name in ("pub", "secret", "priced", "metered"):
         import_onnx(repo, onnx, name, max_batch_size=32)
     _edit_config(repo, "secret", owner="acme")
     _edit_config(repo, "priced", pricing={"per_request": 1.0})
+    _edit_config(repo, "metered", pricing={"per_1k_units": 1000.0})  # 1.0 per batch row
     gate = src / "gate"
     mdir = repo.root / "gate"
     (mdir / "1").mkdir(parents=True, exist_ok=True)

