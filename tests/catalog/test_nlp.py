@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,7 +155,7 @@ def test_translation_requirement_names_the_apt_command(monkeypatch: pytest.Monke
     spec = all_specs()["apertium-en-es"]
     missing = spec.requires.missing()
     assert missing is not None and missing.startswith("apt-get install -y apertium")
-    assert status(spec, ModelRepository("/nonexistent")).state == "unavailable"
+    assert status(spec, ModelRepository(Path("/nonexistent"))).state == "unavailable"
 
 
 def test_bleu_and_chrf_score_identity_and_garbage() -> None:

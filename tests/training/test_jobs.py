@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from conftest import AUTH
 from fastapi.testclient import TestClient
 
 from aiaas.registry import ModelRepository
@@ -27,6 +26,8 @@ from aiaas.training.store import InMemoryJobStore, JobRecord
 from .conftest import blobs_csv, tabular_request
 
 pytestmark = pytest.mark.slow
+# tests/conftest.py's admin key; not imported: "conftest" may name another directory's conftest by now
+AUTH = {"Authorization": "Bearer test-admin-key"}
 
 
 def _wait_for(cond, timeout: float = 60.0, what: str = "condition"):  # type: ignore[no-untyped-def]

@@ -349,8 +349,8 @@ def chrf(hyps: list[str], refs: list[str], order: int = 6, beta: float = 2.0) ->
             recalls.append(match / ref_total)
     if not precisions:
         return 0.0
-    p, r = statistics.mean(precisions), statistics.mean(recalls)
-    return 0.0 if p + r == 0 else 100 * (1 + beta**2) * p * r / (beta**2 * p + r)
+    prec, rec = statistics.mean(precisions), statistics.mean(recalls)
+    return 0.0 if prec + rec == 0 else 100 * (1 + beta**2) * prec * rec / (beta**2 * prec + rec)
 
 
 def _words(text: str) -> list[str]:

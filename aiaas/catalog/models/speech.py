@@ -62,7 +62,7 @@ _CONTRACTIONS = (("won't", "will not"), ("can't", "can not"), ("n't", " not"), (
 def normalize_words(text: str) -> list[str]:
     """Lower-case words without punctuation, contractions expanded on both sides ("i'm" = "i am"), so WER
     counts recognition errors rather than spelling conventions."""
-    t = text.lower().replace("’", "'").replace("-", " ")
+    t = text.lower().replace("\u2019", "'").replace("-", " ")
     for short, full in _CONTRACTIONS:
         t = t.replace(short, full)
     return re.sub(r"[^a-z0-9' ]+", " ", t).split()
@@ -449,7 +449,7 @@ SPECS = [
     ),
 ]
 
-# Harvard sentences (IEEE 1969), public domain. Lists 1-4: ASR test; 5-7: TTS round trip; 8-9: VAD clips.
+# Harvard sentences (IEEE 1969), public domain: list 1 for the ASR, list 5 for the TTS, lists 8 and 3 for the VAD.
 HARVARD: list[str] = [
     # list 1
     "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",

@@ -210,7 +210,7 @@ def build_fashion_cnn(ctx: BuildContext) -> BuildResult:
 
     ctx.progress(0.02, "loading Fashion-MNIST")
     x_tr, y_tr, x_te, y_te = load_fashion(ctx.quick)
-    epochs = 1 if ctx.quick else 4
+    epochs = 1 if ctx.quick else 5
     net = _train_classifier(ctx, x_tr, y_tr, epochs, 0.05, 0.85)
     ctx.progress(0.86, "exporting to ONNX")
     path = _export_classifier(net, ctx.workdir / "model.onnx")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ def texts(inputs: dict[str, np.ndarray], name: str = "text") -> list[str]:
     return out
 
 
-def bytes_tensor(values: list[str] | list[bytes]) -> np.ndarray:
+def bytes_tensor(values: Sequence[str | bytes]) -> np.ndarray:
     """An object array of ``bytes`` (what BYTES outputs are), one element per value."""
     arr = np.empty(len(values), dtype=object)
     for i, v in enumerate(values):
@@ -36,7 +37,7 @@ def bytes_tensor(values: list[str] | list[bytes]) -> np.ndarray:
     return arr
 
 
-def json_tensor(values: list[Any]) -> np.ndarray:
+def json_tensor(values: Sequence[Any]) -> np.ndarray:
     """One compact JSON document per row, as BYTES: for per-row results of varying size (segments, ...)."""
     return bytes_tensor([json.dumps(v, separators=(",", ":")) for v in values])
 

@@ -8,6 +8,7 @@ instead of tying up a worker.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,8 @@ def translate(text: str, pair: str, timeout_s: float = 30.0, exe: str = "apertiu
         err = done.stderr.decode("utf-8", "replace").strip()[-300:]
         raise InferenceError(f"apertium {pair} failed (exit {done.returncode}): {err}")
     out = done.stdout.decode("utf-8", "replace").strip()
+    if "  " not in text:  # apertium leaves a double blank where it drops a word ("y  quiero")
+        out = re.sub(r"(?<=\S) {2,}(?=\S)", " ", out)
     # apertium may add or drop blanks at the ends (" Estamos yendo..."): keep the caller's own
     lead, trail = text[: len(text) - len(text.lstrip())], text[len(text.rstrip()) :]
     return lead + out + trail

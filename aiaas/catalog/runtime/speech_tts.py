@@ -33,7 +33,7 @@ class PiperTTS(Model):
 
         self.max_chars = int(self.config.parameters.get("max_chars", 5000))
         model, cfg = voice_files(str(self.config.parameters.get("voice", "joe")))
-        self.voice = PiperVoice.load(model, cfg)
+        self.voice: Any = PiperVoice.load(model, cfg)
         self.sample_rate = int(self.voice.config.sample_rate)
 
     def synthesize(self, text: str, length_scale: float | None = None) -> bytes:

@@ -105,14 +105,13 @@ class SileroVAD(Model):
                                    self.context.default_intra_op_threads or 1)
 
     def detect(self, signals: list[np.ndarray], parameters: dict[str, Any]) -> list[list[tuple[int, int]]]:
-        opts = {
-            "threshold": float_parameter(parameters, "threshold", 0.5, 0.02, 0.99),
-            "min_speech_ms": int_parameter(parameters, "min_speech_ms", 250, 0, 60_000),
-            "min_silence_ms": int_parameter(parameters, "min_silence_ms", 100, 0, 60_000),
-            "speech_pad_ms": int_parameter(parameters, "speech_pad_ms", 30, 0, 5_000),
-        }
+        threshold = float_parameter(parameters, "threshold", 0.5, 0.02, 0.99)
+        min_speech = int_parameter(parameters, "min_speech_ms", 250, 0, 60_000)
+        min_silence = int_parameter(parameters, "min_silence_ms", 100, 0, 60_000)
+        pad = int_parameter(parameters, "speech_pad_ms", 30, 0, 5_000)
         probs = frame_probabilities(self.session, signals)
-        return [segments_from_probs(p, len(s), **opts) for p, s in zip(probs, signals, strict=True)]
+        return [segments_from_probs(p, len(s), threshold, min_speech, min_silence, pad)
+                for p, s in zip(probs, signals, strict=True)]
 
     def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         signals = [load_audio(b, RATE, self.max_seconds) for b in audio_rows(inputs)]
