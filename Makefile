@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml scripts/install-system-packages.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -U pip setuptools wheel
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]'
+	# OCR models: rapidocr declares the GUI opencv-python (needs libGL); its real deps are in the catalog extra
+	case ',$(EXTRAS),' in *,catalog,*) $(BIN)/python -m pip install -q --disable-pip-version-check --no-deps rapidocr-onnxruntime==1.4.4;; esac
 	touch $(STAMP)
 
 serve: install
