@@ -109,6 +109,7 @@ class CatalogSpec:
     build: Callable[[BuildContext], BuildResult]
     requires: Requirement = field(default_factory=Requirement)
     floors: tuple[Floor, ...] = ()
+    no_floor: str = ""  # why a model has no quality floor (required when ``floors`` is empty; shown in the README)
     depends: tuple[str, ...] = ()  # catalog models that must be built first (e.g. a pipeline's steps)
     revision: int = 1  # bump when the build changes, so existing repositories rebuild it
     example: str = ""  # the README's curl request body for this model (JSON)

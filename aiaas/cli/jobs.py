@@ -71,7 +71,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else ""
+    return time.strftime("%m-%d %H:%M", time.localtime(ts)) if ts else ""
 
 
 def _num(v: Any) -> str:
@@ -206,7 +206,7 @@ def jobs_list(
     table = Table(title="training jobs")
     table.add_column("id", no_wrap=True)
     for col in ("status", "model", "version", "recipe", "progress", "owner", "created"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for j in page["data"]:
         p = j.get("progress") or {}
         prog = f"{p['step']}/{p['total_steps']}" if "step" in p else ""

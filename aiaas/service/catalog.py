@@ -15,7 +15,7 @@ import os
 import sys
 
 from aiaas.catalog.builder import status
-from aiaas.catalog.registry import select
+from aiaas.catalog.registry import all_specs, select
 from aiaas.service.models import ModelManager
 from aiaas.settings import Settings
 
@@ -34,9 +34,13 @@ class CatalogRunner:
             return
         try:
             specs = select(names)
-        except ValueError as e:
+        except ValueError as e:  # unknown names: say so, and build and serve the names that are known
             log.error("AIAAS_CATALOG: %s", e)
-            return
+            known = all_specs()
+            names = [n for n in names or [] if n in known]
+            if not names:
+                return
+            specs = select(names)
         repo = self.models.repository
         todo = []
         for spec in specs:

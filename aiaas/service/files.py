@@ -25,6 +25,7 @@ from sqlalchemy import and_, or_, select
 
 from aiaas.errors import InvalidInput, NotFound, PermissionDenied
 from aiaas.service.governance import Principal
+from aiaas.service.governance.audit import write_audit
 from aiaas.store.db import Store
 from aiaas.store.jobs import FileRow
 from aiaas.store.models import utcnow
@@ -116,6 +117,8 @@ class FilesService:
         try:
             with self.store.session() as session:
                 session.add(row)
+                write_audit(session, p, "file.upload", row.id, tenant=p.tenant_id,
+                            details={"filename": name, "bytes": row.bytes, "sha256": row.sha256})  # fmt: skip
         except BaseException:
             final.unlink(missing_ok=True)
             raise
@@ -169,6 +172,7 @@ class FilesService:
             current = session.get(FileRow, row.id)
             if current is not None:
                 session.delete(current)
+                write_audit(session, p, "file.delete", row.id, tenant=row.tenant_id, details={"filename": row.filename})
         self.path_of(row).unlink(missing_ok=True)
         return {"id": row.id, "object": "file", "deleted": True}
 

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from aiaas.errors import Conflict, InvalidInput, NotFound, PermissionDenied, ServiceUnavailable
 from aiaas.service.files import FilesService, require_manage
 from aiaas.service.governance import ModelRef, Principal
+from aiaas.service.governance.audit import write_audit
 from aiaas.store.db import Store
 from aiaas.store.jobs import TrainingJobEventRow, TrainingJobRow
 from aiaas.training.jobdir import JobDir
@@ -331,7 +332,14 @@ class JobsService:
         self._check_target_model(p, spec.model)
         job = self.scheduler().submit(spec.model_copy(update=updates), owner=p.tenant_id)
         self.store.set_file_ids(job.id, train_id, val_id)
+        self._audit(p, "training_job.create", job.id, p.tenant_id, {
+            "model": spec.model, "recipe": spec.recipe, "workers": spec.resources.workers, "state": job.state,
+        })  # fmt: skip
         return self.get(p, job.id)
+
+    def _audit(self, p: Principal, action: str, job_id: str, tenant: str | None, details: dict[str, Any]) -> None:
+        with self.store.store.session() as session:
+            write_audit(session, p, action, job_id, tenant=tenant, details=details)
 
     def list(self, p: Principal, status: str | None = None, limit: int = 20, after: str | None = None) -> dict[str, Any]:
         require_manage(p, "listing training jobs")
@@ -358,6 +366,7 @@ class JobsService:
         else:  # nothing can run without torch: just record it
             transitions = {**(row.transitions or {}), "cancelled": time.time()}
             self.store.update(job_id, state="cancelled", sub_status=None, reason=f"cancelled by the user (key {p.key_id})", transitions=transitions)
+        self._audit(p, "training_job.cancel", job_id, row.tenant_id, {"model": row.model})
         return self.get(p, job_id)
 
     def events(

@@ -48,6 +48,7 @@ class ModelRecord:
     reason: str = ""
     versions: dict[int, VersionRecord] = field(default_factory=dict)
     last_error: str = ""  # why the last load or reload failed for some version ("" = it fully succeeded)
+    placeholder: bool = False  # shown by mark() before it is on disk (a catalog model waiting for its build)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def latest_ready(self) -> VersionRecord | None:
@@ -111,7 +112,7 @@ class ModelManager:
         rows: list[dict[str, Any]] = []
         # A model removed from disk after its unload has nothing left to report: leave it out (it is only
         # listed while versions of it are still loaded).
-        loaded = {n for n, r in self.models.items() if r.versions}
+        loaded = {n for n, r in self.models.items() if r.versions or r.placeholder}
         names = sorted(set(self.repository.names()) | loaded)
         for name in names:
             rec = self.models.get(name)
@@ -134,6 +135,7 @@ class ModelManager:
         rec = self.models.setdefault(name, ModelRecord(name))
         if not rec.versions or not any(v.ready for v in rec.versions.values()):
             rec.state, rec.reason = state, reason
+            rec.placeholder = True
 
     # -- load / unload --------------------------------------------------------------------------
     async def load_all(self) -> None:
@@ -154,6 +156,7 @@ class ModelManager:
 
     async def _load_locked(self, rec: ModelRecord, entry: ModelEntry) -> ModelRecord:
         name = rec.name
+        rec.placeholder = False  # it is on disk now
         if entry.config is None or entry.error:
             await self._drop_versions(rec, list(rec.versions))
             rec.config = entry.config
@@ -273,6 +276,8 @@ class ModelManager:
             for name in sorted(on_disk - set(self.models)):
                 await self.load(name, missing_ok=True)
             for name in sorted(set(self.models) - on_disk):
+                if self.models[name].placeholder:
+                    continue  # marked (e.g. being built), not on disk yet
                 if self.models[name].versions:
                     await self.unload(name)
                 self.models.pop(name, None)

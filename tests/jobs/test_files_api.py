@@ -59,6 +59,8 @@ def test_upload_list_get_delete(world: World) -> None:
     assert r.status_code == 200 and r.json()["deleted"] is True
     assert world.client.get(f"/v1/files/{f['id']}", headers=acme.headers).status_code == 404
     assert not (world.home / "files" / "acme" / f"{f['id']}.csv").exists()
+    audit = world.client.get("/v1/audit?tenant=acme", headers=ROOT).json()["data"]
+    assert {(a["action"], a["target"]) for a in audit} >= {("file.upload", f["id"]), ("file.delete", f["id"])}
 
 
 BAD = [

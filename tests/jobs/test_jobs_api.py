@@ -41,6 +41,8 @@ def test_other_tenants_jobs_answer_404_like_missing_ones(world: World) -> None:
     assert world.client.get("/v1/training/jobs", headers=globex.headers).json()["data"] == []
     assert [j["id"] for j in world.client.get("/v1/training/jobs", headers=acme.headers).json()["data"]] == [jid]
     assert [j["id"] for j in world.client.get("/v1/training/jobs", headers=ROOT).json()["data"]] == [jid]
+    audit = world.client.get("/v1/audit?action=training_job.create", headers=ROOT).json()["data"]
+    assert [(a["target"], a["tenant"]) for a in audit] == [(jid, "acme")]
 
     # the owner sees everything about it; a finished job cannot be cancelled
     events = world.client.get(f"/v1/training/jobs/{jid}/events", headers=acme.headers).json()

@@ -10,9 +10,9 @@ Outputs: ``label`` (class name), ``score`` (its probability) and ``probabilities
 Images are converted the way Fashion-MNIST itself was made from Zalando's product photos (Xiao et al. 2017):
 grayscale, trim the borders that have the background colour, scale the longest edge to 28, centre on a
 28x28 canvas, and negate. We negate only when the background is light (the median of the border pixels is
-above mid-grey, as for product photos on white); an image that already has a dark background is kept, so
-Fashion-MNIST images round-trip unchanged. Levels are then stretched so the background is 0 and the
-brightest pixel 255.
+above mid-grey, as for product photos on white); an image with a dark background is not negated. Levels are
+stretched so the background is 0 and the brightest pixel 255. A 28x28 image is taken as it is (negated when
+its background is light): it already is in Fashion-MNIST form, and dataset images round-trip unchanged.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def fashion_pixels(g: np.ndarray) -> np.ndarray:
     bg = float(np.median(border))
     if bg > 127.5:  # dark garment on a light background: negate, as Fashion-MNIST did
         x, bg = 255.0 - x, 255.0 - bg
+    if x.shape == (SIDE, SIDE):  # already Fashion-MNIST sized: kept as it is (after negation)
+        return np.clip(np.rint(x), 0, 255).astype(np.uint8)
     x = np.clip(x - bg, 0.0, None)
     peak = float(x.max())
     if peak <= 0.0:

@@ -1,0 +1,371 @@
+"""The passes that produce or rewrite ONNX: ``export-onnx``, ``graph``, ``quantize-dynamic``, ``quantize-static``,
+``fp16``; ``run_pass`` dispatches every pass, including the torch ones (``torch_passes``) and ``tvm``.
+
+Each pass writes a new file in the work directory and records what it did (exporter used, fusions applied,
+quantization mode and the op types left in float) -- the report is built from those records, so a pass that
+silently did nothing (no fusion matched, no op quantized) shows up as such instead of as a "faster" model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from aiaas.errors import InvalidInput
+from aiaas.optimize.artifacts import Artifact, Evaluation, FineTune, Progress, TorchSource, no_progress
+from aiaas.optimize.plan import PassSpec
+from aiaas.optimize.sysinfo import cpu_info
+
+log = logging.getLogger("aiaas.optimize")
+
+
+@dataclass
+class PassContext:
+    workdir: Path
+    evaluation: Evaluation | None = None
+    source: TorchSource | None = None
+    fine_tune: FineTune | None = None
+    progress: Progress = no_progress
+    target: str = "cpu"
+    counter: list[int] = field(default_factory=lambda: [0])
+
+    def new_path(self, stem: str, suffix: str = ".onnx") -> Path:
+        self.counter[0] += 1
+        return self.workdir / f"{self.counter[0]:02d}-{stem}{suffix}"
+
+
+def run_pass(spec: PassSpec, artifact: Artifact, ctx: PassContext) -> Artifact:
+    from aiaas.optimize import torch_passes
+
+    fn = {
+        "export-onnx": export_onnx,
+        "graph": graph_optimize,
+        "quantize-dynamic": quantize_dynamic,
+        "quantize-static": quantize_static,
+        "fp16": to_fp16,
+        "prune": torch_passes.prune,
+        "distill": torch_passes.distill,
+        "tvm": _tvm,
+    }[spec.name]
+    return fn(artifact, spec.options, ctx)
+
+
+def _tvm(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -> Artifact:
+    from aiaas.optimize.tvm_backend import compile_onnx
+
+    assert artifact.path is not None
+    out = ctx.new_path("tvm", ".so")
+    details = compile_onnx(artifact.path, out, target=options.get("target"), mcpu=options.get("mcpu"),
+                           opt_level=int(options.get("opt_level", 3)))  # fmt: skip
+    return artifact.derive("tvm", "tvm", details, path=out)
+
+
+# -- export-onnx ----------------------------------------------------------------------------------------------
+def export_onnx(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -> Artifact:
+    """torch -> ONNX with a dynamic batch axis. ``exporter=auto`` tries dynamo, then TorchScript (opset 17).
+
+    Both results are checked against torch on a batch of a different size than the example, so a batch axis
+    the exporter specialised away is caught here and not in production.
+    """
+    import torch
+
+    src = ctx.source
+    if src is None or artifact.net is None:
+        raise InvalidInput("export-onnx needs a torch source")
+    module = (src.wrap(artifact.net) if src.wrap else artifact.net).eval()
+    example = tuple(t if t.shape[0] >= 2 else torch.cat([t, t]) for t in src.example_inputs)  # dynamo specialises 1
+    check = tuple(torch.cat([t] * 2)[: max(3, int(options.get("check_rows", 4)))] for t in example)
+    order = {"auto": ["dynamo", "torchscript"], "dynamo": ["dynamo"], "torchscript": ["torchscript"]}[options["exporter"]]
+    errors: dict[str, str] = {}
+    for exporter in order:
+        path = ctx.new_path(f"export-{exporter}")
+        try:
+            _export(module, example, path, src.input_names, src.output_names, exporter, int(options.get("opset", 17)))
+            diff = _parity(module, path, check, src.input_names)
+        except Exception as e:  # the exporters raise many types; the fallback is the point
+            errors[exporter] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
+            log.info("export with %s failed: %s", exporter, errors[exporter])
+            continue
+        if not diff <= 1e-3:
+            errors[exporter] = f"outputs differ from torch by {diff:.3g}"
+            continue
+        opset = next((o.version for o in onnx.load(str(path), load_external_data=False).opset_import if o.domain in ("", "ai.onnx")), None)
+        return artifact.derive("onnx", "export-onnx", {
+            "exporter": exporter, "opset": opset, "max_abs_diff_vs_torch": diff, "failed": errors,
+        }, path=path)  # fmt: skip
+    raise InvalidInput("export-onnx failed: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+def _export(module: Any, example: tuple[Any, ...], path: Path, input_names: list[str], output_names: list[str],
+            exporter: str, opset: int) -> None:
+    import torch
+
+    sink = io.StringIO()
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(sink):
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            batch = torch.export.Dim("batch")
+            torch.onnx.export(module, example, str(path), input_names=input_names, output_names=output_names,
+                              dynamic_shapes=tuple({0: batch} for _ in example), dynamo=True, external_data=False,
+                              verbose=False)  # fmt: skip
+        else:
+            torch.onnx.export(module, example, str(path), input_names=input_names, output_names=output_names,
+                              dynamic_axes={n: {0: "batch"} for n in (*input_names, *output_names)},
+                              opset_version=opset, dynamo=False)  # fmt: skip
+
+
+def _parity(module: Any, path: Path, check: tuple[Any, ...], input_names: list[str]) -> float:
+    import torch
+
+    with torch.no_grad():
+        ref = module(*check)
+    refs = [ref] if isinstance(ref, torch.Tensor) else list(ref)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {n: t.numpy() for n, t in zip(input_names, check, strict=True)})
+    diff = 0.0
+    for r, g in zip(refs, got, strict=True):
+        r = r.numpy()
+        if r.shape != g.shape:
+            raise ValueError(f"output shape {list(g.shape)} != torch {list(r.shape)} (batch axis not dynamic?)")
+        if r.dtype.kind in "iub":
+            diff = max(diff, float((r != g).mean()))  # labels: share of rows that disagree
+        else:
+            diff = max(diff, float(np.abs(r.astype(np.float64) - g).max()) if r.size else 0.0)
+    return diff
+
+
+# -- graph ---------------------------------------------------------------------------------------------------
+_LEVELS = {
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+def op_histogram(path: Path) -> dict[str, int]:
+    model = onnx.load(str(path), load_external_data=False)
+    return dict(sorted(Counter(n.op_type for n in model.graph.node).items()))
+
+
+def looks_like_transformer(path: Path) -> bool:
+    ops = op_histogram(path)
+    return ops.get("Softmax", 0) > 0 and ops.get("MatMul", 0) >= 4 and (
+        ops.get("LayerNormalization", 0) > 0 or ops.get("ReduceMean", 0) > 0
+    )
+
+
+def graph_optimize(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -> Artifact:
+    """BERT-style fusions (attention, layer norm, GELU) where they match, then onnxruntime's offline optimizer.
+
+    ``level=all`` adds layout transformations tuned to this CPU; the file is then only valid on a machine like
+    this one (the report says so). ``extended`` is the portable default.
+    """
+    assert artifact.path is not None
+    src = artifact.path
+    details: dict[str, Any] = {"level": options["level"], "ops_before": sum(op_histogram(src).values())}
+    want = options["transformer"]
+    if want == "bert" or (want == "auto" and looks_like_transformer(src)):
+        details["transformer_fusions"] = _bert_fusions(src, ctx, options, details)
+        if details.get("transformer_path"):
+            src = Path(details.pop("transformer_path"))
+    out = ctx.new_path(f"graph-{options['level']}")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = _LEVELS[options["level"]]
+    so.optimized_model_filepath = str(out)
+    ort.InferenceSession(str(src), sess_options=so, providers=["CPUExecutionProvider"])
+    details["ops_after"] = sum(op_histogram(out).values())
+    details["portable"] = options["level"] != "all"
+    details["op_types"] = op_histogram(out)
+    return artifact.derive("onnx", "graph", details, path=out)
+
+
+def _bert_fusions(src: Path, ctx: PassContext, options: dict[str, Any], details: dict[str, Any]) -> dict[str, int] | str:
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+    except ImportError as e:  # pragma: no cover - ships with onnxruntime
+        return f"unavailable: {e}"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            opt = optimize_model(str(src), model_type="bert", num_heads=int(options["num_heads"]),
+                                 hidden_size=int(options["hidden_size"]), opt_level=0)  # fmt: skip
+            stats = {k: int(v) for k, v in opt.get_fused_operator_statistics().items() if v}
+    except Exception as e:  # the fusion scripts assert on graphs they do not understand
+        return f"failed: {type(e).__name__}: {e}"
+    if stats:
+        path = ctx.new_path("bert-fusions")
+        opt.save_model_to_file(str(path))
+        details["transformer_path"] = str(path)
+    return stats or "none matched"
+
+
+# -- quantization --------------------------------------------------------------------------------------------
+_QUANT_OPS = {
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearConv",
+    "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool",
+    "QLinearGlobalAveragePool", "QLinearConcat", "QLinearSoftmax", "QAttention", "QGemm", "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat", "QEmbedLayerNormalization", "DynamicQuantizeLSTM", "QOrderedMatMul",
+}  # fmt: skip
+_HEAVY = {"MatMul", "Gemm", "Conv", "ConvTranspose", "Attention", "MultiHeadAttention", "LSTM", "GRU", "FusedMatMul",
+          "FusedConv", "FusedGemm", "EmbedLayerNormalization", "Einsum"}  # fmt: skip
+
+
+def quantization_summary(path: Path) -> dict[str, Any]:
+    """Op types of a quantized graph: which heavy ops run in int8 and which were left in float.
+
+    In QDQ form a heavy op counts as quantized when an input comes from a DequantizeLinear (onnxruntime fuses
+    the pattern into an int8 kernel); in operator form the int8 ops have their own names (MatMulInteger, ...).
+    """
+    model = onnx.load(str(path), load_external_data=False)
+    producer = {o: n.op_type for n in model.graph.node for o in n.output}
+    quantized: Counter[str] = Counter()
+    left: Counter[str] = Counter()
+    for n in model.graph.node:
+        if n.op_type in _QUANT_OPS and n.op_type not in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"):
+            quantized[n.op_type] += 1
+        elif n.op_type in _HEAVY:
+            if any(producer.get(i) == "DequantizeLinear" for i in n.input):
+                quantized[n.op_type] += 1
+            else:
+                left[n.op_type] += 1
+    return {
+        "quantized_ops": dict(sorted(quantized.items())),
+        "fp32_ops": dict(sorted(left.items())),
+        "op_types": dict(sorted(Counter(n.op_type for n in model.graph.node).items())),
+    }
+
+
+def _reduce_range(option: Any) -> bool:
+    """7-bit weights avoid int16 overflow in the u8s8 kernels of CPUs without VNNI (onnxruntime's advice)."""
+    if option == "auto":
+        return not cpu_info()["flags"].get("vnni", False)
+    return bool(option)
+
+
+def _preprocess(src: Path, ctx: PassContext, enabled: bool, details: dict[str, Any]) -> Path:
+    """Symbolic shape inference + basic optimization, as onnxruntime recommends before quantizing."""
+    if not enabled:
+        return src
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = ctx.new_path("preprocessed")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quant_pre_process(str(src), str(out), skip_symbolic_shape=False)
+    except Exception as e:  # pre-processing is an improvement, not a requirement
+        details["preprocess"] = f"skipped: {type(e).__name__}: {e}"
+        return src
+    details["preprocess"] = "done"
+    return out
+
+
+def quantize_dynamic(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -> Artifact:
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
+
+    assert artifact.path is not None
+    details: dict[str, Any] = {
+        "mode": "dynamic", "format": "QOperator", "weight_type": options["weight_type"],
+        "activations": "uint8, quantized at run time per batch", "per_channel": bool(options["per_channel"]),
+        "reduce_range": _reduce_range(options["reduce_range"]),
+    }  # fmt: skip
+    src = _preprocess(artifact.path, ctx, bool(options["preprocess"]), details)
+    out = ctx.new_path("quantize-dynamic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ort_quantize_dynamic(
+            str(src), str(out), per_channel=details["per_channel"], reduce_range=details["reduce_range"],
+            weight_type=QuantType.QInt8 if options["weight_type"] == "qint8" else QuantType.QUInt8,
+            op_types_to_quantize=options["op_types"],
+        )  # fmt: skip
+    details.update(quantization_summary(out))
+    if not details["quantized_ops"]:
+        raise InvalidInput("quantize-dynamic quantized no operator (no MatMul/Gemm/Conv/Attention with constant weights)")
+    return artifact.derive("onnx", "quantize-dynamic", details, path=out)
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over a feed dict, in batches."""
+
+    def __init__(self, feed: dict[str, np.ndarray], batch: int) -> None:
+        n = len(next(iter(feed.values())))
+        self._batches = iter([{k: v[i : i + batch] for k, v in feed.items()} for i in range(0, n, batch)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+
+def quantize_static(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -> Artifact:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+    from onnxruntime.quantization import quantize_static as ort_quantize_static
+
+    assert artifact.path is not None
+    feed = calibration_feed(ctx)
+    rows = int(options["calibration_rows"])
+    feed = {k: v[:rows] for k, v in feed.items()}
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}  # fmt: skip
+    qtype = {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}
+    details: dict[str, Any] = {
+        "mode": "static", "format": "QDQ", "calibration": options["method"],
+        "calibration_rows": len(next(iter(feed.values()))), "activation_type": options["activation_type"],
+        "weight_type": options["weight_type"], "per_channel": bool(options["per_channel"]),
+        "reduce_range": _reduce_range(options["reduce_range"]),
+    }  # fmt: skip
+    src = _preprocess(artifact.path, ctx, bool(options["preprocess"]), details)
+    out = ctx.new_path(f"quantize-static-{options['method']}")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        ort_quantize_static(
+            str(src), str(out), _Reader(feed, int(options["calibration_batch"])), quant_format=QuantFormat.QDQ,
+            per_channel=details["per_channel"], reduce_range=details["reduce_range"],
+            activation_type=qtype[options["activation_type"]], weight_type=qtype[options["weight_type"]],
+            calibrate_method=methods[options["method"]], op_types_to_quantize=options["op_types"],
+        )  # fmt: skip
+    details.update(quantization_summary(out))
+    if not details["quantized_ops"]:
+        raise InvalidInput("quantize-static quantized no operator")
+    return artifact.derive("onnx", "quantize-static", details, path=out)
+
+
+def calibration_feed(ctx: PassContext) -> dict[str, np.ndarray]:
+    """The calibration rows: the evaluation's calibration set, else the torch source's training inputs."""
+    ev = ctx.evaluation
+    if ev is not None and ev.calibration is not None:
+        return ev.calibration
+    src = ctx.source
+    if src is not None and src.train is not None:
+        # the served model takes what the wrapped module takes; that is the training inputs only without a wrap
+        if src.wrap is None:
+            return {n: t.numpy() for n, t in zip(src.input_names, src.train.inputs, strict=True)}
+    raise InvalidInput("quantize-static needs a calibration set (evaluation.calibration: rows like the serving "
+                       "inputs, not the evaluation rows)")  # fmt: skip
+
+
+# -- fp16 ----------------------------------------------------------------------------------------------------
+def to_fp16(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -> Artifact:
+    try:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    except ImportError:  # pragma: no cover - ships with onnxruntime
+        raise InvalidInput("fp16 needs onnxruntime.transformers.float16, which this onnxruntime lacks") from None
+    assert artifact.path is not None
+    model = onnx.load(str(artifact.path))
+    keep_io = bool(options["keep_io_types"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converted = convert_float_to_float16(model, keep_io_types=keep_io)
+    out = ctx.new_path("fp16")
+    onnx.save(converted, str(out))
+    details = {"mode": "fp16", "keep_io_types": keep_io, "target": ctx.target, "forced": bool(options["force"]),
+               "op_types": op_histogram(out)}  # fmt: skip
+    return artifact.derive("onnx", "fp16", details, path=out)
