@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 EXTRAS  ?= dev,train,catalog,llm
 
-.PHONY: install serve test bench lint typecheck clean
+.PHONY: install serve test bench bench-catalog lint typecheck clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test: install
 
 bench: install
 	$(BIN)/python bench/serving.py
+
+# every catalog model built in full, its held-out metrics against the floors, build time (ARGS='--quick', '--home DIR')
+bench-catalog: install
+	$(BIN)/python bench/catalog.py $(ARGS)
 
 lint: install
 	$(BIN)/ruff check aiaas tests bench

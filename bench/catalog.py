@@ -163,6 +163,14 @@ def serve_examples(home: Path, rows: dict[str, Row], specs: list[CatalogSpec]) -
             row.answer = short(r.json().get("outputs", [])) if r.status_code == 200 else r.text[:200]
 
 
+def no_floor_line(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A model without a floor still shows its headline metric, against "none"."""
+    for metric in ("auc", "accuracy", "f1"):
+        if isinstance(metrics.get(metric), (int, float)):
+            return {"metric": metric, "floor": "none", "measured": float(metrics[metric]), "ok": None}
+    return {"metric": "(no floor)", "floor": "", "measured": None, "ok": None}
+
+
 def fmt(v: float | None, spec: str = ".4g") -> str:
     return "-" if v is None else format(v, spec)
 
@@ -173,7 +181,7 @@ def print_table(rows: list[Row], quick: bool) -> None:
     print(head)
     print("-" * len(head))
     for row in rows:
-        lines = row.floors or [{"metric": "(no floor)", "floor": "", "measured": None, "ok": None}]
+        lines = row.floors or [no_floor_line(row.metrics)]
         build = "reused" if row.state == "reused" else fmt(row.build_s, ".1f")
         if row.state == "reused" and row.build_s is not None:
             build = f"{row.build_s:.0f} (r)"
@@ -255,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
           f"model(s); target <= {TARGET_S // 60} min for the whole catalog, full builds on 2 cores: "
           + ("n/a (quick builds)" if args.quick else "PASS" if total <= TARGET_S else "MISS"))
     if reused:
-        print(f"  {len(reused)} model(s) reused from earlier builds (their card's build time, without process "
+        print(f"  {len(reused)} model(s) reused from earlier builds, marked (r) (their card's build time, without process "
               f"start; this run built {len(ordered) - len(reused)} in {fresh_s:.0f} s)")
     if names is not None:
         print("  (--only: not the whole catalog)")

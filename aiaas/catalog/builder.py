@@ -61,17 +61,23 @@ def build(spec: CatalogSpec, repo: ModelRepository, quick: bool, progress: Progr
     from pathlib import Path
 
     ctx = BuildContext(repo=repo, name=spec.name, quick=quick, workdir=Path(work), progress=progress, seed=seed)
+    before = _snapshot(repo, spec.name)
     t0 = time.monotonic()
     try:
         result = spec.build(ctx)
-    except Exception as e:  # noqa: BLE001 -- reported as this model's status, the others go on
+    except Exception as e:  # reported as this model's status, the others go on
         log.error("catalog build of %s failed:\n%s", spec.name, traceback.format_exc())
+        _rollback(repo, spec.name, before)
         return Status("failed", f"{type(e).__name__}: {e}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = time.monotonic() - t0
-    entry = repo.read(spec.name)
+    try:
+        entry = repo.read(spec.name)
+    except NotFound:
+        return Status("failed", "the build wrote no model")
     if entry.config is None:
+        _rollback(repo, spec.name, before)
         return Status("failed", f"the build wrote an invalid model.yaml: {entry.error}")
     version = max(entry.versions) if entry.versions else None
     card = entry.config.card
@@ -99,6 +105,34 @@ def build(spec: CatalogSpec, repo: ModelRepository, quick: bool, progress: Progr
     )
     repo.write_config(spec.name, config)
     return Status("built", f"version {version} in {seconds:.0f}s", metrics, quick)
+
+
+def _snapshot(repo: ModelRepository, name: str) -> tuple[set[str], bytes | None]:
+    """The version directories and model.yaml of a model before its build, to undo a failed build."""
+    path = repo.path(name)
+    versions = {p.name for p in path.iterdir() if p.is_dir() and p.name.isdigit()} if path.is_dir() else set()
+    config = path / "model.yaml"
+    return versions, config.read_bytes() if config.is_file() else None
+
+
+def _rollback(repo: ModelRepository, name: str, before: tuple[set[str], bytes | None]) -> None:
+    """Undo what a failed build wrote (e.g. a version written before its evaluation failed): a failed build
+    leaves the model as it was, so the server never loads an unmeasured version."""
+    versions, config = before
+    path = repo.path(name)
+    if not path.is_dir():
+        return
+    for p in path.iterdir():
+        if p.is_dir() and p.name.isdigit() and p.name not in versions:
+            shutil.rmtree(p, ignore_errors=True)
+    if config is not None:
+        tmp = path / ".model.yaml.rollback"
+        tmp.write_bytes(config)
+        tmp.replace(path / "model.yaml")
+    elif not versions:
+        shutil.rmtree(path, ignore_errors=True)  # the model did not exist before this build
+    else:
+        (path / "model.yaml").unlink(missing_ok=True)
 
 
 def _round(v: Any) -> Any:

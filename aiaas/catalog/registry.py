@@ -20,6 +20,7 @@ SCENARIO_MODULES = (
     "driving",
     "medical",
     "credit",
+    "llm",
 )
 
 

@@ -100,12 +100,26 @@ class Artifact:
     path: Path | None = None  # onnx: the .onnx file; tvm: the compiled .so (with its tvm.json beside it)
     net: nn.Module | None = None  # torch: the network the next pass works on
     passes: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)  # pass name -> what it did (exporter, sparsity, ...)
+    details: dict[str, Any] = field(
+        default_factory=dict
+    )  # pass name -> what it did (exporter, sparsity, ...)
 
-    def derive(self, kind: Literal["torch", "onnx", "tvm"], pass_name: str, details: dict[str, Any], *,
-               path: Path | None = None, net: nn.Module | None = None) -> Artifact:
-        return Artifact(kind, path=path, net=net, passes=[*self.passes, pass_name],
-                        details={**self.details, pass_name: details})  # fmt: skip
+    def derive(
+        self,
+        kind: Literal["torch", "onnx", "tvm"],
+        pass_name: str,
+        details: dict[str, Any],
+        *,
+        path: Path | None = None,
+        net: nn.Module | None = None,
+    ) -> Artifact:
+        return Artifact(
+            kind,
+            path=path,
+            net=net,
+            passes=[*self.passes, pass_name],
+            details={**self.details, pass_name: details},
+        )
 
 
 @dataclass
@@ -148,7 +162,9 @@ class Evaluation:
 
 
 def _labels(output: np.ndarray) -> np.ndarray:
-    return output.argmax(axis=-1) if output.ndim >= 2 and output.shape[-1] > 1 else output.reshape(len(output))
+    return (
+        output.argmax(axis=-1) if output.ndim >= 2 and output.shape[-1] > 1 else output.reshape(len(output))
+    )
 
 
 def _accuracy(output: np.ndarray, target: np.ndarray) -> float:

@@ -65,8 +65,13 @@ def _tvm(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -> Artif
 
     assert artifact.path is not None
     out = ctx.new_path("tvm", ".so")
-    details = compile_onnx(artifact.path, out, target=options.get("target"), mcpu=options.get("mcpu"),
-                           opt_level=int(options.get("opt_level", 3)))  # fmt: skip
+    details = compile_onnx(
+        artifact.path,
+        out,
+        target=options.get("target"),
+        mcpu=options.get("mcpu"),
+        opt_level=int(options.get("opt_level", 3)),
+    )
     return artifact.derive("tvm", "tvm", details, path=out)
 
 
@@ -83,45 +88,117 @@ def export_onnx(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -
     if src is None or artifact.net is None:
         raise InvalidInput("export-onnx needs a torch source")
     module = (src.wrap(artifact.net) if src.wrap else artifact.net).eval()
-    example = tuple(t if t.shape[0] >= 2 else torch.cat([t, t]) for t in src.example_inputs)  # dynamo specialises 1
+    example = tuple(
+        t if t.shape[0] >= 2 else torch.cat([t, t]) for t in src.example_inputs
+    )  # dynamo specialises 1
     check = tuple(torch.cat([t] * 2)[: max(3, int(options.get("check_rows", 4)))] for t in example)
-    order = {"auto": ["dynamo", "torchscript"], "dynamo": ["dynamo"], "torchscript": ["torchscript"]}[options["exporter"]]
+    order = {"auto": ["dynamo", "torchscript"], "dynamo": ["dynamo"], "torchscript": ["torchscript"]}[
+        options["exporter"]
+    ]
     errors: dict[str, str] = {}
     for exporter in order:
         path = ctx.new_path(f"export-{exporter}")
         try:
-            _export(module, example, path, src.input_names, src.output_names, exporter, int(options.get("opset", 17)))
+            _export(
+                module,
+                example,
+                path,
+                src.input_names,
+                src.output_names,
+                exporter,
+                int(options.get("opset", 17)),
+            )
             diff = _parity(module, path, check, src.input_names)
         except Exception as e:  # the exporters raise many types; the fallback is the point
-            errors[exporter] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
+            errors[exporter] = (
+                f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
+            )
             log.info("export with %s failed: %s", exporter, errors[exporter])
             continue
         if not diff <= 1e-3:
             errors[exporter] = f"outputs differ from torch by {diff:.3g}"
             continue
-        opset = next((o.version for o in onnx.load(str(path), load_external_data=False).opset_import if o.domain in ("", "ai.onnx")), None)
-        return artifact.derive("onnx", "export-onnx", {
-            "exporter": exporter, "opset": opset, "max_abs_diff_vs_torch": diff, "failed": errors,
-        }, path=path)  # fmt: skip
+        opset = next(
+            (
+                o.version
+                for o in onnx.load(str(path), load_external_data=False).opset_import
+                if o.domain in ("", "ai.onnx")
+            ),
+            None,
+        )
+        return artifact.derive(
+            "onnx",
+            "export-onnx",
+            {
+                "exporter": exporter,
+                "opset": opset,
+                "max_abs_diff_vs_torch": diff,
+                "failed": errors,
+            },
+            path=path,
+        )
     raise InvalidInput("export-onnx failed: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
 
 
-def _export(module: Any, example: tuple[Any, ...], path: Path, input_names: list[str], output_names: list[str],
-            exporter: str, opset: int) -> None:
+def _export(
+    module: Any,
+    example: tuple[Any, ...],
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    exporter: str,
+    opset: int,
+) -> None:
     import torch
 
     sink = io.StringIO()
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    # the fused transformer fast path (aten::_transformer_encoder_layer_fwd) has no ONNX export: trace the plain ops
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        _export_quiet(module, example, path, input_names, output_names, exporter, opset, sink)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def _export_quiet(
+    module: Any,
+    example: tuple[Any, ...],
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    exporter: str,
+    opset: int,
+    sink: io.StringIO,
+) -> None:
+    import torch
+
     with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(sink):
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
             batch = torch.export.Dim("batch")
-            torch.onnx.export(module, example, str(path), input_names=input_names, output_names=output_names,
-                              dynamic_shapes=tuple({0: batch} for _ in example), dynamo=True, external_data=False,
-                              verbose=False)  # fmt: skip
+            torch.onnx.export(
+                module,
+                example,
+                str(path),
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_shapes=tuple({0: batch} for _ in example),
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
         else:
-            torch.onnx.export(module, example, str(path), input_names=input_names, output_names=output_names,
-                              dynamic_axes={n: {0: "batch"} for n in (*input_names, *output_names)},
-                              opset_version=opset, dynamo=False)  # fmt: skip
+            torch.onnx.export(
+                module,
+                example,
+                str(path),
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes={n: {0: "batch"} for n in (*input_names, *output_names)},
+                opset_version=opset,
+                dynamo=False,
+            )
 
 
 def _parity(module: Any, path: Path, check: tuple[Any, ...], input_names: list[str]) -> float:
@@ -136,7 +213,9 @@ def _parity(module: Any, path: Path, check: tuple[Any, ...], input_names: list[s
     for r, g in zip(refs, got, strict=True):
         r = r.numpy()
         if r.shape != g.shape:
-            raise ValueError(f"output shape {list(g.shape)} != torch {list(r.shape)} (batch axis not dynamic?)")
+            raise ValueError(
+                f"output shape {list(g.shape)} != torch {list(r.shape)} (batch axis not dynamic?)"
+            )
         if r.dtype.kind in "iub":
             diff = max(diff, float((r != g).mean()))  # labels: share of rows that disagree
         else:
@@ -159,8 +238,10 @@ def op_histogram(path: Path) -> dict[str, int]:
 
 def looks_like_transformer(path: Path) -> bool:
     ops = op_histogram(path)
-    return ops.get("Softmax", 0) > 0 and ops.get("MatMul", 0) >= 4 and (
-        ops.get("LayerNormalization", 0) > 0 or ops.get("ReduceMean", 0) > 0
+    return (
+        ops.get("Softmax", 0) > 0
+        and ops.get("MatMul", 0) >= 4
+        and (ops.get("LayerNormalization", 0) > 0 or ops.get("ReduceMean", 0) > 0)
     )
 
 
@@ -189,15 +270,22 @@ def graph_optimize(artifact: Artifact, options: dict[str, Any], ctx: PassContext
     return artifact.derive("onnx", "graph", details, path=out)
 
 
-def _bert_fusions(src: Path, ctx: PassContext, options: dict[str, Any], details: dict[str, Any]) -> dict[str, int] | str:
+def _bert_fusions(
+    src: Path, ctx: PassContext, options: dict[str, Any], details: dict[str, Any]
+) -> dict[str, int] | str:
     try:
         from onnxruntime.transformers.optimizer import optimize_model
     except ImportError as e:  # pragma: no cover - ships with onnxruntime
         return f"unavailable: {e}"
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            opt = optimize_model(str(src), model_type="bert", num_heads=int(options["num_heads"]),
-                                 hidden_size=int(options["hidden_size"]), opt_level=0)  # fmt: skip
+            opt = optimize_model(
+                str(src),
+                model_type="bert",
+                num_heads=int(options["num_heads"]),
+                hidden_size=int(options["hidden_size"]),
+                opt_level=0,
+            )
             stats = {k: int(v) for k, v in opt.get_fused_operator_statistics().items() if v}
     except Exception as e:  # the fusion scripts assert on graphs they do not understand
         return f"failed: {type(e).__name__}: {e}"
@@ -210,13 +298,44 @@ def _bert_fusions(src: Path, ctx: PassContext, options: dict[str, Any], details:
 
 # -- quantization --------------------------------------------------------------------------------------------
 _QUANT_OPS = {
-    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearConv",
-    "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool",
-    "QLinearGlobalAveragePool", "QLinearConcat", "QLinearSoftmax", "QAttention", "QGemm", "DynamicQuantizeMatMul",
-    "MatMulIntegerToFloat", "QEmbedLayerNormalization", "DynamicQuantizeLSTM", "QOrderedMatMul",
-}  # fmt: skip
-_HEAVY = {"MatMul", "Gemm", "Conv", "ConvTranspose", "Attention", "MultiHeadAttention", "LSTM", "GRU", "FusedMatMul",
-          "FusedConv", "FusedGemm", "EmbedLayerNormalization", "Einsum"}  # fmt: skip
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "MatMulInteger",
+    "ConvInteger",
+    "QLinearConv",
+    "QLinearMatMul",
+    "QLinearAdd",
+    "QLinearMul",
+    "QLinearSigmoid",
+    "QLinearLeakyRelu",
+    "QLinearAveragePool",
+    "QLinearGlobalAveragePool",
+    "QLinearConcat",
+    "QLinearSoftmax",
+    "QAttention",
+    "QGemm",
+    "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",
+    "QEmbedLayerNormalization",
+    "DynamicQuantizeLSTM",
+    "QOrderedMatMul",
+}
+_HEAVY = {
+    "MatMul",
+    "Gemm",
+    "Conv",
+    "ConvTranspose",
+    "Attention",
+    "MultiHeadAttention",
+    "LSTM",
+    "GRU",
+    "FusedMatMul",
+    "FusedConv",
+    "FusedGemm",
+    "EmbedLayerNormalization",
+    "Einsum",
+}
 
 
 def quantization_summary(path: Path) -> dict[str, Any]:
@@ -230,7 +349,11 @@ def quantization_summary(path: Path) -> dict[str, Any]:
     quantized: Counter[str] = Counter()
     left: Counter[str] = Counter()
     for n in model.graph.node:
-        if n.op_type in _QUANT_OPS and n.op_type not in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"):
+        if n.op_type in _QUANT_OPS and n.op_type not in (
+            "QuantizeLinear",
+            "DequantizeLinear",
+            "DynamicQuantizeLinear",
+        ):
             quantized[n.op_type] += 1
         elif n.op_type in _HEAVY:
             if any(producer.get(i) == "DequantizeLinear" for i in n.input):
@@ -258,15 +381,24 @@ def _preprocess(src: Path, ctx: PassContext, enabled: bool, details: dict[str, A
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     out = ctx.new_path("preprocessed")
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quant_pre_process(str(src), str(out), skip_symbolic_shape=False)
-    except Exception as e:  # pre-processing is an improvement, not a requirement
-        details["preprocess"] = f"skipped: {type(e).__name__}: {e}"
-        return src
-    details["preprocess"] = "done"
-    return out
+    failed: list[str] = []
+    for symbolic in (
+        True,
+        False,
+    ):  # symbolic shape inference asserts on some exported graphs; ONNX's is the fallback
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quant_pre_process(str(src), str(out), skip_symbolic_shape=not symbolic)
+        except Exception as e:  # pre-processing is an improvement, not a requirement
+            failed.append(
+                f"{'symbolic' if symbolic else 'onnx'} shape inference: {type(e).__name__}: {e}".strip()
+            )
+            continue
+        details["preprocess"] = "done" + (" (without symbolic shape inference)" if not symbolic else "")
+        return out
+    details["preprocess"] = "skipped: " + "; ".join(failed)
+    return src
 
 
 def quantize_dynamic(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -> Artifact:
@@ -275,22 +407,32 @@ def quantize_dynamic(artifact: Artifact, options: dict[str, Any], ctx: PassConte
 
     assert artifact.path is not None
     details: dict[str, Any] = {
-        "mode": "dynamic", "format": "QOperator", "weight_type": options["weight_type"],
-        "activations": "uint8, quantized at run time per batch", "per_channel": bool(options["per_channel"]),
+        "mode": "dynamic",
+        "format": "QOperator",
+        "weight_type": options["weight_type"],
+        "activations": "uint8, quantized at run time per batch",
+        "per_channel": bool(options["per_channel"]),
         "reduce_range": _reduce_range(options["reduce_range"]),
-    }  # fmt: skip
+    }
     src = _preprocess(artifact.path, ctx, bool(options["preprocess"]), details)
     out = ctx.new_path("quantize-dynamic")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ort_quantize_dynamic(
-            str(src), str(out), per_channel=details["per_channel"], reduce_range=details["reduce_range"],
+            str(src),
+            str(out),
+            per_channel=details["per_channel"],
+            reduce_range=details["reduce_range"],
             weight_type=QuantType.QInt8 if options["weight_type"] == "qint8" else QuantType.QUInt8,
             op_types_to_quantize=options["op_types"],
-        )  # fmt: skip
+            # ops from onnxruntime's own domain (FusedMatMul after the graph pass) have no ONNX type inference
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
     details.update(quantization_summary(out))
     if not details["quantized_ops"]:
-        raise InvalidInput("quantize-dynamic quantized no operator (no MatMul/Gemm/Conv/Attention with constant weights)")
+        raise InvalidInput(
+            "quantize-dynamic quantized no operator (no MatMul/Gemm/Conv/Attention with constant weights)"
+        )
     return artifact.derive("onnx", "quantize-dynamic", details, path=out)
 
 
@@ -313,25 +455,40 @@ def quantize_static(artifact: Artifact, options: dict[str, Any], ctx: PassContex
     feed = calibration_feed(ctx)
     rows = int(options["calibration_rows"])
     feed = {k: v[:rows] for k, v in feed.items()}
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}  # fmt: skip
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     qtype = {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}
     details: dict[str, Any] = {
-        "mode": "static", "format": "QDQ", "calibration": options["method"],
-        "calibration_rows": len(next(iter(feed.values()))), "activation_type": options["activation_type"],
-        "weight_type": options["weight_type"], "per_channel": bool(options["per_channel"]),
+        "mode": "static",
+        "format": "QDQ",
+        "calibration": options["method"],
+        "calibration_rows": len(next(iter(feed.values()))),
+        "activation_type": options["activation_type"],
+        "weight_type": options["weight_type"],
+        "per_channel": bool(options["per_channel"]),
         "reduce_range": _reduce_range(options["reduce_range"]),
-    }  # fmt: skip
+    }
     src = _preprocess(artifact.path, ctx, bool(options["preprocess"]), details)
     out = ctx.new_path(f"quantize-static-{options['method']}")
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         ort_quantize_static(
-            str(src), str(out), _Reader(feed, int(options["calibration_batch"])), quant_format=QuantFormat.QDQ,
-            per_channel=details["per_channel"], reduce_range=details["reduce_range"],
-            activation_type=qtype[options["activation_type"]], weight_type=qtype[options["weight_type"]],
-            calibrate_method=methods[options["method"]], op_types_to_quantize=options["op_types"],
-        )  # fmt: skip
+            str(src),
+            str(out),
+            _Reader(feed, int(options["calibration_batch"])),
+            quant_format=QuantFormat.QDQ,
+            per_channel=details["per_channel"],
+            reduce_range=details["reduce_range"],
+            activation_type=qtype[options["activation_type"]],
+            weight_type=qtype[options["weight_type"]],
+            calibrate_method=methods[options["method"]],
+            op_types_to_quantize=options["op_types"],
+            # ops from onnxruntime's own domain (FusedMatMul after the graph pass) have no ONNX type inference
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
     details.update(quantization_summary(out))
     if not details["quantized_ops"]:
         raise InvalidInput("quantize-static quantized no operator")
@@ -344,12 +501,13 @@ def calibration_feed(ctx: PassContext) -> dict[str, np.ndarray]:
     if ev is not None and ev.calibration is not None:
         return ev.calibration
     src = ctx.source
-    if src is not None and src.train is not None:
-        # the served model takes what the wrapped module takes; that is the training inputs only without a wrap
-        if src.wrap is None:
-            return {n: t.numpy() for n, t in zip(src.input_names, src.train.inputs, strict=True)}
-    raise InvalidInput("quantize-static needs a calibration set (evaluation.calibration: rows like the serving "
-                       "inputs, not the evaluation rows)")  # fmt: skip
+    # the served model takes what the wrapped module takes: those are the training inputs only without a wrap
+    if src is not None and src.train is not None and src.wrap is None:
+        return {n: t.numpy() for n, t in zip(src.input_names, src.train.inputs, strict=True)}
+    raise InvalidInput(
+        "quantize-static needs a calibration set (evaluation.calibration: rows like the serving "
+        "inputs, not the evaluation rows)"
+    )
 
 
 # -- fp16 ----------------------------------------------------------------------------------------------------
@@ -357,7 +515,9 @@ def to_fp16(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -> Ar
     try:
         from onnxruntime.transformers.float16 import convert_float_to_float16
     except ImportError:  # pragma: no cover - ships with onnxruntime
-        raise InvalidInput("fp16 needs onnxruntime.transformers.float16, which this onnxruntime lacks") from None
+        raise InvalidInput(
+            "fp16 needs onnxruntime.transformers.float16, which this onnxruntime lacks"
+        ) from None
     assert artifact.path is not None
     model = onnx.load(str(artifact.path))
     keep_io = bool(options["keep_io_types"])
@@ -366,6 +526,11 @@ def to_fp16(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -> Ar
         converted = convert_float_to_float16(model, keep_io_types=keep_io)
     out = ctx.new_path("fp16")
     onnx.save(converted, str(out))
-    details = {"mode": "fp16", "keep_io_types": keep_io, "target": ctx.target, "forced": bool(options["force"]),
-               "op_types": op_histogram(out)}  # fmt: skip
+    details = {
+        "mode": "fp16",
+        "keep_io_types": keep_io,
+        "target": ctx.target,
+        "forced": bool(options["force"]),
+        "op_types": op_histogram(out),
+    }
     return artifact.derive("onnx", "fp16", details, path=out)

@@ -35,30 +35,91 @@ class PassInfo:
 PASSES: dict[str, PassInfo] = {
     p.name: p
     for p in (
-        PassInfo("export-onnx", "export", {"exporter": "auto", "opset": 17, "check_rows": 4},
-                 help="torch -> ONNX with a dynamic batch axis (dynamo exporter, TorchScript fallback)"),
-        PassInfo("graph", "onnx", {"level": "extended", "transformer": "auto", "num_heads": 0, "hidden_size": 0},
-                 help="onnxruntime offline graph optimization; BERT-style fusions for transformer encoders"),
-        PassInfo("quantize-dynamic", "onnx", {"per_channel": False, "weight_type": "qint8", "reduce_range": "auto",
-                                              "op_types": None, "preprocess": True},
-                 precision=True, help="int8 weights, activations quantized at run time"),
-        PassInfo("quantize-static", "onnx", {"method": "minmax", "per_channel": False, "reduce_range": "auto",
-                                             "activation_type": "quint8", "weight_type": "qint8",
-                                             "calibration_rows": 256, "calibration_batch": 16, "op_types": None,
-                                             "preprocess": True},
-                 precision=True, help="QDQ int8 weights and activations, calibrated on a calibration set"),
-        PassInfo("fp16", "onnx", {"force": False, "keep_io_types": True}, precision=True,
-                 help="float16 weights and compute (GPU targets)"),
-        PassInfo("prune", "torch", {"amount": 0.5, "method": "unstructured", "scope": "global", "norm": 1,
-                                    "fine_tune_epochs": 0, "learning_rate": 1e-3, "batch_size": 64},
-                 help="magnitude pruning (unstructured weights or structured channels/neurons) + fine-tuning"),
-        PassInfo("distill", "torch", {"width": 0.5, "depth": 1.0, "temperature": 4.0, "alpha": 0.7, "epochs": 3,
-                                      "learning_rate": 1e-3, "batch_size": 64},
-                 help="train a smaller student on the teacher's soft labels (KL at a temperature + hard-label CE)"),
-        PassInfo("tvm", "tvm", {"target": None, "mcpu": None, "opt_level": 3},
-                 help="compile with apache-tvm (relax ONNX frontend, llvm target); optional"),
+        PassInfo(
+            "export-onnx",
+            "export",
+            {"exporter": "auto", "opset": 17, "check_rows": 4},
+            help="torch -> ONNX with a dynamic batch axis (dynamo exporter, TorchScript fallback)",
+        ),
+        PassInfo(
+            "graph",
+            "onnx",
+            {"level": "extended", "transformer": "auto", "num_heads": 0, "hidden_size": 0},
+            help="onnxruntime offline graph optimization; BERT-style fusions for transformer encoders",
+        ),
+        PassInfo(
+            "quantize-dynamic",
+            "onnx",
+            {
+                "per_channel": False,
+                "weight_type": "qint8",
+                "reduce_range": "auto",
+                "op_types": None,
+                "preprocess": True,
+            },
+            precision=True,
+            help="int8 weights, activations quantized at run time",
+        ),
+        PassInfo(
+            "quantize-static",
+            "onnx",
+            {
+                "method": "minmax",
+                "per_channel": False,
+                "reduce_range": "auto",
+                "activation_type": "quint8",
+                "weight_type": "qint8",
+                "calibration_rows": 256,
+                "calibration_batch": 16,
+                "op_types": None,
+                "preprocess": True,
+            },
+            precision=True,
+            help="QDQ int8 weights and activations, calibrated on a calibration set",
+        ),
+        PassInfo(
+            "fp16",
+            "onnx",
+            {"force": False, "keep_io_types": True},
+            precision=True,
+            help="float16 weights and compute (GPU targets)",
+        ),
+        PassInfo(
+            "prune",
+            "torch",
+            {
+                "amount": 0.5,
+                "method": "unstructured",
+                "scope": "global",
+                "norm": 1,
+                "fine_tune_epochs": 0,
+                "learning_rate": 1e-3,
+                "batch_size": 64,
+            },
+            help="magnitude pruning (unstructured weights or structured channels/neurons) + fine-tuning",
+        ),
+        PassInfo(
+            "distill",
+            "torch",
+            {
+                "width": 0.5,
+                "depth": 1.0,
+                "temperature": 4.0,
+                "alpha": 0.7,
+                "epochs": 3,
+                "learning_rate": 1e-3,
+                "batch_size": 64,
+            },
+            help="train a smaller student on the teacher's soft labels (KL at a temperature + hard-label CE)",
+        ),
+        PassInfo(
+            "tvm",
+            "tvm",
+            {"target": None, "mcpu": None, "opt_level": 3},
+            help="compile with apache-tvm (relax ONNX frontend, llvm target); optional",
+        ),
     )
-}  # fmt: skip
+}
 
 _ENUMS: dict[tuple[str, str], tuple[Any, ...]] = {
     ("export-onnx", "exporter"): ("auto", "dynamo", "torchscript"),
@@ -105,19 +166,25 @@ def parse_pass(item: str | dict[str, Any] | PassSpec) -> PassSpec:
         given = dict(item.get("options") or {})
         given.update({k: v for k, v in item.items() if k not in ("name", "options")})
     else:
-        raise InvalidInput(f"a pass is a name or an object with 'name', not {type(item).__name__}", param="passes")
+        raise InvalidInput(
+            f"a pass is a name or an object with 'name', not {type(item).__name__}", param="passes"
+        )
     info = PASSES.get(name)
     if info is None:
         raise InvalidInput(f"unknown pass {name!r}; passes: {', '.join(PASSES)}", param="passes")
     unknown = sorted(set(given) - set(info.options))
     if unknown:
         raise InvalidInput(
-            f"pass {name!r}: unknown option(s) {', '.join(unknown)}; options: {', '.join(info.options)}", param="passes"
+            f"pass {name!r}: unknown option(s) {', '.join(unknown)}; options: {', '.join(info.options)}",
+            param="passes",
         )
     for key, value in given.items():
         allowed = _ENUMS.get((name, key))
         if allowed is not None and value not in allowed:
-            raise InvalidInput(f"pass {name!r}: {key} must be one of {', '.join(map(str, allowed))}, not {value!r}", param="passes")
+            raise InvalidInput(
+                f"pass {name!r}: {key} must be one of {', '.join(map(str, allowed))}, not {value!r}",
+                param="passes",
+            )
     _check_ranges(name, given)
     return PassSpec(name, {**info.options, **given})
 
@@ -138,8 +205,11 @@ def _check_ranges(name: str, o: dict[str, Any]) -> None:
             raise bad("alpha (weight of the soft-label loss) must be in [0, 1]")
 
 
-def plan(passes: list[str | dict[str, Any] | PassSpec] | str, source: Literal["onnx", "torch"] = "onnx",
-         target: Literal["cpu", "gpu"] = "cpu") -> list[PassSpec]:
+def plan(
+    passes: list[str | dict[str, Any] | PassSpec] | str,
+    source: Literal["onnx", "torch"] = "onnx",
+    target: Literal["cpu", "gpu"] = "cpu",
+) -> list[PassSpec]:
     """Validate the user's pass order for a source kind and target; returns the passes with defaults filled.
 
     Raises InvalidInput naming the first problem, before anything runs.
@@ -154,7 +224,9 @@ def plan(passes: list[str | dict[str, Any] | PassSpec] | str, source: Literal["o
     seen: set[str] = set()
     for s in specs:
         if s.name in seen:
-            raise InvalidInput(f"pass {s.name!r} appears twice; give it once with the options you want", param="passes")
+            raise InvalidInput(
+                f"pass {s.name!r} appears twice; give it once with the options you want", param="passes"
+            )
         seen.add(s.name)
 
     precision = [s.name for s in specs if s.info.precision]
@@ -173,7 +245,9 @@ def plan(passes: list[str | dict[str, Any] | PassSpec] | str, source: Literal["o
 
     if source == "onnx":
         if "export-onnx" in names:
-            raise InvalidInput("'export-onnx' needs a torch source; this model is already ONNX", param="passes")
+            raise InvalidInput(
+                "'export-onnx' needs a torch source; this model is already ONNX", param="passes"
+            )
         torch_passes = [n for n in names if PASSES[n].stage == "torch"]
         if torch_passes:
             raise InvalidInput(
@@ -209,7 +283,9 @@ def plan(passes: list[str | dict[str, Any] | PassSpec] | str, source: Literal["o
                     f"{bad!r} after {specs[first_onnx].name!r}: {bad} needs the float torch network; put it first",
                     param="passes",
                 )
-            specs.insert(first_onnx, PassSpec("export-onnx", dict(PASSES["export-onnx"].options), implicit=True))
+            specs.insert(
+                first_onnx, PassSpec("export-onnx", dict(PASSES["export-onnx"].options), implicit=True)
+            )
 
     for s in specs:
         if s.name == "fp16" and target == "cpu" and not s.options.get("force"):
@@ -219,7 +295,9 @@ def plan(passes: list[str | dict[str, Any] | PassSpec] | str, source: Literal["o
                 param="passes",
             )
         if s.name == "tvm" and importlib.util.find_spec("tvm") is None:
-            raise InvalidInput(f"pass 'tvm' needs apache-tvm, which is not installed here: {TVM_INSTALL}", param="passes")
+            raise InvalidInput(
+                f"pass 'tvm' needs apache-tvm, which is not installed here: {TVM_INSTALL}", param="passes"
+            )
     return specs
 
 

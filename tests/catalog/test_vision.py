@@ -105,7 +105,8 @@ def test_classifier_reads_pixels_and_product_photos_alike(client: TestClient, fa
 @pytest.mark.parametrize(
     "body, message",
     [
-        ({"inputs": []}, "exactly one"),
+        ({"inputs": []}, "inputs"),
+        ({"inputs": [{"name": "pixels", "shape": [1, 28, 28], "datatype": "FP32", "data": [0.0] * 784}]}, "UINT8"),
         (image_b64(b"definitely not an image"), "cannot decode"),
         ({"inputs": [{"name": "pixels", "shape": [1, 28, 28], "datatype": "UINT8", "data": [0] * 784},
                      {"name": "image_b64", "shape": [1], "datatype": "BYTES", "data": ["aGk="]}]}, "exactly one"),

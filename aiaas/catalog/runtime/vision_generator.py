@@ -1,7 +1,8 @@
 """Fashion-MNIST image generator: the decoder of a class-conditional VAE, served behind a class name.
 
-The version directory holds ``decoder.onnx`` (inputs ``z`` FP32 [N, latent] and ``onehot`` FP32 [N, 10],
-output ``pixels`` FP32 [N, 28, 28] in [0, 1]). Input ``label`` (BYTES, a class name such as "Sneaker"; case,
+The version directory holds ``decoder.onnx`` (inputs ``z`` FP32 [N, latent], standard-normal noise, and
+``onehot`` FP32 [N, 10]; output ``pixels`` FP32 [N, 28, 28] in [0, 1]); the graph maps the noise into the
+requested class's region of the latent space (a Gaussian fitted at build time) before decoding. Input ``label`` (BYTES, a class name such as "Sneaker"; case,
 spaces and punctuation are ignored, and "tshirt"/"top"/"boot"/"trousers" style short names work) and an
 optional ``seed`` (INT64, same rows; the same seed gives the same image). Outputs ``image`` (a 28x28
 grayscale PNG, light garment on black like Fashion-MNIST) and ``image_b64`` (the same PNG as base64 text).
