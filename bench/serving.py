@@ -132,6 +132,28 @@ def build_models(workdir: Path, names: list[str]) -> list[BenchModel]:
             )
         )
 
+    if "mlp-large" in names:
+        # the reference model of shared/FACTS.md's serving table (138M-param MLP, one 256-float row per request):
+        # compute-bound enough (~2.7 ms of core time per row) that batching, not HTTP, decides the ratio
+        big = torch.nn.Sequential(
+            torch.nn.Linear(256, 8192), torch.nn.ReLU(), torch.nn.Linear(8192, 8192), torch.nn.ReLU(),
+            torch.nn.Linear(8192, 8192), torch.nn.ReLU(), torch.nn.Linear(8192, 10),
+        ).eval()  # fmt: skip
+        params = sum(p.numel() for p in big.parameters()) / 1e6
+        path = workdir / "mlp-large.onnx"
+        torch.onnx.export(
+            big, (torch.randn(2, 256),), str(path), dynamo=False, opset_version=17,
+            input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+        )  # fmt: skip
+        models.append(
+            BenchModel(
+                "mlp-large", f"MLP 256-8192x3-10 FP32, {params:.0f}M params (FACTS.md reference); request: x [1,256] FP32",
+                path, "x", "FP32",
+                rng.standard_normal((1, 256)).astype(np.float32),
+                lambda n: rng.standard_normal((n, 256)).astype(np.float32),
+            )
+        )
+
     if "encoder" in names:
 
         class Encoder(torch.nn.Module):
@@ -558,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=8.0, help="seconds per measured point (wrk -d)")
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each point")
     ap.add_argument("--raw-seconds", type=float, default=0.6, help="seconds per raw batch size and pass")
-    ap.add_argument("--models", default="mlp,encoder")
+    ap.add_argument("--models", default="mlp,mlp-large,encoder")
     ap.add_argument("--conc", default="1,16,64", help="concurrency levels")
     ap.add_argument("--instances", choices=sorted(LAYOUTS), help="skip the decision, use this layout")
     ap.add_argument("--no-naive", action="store_true")

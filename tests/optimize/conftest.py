@@ -20,7 +20,7 @@ from aiaas.optimize.torch_passes import cross_entropy_loss, local_fine_tune  # n
 N_IN, N_CLASSES = 16, 4
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
     """Tiny models on 2 busy cores: a second intra-op thread only spins (40 s instead of 0.5 s to train the MLP)."""
     before = torch.get_num_threads()

@@ -399,7 +399,7 @@ def build_fashion_vae(ctx: BuildContext) -> BuildResult:
 
     ctx.progress(0.02, "loading Fashion-MNIST")
     x_tr, y_tr, _, _ = load_fashion(ctx.quick)
-    epochs = 2 if ctx.quick else 12
+    epochs = 2 if ctx.quick else 4
     dec, means, chols = _train_cvae(ctx, x_tr, y_tr, epochs, 0.05, 0.85)
     ctx.progress(0.86, "exporting the decoder to ONNX")
     path = _export_decoder(dec, means, chols, ctx.workdir / "decoder.onnx")
