@@ -209,7 +209,7 @@ def bench_encoder(work: Path, quick: bool) -> None:
         ">= 2x",
         speed >= 2,
     )
-    record(f"int8 relative accuracy loss ({c['name']})", f"{loss * 100:+.2f}% (fp32 {base['metric']['value']:.4f})",
+    record(f"int8 relative accuracy loss ({c['name']})", f"{loss * 100:.2f}% relative loss (negative = better; fp32 {base['metric']['value']:.4f})",
            "<= 1%", loss <= 0.01)  # fmt: skip
 
 
@@ -335,7 +335,7 @@ def bench_fashion(work: Path, quick: bool, only: set[str]) -> None:
                 f"(weight sparsity {c50['measurement']['weight_sparsity']:.2f}); {c50['decision']['reason']}")  # fmt: skip
             record(
                 "50% pruning + fine-tuning accuracy loss",
-                f"{loss * 100:+.2f}% relative",
+                f"{loss * 100:.2f}% relative loss (negative = better than dense)",
                 "<= 1%",
                 loss <= 0.01,
             )

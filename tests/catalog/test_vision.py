@@ -188,3 +188,12 @@ def test_face_detector_finds_the_astronaut_and_no_face_in_coffee(client: TestCli
     cx, cy = face["x"] + face["w"] / 2, face["y"] + face["h"] / 2
     assert 190 < cx < 260 and 80 < cy < 150 and 60 < face["w"] < 140  # Eileen Collins' face, top centre-left
     assert json.loads(out["faces"]["data"][1]) == []
+
+
+def test_ocr_install_command_keeps_rapidocr_off_its_gui_opencv_dependency() -> None:
+    from aiaas.catalog.base import Requirement
+    from aiaas.catalog.models.vision import OCR_REQ
+
+    assert ("rapidocr_onnxruntime", "--no-deps rapidocr-onnxruntime==1.4.4") in OCR_REQ.pip
+    fake = Requirement(pip=(("no_such_mod_a", "a==1"), ("no_such_mod_b", "--no-deps b==2")))
+    assert fake.missing() == "pip install 'a==1' && pip install --no-deps 'b==2'"

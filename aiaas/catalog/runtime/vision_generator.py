@@ -1,19 +1,23 @@
 """Fashion-MNIST image generator: the decoder of a class-conditional VAE, served behind a class name.
 
 The version directory holds ``decoder.onnx`` (inputs ``z`` FP32 [N, latent], standard-normal noise, and
-``onehot`` FP32 [N, 10]; output ``pixels`` FP32 [N, 28, 28] in [0, 1]); the graph maps the noise into the
-requested class's region of the latent space (a Gaussian fitted at build time) before decoding. Input ``label`` (BYTES, a class name such as "Sneaker"; case,
+``component`` FP32 [N, 10*K], the one-hot of a latent mixture component, K per class; output ``pixels`` FP32
+[N, 28, 28] in [0, 1]) and ``mixture.json`` (the components' weights per class). The graph maps the noise
+through the component's Gaussian (fitted at build time where the encoder puts that class's images) and
+decodes it with the class one-hot. Input ``label`` (BYTES, a class name such as "Sneaker"; case,
 spaces and punctuation are ignored, and "tshirt"/"top"/"boot"/"trousers" style short names work) and an
 optional ``seed`` (INT64, same rows; the same seed gives the same image). Outputs ``image`` (a 28x28
 grayscale PNG, light garment on black like Fashion-MNIST) and ``image_b64`` (the same PNG as base64 text).
 
-The latent draw is scaled by ``parameters.temperature`` (< 1 trades variety for typical, cleaner samples;
-the value the build measured is in the card).
+Per row, the seed picks a component of the class by weight and draws the noise, scaled by
+``parameters.temperature`` (< 1 trades variety for typical, cleaner samples; the build measures the served
+value).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from typing import Any
 
@@ -57,6 +61,10 @@ class FashionGenerator(Model):
         params = self.config.parameters
         self.classes = [str(c) for c in params.get("classes", CLASSES)]
         self.latent = int(params.get("latent_dim", self.session.get_inputs()[0].shape[1]))
+        weights = np.asarray(json.loads((self.version_dir / "mixture.json").read_text())["weights"], np.float64)
+        if weights.shape[0] != len(self.classes):
+            raise RuntimeError(f"mixture.json has weights for {weights.shape[0]} classes, not {len(self.classes)}")
+        self.weights = weights / weights.sum(axis=1, keepdims=True)
         self.temperature = float(params.get("temperature", 1.0))
         self.index = class_index(self.classes)
 
@@ -80,13 +88,15 @@ class FashionGenerator(Model):
             seeds = np.asarray(seeds).reshape(-1)
             if len(seeds) != n:
                 raise InvalidInput(f"seed has {len(seeds)} rows but label has {n}")
+        k = self.weights.shape[1]
         z = np.empty((n, self.latent), np.float32)
-        for row in range(n):
+        component = np.zeros((n, self.weights.size), np.float32)
+        for row, c in enumerate(idx):
             rng = np.random.default_rng(None if seeds is None else int(seeds[row]) & 0xFFFFFFFFFFFFFFFF)
+            component[row, c * k + rng.choice(k, p=self.weights[c])] = 1.0
             z[row] = rng.standard_normal(self.latent) * self.temperature
-        onehot = np.zeros((n, len(self.classes)), np.float32)
-        onehot[np.arange(n), idx] = 1.0
-        pixels = self.session.run(None, {"z": z, "onehot": onehot})[0] if n else np.zeros((0, 28, 28), np.float32)
+        pixels = (self.session.run(None, {"z": z, "component": component})[0] if n
+                  else np.zeros((0, 28, 28), np.float32))
         images = [png(np.clip(np.rint(p * 255.0), 0, 255).astype(np.uint8)) for p in pixels]
         return {"image": bytes_tensor(images), "image_b64": bytes_tensor([base64.b64encode(b) for b in images])}
 
