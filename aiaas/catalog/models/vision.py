@@ -210,7 +210,7 @@ CNN_CONFIG: dict[str, Any] = {
 def build_fashion_cnn(ctx: BuildContext) -> BuildResult:
     ctx.progress(0.02, "loading Fashion-MNIST")
     x_tr, y_tr, x_te, y_te = load_fashion(ctx.quick)
-    epochs = 1 if ctx.quick else 5
+    epochs = 1 if ctx.quick else 8
     net = _train_classifier(ctx, x_tr, y_tr, epochs, 0.05, 0.85)
     ctx.progress(0.86, "exporting to ONNX")
     path = _export_classifier(net, ctx.workdir / "model.onnx")
@@ -412,7 +412,7 @@ def build_fashion_vae(ctx: BuildContext) -> BuildResult:
 
     ctx.progress(0.02, "loading Fashion-MNIST")
     x_tr, y_tr, _, _ = load_fashion(ctx.quick)
-    epochs = 2 if ctx.quick else 3
+    epochs = 2 if ctx.quick else 5
     dec, mus = _train_cvae(ctx, x_tr, y_tr, epochs, 0.05, 0.8)
     ctx.progress(0.81, f"fitting {COMPONENTS}-component latent mixtures per class")
     means, chols, weights = class_mixtures(mus, y_tr, ctx.seed)
@@ -768,6 +768,7 @@ SPECS = [
         license=FASHION_LICENSE,
         build=build_fashion_cnn,
         requires=FASHION_REQ,
+        revision=2,  # 2: 8 epochs (was 5)
         floors=(Floor("accuracy", ">=", 0.90),),
         example=_b64_example(base64.b64decode(FASHION_EXAMPLE_PNG)),
     ),
@@ -780,6 +781,7 @@ SPECS = [
         license=FASHION_LICENSE,
         build=build_fashion_vae,
         requires=VAE_REQ,
+        revision=2,  # 2: KL weight 0.1, per-class latent mixtures (mixture.json), sharpened logits
         depends=("fashion-cnn",),
         floors=(Floor("class_match", ">=", 0.80),),
         example=json.dumps({"inputs": [{"name": "label", "shape": [1], "datatype": "BYTES", "data": ["Sneaker"]},
