@@ -9,12 +9,12 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from models import identity, mlp, scale  # noqa: E402
+from models import identity, mlp, scale
 
-from aiaas.registry import ModelRepository  # noqa: E402
-from aiaas.registry.onnx_import import import_onnx  # noqa: E402
-from aiaas.server.app import create_app  # noqa: E402
-from aiaas.settings import Settings  # noqa: E402
+from aiaas.registry import ModelRepository
+from aiaas.registry.onnx_import import import_onnx
+from aiaas.server.app import create_app
+from aiaas.settings import Settings
 
 ADMIN_KEY = "test-admin-key"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

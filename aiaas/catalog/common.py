@@ -31,6 +31,16 @@ def onnx_latency_ms(path: Path, feed: dict[str, np.ndarray], runs: int = 50) -> 
     return {"latency_p50_ms": float(np.percentile(times, 50)), "latency_p99_ms": float(np.percentile(times, 99))}
 
 
+def package_version(dist: str) -> str:
+    """The installed version of a distribution, for model cards ("?" when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
 def size_mb(path: Path) -> float:
     return round(sum(p.stat().st_size for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()) / 1e6, 3)
 

@@ -10,8 +10,8 @@ place, so an interrupted import never leaves a half-written version behind.
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 import os
 import shutil
 import tempfile

