@@ -3,9 +3,9 @@ PY      ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
-EXTRAS  ?= dev,train,catalog,llm,optimize
+EXTRAS  ?= dev,train,catalog,llm,optimize,zero
 
-.PHONY: install serve test bench bench-catalog lint typecheck clean
+.PHONY: install install-tf install-tvm install-horovod install-deepspeed serve test bench bench-catalog lint typecheck clean
 
 install: $(STAMP)
 
@@ -18,6 +18,21 @@ $(STAMP): pyproject.toml scripts/install-system-packages.sh
 	# OCR models: rapidocr declares the GUI opencv-python (needs libGL); its real deps are in the catalog extra
 	case ',$(EXTRAS),' in *,catalog,*) $(BIN)/python -m pip install -q --disable-pip-version-check --no-deps rapidocr-onnxruntime==1.4.4;; esac
 	touch $(STAMP)
+
+# optional extras on top of `make install`: TensorFlow model import (~1.4 GB), the TVM pass and backend (~0.3 GB)
+install-tf: install
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[tf]'
+
+install-tvm: install
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[optimize-tvm]'
+
+# optional training strategies (README "Train a model"): zero = DeepSpeed ZeRO on CPU (~20 s; compiles a small op
+# with g++ on its first job); horovod = built from source against the pinned torch (~3.5-6 min, needs cmake and g++)
+install-deepspeed: install
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[zero]'
+
+install-horovod: install
+	bash scripts/install-horovod.sh $(VENV)
 
 serve: install
 	$(BIN)/aiaas serve

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     graceful_shutdown_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
     log_level: str = "info"  # uvicorn / aiaas log level
     access_log: bool = False  # per-request access log lines (costs CPU on the hot path)
+    # How long a Python thread may hold the GIL while another waits (sys.setswitchinterval; CPython's default is
+    # 5 ms). A model thread whose onnxruntime call has finished needs the GIL for a few microseconds to hand its
+    # batch back; with the default it can sit idle for up to 5 ms behind the event loop parsing requests.
+    gil_switch_interval_ms: float = Field(default=0.5, gt=0, le=100)
 
     # --- governance (tenants, keys, limits, budgets, usage) -------------------------------------------
     governance: str = "db"  # db: tenants and keys in the database | off: only the bootstrap admin key, no metering
@@ -57,6 +61,11 @@ class Settings(BaseSettings):
     @cached_property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @cached_property
+    def torch_extensions_dir(self) -> Path:
+        """TORCH_EXTENSIONS_DIR of training jobs: DeepSpeed (strategy zero) compiles its CPU ops here once."""
+        return self.home / "torch_extensions"
 
     @property
     def effective_database_url(self) -> str:

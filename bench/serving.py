@@ -78,6 +78,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "serving.json"
 ADMIN_KEY = "bench-admin-key-not-secret-0123456789"
 HOST = "127.0.0.1"
+SPIN = False  # --spin: runtime.allow_spinning of the served models
 BATCHES = (1, 2, 4, 8, 16, 32, 64)  # raw sweep; the largest is the max_batch_size ceiling
 LAYOUTS = {"1x2": (1, 2), "2x1": (2, 1)}  # instances x intra-op threads
 TARGET_RATIO, TARGET_OVERHEAD_MS, TARGET_VS_NAIVE = 0.90, 1.0, 2.0
@@ -318,7 +319,8 @@ def start_aiaas(work: Path, models: list[BenchModel], layouts: dict[str, str], t
     for m in models:
         layout = layouts[m.name]
         instances, threads = LAYOUTS[layout]
-        overrides = {"instances": instances, "runtime": {"intra_op_threads": threads}, "batching": batching}
+        overrides = {"instances": instances, "runtime": {"intra_op_threads": threads, "allow_spinning": SPIN},
+                     "batching": batching}  # fmt: skip
         import_onnx(repo, m.path, m.name, max_batch_size=m.result["raw"]["max_batch"][layout], overrides=overrides)
     port = free_port()
     env = {"AIAAS_CATALOG": "none", "AIAAS_ADMIN_KEY": ADMIN_KEY, "AIAAS_ACCESS_LOG": "false",
@@ -586,8 +588,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-naive", action="store_true")
     ap.add_argument("--no-binary", action="store_true")
     ap.add_argument("--no-gov-off", action="store_true", help="skip the governance=off point")
+    ap.add_argument("--spin", action="store_true", help="let onnxruntime's threads busy-wait (runtime.allow_spinning)")
     ap.add_argument("--delay-ms", type=float, default=None, help="override batching.max_queue_delay_ms")
     args = ap.parse_args(argv)
+    global SPIN
+    SPIN = args.spin
     concs = [int(c) for c in args.conc.split(",")]
     batching: dict[str, Any] = {} if args.delay_ms is None else {"max_queue_delay_ms": args.delay_ms}
 

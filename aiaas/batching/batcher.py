@@ -1,9 +1,9 @@
 """Dynamic batching and replicas around ``Model`` instances of one model version.
 
-``ModelExecutor.infer`` puts a request into a bounded queue; one worker coroutine per instance takes as many
+``ModelExecutor.infer`` puts a request into a bounded queue; one thread per instance takes as many
 compatible requests as are waiting (same input names, dtypes and non-batch dims), up to ``max_batch_size``
-rows, concatenates them along axis 0, runs the model in a thread (onnxruntime releases the GIL, so
-instances run truly in parallel), and splits the outputs back: a list in, a list of the same length out, each
+rows, concatenates them along axis 0, runs the model (onnxruntime releases the GIL, so instances run truly
+in parallel), splits the outputs and hands them to the event loop in one callback per batch: a list in, a list of the same length out, each
 request with its own result or its own error (a failed batch is retried request by request, so one bad
 request cannot fail its neighbours).
 
@@ -18,9 +18,10 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import logging
+import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ from aiaas.errors import AiaasError, DeadlineExceeded, InferenceError, InvalidIn
 from aiaas.runtime.base import Model, Tensors
 from aiaas.types.model_config import ModelConfig
 
+log = logging.getLogger("aiaas.batching")
 _SPLIT_MIN_S = 0.002  # idle instances split the waiting work only when it would take longer than this
 
 
@@ -114,25 +116,31 @@ class ModelExecutor:
         self.max_queue = b.max_queue_size
         self.timeout_s = b.timeout_ms / 1000.0
         self.is_async = bool(instances and instances[0].is_async)
-        self._queue: deque[_Item] = deque()
-        self._wakeup: asyncio.Event | None = None
+        self._queue: deque[_Item] = deque()  # guarded by _cond (the event loop appends, instance threads take)
+        self._cond = threading.Condition()
         self._in_system = 0  # requests queued or running
         self._recent = 1.0  # moving average of requests per batch (plus those left waiting)
         self._row_s = 0.0  # moving average of compute seconds per row (0 until the first batch ran)
-        self._running = 0
-        self._closing = False
-        self._workers: list[asyncio.Task[None]] = []
-        self._pool: ThreadPoolExecutor | None = None
+        self._running = 0  # instance threads running a batch
+        self._closing = False  # draining: new requests are refused
+        self._stopping = False  # instance threads exit once the queue is empty
+        self._threads: list[threading.Thread] = []
         self._idle: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        self._wakeup = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self._idle = asyncio.Event()
         self._idle.set()
         if not self.is_async:
-            self._pool = ThreadPoolExecutor(max_workers=len(self.instances), thread_name_prefix="aiaas-model")
-            self._workers = [asyncio.create_task(self._worker(m)) for m in self.instances]
+            name = self.config.name or "model"
+            self._threads = [
+                threading.Thread(target=self._thread_main, args=(m,), name=f"aiaas-{name}-{i}", daemon=True)
+                for i, m in enumerate(self.instances)
+            ]
+            for t in self._threads:
+                t.start()
 
     async def drain(self, timeout: float | None = None) -> None:
         """Refuse new requests, let queued and running ones finish (the queue empties before workers stop)."""
@@ -140,26 +148,27 @@ class ModelExecutor:
         assert self._idle is not None
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
-        for t in self._workers:
-            t.cancel()
-        for t in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        while self._queue:  # only after a drain timeout
-            item = self._queue.popleft()
+        with self._cond:
+            self._stopping = True
+            left, self._queue = list(self._queue), deque()  # only after a drain timeout
+            self._cond.notify_all()
+        for item in left:
             if not item.future.done():
                 item.future.set_exception(ServiceUnavailable("model was unloaded before this request ran"))
 
     def unload(self, release: bool = True) -> None:
         """Unload every instance; ``release=False`` leaves returning the heap to the caller (one
         ``release_memory()`` after unloading many models instead of one per model)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        for t in self._threads:  # a batch still running after a drain timeout finishes first
+            t.join()
+        self._threads = []
         for m in self.instances:
             with contextlib.suppress(Exception):
                 m.unload()
         self.instances = []
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
         if release:
             release_memory()
 
@@ -173,7 +182,7 @@ class ModelExecutor:
             raise ServiceUnavailable(f"model {self.config.name!r} is unloading", retry_after=1)
         if self.is_async:
             return await self._infer_async(inputs, parameters)
-        if len(self._queue) >= self.max_queue:
+        if len(self._queue) >= self.max_queue:  # a racy read is fine for a soft bound
             raise ServiceUnavailable(
                 f"model {self.config.name!r} is overloaded: {len(self._queue)} requests queued "
                 f"(max_queue_size {self.max_queue}); retry later",
@@ -182,12 +191,12 @@ class ModelExecutor:
         rows, key = self._batch_key(inputs, parameters)
         now = time.monotonic()
         fut: asyncio.Future[InferResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Item(inputs, parameters, rows, key, fut, now, now + self.timeout_s))
+        with self._cond:
+            self._queue.append(_Item(inputs, parameters, rows, key, fut, now, now + self.timeout_s))
+            self._cond.notify()
         self._enter()
         if self.observer:
             self.observer.queue_depth(len(self._queue))
-        assert self._wakeup is not None
-        self._wakeup.set()
         try:
             return await fut
         finally:
@@ -246,17 +255,28 @@ class ModelExecutor:
             parts.append(tuple(sorted((k, repr(v)) for k, v in parameters.items())))
         return rows, tuple(parts)
 
-    # -- the worker -----------------------------------------------------------------------------
-    async def _collect(self) -> list[_Item]:
-        """Take the first waiting request and every compatible one behind it, waiting for company if useful."""
-        assert self._wakeup is not None
-        while not self._queue:
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        first = self._queue.popleft()
-        batch, rows = [first], first.rows
-        if not self.batching:
+    # -- the instance threads -------------------------------------------------------------------
+    # Each instance has its own thread that gathers a batch, runs the model and hands the answers back to the
+    # event loop with one callback per batch. The thread never waits for the event loop to start its next batch:
+    # under load the loop is busy parsing requests, and a worker coroutine resumed behind that work would leave
+    # its cores idle for milliseconds after every batch.
+    def _collect(self) -> list[_Item] | None:
+        """Take the first waiting request and every compatible one behind it, waiting for company if useful.
+        Runs on an instance thread; returns None when the executor stops."""
+        with self._cond:
+            while not self._queue:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+            first = self._queue.popleft()
+            batch, rows = [first], first.rows
+            if self.batching:
+                rows = self._gather(first, batch, rows)
+            self._running += 1
             return batch
+
+    def _gather(self, first: _Item, batch: list[_Item], rows: int) -> int:
+        """Called with ``_cond`` held: extend ``batch`` with compatible waiting requests; returns its rows."""
         cap = self.max_batch
         # Idle instances share what is waiting, so they run side by side: one taking everything while the others
         # idle halves throughput on a CPU (16 clients, 2 instances: batches of 16 alternating between them).
@@ -276,16 +296,11 @@ class ModelExecutor:
                 batch.append(it)
                 rows += it.rows
             remaining = give_up - time.monotonic()
-            if rows >= target or len(batch) >= expect or remaining <= 0:
+            if rows >= target or len(batch) >= expect or remaining <= 0 or self._stopping:
                 break
-            self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
-            except TimeoutError:
-                batch.extend(self._take_compatible(first.key, cap - rows))
-                break
+            self._cond.wait(remaining)
         self._recent += 0.25 * (len(batch) + len(self._queue) - self._recent)
-        return batch
+        return rows
 
     def _take_compatible(self, key: tuple[Any, ...], room: int) -> list[_Item]:
         taken: list[_Item] = []
@@ -305,37 +320,45 @@ class ModelExecutor:
         self._queue = keep
         return taken
 
-    async def _worker(self, model: Model) -> None:
-        loop = asyncio.get_running_loop()
+    def _thread_main(self, model: Model) -> None:
         while True:
-            batch = await self._collect()
-            now = time.monotonic()
-            live: list[_Item] = []
-            for it in batch:
-                if it.future.done():  # the client went away
-                    continue
-                if now > it.deadline:
-                    self.stats.fail.add(now - it.enqueued)
-                    it.future.set_exception(
-                        DeadlineExceeded(
+            batch = self._collect()
+            if batch is None:
+                return
+            try:
+                now = time.monotonic()
+                live: list[_Item] = []
+                out: list[tuple[_Item, InferResult | BaseException]] = []
+                for it in batch:
+                    if it.future.done():  # the client went away (a racy read is fine: at worst one wasted row)
+                        continue
+                    if now > it.deadline:
+                        out.append((it, DeadlineExceeded(
                             f"request waited {1000 * (now - it.enqueued):.0f} ms in the queue of model "
                             f"{self.config.name!r}, past its timeout_ms {self.timeout_s * 1000:.0f}"
-                        )
-                    )
-                    continue
-                live.append(it)
-            if not live:
-                continue
-            self._running += 1
-            try:
-                await self._run(loop, model, live, now)
+                        )))  # fmt: skip
+                        continue
+                    live.append(it)
+                batches: list[tuple[int, float]] = []
+                if live:
+                    try:
+                        self._run(model, live, out, batches)
+                    except Exception as e:  # e.g. MemoryError concatenating: each request still gets an answer
+                        log.exception("model %r: batch of %d requests failed", self.config.name, len(live))
+                        answered = {id(it) for it, _ in out}
+                        out.extend((it, self._error(e)) for it in live if id(it) not in answered)
             finally:
-                self._running -= 1
-            if self.observer:
-                self.observer.queue_depth(len(self._queue))
+                with self._cond:
+                    self._running -= 1
+            with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody is waiting any more
+                self._loop.call_soon_threadsafe(self._deliver, out, batches, len(self._queue))
 
-    async def _run(self, loop: asyncio.AbstractEventLoop, model: Model, items: list[_Item], started: float) -> None:
-        assert self._pool is not None
+    def _run(
+        self, model: Model, items: list[_Item], out: list[tuple[_Item, InferResult | BaseException]],
+        batches: list[tuple[int, float]],
+    ) -> None:  # fmt: skip
+        """Run one batch on this thread; append each request's result or error to ``out`` and (rows, seconds)
+        of each successful model call to ``batches``."""
         rows = sum(it.rows for it in items)
         if len(items) == 1:
             inputs = items[0].inputs
@@ -343,34 +366,29 @@ class ModelExecutor:
             inputs = {name: np.concatenate([it.inputs[name] for it in items]) for name in items[0].inputs}
         t0 = time.monotonic()
         try:
-            outputs = await loop.run_in_executor(self._pool, model.predict, inputs, items[0].parameters)
+            outputs = model.predict(inputs, items[0].parameters)
             error: BaseException | None = None
         except Exception as e:
             outputs, error = {}, e
         compute = time.monotonic() - t0
         self._row_s += 0.25 * (compute / max(1, rows) - self._row_s)
-        if self.observer:
-            self.observer.batch(rows, compute)
         if error is not None:
             if len(items) > 1:  # find the culprit: rerun one by one, each gets its own answer
                 for it in items:
-                    await self._run(loop, model, [it], started)
+                    self._run(model, [it], out, batches)
                 return
-            self._fail(items[0], error, started, compute)
+            out.append((items[0], self._error(error)))
             return
         if self.batching:
-            for name, out in outputs.items():
-                if not isinstance(out, np.ndarray) or out.ndim == 0 or out.shape[0] != rows:
+            for name, value in outputs.items():
+                if not isinstance(value, np.ndarray) or value.ndim == 0 or value.shape[0] != rows:
                     err = InferenceError(
                         f"model {self.config.name!r} returned output {name!r} with shape "
-                        f"{getattr(out, 'shape', None)}, not batch-first with {rows} rows"
+                        f"{getattr(value, 'shape', None)}, not batch-first with {rows} rows"
                     )
-                    for it in items:
-                        self._fail(it, err, started, compute)
+                    out.extend((it, err) for it in items)
                     return
-        # Triton semantics: execution_count / inference_count / batch stats count successful executions only
-        # (a failed batch is retried request by request, and counting it too would double its rows).
-        self.stats.record_batch(rows, compute)
+        batches.append((rows, compute))
         offset = 0
         for it in items:
             if len(items) == 1:
@@ -378,16 +396,34 @@ class ModelExecutor:
             else:
                 part = {k: v[offset : offset + it.rows] for k, v in outputs.items()}
                 offset += it.rows
-            queue_s = t0 - it.enqueued
-            self.stats.queue.add(queue_s)
-            self.stats.compute_infer.add(compute)
-            self.stats.success.add(time.monotonic() - it.enqueued)
-            if not it.future.done():
-                it.future.set_result(InferResult(part, queue_s, compute, rows))
+            out.append((it, InferResult(part, t0 - it.enqueued, compute, rows)))
 
-    def _fail(self, item: _Item, error: BaseException, started: float, compute: float) -> None:
-        self.stats.fail.add(time.monotonic() - item.enqueued)
-        if not isinstance(error, AiaasError):
-            error = InferenceError(f"model {self.config.name!r} failed: {type(error).__name__}: {error}")
-        if not item.future.done():
-            item.future.set_exception(error)
+    def _deliver(
+        self, out: list[tuple[_Item, InferResult | BaseException]], batches: list[tuple[int, float]], depth: int
+    ) -> None:
+        """On the event loop: statistics, metrics and every request's answer of one batch."""
+        # Triton semantics: execution_count / inference_count / batch stats count successful executions only
+        # (a failed batch is retried request by request, and counting it too would double its rows).
+        for rows, compute in batches:
+            self.stats.record_batch(rows, compute)
+            if self.observer:
+                self.observer.batch(rows, compute)
+        now = time.monotonic()
+        for it, result in out:
+            if isinstance(result, InferResult):
+                self.stats.queue.add(result.queue_s)
+                self.stats.compute_infer.add(result.compute_s)
+                self.stats.success.add(now - it.enqueued)
+                if not it.future.done():
+                    it.future.set_result(result)
+            else:
+                self.stats.fail.add(now - it.enqueued)
+                if not it.future.done():
+                    it.future.set_exception(result)
+        if self.observer:
+            self.observer.queue_depth(depth)
+
+    def _error(self, error: BaseException) -> BaseException:
+        if isinstance(error, AiaasError):
+            return error
+        return InferenceError(f"model {self.config.name!r} failed: {type(error).__name__}: {error}")

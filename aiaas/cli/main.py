@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from aiaas.errors import AiaasError
@@ -23,8 +24,10 @@ def _register_governance() -> None:
     from aiaas.cli.catalog import catalog_app
     from aiaas.cli.governance import register
     from aiaas.cli.jobs import files_app, jobs_app
+    from aiaas.cli.optimize import register as register_optimize
 
     register(app)
+    register_optimize(app, models_app)
     app.add_typer(catalog_app, name="catalog")
     app.add_typer(files_app, name="files")
     app.add_typer(jobs_app, name="jobs")
@@ -45,7 +48,7 @@ def settings_for(home: Path | None, **overrides: Any) -> Settings:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
+    err_console.print(f"[red]error:[/red] {escape(message)}")  # messages quote user text and [extras]
     return typer.Exit(code)
 
 
@@ -86,7 +89,14 @@ UrlOpt = Annotated[str | None, typer.Option("--url", help="server URL (default h
 
 @models_app.command("import")
 def models_import(
-    file: Annotated[Path, typer.Argument(help="an .onnx file", exists=True, dir_okay=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="an .onnx file, a Keras model (.keras, .h5) or a TensorFlow SavedModel directory (converted with "
+            "tf2onnx; needs the tf extra)",
+            exists=True,
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", help="model name")],
     version: Annotated[int | None, typer.Option("--version", help="version number (default: next)")] = None,
     max_batch_size: Annotated[int, typer.Option(help="dynamic batching limit when the graph has a dynamic batch axis")] = 64,
@@ -94,15 +104,20 @@ def models_import(
     url: UrlOpt = None,
     load: Annotated[bool, typer.Option(help="ask a running server to load it now")] = True,
 ) -> None:
-    """Add an ONNX model (config written from the graph) as a new version."""
+    """Add an ONNX model (config written from the graph) as a new version; TensorFlow models are converted first."""
     from aiaas.registry import ModelRepository
     from aiaas.registry.onnx_import import import_onnx
+    from aiaas.registry.tf_import import import_tensorflow, is_tensorflow_source
 
     settings = settings_for(home)
     repo = ModelRepository(settings.models_dir)
     repo.ensure()
     try:
-        config, v = import_onnx(repo, file, name, version, max_batch_size)
+        if file.is_dir() or is_tensorflow_source(file):
+            console.print(f"converting {escape(file.name)} to ONNX with tf2onnx ...")
+            config, v = import_tensorflow(repo, file, name, version, max_batch_size)
+        else:
+            config, v = import_onnx(repo, file, name, version, max_batch_size)
     except AiaasError as e:
         raise fail(e.message) from None
     console.print(f"imported [bold]{name}[/bold] version {v} into {repo.path(name)}")

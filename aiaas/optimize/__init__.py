@@ -2,9 +2,13 @@
 accuracy gate. ``optimize`` is the entry point; ``plan`` validates a pass order before any work.
 
 torch is imported only by the torch-level passes, so ONNX-only optimizations work without the ``train`` extra.
+The pipeline (``optimize``, ``compare``) is loaded on first use (PEP 562): the server imports
+``aiaas.optimize.jobspec`` at startup and must not pay for onnx and onnxruntime until an optimization runs.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from aiaas.optimize.artifacts import (
     Artifact,
@@ -17,8 +21,10 @@ from aiaas.optimize.artifacts import (
     Workload,
 )
 from aiaas.optimize.gate import Decision, gate
-from aiaas.optimize.pipeline import OptimizationResult, optimize
 from aiaas.optimize.plan import PASSES, PassSpec, plan
+
+if TYPE_CHECKING:
+    from aiaas.optimize.pipeline import OptimizationResult, compare, optimize
 
 __all__ = [
     "PASSES",
@@ -33,7 +39,16 @@ __all__ = [
     "TrainOptions",
     "TrainSet",
     "Workload",
+    "compare",
     "gate",
     "optimize",
     "plan",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("OptimizationResult", "compare", "optimize"):
+        from aiaas.optimize import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'aiaas.optimize' has no attribute {name!r}")

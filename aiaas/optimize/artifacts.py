@@ -3,8 +3,8 @@
 A pass turns one ``Artifact`` into another. Artifacts are torch networks (before ``export-onnx``), ONNX files or
 compiled TVM libraries; each carries the details its passes recorded, which end up in the report. Everything
 the passes need from outside (training data, a student architecture, a fine-tuning function, calibration rows)
-comes in through ``TorchSource`` / ``Evaluation`` / ``PassContext`` so phase B can plug the training service in
-without touching the passes.
+comes in through ``TorchSource`` / ``Evaluation`` / ``PassContext``, so the optimization job plugs the training
+recipes in (``aiaas.optimize.worker``) without touching the passes.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class TrainOptions:
 
 # (output of the network, the batch's targets) -> scalar loss
 LossFn = Callable[["torch.Tensor", tuple["torch.Tensor", ...]], "torch.Tensor"]
-# trains ``model`` in place on ``data`` with ``loss``; phase B swaps the in-process loop for a training job
+# trains ``model`` in place on ``data`` with ``loss`` (optimization jobs: aiaas.optimize.worker.recipe_fine_tune)
 FineTune = Callable[["nn.Module", TrainSet, LossFn, TrainOptions, Progress], None]
 
 
@@ -206,12 +206,13 @@ class Workload:
     max_seconds: float = 3.0  # per latency measurement
     throughput_seconds: float = 2.0
     warmup: int = 3
+    extra_batch_sizes: tuple[int, ...] = ()  # latency is also measured at these (besides 1 and batch_size)
 
 
 @dataclass
 class Criterion:
     max_relative_loss: float = 0.01  # the metric may get this much worse, relative to the baseline
-    min_speedup: float | None = None  # at the serving batch size (p50), baseline / candidate
+    min_speedup: float | None = None  # at the serving batch size (p50), baseline / candidate; None: >= 0.8 (gate.py)
 
 
 def file_sha256(path: Path) -> str:

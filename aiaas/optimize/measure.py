@@ -179,8 +179,8 @@ def measure(artifact: Artifact, evaluation: Evaluation, workload: Workload) -> d
             "higher_is_better": evaluation.higher,
         },
         "latency": {
-            "batch_1": latency(runner, feed, 1, workload),
-            f"batch_{workload.batch_size}": latency(runner, feed, workload.batch_size, workload),
+            f"batch_{b}": latency(runner, feed, b, workload)
+            for b in sorted({1, workload.batch_size, *workload.extra_batch_sizes})
         },
         "throughput": throughput(
             lambda: open_runner(artifact, workload),

@@ -145,6 +145,7 @@ def optimize(
     model: str | None = None,
     fine_tune: FineTune | None = None,
     workdir: Path | None = None,
+    export: dict[str, Any] | None = None,
 ) -> OptimizationResult:
     """Run one candidate per pass list (``passes`` may be a list of lists), gate them, register the best."""
     from_torch = isinstance(source, TorchSource)
@@ -156,7 +157,7 @@ def optimize(
     workload = workload or Workload()
     progress = progress or no_progress
     model = model or source.model
-    plans = [plan(p, "torch" if from_torch else "onnx", workload.target) for p in _candidate_lists(passes)]
+    plans = [plan(p, "torch" if from_torch else "onnx", workload.target, export) for p in _candidate_lists(passes)]
     for specs in plans:
         check_requirements(specs, source, evaluation, fine_tune)
     _check_target(repository, model, plans)
@@ -198,6 +199,7 @@ def _run(
         target=workload.target,
     )
     progress(0.0, "baseline")
+    source_info: dict[str, Any]
     if isinstance(source, OnnxSource):
         source_info = {"kind": "onnx", "sha256": file_sha256(source.path), "file": source.path.name}
         base = Artifact("onnx", path=source.path)
@@ -250,29 +252,13 @@ def _run(
     measured = {c.name: c for c in candidates if c.measurement is not None}
     serving = f"batch_{workload.batch_size}"
     points = {"baseline": _point(baseline, serving)} | {
-        n: _point(c.measurement, serving) for n, c in measured.items()
-    }  # type: ignore[arg-type]
+        n: _point(c.measurement, serving) for n, c in measured.items() if c.measurement is not None
+    }
     front = pareto(points, evaluation.higher)
     accepted = [c for c in candidates if c.decision and c.decision.accepted]
     chosen = min(accepted, key=lambda c: c.measurement["latency"][serving]["p50_ms"]) if accepted else None  # type: ignore[index]
 
-    report: dict[str, Any] = {
-        "source": source_info,
-        "environment": {"cpu": cpu_info(), "tools": tool_versions()},
-        "workload": vars(workload).copy(),
-        "criterion": vars(criterion).copy(),
-        "evaluation": {
-            "metric": evaluation.metric_name,
-            "rows": len(evaluation),
-            "name": evaluation.name,
-            "higher_is_better": evaluation.higher,
-        },
-        "baseline": baseline,
-        "candidates": [c.to_dict() for c in candidates],
-        "pareto": front,
-        "chosen": chosen.name if chosen else None,
-        "note": "timings from one process on a possibly shared machine: compare ratios, not absolute milliseconds",
-    }
+    report = _report(source_info, evaluation, criterion, workload, baseline, candidates, front, chosen)
     if chosen is None:
         reasons = "; ".join(
             f"{c.name}: {c.decision.reason if c.decision else 'failed: ' + str(c.error)}" for c in candidates
@@ -296,6 +282,83 @@ def _run(
         chosen=chosen.name,
         candidates=candidates,
     )
+
+
+def _report(
+    source_info: dict[str, Any],
+    evaluation: Evaluation,
+    criterion: Criterion,
+    workload: Workload,
+    baseline: dict[str, Any],
+    candidates: list[Candidate],
+    front: list[str],
+    chosen: Candidate | None,
+) -> dict[str, Any]:
+    return {
+        "source": source_info,
+        "environment": {"cpu": cpu_info(), "tools": tool_versions()},
+        "workload": vars(workload).copy(),
+        "criterion": vars(criterion).copy(),
+        "evaluation": {
+            "metric": evaluation.metric_name,
+            "rows": len(evaluation),
+            "name": evaluation.name,
+            "higher_is_better": evaluation.higher,
+        },
+        "baseline": baseline,
+        "candidates": [c.to_dict() for c in candidates],
+        "pareto": front,
+        "chosen": chosen.name if chosen else None,
+        "note": "timings from one process on a possibly shared machine: compare ratios, not absolute milliseconds",
+    }
+
+
+def compare(
+    baseline: OnnxSource,
+    candidate: OnnxSource,
+    evaluation: Evaluation,
+    criterion: Criterion | None = None,
+    workload: Workload | None = None,
+    progress: Progress | None = None,
+) -> OptimizationResult:
+    """Measure two ONNX versions of a model on the same rows, threads and batch sizes, one after the other in
+    this process; the gate says whether ``candidate`` meets the criterion against ``baseline``. The report has
+    the shape of an optimization's (one candidate, no passes); nothing is registered."""
+    criterion = criterion or Criterion()
+    workload = workload or Workload()
+    progress = progress or no_progress
+    b_name, c_name = f"version {baseline.version}", f"version {candidate.version}"
+    progress(0.0, "baseline")
+    base = measure(Artifact("onnx", path=baseline.path), evaluation, workload)
+    base["details"] = {}
+    progress(0.45, f"{c_name}: measuring")
+    cand = Candidate(c_name, [], artifact=Artifact("onnx", path=candidate.path))
+    t0 = time.perf_counter()
+    try:
+        cand.measurement = measure(cand.artifact, evaluation, workload)  # type: ignore[arg-type]
+        cand.decision = gate(criterion, base, cand.measurement, workload.batch_size)
+    except Exception as e:  # a version that cannot run on these rows is reported, not raised
+        cand.error = f"measure: {type(e).__name__}: {e}"
+    cand.seconds = time.perf_counter() - t0
+    serving = f"batch_{workload.batch_size}"
+    points = {b_name: _point(base, serving)}
+    if cand.measurement is not None:
+        points[c_name] = _point(cand.measurement, serving)
+    source_info = {
+        "kind": "onnx",
+        "sha256": file_sha256(baseline.path),
+        "model": baseline.model,
+        "version": baseline.version,
+        "compared_with": {"version": candidate.version, "sha256": file_sha256(candidate.path)},
+    }
+    report = _report(
+        source_info, evaluation, criterion, workload, base, [cand], pareto(points, evaluation.higher), None
+    )
+    report["baseline_name"] = b_name
+    reason = cand.decision.reason if cand.decision else f"failed: {cand.error}"
+    progress(1.0, f"{c_name}: {reason}")
+    accepted = bool(cand.decision and cand.decision.accepted)
+    return OptimizationResult(accepted, reason, report, model=baseline.model, candidates=[cand])
 
 
 def _point(m: dict[str, Any], serving: str) -> tuple[float, float, float]:
@@ -326,30 +389,56 @@ def register(repository: ModelRepository, model: str, chosen: Candidate, report:
     """The chosen candidate as the next version of ``model``; the model-level card carries its report."""
     art = chosen.artifact
     assert art is not None and art.path is not None and chosen.measurement is not None
+    return register_artifact(
+        repository, model, art.kind, art.path, chosen.measurement, card_report(report, chosen.name)
+    )
+
+
+def register_artifact(
+    repository: ModelRepository,
+    model: str,
+    kind: str,
+    path: Path,
+    measurement: dict[str, Any],
+    summary: dict[str, Any],
+    *,
+    companions: dict[str, Path] | None = None,
+    onnx_name: str = "model.onnx",
+    base_config: ModelConfig | None = None,
+    owner: str | None = None,
+) -> int:
+    """Add an optimized artifact as the next version of ``model`` with ``summary`` (the card report) in
+    ``optimization.json`` and in the model card.
+
+    ``companions`` are the other files of the source version, copied alongside (a python-backend model that
+    runs an ONNX file among its own files gets the optimized file under ``onnx_name`` and keeps the rest).
+    The config is the model's own, else ``base_config`` (a new model made from another one, owned by
+    ``owner``), else one read from the artifact.
+    """
     current = repository.read(model).config if repository.exists(model) else None
-    summary = card_report(report, chosen.name)
     with tempfile.TemporaryDirectory(dir=repository.root) as tmp:
         report_path = Path(tmp) / "optimization.json"
         report_path.write_text(json.dumps(summary, indent=1, default=str))
-        if art.kind == "tvm":
-            from aiaas.optimize.tvm_backend import sidecar_path
+        files = {n: p for n, p in (companions or {}).items() if n not in (onnx_name, "optimization.json")}
+        if kind == "tvm":
+            from aiaas.runtime.tvm import sidecar_path
 
-            files = {
-                "model.so": art.path,
-                "tvm.json": sidecar_path(art.path),
-                "optimization.json": report_path,
-            }
+            files.update({"model.so": path, "tvm.json": sidecar_path(path), "optimization.json": report_path})
         else:
-            files = {"model.onnx": art.path, "optimization.json": report_path}
+            files.update({onnx_name: path, "optimization.json": report_path})
         version = repository.add_version(model, files)
     if current is not None:
         base = current.model_dump(exclude={"name"})
-    elif art.kind == "onnx":
-        base = config_from_onnx(art.path).model_dump(exclude={"name"})
-    else:
-        base = {"backend": "tvm", "max_batch_size": 64}
+    elif base_config is not None:
+        base = base_config.model_dump(exclude={"name"}) | {"owner": owner}
+    elif kind == "onnx":
+        base = config_from_onnx(path).model_dump(exclude={"name"}) | {"owner": owner}
+    else:  # tvm: the signature from the compiled library's tvm.json, batching where the batch axis is dynamic
+        from aiaas.runtime.tvm import config_from_sidecar, sidecar_path
+
+        base = config_from_sidecar(sidecar_path(path)).model_dump(exclude={"name"}) | {"owner": owner}
     card = ModelCard.model_validate(base.get("card") or {})
-    metric = chosen.measurement["metric"]
+    metric = measurement["metric"]
     card = card.model_copy(
         update={
             "metrics": {**card.metrics, metric["name"]: metric["value"]},
@@ -361,4 +450,13 @@ def register(repository: ModelRepository, model: str, chosen: Candidate, report:
     return version
 
 
-__all__ = ["PASSES", "Candidate", "OptimizationResult", "check_requirements", "optimize", "register"]
+__all__ = [
+    "PASSES",
+    "Candidate",
+    "OptimizationResult",
+    "check_requirements",
+    "compare",
+    "optimize",
+    "register",
+    "register_artifact",
+]

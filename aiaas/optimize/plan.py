@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiaas.errors import InvalidInput
+from aiaas.runtime.tvm import TVM_INSTALL
 
 Stage = Literal["torch", "export", "onnx", "tvm"]
-
-TVM_INSTALL = "pip install apache-tvm==0.27.0.post1  (or: pip install 'aiaas[optimize-tvm]')"
 
 
 @dataclass(frozen=True)
@@ -209,8 +208,10 @@ def plan(
     passes: list[str | dict[str, Any] | PassSpec] | str,
     source: Literal["onnx", "torch"] = "onnx",
     target: Literal["cpu", "gpu"] = "cpu",
+    export: dict[str, Any] | None = None,
 ) -> list[PassSpec]:
     """Validate the user's pass order for a source kind and target; returns the passes with defaults filled.
+    ``export``: options of the implicit ``export-onnx`` (e.g. the exporter the source's served model used).
 
     Raises InvalidInput naming the first problem, before anything runs.
     """
@@ -284,7 +285,8 @@ def plan(
                     param="passes",
                 )
             specs.insert(
-                first_onnx, PassSpec("export-onnx", dict(PASSES["export-onnx"].options), implicit=True)
+                first_onnx,
+                PassSpec("export-onnx", parse_pass({"name": "export-onnx", **(export or {})}).options, implicit=True),
             )
 
     for s in specs:

@@ -15,7 +15,7 @@ _TOOLS = ("onnxruntime", "onnx", "torch", "apache-tvm", "onnxscript", "numpy")
 
 @functools.cache
 def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> dict[str, Any]:
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags = platform.processor() or platform.machine(), set[str]()
     try:
         for line in Path(cpuinfo).read_text().splitlines():
             key, _, value = line.partition(":")

@@ -1,8 +1,8 @@
 """Torch-level passes: magnitude pruning and knowledge distillation, and the in-process fine-tuning loop.
 
-Both need training, which phase B runs through the training service; here it goes through a ``FineTune``
-function (``PassContext.fine_tune``), and ``local_fine_tune`` is the simple in-process loop the tests and the
-bench use. Pruning keeps torch's masks (``torch.nn.utils.prune``) during fine-tuning, so pruned weights stay
+Both need training, which goes through a ``FineTune`` function (``PassContext.fine_tune``): an optimization job
+uses ``aiaas.optimize.worker.recipe_fine_tune`` (the model's training recipe, inside the job the training
+scheduler runs), and ``local_fine_tune`` is the simple in-process loop of the library, the tests and the bench. Pruning keeps torch's masks (``torch.nn.utils.prune``) during fine-tuning, so pruned weights stay
 zero while the others adapt, and makes them permanent afterwards.
 
 Honest limits: zeros in dense tensors do not make onnxruntime faster -- pruning shrinks nothing until a sparse
@@ -126,14 +126,20 @@ def prune(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -> Arti
     details.update({k: v for k, v in count_parameters(net).items() if k != "parameters"})
     if options["method"] == "structured":
         details["channels_zeroed"] = sum(
-            int((m.weight.flatten(1).abs().sum(1) == 0).sum()) for m in layers[:-1]
+            int((_weight(m).flatten(1).abs().sum(1) == 0).sum()) for m in layers[:-1]
         )
         details["note"] = "channels are zeroed, not removed: size and speed stay until a surgery removes them"
     return artifact.derive("torch", "prune", details, net=net)
 
 
+def _weight(m: nn.Module) -> torch.Tensor:
+    w = m.weight
+    assert isinstance(w, torch.Tensor)
+    return w
+
+
 def _weights_sparsity(net: nn.Module) -> float:
-    ws = [m.weight for m in _prunable(net)]
+    ws = [_weight(m) for m in _prunable(net)]
     total = sum(w.numel() for w in ws)
     return sum(int((w == 0).sum()) for w in ws) / total if total else 0.0
 

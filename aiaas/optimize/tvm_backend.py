@@ -1,13 +1,11 @@
-"""apache-tvm: compile an ONNX graph with the relax frontend, and a ``tvm`` runtime backend that serves the result.
+"""apache-tvm: compile an ONNX graph with the relax frontend into what the ``tvm`` runtime backend serves.
 
 A compiled model is two files: ``model.so`` (the relax VM executable, exported as a shared library) and
-``tvm.json`` (input/output names, types and shapes, which the library does not keep). Untuned TVM is much
-slower than onnxruntime on CPUs (16-150x in a trial here) and its MetaSchedule tuning crashed, so no tuning is
-attempted; the report shows the measured latency next to onnxruntime's. TVM is optional: everything here
-imports it lazily and refuses with the install command when it is missing.
-
-Registration as a runtime backend (``backend: tvm`` in model.yaml) happens in a later phase; ``TvmModel``
-implements ``aiaas.runtime.Model`` so that is one ``register_backend("tvm", TvmModel)`` call.
+``tvm.json`` (input/output names, types and shapes, which the library does not keep); the format, the runner and
+the ``TvmModel`` backend live in ``aiaas.runtime.tvm``. Untuned TVM is much slower than onnxruntime on CPUs
+(16-150x in a trial here) and its MetaSchedule tuning crashed, so no tuning is attempted; the report shows the
+measured latency next to onnxruntime's. TVM is optional: everything here imports it lazily and refuses with the
+install command when it is missing.
 """
 
 from __future__ import annotations
@@ -18,15 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 
 from aiaas.errors import InvalidInput
-from aiaas.optimize.plan import TVM_INSTALL
-from aiaas.runtime.base import Model, Tensors
-from aiaas.types.model_config import TensorSpec
+from aiaas.runtime.tvm import SIDECAR, TVM_INSTALL, TvmModel, TvmRunner, sidecar_path
 
-SIDECAR = "tvm.json"
 _ONNX_TO_NP = {
     1: "float32",
     2: "uint8",
@@ -36,16 +30,6 @@ _ONNX_TO_NP = {
     9: "bool",
     10: "float16",
     11: "float64",
-}
-_NP_TO_V2 = {
-    "float32": "FP32",
-    "uint8": "UINT8",
-    "int8": "INT8",
-    "int32": "INT32",
-    "int64": "INT64",
-    "bool": "BOOL",
-    "float16": "FP16",
-    "float64": "FP64",
 }
 
 
@@ -74,8 +58,10 @@ def _io(model: onnx.ModelProto) -> dict[str, Any]:
 
     def spec(v: onnx.ValueInfoProto) -> dict[str, Any]:
         t = v.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]
-        return {"name": v.name, "dtype": _ONNX_TO_NP.get(t.elem_type, "float32"), "shape": dims}
+        if t.elem_type not in _ONNX_TO_NP:
+            raise InvalidInput(f"tensor {v.name!r} has ONNX element type {t.elem_type}, which the tvm backend cannot serve")
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in t.shape.dim]
+        return {"name": v.name, "dtype": _ONNX_TO_NP[t.elem_type], "shape": dims}
 
     return {
         "inputs": [spec(v) for v in model.graph.input if v.name not in init],
@@ -115,55 +101,4 @@ def compile_onnx(
     }
 
 
-def sidecar_path(library: Path) -> Path:
-    """``model.so`` -> ``tvm.json`` in a version directory; ``NN-tvm.so`` -> ``NN-tvm.json`` in a work directory."""
-    beside = library.parent / (library.stem + ".json")
-    return beside if beside.is_file() else library.parent / SIDECAR
-
-
-class TvmRunner:
-    """One relax VM over a compiled library. Not thread-safe: one runner per thread."""
-
-    def __init__(self, library: Path) -> None:
-        tvm = _tvm()
-        from tvm import relax
-
-        self.io = json.loads(sidecar_path(library).read_text())
-        self.input_names = [i["name"] for i in self.io["inputs"]]
-        self.output_names = [o["name"] for o in self.io["outputs"]]
-        self._tvm = tvm
-        self._vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), tvm.cpu())
-
-    def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        make = getattr(self._tvm.runtime, "tensor", None) or self._tvm.nd.array
-        args = [make(np.ascontiguousarray(feed[n])) for n in self.input_names]
-        out = self._vm["main"](*args)
-        items = [out] if hasattr(out, "numpy") else list(out)
-        return [o.numpy() for o in items]
-
-
-class TvmModel(Model):
-    """``aiaas.runtime.Model`` over ``model.so`` + ``tvm.json`` in the version directory."""
-
-    def load(self) -> None:
-        library = self.version_dir / self.config.parameters.get("file", "model.so")
-        if not library.is_file():
-            raise FileNotFoundError(f"{library} does not exist")
-        self.runner: TvmRunner | None = TvmRunner(library)
-
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
-        if self.runner is None:
-            raise RuntimeError("model is not loaded")
-        outputs = self.runner.run(inputs)
-        return dict(zip(self.runner.output_names, outputs, strict=True))
-
-    def signature(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
-        assert self.runner is not None
-
-        def spec(d: dict[str, Any]) -> TensorSpec:
-            return TensorSpec(name=d["name"], datatype=_NP_TO_V2.get(d["dtype"], "FP32"), shape=d["shape"])  # type: ignore[arg-type]
-
-        return [spec(d) for d in self.runner.io["inputs"]], [spec(d) for d in self.runner.io["outputs"]]
-
-    def unload(self) -> None:
-        self.runner = None
+__all__ = ["SIDECAR", "TvmModel", "TvmRunner", "compile_onnx", "default_target", "sidecar_path"]

@@ -57,6 +57,9 @@ class OnnxModel(Model):
             opts.intra_op_num_threads = threads
         if rt.inter_op_threads:
             opts.inter_op_num_threads = rt.inter_op_threads
+        spin = "1" if rt.allow_spinning else "0"
+        opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
         opts.execution_mode = (
             ort.ExecutionMode.ORT_PARALLEL if rt.execution_mode == "parallel" else ort.ExecutionMode.ORT_SEQUENTIAL
         )

@@ -18,6 +18,7 @@ from aiaas.api import files as files_api
 from aiaas.api import governance as governance_api
 from aiaas.api import jobs as jobs_api
 from aiaas.api import openai as openai_api
+from aiaas.api import optimizations as optimizations_api
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
 from aiaas.server.adminkey import ensure_admin_key
@@ -30,6 +31,7 @@ from aiaas.service.governance.admin import GovernanceAdmin
 from aiaas.service.jobs import DbJobStore, JobsService
 from aiaas.service.metrics import Metrics
 from aiaas.service.models import ModelManager
+from aiaas.service.optimizations import OptimizationsService
 from aiaas.settings import Settings
 from aiaas.store.db import Store
 
@@ -74,6 +76,7 @@ class Services:
     governance_admin: GovernanceAdmin | None = None  # tenants, keys, limits, budgets, usage, audit
     files: FilesService | None = None  # uploaded training files (needs the store)
     jobs: JobsService | None = None  # training jobs; its Scheduler is built on first use (it imports torch)
+    optimizations: OptimizationsService | None = None  # optimization jobs, on the training jobs' scheduler
     ready: bool = False
 
 
@@ -102,11 +105,15 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
     models = ModelManager(repository, context, metrics)
     dataplane = DataPlane(models, governance, metrics)
     control = ModelControl(models, governance)
-    files = jobs = None
+    files = jobs = optimizations = None
     if store is not None:
         files = FilesService(store, settings.home / "files", settings.max_upload_bytes)
-        jobs = JobsService(DbJobStore(store), files, control, models, settings.home / "jobs", settings.training_cores or None)
-    return Services(settings, metrics, governance, models, dataplane, control, store, admin, files, jobs)
+        jobs = JobsService(
+            DbJobStore(store), files, control, models, settings.home / "jobs", settings.training_cores or None,
+            torch_extensions_dir=settings.torch_extensions_dir,
+        )  # fmt: skip
+        optimizations = OptimizationsService(jobs)
+    return Services(settings, metrics, governance, models, dataplane, control, store, admin, files, jobs, optimizations)
 
 
 def create_app(settings: Settings | None = None, governance: Governance | None = None) -> FastAPI:
@@ -159,4 +166,5 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
     if svc.files is not None:
         app.include_router(files_api.router)
         app.include_router(jobs_api.router)
+        app.include_router(optimizations_api.router)
     return app

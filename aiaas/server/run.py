@@ -36,6 +36,7 @@ def serve(settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000.0)
     app = create_app(settings)
     config = uvicorn.Config(
         app,

@@ -7,9 +7,13 @@ it, its files must be files that tenant may see, its target model must be one th
 which becomes the tenant's model when the first version is registered), and a job of another tenant answers
 404 exactly like a job that does not exist. Only ``admin`` and ``developer`` keys manage jobs.
 
-The scheduler imports torch (about a second and a half of CPU), so it is built on first use: when a job is
-created, or at startup when the database holds jobs to resume or run. A server that never trains never pays
-for it, and a server without torch still serves files and answers job reads.
+Jobs have a kind (``training`` | ``optimization``, see ``aiaas.service.optimizations``): both share the table,
+the scheduler and the runners, and the routes of one kind never see jobs of the other.
+
+The scheduler is built on first use: when a job is created, or at startup when the database holds jobs to
+resume or run; validating a training job imports torch (about a second and a half of CPU), so a server that
+never trains never pays for it. A server without torch still serves files, answers job reads and runs ONNX
+optimizations.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import importlib.util
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +40,7 @@ from aiaas.store.db import Store
 from aiaas.store.jobs import TrainingJobEventRow, TrainingJobRow
 from aiaas.training.jobdir import JobDir
 from aiaas.training.spec import JobSpec, parse_spec
-from aiaas.training.store import STATES, TERMINAL, JobRecord
+from aiaas.training.store import STATES, TERMINAL, JobRecord, RunSpec
 
 if TYPE_CHECKING:
     from aiaas.service.control import ModelControl
@@ -51,13 +55,13 @@ LOG_TAIL_MAX = 4 * 1024 * 1024
 LOAD_TIMEOUT_S = 300.0  # a registered version must load within this, or the job still succeeds and says so
 _RECORD_FIELDS = {
     "spec", "job_dir", "state", "sub_status", "reason", "owner", "created_at", "transitions", "files", "result",
-    "model_version", "restarts", "progress", "events_offset",
+    "model_version", "restarts", "progress", "events_offset", "kind",
 }  # fmt: skip
 
 
-def job_not_found(job_id: str) -> NotFound:
+def job_not_found(job_id: str, kind: str = "training") -> NotFound:
     """The one 404 for a job that does not exist *or* belongs to another tenant (indistinguishable)."""
-    return NotFound(f"no training job {str(job_id)[:80]!r}", param="job_id", code="job_not_found")
+    return NotFound(f"no {kind} job {str(job_id)[:80]!r}", param="job_id", code="job_not_found")
 
 
 def training_available() -> bool:
@@ -65,9 +69,19 @@ def training_available() -> bool:
 
 
 # -- the engine's store on the database ---------------------------------------------------------------
+def _spec(kind: str, value: Any) -> RunSpec:
+    """A job's spec object from its kind (optimization specs live in aiaas.optimize, imported on first use)."""
+    if kind == "optimization":
+        from aiaas.optimize.jobspec import OptimizationSpec
+
+        return value if isinstance(value, OptimizationSpec) else OptimizationSpec.model_validate(value)
+    return value if isinstance(value, JobSpec) else JobSpec.model_validate(value)
+
+
 def _record(row: TrainingJobRow) -> JobRecord:
+    kind = row.kind or "training"
     return JobRecord(
-        id=row.id, spec=JobSpec.model_validate(row.spec), job_dir=row.job_dir, state=row.state,
+        id=row.id, kind=kind, spec=_spec(kind, row.spec), job_dir=row.job_dir, state=row.state,
         sub_status=row.sub_status, reason=row.reason, owner=row.tenant_id, created_at=row.created_at,
         transitions=dict(row.transitions or {}), files=dict(row.files or {}), result=row.result,
         model_version=row.model_version, restarts=row.restarts, progress=dict(row.progress or {}),
@@ -77,9 +91,10 @@ def _record(row: TrainingJobRow) -> JobRecord:
 
 def _apply(row: TrainingJobRow, field: str, value: Any) -> None:
     if field == "spec":
-        spec = value if isinstance(value, JobSpec) else JobSpec.model_validate(value)
+        spec = _spec(row.kind or "training", value)
         row.spec = spec.model_dump(mode="json")
-        row.model, row.recipe, row.priority = spec.model, spec.recipe, spec.priority
+        row.model, row.priority = spec.model, spec.priority
+        row.recipe = spec.recipe if isinstance(spec, JobSpec) else str(getattr(spec, "label", row.kind))[:32]
     elif field == "owner":
         row.tenant_id = value
     elif field in ("transitions", "files", "progress"):
@@ -95,8 +110,8 @@ class DbJobStore:
         self.store = store
 
     def create(self, job: JobRecord) -> None:
-        row = TrainingJobRow(id=job.id, job_dir=job.job_dir, events_offset=0, restarts=0)
-        for field in _RECORD_FIELDS - {"job_dir"}:
+        row = TrainingJobRow(id=job.id, kind=job.kind, job_dir=job.job_dir, events_offset=0, restarts=0)
+        for field in _RECORD_FIELDS - {"job_dir", "kind"}:
             _apply(row, field, getattr(job, field))
         with self.store.session() as session:
             session.add(row)
@@ -164,6 +179,18 @@ class DbJobStore:
                 for r in rows
             ]
 
+    def last_events(self, job_id: str, n: int, types: Iterable[str] | None = None) -> builtins.list[dict[str, Any]]:
+        """The ``n`` newest events (of ``types``), oldest first."""
+        stmt = select(TrainingJobEventRow).where(TrainingJobEventRow.job_id == job_id)
+        if types:
+            stmt = stmt.where(TrainingJobEventRow.type.in_(list(types)))
+        with self.store.session() as session:
+            rows = list(session.scalars(stmt.order_by(TrainingJobEventRow.seq.desc()).limit(n)))
+            return [
+                {"seq": r.seq, "ts": r.ts, "level": r.level, "type": r.type, "message": r.message, "data": r.data or {}}
+                for r in reversed(rows)
+            ]
+
     def list(self, states: Iterable[str] | None = None) -> list[JobRecord]:
         stmt = select(TrainingJobRow)
         if states is not None:
@@ -182,10 +209,12 @@ class DbJobStore:
             return session.get(TrainingJobRow, job_id)
 
     def page(
-        self, tenant: str | None, states: builtins.list[str] | None, limit: int, after: TrainingJobRow | None
-    ) -> builtins.list[TrainingJobRow]:
-        """Newest first; ``tenant`` None = every tenant; ``after``: the last job of the previous page."""
-        stmt = select(TrainingJobRow)
+        self, tenant: str | None, states: builtins.list[str] | None, limit: int, after: TrainingJobRow | None,
+        kind: str = "training",
+    ) -> builtins.list[TrainingJobRow]:  # fmt: skip
+        """Jobs of one kind, newest first; ``tenant`` None = every tenant; ``after``: the last job of the previous
+        page."""
+        stmt = select(TrainingJobRow).where(TrainingJobRow.kind == kind)
         if tenant is not None:
             stmt = stmt.where(TrainingJobRow.tenant_id == tenant)
         if states:
@@ -212,8 +241,10 @@ class JobsService:
         models: ModelManager,
         jobs_root: Path,
         cores: int | None = None,
+        torch_extensions_dir: Path | None = None,  # strategy zero's compiled DeepSpeed ops (Settings)
     ) -> None:
         self.store = store
+        self.torch_extensions_dir = torch_extensions_dir
         self.files = files
         self.control = control
         self.models = models
@@ -223,6 +254,8 @@ class JobsService:
         self._scheduler: Scheduler | None = None
         self._running = False
         self._lock = threading.Lock()
+        # job kind -> (repository, job) -> new version: other kinds plug their registration in (optimizations)
+        self.registrars: dict[str, Callable[[Any, JobRecord], int | None]] = {}
 
     # -- lifecycle (the app's lifespan) -------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> list[str]:
@@ -230,12 +263,13 @@ class JobsService:
         the resumed jobs."""
         self.loop = loop
         self._running = True
-        if self._scheduler is None and not self.store.list(["running", "queued", "validating"]):
+        pending = self.store.list(["running", "queued", "validating"])
+        if self._scheduler is None and not pending:
             return []  # nothing to do: torch stays unimported until a job is created
-        if not training_available():
+        if not training_available() and any(j.kind == "training" for j in pending):
             log.warning("training jobs wait in the database, but torch is not installed here")
             return []
-        scheduler = self.scheduler(start_loop=False)
+        scheduler = self.scheduler(start_loop=False, require_torch=False)
         resumed = scheduler.recover()  # before the loop starts, so resumed jobs count against the cores first
         scheduler.start()
         if resumed:
@@ -250,17 +284,19 @@ class JobsService:
         if scheduler is not None:
             scheduler.stop()
 
-    def scheduler(self, start_loop: bool = True) -> Scheduler:
-        """The scheduler, built on first use; its loop runs while the server does."""
+    def scheduler(self, start_loop: bool = True, require_torch: bool = True) -> Scheduler:
+        """The scheduler, built on first use; its loop runs while the server does. Training jobs need torch;
+        ONNX optimizations (``require_torch=False``) run on the same scheduler without it."""
+        if require_torch and not training_available():
+            raise ServiceUnavailable("training jobs need torch on the server: pip install 'aiaas[train]'")
         with self._lock:
             if self._scheduler is None:
-                if not training_available():
-                    raise ServiceUnavailable("training jobs need torch on the server: pip install 'aiaas[train]'")
                 from aiaas.training.launcher import Scheduler
 
                 self._scheduler = Scheduler(
                     self.store, self.jobs_root, cores=self.cores or None, repository=self.models.repository,
-                    on_registered=self._on_registered,
+                    on_registered=self._on_registered, registrars=self.registrars,
+                    torch_extensions_dir=self.torch_extensions_dir,
                 )  # fmt: skip
                 if self._running and start_loop:
                     self._scheduler.start()
@@ -279,13 +315,13 @@ class JobsService:
             log.exception("model %s version %d was registered but loading it failed", model, version)
 
     # -- access -------------------------------------------------------------------------------------------
-    def _visible(self, p: Principal, job_id: str) -> TrainingJobRow:
-        require_manage(p, "training jobs")
+    def _visible(self, p: Principal, job_id: str, kind: str = "training") -> TrainingJobRow:
+        require_manage(p, f"{kind} jobs")
         if not isinstance(job_id, str) or not job_id or len(job_id) > 64:
-            raise job_not_found(str(job_id))
+            raise job_not_found(str(job_id), kind)
         row = self.store.row(job_id)
-        if row is None or not (p.is_admin or row.tenant_id == p.tenant_id):
-            raise job_not_found(job_id)
+        if row is None or (row.kind or "training") != kind or not (p.is_admin or row.tenant_id == p.tenant_id):
+            raise job_not_found(job_id, kind)
         return row
 
     def _check_target_model(self, p: Principal, model: str) -> None:
@@ -358,21 +394,25 @@ class JobsService:
 
     def cancel(self, p: Principal, job_id: str) -> dict[str, Any]:
         """Stop every process of the job (blocking, a few seconds at most); 409 when it already finished."""
-        row = self._visible(p, job_id)
+        self.cancel_job(p, job_id, "training")
+        return self.get(p, job_id)
+
+    def cancel_job(self, p: Principal, job_id: str, kind: str) -> None:
+        row = self._visible(p, job_id, kind)
         if row.state in TERMINAL:
-            raise Conflict(f"training job {job_id} is already {row.state}")
-        if training_available():
-            self.scheduler().cancel(job_id, reason=f"cancelled by the user (key {p.key_id})")
+            raise Conflict(f"{kind} job {job_id} is already {row.state}")
+        if training_available() or kind != "training":
+            self.scheduler(require_torch=False).cancel(job_id, reason=f"cancelled by the user (key {p.key_id})")
         else:  # nothing can run without torch: just record it
             transitions = {**(row.transitions or {}), "cancelled": time.time()}
             self.store.update(job_id, state="cancelled", sub_status=None, reason=f"cancelled by the user (key {p.key_id})", transitions=transitions)
-        self._audit(p, "training_job.cancel", job_id, row.tenant_id, {"model": row.model})
-        return self.get(p, job_id)
+        self._audit(p, f"{kind}_job.cancel", job_id, row.tenant_id, {"model": row.model})
 
     def events(
-        self, p: Principal, job_id: str, after: int = 0, limit: int = 100, level: str | None = None, type: str | None = None
-    ) -> dict[str, Any]:
-        self._visible(p, job_id)
+        self, p: Principal, job_id: str, after: int = 0, limit: int = 100, level: str | None = None, type: str | None = None,
+        kind: str = "training",
+    ) -> dict[str, Any]:  # fmt: skip
+        self._visible(p, job_id, kind)
         if not isinstance(limit, int) or not 1 <= limit <= MAX_EVENTS_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_EVENTS_PAGE}", param="limit")
         if not isinstance(after, int) or after < 0:
@@ -395,14 +435,19 @@ class JobsService:
                 out.append({"step": step, "file": path.name, "bytes": st.st_size, "created_at": st.st_mtime})
         return {"object": "list", "data": out}
 
-    def logs(self, p: Principal, job_id: str, rank: int | None = None, tail: int = LOG_TAIL_DEFAULT) -> str:
-        """The last ``tail`` bytes of one rank's log, or of torchrun's own log when no rank is given."""
-        row = self._visible(p, job_id)
+    def logs(
+        self, p: Principal, job_id: str, rank: int | None = None, tail: int = LOG_TAIL_DEFAULT, kind: str = "training"
+    ) -> str:
+        """The last ``tail`` bytes of one rank's log, or of torchrun's own log when no rank is given (an
+        optimization job has one process: its worker log)."""
+        row = self._visible(p, job_id, kind)
         if not isinstance(tail, int) or not 1 <= tail <= LOG_TAIL_MAX:
             raise InvalidInput(f"tail must be between 1 and {LOG_TAIL_MAX} bytes", param="tail")
         jd = JobDir(Path(row.job_dir))
         if rank is None:
-            path = jd.logs / "torchrun.log"
+            path = jd.logs / ("torchrun.log" if kind == "training" else "worker.log")
+        elif kind != "training":
+            raise InvalidInput(f"a {kind} job has one process and no rank logs; leave rank out", param="rank")
         else:
             workers = JobSpec.model_validate(row.spec).resources.workers
             if not isinstance(rank, int) or not 0 <= rank < workers:
@@ -414,7 +459,7 @@ class JobsService:
                 f.seek(max(0, size - tail))
                 return f.read().decode(errors="replace")
         except FileNotFoundError:
-            what = "torchrun" if rank is None else f"rank {rank}"
+            what = ("torchrun" if kind == "training" else "worker") if rank is None else f"rank {rank}"
             raise NotFound(f"no {what} log for job {job_id} yet (state: {row.state})", param="rank") from None
 
 

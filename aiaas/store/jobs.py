@@ -1,5 +1,5 @@
 """Tables of uploaded files and training jobs (with their events), on the same ``Base`` as the governance tables
-so one Alembic history (revision 0003) and one ``Base.metadata`` describe the whole database.
+so one Alembic history (revisions 0003 and 0004) and one ``Base.metadata`` describe the whole database.
 
 Job timestamps are epoch seconds (``Float``), not ``DateTime`` like the governance tables: the training engine
 (``aiaas.training.store.JobRecord``) speaks epoch seconds everywhere -- ``created_at``, the per-transition
@@ -47,15 +47,18 @@ class TrainingJobRow(Base):
     __table_args__ = (
         Index("ix_training_jobs_tenant_created", "tenant_id", "created_at"),
         Index("ix_training_jobs_state", "state"),
+        Index("ix_training_jobs_kind_tenant_created", "kind", "tenant_id", "created_at"),
     )
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # trjob-<hex>
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # trjob-<hex> | optjob-<hex>
+    # training | optimization (revision 0004): optimization jobs run on the same machinery, in the same table
+    kind: Mapped[str] = mapped_column(String(16), default="training", server_default="training")
     tenant_id: Mapped[str | None] = mapped_column(String(64))  # JobRecord.owner
     state: Mapped[str] = mapped_column(String(16))
     sub_status: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str] = mapped_column(String(128))  # spec.model, for filtering
-    recipe: Mapped[str] = mapped_column(String(32))  # spec.recipe
+    recipe: Mapped[str] = mapped_column(String(32))  # spec.recipe ("optimize" / "compare" for optimization jobs)
     priority: Mapped[int] = mapped_column(Integer, default=0)  # spec.priority
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # JobSpec.model_dump(mode="json")
     job_dir: Mapped[str] = mapped_column(Text)

@@ -6,7 +6,15 @@ not hit it and a cancel can target it; torchrun in turn puts each worker in a se
 collects the whole tree with psutil before signalling (SIGTERM, then SIGKILL after a grace period), and the
 workers additionally die with their parent (PR_SET_PDEATHSIG). ``launcher.json`` records torchrun's pid and
 create time: a server that crashed and came back finds the orphaned torchrun, stops it and relaunches the job,
-which resumes from its last checkpoint.
+which resumes from its last checkpoint. The strategy decides the launcher (aiaas.training.commands): torchrun for
+ddp and zero, horovodrun (wrapped by aiaas.training.hvdrun for restarts) for horovod; the same tree handling
+applies to both.
+
+Job kinds: an ``optimization`` job (``aiaas.optimize``) runs on this same machinery -- queue, cores, states,
+events file, cancel, recovery -- with one process ``python -m aiaas.optimize.worker`` instead of torchrun; the
+caller validates and prepares its directory (``Scheduler.submit_prepared``) and registers its result
+(``registrars``). This module imports neither torch nor aiaas.optimize, so a server without torch still runs
+ONNX optimizations; the recipes (torch) are imported only to validate a training job.
 """
 
 from __future__ import annotations
@@ -25,28 +33,42 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from aiaas.errors import AiaasError, Conflict, InvalidInput
+from aiaas.training.commands import launcher_name, training_command, training_env
+from aiaas.training.commands import torchrun_command as torchrun_command  # re-exported (bench/training.py)
 from aiaas.training.events import read_events
 from aiaas.training.files import detect_format, validate_file
 from aiaas.training.jobdir import JobDir, write_json_atomic
-from aiaas.training.recipes import get_recipe
 from aiaas.training.spec import JobSpec, check_strategy, parse_spec
-from aiaas.training.store import TERMINAL, JobRecord, JobStore
-from aiaas.training.worker import DEADLINE_ENV
+from aiaas.training.store import TERMINAL, JobRecord, JobStore, RunSpec
+
+if TYPE_CHECKING:
+    from aiaas.training.recipes import Recipe
 
 log = logging.getLogger("aiaas.training")
 
 EventCallback = Callable[[str, dict[str, Any]], None]  # (job id, event)
 KILL_GRACE_S = 5.0  # SIGTERM -> SIGKILL
 DEADLINE_GRACE_S = 15.0  # the workers stop themselves at the deadline; the launcher kills them this much later
+DEADLINE_ENV = "AIAAS_JOB_DEADLINE"  # epoch seconds; aiaas.training.worker reads it (not imported here: torch)
+ID_PREFIX = {"training": "trjob-", "optimization": "optjob-"}
+# sub-statuses a job's events may set through ``data.phase`` (training, then optimization phases)
+PHASES = ("training", "checkpointing", "exporting", "baseline", "optimizing", "fine-tuning", "measuring")
+Registrar = Callable[[Any, JobRecord], "int | None"]  # (repository, job) -> the new model version, or None
 
 
-def new_job_id() -> str:
-    return "trjob-" + uuid.uuid4().hex[:16]
+def new_job_id(kind: str = "training") -> str:
+    return ID_PREFIX[kind] + uuid.uuid4().hex[:16]
+
+
+def get_recipe(name: str, hyperparameters: dict[str, Any] | None = None) -> Recipe:
+    from aiaas.training.recipes import get_recipe as load  # torch: only when a training job is validated
+
+    return load(name, hyperparameters)
 
 
 def set_state(store: JobStore, job_id: str, state: str, **fields: Any) -> JobRecord:
@@ -56,15 +78,18 @@ def set_state(store: JobStore, job_id: str, state: str, **fields: Any) -> JobRec
     return store.update(job_id, state=state, transitions=transitions, **fields)
 
 
-def torchrun_command(spec: JobSpec, spec_path: Path, python: str = sys.executable) -> list[str]:
-    """The command a job runs; the multi-node variant replaces --standalone (see aiaas.training.worker)."""
-    return [
-        python, "-m", "torch.distributed.run", "--standalone",
-        "--nproc_per_node", str(spec.resources.workers),
-        "--max-restarts", str(spec.max_restarts),
-        "--monitor-interval", "0.2",
-        "-m", "aiaas.training.worker", "--spec", str(spec_path),
-    ]  # fmt: skip
+def job_command(kind: str, spec: RunSpec, spec_path: Path, python: str = sys.executable) -> list[str]:
+    """The process a job of ``kind`` runs: torchrun / horovodrun for training (per strategy), one optimization
+    worker otherwise."""
+    if kind == "optimization":
+        return [python, "-m", "aiaas.optimize.worker", "--spec", str(spec_path)]
+    assert isinstance(spec, JobSpec)
+    return training_command(spec, spec_path, python)
+
+
+def launcher_log(kind: str) -> str:
+    """The file under ``logs/`` that takes the launched process's output."""
+    return "torchrun.log" if kind == "training" else "worker.log"
 
 
 def process_tree(pid: int, create_time: float | None = None) -> list[psutil.Process]:
@@ -148,11 +173,13 @@ class JobRunner:
         store: JobStore,
         on_event: EventCallback | None = None,
         on_done: Callable[[JobRecord], None] | None = None,
-        register: Callable[[JobRecord], int] | None = None,
+        register: Callable[[JobRecord], int | None] | None = None,
         python: str = sys.executable,
         poll_s: float = 0.2,
+        torch_extensions_dir: Path | None = None,  # TORCH_EXTENSIONS_DIR for strategy zero (Settings)
     ) -> None:
         self.job_id = job_id
+        self.torch_extensions_dir = torch_extensions_dir
         self.store = store
         self.on_event = on_event
         self.on_done = on_done
@@ -161,6 +188,7 @@ class JobRunner:
         self.poll_s = poll_s
         job = store.get(job_id)
         self.spec = job.spec
+        self.kind = job.kind
         self.jd = JobDir(Path(job.job_dir))
         self.proc: subprocess.Popen[bytes] | None = None
         self._cancel_reason: str | None = None
@@ -180,6 +208,8 @@ class JobRunner:
                 kill_tree(orphans)
             ckpts = self.jd.list_checkpoints()
             where = f"its checkpoint at step {ckpts[-1][0]}" if ckpts else "the beginning (no checkpoint yet)"
+            if self.kind != "training":
+                where = "the beginning (optimizations keep no checkpoints)"
             self._event(f"the server restarted; the job resumes from {where}", phase="resuming")
         first_start = info.get("first_start") or time.time()
         deadline = first_start + self.spec.max_runtime_s
@@ -189,9 +219,11 @@ class JobRunner:
             "PYTHONUNBUFFERED": "1",
             DEADLINE_ENV: repr(deadline),
         })  # fmt: skip
+        if isinstance(self.spec, JobSpec):
+            env.update(training_env(self.spec, self.torch_extensions_dir))
         self.jd.logs.mkdir(parents=True, exist_ok=True)
-        cmd = torchrun_command(self.spec, self.jd.spec, self.python)
-        with open(self.jd.logs / "torchrun.log", "ab") as out:
+        cmd = job_command(self.kind, self.spec, self.jd.spec, self.python)
+        with open(self.jd.logs / launcher_log(self.kind), "ab") as out:
             out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
             out.flush()
             self.proc = subprocess.Popen(
@@ -205,7 +237,7 @@ class JobRunner:
             })  # fmt: skip
         if job.state != "running":
             set_state(self.store, self.job_id, "running")
-        self._sub_status("rendezvous")
+        self._sub_status("rendezvous" if self.kind == "training" else "starting")
         self._thread = threading.Thread(target=self._monitor, name=f"job-{self.job_id}", daemon=True)
         self._thread.start()
 
@@ -278,7 +310,7 @@ class JobRunner:
                     restarts = restart
                     self.store.update(self.job_id, restarts=restarts)
                 sub = f"restarting {restart}/{self.spec.max_restarts}" if restart else "rendezvous"
-            elif phase in ("training", "checkpointing", "exporting"):
+            elif phase in PHASES:
                 sub = phase
             if sub:
                 self._sub_status(sub)
@@ -342,10 +374,12 @@ class JobRunner:
                 version = self.register(self.store.get(self.job_id))
             except AiaasError as e:
                 self.store.update(self.job_id, **fields)
-                self._fail(f"training succeeded but the model could not be registered: {e.message}")
+                self._fail(f"{self.kind} succeeded but the model could not be registered: {e.message}")
                 return
-            fields["model_version"] = version
-            self._event(f"registered model {self.spec.model!r} version {version}", model=self.spec.model, version=version)
+            if version is not None:  # None: nothing to register (an optimization that accepted no candidate)
+                model = str(result.get("registered_model") or self.spec.model)
+                fields["model_version"] = version
+                self._event(f"registered model {model!r} version {version}", model=model, version=version)
         set_state(self.store, self.job_id, "succeeded", sub_status=None, reason=None, **fields)
 
     def _fail(self, reason: str) -> None:
@@ -355,7 +389,7 @@ class JobRunner:
     def _crash_reason(self, rc: int) -> str:
         """What went wrong, from torchrun's root-cause report and the workers' error files."""
         text = ""
-        with contextlib.suppress(OSError), open(self.jd.logs / "torchrun.log", "rb") as f:
+        with contextlib.suppress(OSError), open(self.jd.logs / launcher_log(self.kind), "rb") as f:
             f.seek(max(0, f.seek(0, 2) - 20000))
             text = f.read().decode(errors="replace")
         job = self.store.get(self.job_id)
@@ -381,8 +415,11 @@ class JobRunner:
         if rc == 0:
             return "the workers exited without a result; see the job logs"
         tail = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
+        if self.kind != "training":
+            return f"the {self.kind} worker exited with status {rc}: {tail[-400:]}"
         code = code_m.group(1) if code_m else str(rc)
-        return f"torchrun exited with status {code} {tries}: {tail[-400:]}"
+        launcher = launcher_name(self.spec) if isinstance(self.spec, JobSpec) else "torchrun"
+        return f"{launcher} exited with status {code} {tries}: {tail[-400:]}"
 
 
 # -- the queue --------------------------------------------------------------------------------
@@ -403,8 +440,11 @@ class Scheduler:
         on_registered: Callable[[str, int], None] | None = None,  # (model, version): e.g. ModelManager.load
         poll_s: float = 0.5,
         python: str = sys.executable,
+        registrars: dict[str, Registrar] | None = None,  # kind -> registers its result (training: built in)
+        torch_extensions_dir: Path | None = None,  # strategy zero: DeepSpeed's compiled ops (Settings.torch_extensions_dir)
     ) -> None:
         self.store = store
+        self.torch_extensions_dir = torch_extensions_dir
         self.jobs_root = Path(jobs_root)
         self.cores = cores or os.cpu_count() or 1
         self.repository = repository
@@ -412,6 +452,7 @@ class Scheduler:
         self.on_registered = on_registered
         self.poll_s = poll_s
         self.python = python
+        self.registrars = registrars if registrars is not None else {}  # shared: kinds may plug in later
         self.runners: dict[str, JobRunner] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -441,10 +482,47 @@ class Scheduler:
             files = validate_job(spec)
             local = prepare_job_dir(spec, root)
         except InvalidInput as e:
-            return set_state(self.store, job_id, "failed", reason=e.message)
+            return self._settle_validation(job_id, "failed", reason=e.message)
         except OSError as e:
-            return set_state(self.store, job_id, "failed", reason=f"cannot prepare the job directory: {e}")
-        return set_state(self.store, job_id, "queued", spec=local, files=files)
+            return self._settle_validation(job_id, "failed", reason=f"cannot prepare the job directory: {e}")
+        return self._settle_validation(job_id, "queued", spec=local, files=files)
+
+    def _settle_validation(self, job_id: str, state: str, **fields: Any) -> JobRecord:
+        """End of validation. A cancel that arrived while the data was being checked wins: the job stays
+        ``cancelled`` (its copied data is removed) instead of being queued behind the user's back."""
+        with self._lock:
+            job = self.store.get(job_id)
+            if job.state != "validating":
+                shutil.rmtree(job.job_dir, ignore_errors=True)
+                return job
+            return set_state(self.store, job_id, state, **fields)
+
+    def submit_prepared(
+        self, kind: str, spec: RunSpec, prepare: Callable[[Path], tuple[RunSpec, dict[str, Any]]],
+        owner: str | None = None, job_id: str | None = None,
+    ) -> JobRecord:  # fmt: skip
+        """A job of another ``kind`` whose request the caller has validated: recorded as ``validating``, its
+        directory written by ``prepare(root)`` (spec.json and data; returns the spec as written and the file
+        summaries), then queued like a training job. InvalidInput from ``prepare`` fails the job."""
+        if spec.resources.cores > self.cores:
+            raise InvalidInput(
+                f"the job needs {spec.resources.cores} cores but jobs may use {self.cores}; lower its threads",
+                param="workload",
+            )
+        job_id = job_id or new_job_id(kind)
+        root = self.jobs_root / job_id
+        if root.exists():
+            raise Conflict(f"{kind} job {job_id} already exists")
+        job = JobRecord(id=job_id, spec=spec, job_dir=str(root), owner=owner, kind=kind)
+        job.transitions["validating"] = job.created_at
+        self.store.create(job)
+        try:
+            local, files = prepare(root)
+        except InvalidInput as e:
+            return self._settle_validation(job_id, "failed", reason=e.message)
+        except OSError as e:
+            return self._settle_validation(job_id, "failed", reason=f"cannot prepare the job directory: {e}")
+        return self._settle_validation(job_id, "queued", spec=local, files=files)
 
     def cancel(self, job_id: str, reason: str = "cancelled by the user") -> JobRecord:
         with self._lock:
@@ -527,20 +605,26 @@ class Scheduler:
                 log.exception("training scheduler pass failed")
             self._stop.wait(self.poll_s)
 
-    def _register(self, job: JobRecord) -> int:
-        from aiaas.training.register import register_result
-
+    def _register(self, job: JobRecord) -> int | None:
         assert self.repository is not None
-        version = register_result(self.repository, job.spec.model, job.id, Path(job.job_dir), owner=job.owner)
-        if self.on_registered is not None:
+        model: str = job.spec.model
+        if job.kind == "training":
+            from aiaas.training.register import register_result
+
+            version: int | None = register_result(self.repository, model, job.id, Path(job.job_dir), owner=job.owner)
+        else:
+            version = self.registrars[job.kind](self.repository, job)
+            with contextlib.suppress(OSError, ValueError):
+                model = json.loads(JobDir(Path(job.job_dir)).result.read_text()).get("registered_model") or model
+        if version is not None and self.on_registered is not None:
             with contextlib.suppress(Exception):
-                self.on_registered(job.spec.model, version)
+                self.on_registered(model, version)
         return version
 
     def _launch(self, job_id: str, resume: bool = False) -> None:
         runner = JobRunner(
             job_id, self.store, on_event=self.on_event, register=self._register if self.repository is not None else None,
-            python=self.python, on_done=lambda _job: None,
+            python=self.python, on_done=lambda _job: None, torch_extensions_dir=self.torch_extensions_dir,
         )  # fmt: skip
         with self._lock:
             self.runners[job_id] = runner
@@ -552,6 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     with an in-memory store, printing events as JSON lines (used by the crash test and the benchmark)."""
     import argparse
 
+    from aiaas.settings import Settings
     from aiaas.training.store import InMemoryJobStore
 
     ap = argparse.ArgumentParser(prog="aiaas.training.launcher")
@@ -567,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     def show(_jid: str, event: dict[str, Any]) -> None:
         print(json.dumps(event), flush=True)
 
-    runner = JobRunner(job_id, store, on_event=show)
+    runner = JobRunner(job_id, store, on_event=show, torch_extensions_dir=Settings().torch_extensions_dir)
     runner.start(resume=args.resume)
     job = runner.wait()
     print(json.dumps({"state": job.state, "reason": job.reason}), flush=True)

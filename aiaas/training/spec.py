@@ -3,6 +3,10 @@ worker reads back. One pydantic model so the three never disagree about a field.
 
 Hyperparameters stay a free dict here; each recipe validates its own (``extra="forbid"``) so a typo like
 ``learning_rat`` is refused by the recipe that knows the names, with a message naming the field.
+
+Strategies: ``ddp`` (torch DistributedDataParallel under torchrun) is built in. ``horovod`` (Horovod's
+DistributedOptimizer under ``horovodrun --gloo``) and ``zero`` (DeepSpeed ZeRO stage 1/2 on CPU under torchrun)
+are optional installs; a job asking for one that is not installed is refused with the command that installs it.
 """
 
 from __future__ import annotations
@@ -10,16 +14,17 @@ from __future__ import annotations
 import importlib.util
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aiaas.errors import InvalidInput
 from aiaas.types.model_config import check_name
 
-# strategy -> (import name that must be importable, the extra / script that installs it)
+# strategy -> (top-level package that must be importable, what to install, the command that installs it)
 OPTIONAL_STRATEGIES = {
-    "horovod": ("horovod.torch", "Horovod 0.28.1 built against torch 2.13 (its CMakeLists force C++14: build with C++17 and pip --no-build-isolation)"),
-    "zero": ("deepspeed", "DeepSpeed (pip install deepspeed==0.19.8)"),
-}
+    "horovod": ("horovod", "Horovod 0.28.1 built against torch 2.13 with Gloo",
+                "make install-horovod (scripts/install-horovod.sh: builds it with C++17, a few minutes)"),
+    "zero": ("deepspeed", "DeepSpeed 0.19.8", "make install-deepspeed (pip install 'aiaas[zero]')"),
+}  # fmt: skip
 
 
 class _Strict(BaseModel):
@@ -48,6 +53,7 @@ class JobSpec(_Strict):
     model: str  # the target model name in the repository; the result becomes its next version
     resources: Resources = Resources.model_validate({})
     strategy: Literal["ddp", "horovod", "zero"] = "ddp"
+    zero_stage: Literal[1, 2] = 1  # strategy zero: ZeRO stage (1: optimizer state sharded; 2: gradients too)
     checkpoint: CheckpointPolicy = CheckpointPolicy.model_validate({})
     max_restarts: int = Field(2, ge=0, le=100)  # torchrun --max-restarts: worker-group restarts on failure
     max_runtime_s: float = Field(3600.0, gt=0)  # wall clock for the whole job, restarts included
@@ -58,6 +64,12 @@ class JobSpec(_Strict):
     @classmethod
     def _model_name(cls, v: str) -> str:
         return check_name(v)
+
+    @model_validator(mode="after")
+    def _stage_needs_zero(self) -> JobSpec:
+        if self.zero_stage != 1 and self.strategy != "zero":
+            raise ValueError(f"zero_stage applies to strategy 'zero' only, not {self.strategy!r}")
+        return self
 
 
 def parse_spec(data: dict[str, Any]) -> JobSpec:
@@ -71,17 +83,17 @@ def parse_spec(data: dict[str, Any]) -> JobSpec:
 
 
 def check_strategy(strategy: str) -> None:
-    """Only ``ddp`` is built in; the others are optional extras, refused with what to install."""
+    """``ddp`` is built in; ``horovod`` and ``zero`` run where their package is installed, and are refused with
+    the install command otherwise. Only looks the package up (no import: the server never loads them)."""
     if strategy == "ddp":
         return
-    module, extra = OPTIONAL_STRATEGIES[strategy]
-    installed = importlib.util.find_spec(module.split(".")[0]) is not None
-    if not installed:
-        raise InvalidInput(f"strategy {strategy!r} needs {extra}, which is not installed here; use strategy 'ddp'", param="strategy")
-    raise InvalidInput(
-        f"strategy {strategy!r}: {module.split('.')[0]} is installed but this aiaas version runs only 'ddp' jobs; use strategy 'ddp'",
-        param="strategy",
-    )
+    module, what, command = OPTIONAL_STRATEGIES[strategy]
+    if importlib.util.find_spec(module) is None:
+        raise InvalidInput(
+            f"strategy {strategy!r} needs {what}, which is not installed here: install it with {command}, "
+            "or use strategy 'ddp'",
+            param="strategy",
+        )
 
 
 def format_errors(e: ValidationError, prefix: str) -> str:

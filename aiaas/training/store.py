@@ -15,16 +15,39 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiaas.errors import NotFound
-from aiaas.training.spec import JobSpec
+from aiaas.training.spec import JobSpec, Resources
 
 STATES = ("validating", "queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+KINDS = ("training", "optimization")  # optimization jobs (aiaas.optimize.jobspec) run on this same machinery
+
+
+class RunSpec(Protocol):
+    """What the scheduler and the runner read from any job's spec: a training ``JobSpec`` or an optimization's
+    ``aiaas.optimize.jobspec.OptimizationSpec`` (which this package does not import)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def resources(self) -> Resources: ...
+
+    @property
+    def max_restarts(self) -> int: ...
+
+    @property
+    def max_runtime_s(self) -> float: ...
+
+    @property
+    def priority(self) -> int: ...
+
+    def model_dump(self, *, mode: str = "python") -> dict[str, Any]: ...
 
 
 @dataclass
 class JobRecord:
     id: str
-    spec: JobSpec
+    spec: JobSpec | RunSpec  # a JobSpec for kind "training"
     job_dir: str  # absolute path of the job's directory (see aiaas.training.jobdir)
     state: str = "validating"
     sub_status: str | None = None  # rendezvous | training | checkpointing | restarting n/max | exporting | registering
@@ -38,6 +61,7 @@ class JobRecord:
     restarts: int = 0  # worker-group restarts seen so far
     progress: dict[str, Any] = field(default_factory=dict)  # the last metrics event's data
     events_offset: int = 0  # bytes of events.jsonl already forwarded to the store (resume continues here)
+    kind: str = "training"  # one of KINDS: decides the process the runner launches and how results register
 
     @property
     def priority(self) -> int:

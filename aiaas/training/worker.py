@@ -1,11 +1,12 @@
-"""The training process torchrun launches, one per rank::
+"""The training process, one per rank, started by torchrun (strategies ddp and zero) or horovodrun (horovod)::
 
     python -m torch.distributed.run --standalone --nproc_per_node N --max-restarts R \\
         -m aiaas.training.worker --spec JOB_DIR/spec.json
 
-Several machines: run the same command on each with ``--nnodes M --node-rank K --rdzv-backend c10d
---rdzv-endpoint HOST:PORT --rdzv-id JOB`` instead of ``--standalone`` (the job directory must be on shared
+aiaas.training.commands builds the commands, for several machines too (the job directory must be on shared
 storage, or at least hold the same spec and data on every node; rank 0 writes checkpoints and the result).
+aiaas.training.strategies holds what differs per strategy (joining the ranks, combining gradients, the
+optimizer state a checkpoint keeps); the loop here is shared.
 
 Failure model: a crash (exit != 0, a signal) makes torchrun restart the whole group, which resumes from the
 latest checkpoint. Errors a restart cannot fix -- bad data, bad hyperparameters, the max_runtime_s deadline --
@@ -27,14 +28,12 @@ import signal
 import sys
 import time
 import traceback
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel as DDP
+from torch import nn
 from torch.utils.data import DistributedSampler
 
 from aiaas.errors import InvalidInput
@@ -42,6 +41,7 @@ from aiaas.training.events import EventWriter
 from aiaas.training.jobdir import JobDir, write_json_atomic
 from aiaas.training.recipes import Recipe, get_recipe
 from aiaas.training.spec import JobSpec
+from aiaas.training.strategies import Strategy, env_rank_world, make_strategy
 
 log = logging.getLogger("aiaas.training.worker")
 DEADLINE_ENV = "AIAAS_JOB_DEADLINE"  # epoch seconds; set by the launcher from max_runtime_s
@@ -77,10 +77,7 @@ class Worker:
     def __init__(self, spec_path: Path) -> None:
         self.jd = JobDir(spec_path.parent)
         self.spec = JobSpec.model_validate_json(spec_path.read_text())
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        self.rank, self.world, self.local_rank, self.restart = env_rank_world()
         self.deadline = float(os.environ.get(DEADLINE_ENV, "inf"))
         self.events = EventWriter(self.jd.events)
 
@@ -95,13 +92,19 @@ class Worker:
         return p if p.is_absolute() else self.jd.root / p
 
     # -- checkpoints ----------------------------------------------------------------------------
-    def save_checkpoint(self, step: int, epoch: int, model: torch.nn.Module, opt: torch.optim.Optimizer, meta: dict[str, Any]) -> Path:
+    def checkpoint(self, step: int, epoch: int, model: torch.nn.Module, meta: dict[str, Any]) -> None:
+        """Every rank calls this (zero gathers the optimizer shards); rank 0 writes the file."""
+        opt_state = self.strategy.optimizer_state()
+        if self.rank == 0:
+            self.save_checkpoint(step, epoch, model, opt_state, meta)
+
+    def save_checkpoint(self, step: int, epoch: int, model: torch.nn.Module, opt_state: Any, meta: dict[str, Any]) -> Path:
         self.emit(f"writing checkpoint at step {step}", phase="checkpointing", step=step)
         path = self.jd.checkpoint_path(step)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        state = {"step": step, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(), "meta": meta,
-                 "recipe": self.spec.recipe, "world_size": self.world}  # fmt: skip
+        state = {"step": step, "epoch": epoch, "model": model.state_dict(), "optimizer": opt_state, "meta": meta,
+                 "recipe": self.spec.recipe, "world_size": self.world, "strategy": self.spec.strategy}  # fmt: skip
         torch.save(state, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
@@ -129,18 +132,10 @@ class Worker:
         spec = self.spec
         torch.set_num_threads(spec.resources.threads_per_worker)
         _seed(spec.seed)
-        cuda = torch.cuda.is_available()
-        backend = "nccl" if cuda else "gloo"
-        device = torch.device(f"cuda:{self.local_rank}") if cuda else torch.device("cpu")
-        if cuda:
-            torch.cuda.set_device(device)
-        self.emit(f"rendezvous: {self.world} worker(s), backend {backend}, attempt {self.restart}", phase="rendezvous", restart=self.restart)
-        timeout = timedelta(minutes=10)
-        store, rank, world = next(dist.rendezvous("env://", timeout=timeout))
-        # keys per attempt: after a restart the ranks must not read the previous attempt's gloo addresses from a
-        # store that outlived it (seen here: "Gloo connectFullMesh failed ... Connection refused" on attempt 1)
-        store = dist.PrefixStore(f"aiaas/attempt-{self.restart}/", store)
-        dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
+        self.strategy = strategy = make_strategy(spec, self.restart)
+        device = strategy.device
+        self.emit(f"rendezvous: {self.world} worker(s), {strategy.describe}, attempt {self.restart}", phase="rendezvous", restart=self.restart)
+        self.rank, self.world = strategy.init()
         try:
             recipe = get_recipe(spec.recipe, spec.hyperparameters)
             p = recipe.params
@@ -154,11 +149,11 @@ class Worker:
             step = 0
             if state:
                 model.load_state_dict(state["model"])
-                opt.load_state_dict(state["optimizer"])
                 step = int(state["step"])
-                self.emit(f"resumed from checkpoint at step {step} (attempt {self.restart})", phase="resumed",
-                          resumed_from_step=step, restart=self.restart)  # fmt: skip
-            ddp = DDP(model, device_ids=[self.local_rank] if cuda else None)
+            net, note = strategy.wrap(model, opt, state["optimizer"] if state else None, p.batch_size)
+            if state:
+                self.emit(f"resumed from checkpoint at step {step} (attempt {self.restart})" + (f"; {note}" if note else ""),
+                          phase="resumed", resumed_from_step=step, restart=self.restart)  # fmt: skip
             n = len(data[0])
             # only len() of the dataset is used: batches are gathered from the tensors directly (no DataLoader)
             sampler: DistributedSampler[int] = DistributedSampler(range(n), num_replicas=self.world, rank=self.rank, shuffle=True, seed=spec.seed)  # type: ignore[arg-type]
@@ -170,18 +165,18 @@ class Worker:
             log_every = p.log_every_n_steps or max(1, total // 50)
             self.emit(f"training: {n} rows, {total} steps, {self.world} x batch {bs}", phase="training",
                       total_steps=total, rows=n, restart=self.restart)  # fmt: skip
-            step = self.train(recipe, ddp, model, opt, data, sampler, device, step, total, steps_per_epoch, log_every, meta)
-            if self.rank == 0 and (not self.jd.list_checkpoints() or self.jd.list_checkpoints()[-1][0] != step):
-                self.save_checkpoint(step, (step - 1) // steps_per_epoch if step else 0, model, opt, meta)
+            step = self.train(recipe, net, model, data, sampler, device, step, total, steps_per_epoch, log_every, meta)
+            if not state or int(state["step"]) != step:  # decided alike on every rank: checkpoint() is collective
+                self.checkpoint(step, (step - 1) // steps_per_epoch if step else 0, model, meta)
             write_json_atomic(self.jd.ranks / f"rank{self.rank}.json",
                               {"rank": self.rank, "step": step, "param_checksum": param_checksum(model), "restart": self.restart})  # fmt: skip
             if self.rank == 0:
                 self.finish(recipe, model, meta, step, train_path)
         finally:
             with contextlib.suppress(Exception):
-                dist.destroy_process_group()
+                strategy.close()
 
-    def train(self, recipe: Recipe, ddp: DDP, model: torch.nn.Module, opt: torch.optim.Optimizer, data: tuple[torch.Tensor, ...],
+    def train(self, recipe: Recipe, net: nn.Module, model: nn.Module, data: tuple[torch.Tensor, ...],
               sampler: DistributedSampler, device: torch.device, step: int, total: int, steps_per_epoch: int, log_every: int,
               meta: dict[str, Any]) -> int:  # fmt: skip
         bs = recipe.params.batch_size
@@ -193,7 +188,8 @@ class Worker:
         warm_step = start_step + min(2, max(total - start_step - 1, 0))
         t_warm: float | None = time.perf_counter() if warm_step == start_step else None
         self.train_rate = 0.0
-        ddp.train()
+        strategy: Strategy = self.strategy
+        net.train()
         while step < total:
             epoch = step // steps_per_epoch
             sampler.set_epoch(epoch)
@@ -201,10 +197,9 @@ class Worker:
             for b in range(step - epoch * steps_per_epoch, steps_per_epoch):
                 idx = order[b * bs : (b + 1) * bs]
                 *inputs, target = (t[idx].to(device) for t in data)
-                opt.zero_grad(set_to_none=True)
-                loss = recipe.loss(ddp(*inputs), target)
-                loss.backward()
-                opt.step()
+                strategy.zero_grad()
+                loss = recipe.loss(net(*inputs), target)
+                strategy.step(loss)
                 step += 1
                 if delay:
                     time.sleep(delay)
@@ -214,7 +209,7 @@ class Worker:
                 if step % log_every == 0 or step == total:
                     stop = 1.0 if time.time() > self.deadline else 0.0
                     stats = torch.tensor([*loss_sum.tolist(), stop], dtype=torch.float64)
-                    dist.all_reduce(stats)  # one small collective: mean loss over ranks, and a shared stop decision
+                    stats = strategy.all_reduce_sum(stats)  # one small collective: mean loss over ranks, a shared stop
                     now = time.perf_counter()
                     rate = stats[1].item() / max(now - t_last, 1e-9)
                     eta = (total - step) * (now - t_start) / max(step - start_step, 1)
@@ -225,8 +220,8 @@ class Worker:
                     t_last, _last_step = now, step
                     if stats[2].item() > 0:
                         raise FatalJobError(f"the job ran past max_runtime_s={self.spec.max_runtime_s:g} and was stopped at step {step}/{total}")
-                if self.rank == 0 and step % every == 0 and step < total:
-                    self.save_checkpoint(step, epoch, model, opt, meta)
+                if step % every == 0 and step < total:
+                    self.checkpoint(step, epoch, model, meta)
                 if step >= total:
                     break
         # throughput over the steps after warm-up (the first steps allocate kernels and buffers)
@@ -307,8 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent()
     spec_path = args.spec.resolve()
     jd = JobDir(spec_path.parent)
-    rank = int(os.environ.get("RANK", "0"))
-    restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    rank, _, _, restart = env_rank_world()
     jd.logs.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         level=logging.INFO,

@@ -92,6 +92,9 @@ class RuntimeOptions(_Strict):
     inter_op_threads: int = 0  # threads across operators (0 = runtime default)
     graph_optimization_level: Literal["disable", "basic", "extended", "all"] = "all"
     execution_mode: Literal["sequential", "parallel"] = "sequential"
+    # onnxruntime's intra-op threads busy-wait for work between runs (its default). That buys microseconds on
+    # an idle machine and burns the cores that request parsing needs under load, so it is off unless asked.
+    allow_spinning: bool = False
 
 
 class Pricing(_Strict):
@@ -127,7 +130,7 @@ class PipelineConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: str | None = None  # defaults to the directory name; must match it when given
-    backend: Literal["onnx", "python", "pipeline"] | str  # runtime adapter
+    backend: Literal["onnx", "python", "pipeline", "llm", "tvm"] | str  # runtime adapter (tvm: model.so + tvm.json)
     task: str | None = None  # e.g. classification, embedding, asr
     description: str = ""
     inputs: list[TensorSpec] = []  # empty: taken from the artifact where the backend can (onnx)

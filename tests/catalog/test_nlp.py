@@ -165,3 +165,46 @@ def test_bleu_and_chrf_score_identity_and_garbage() -> None:
     assert chrf(refs, refs) == pytest.approx(100.0) and bleu(refs, refs) == pytest.approx(100.0)
     garbage = ["Xyzzy plugh.", "Qwerty uiop asdf."]
     assert chrf(garbage, refs) < 20 and bleu(garbage, refs) == 0.0
+
+
+def test_text_recipe_trains_on_the_catalog_embedder(client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``text`` training recipe with ``embedder: catalog`` uses the built MiniLM from the repository: the
+    vectors equal what the served model answers, and a head trained on a few sentences generalises to
+    paraphrases that share no words with them."""
+    needs("minilm-embedding")
+    import onnxruntime as ort
+
+    from aiaas.catalog.runtime.nlp_embedding import repository_embedder
+    from aiaas.errors import InvalidInput
+    from aiaas.training.jobdir import JobDir
+    from aiaas.training.launcher import prepare_job_dir, validate_job
+    from aiaas.training.spec import parse_spec
+    from aiaas.training.worker import Worker
+
+    home = str(client.app.state.services.settings.home)  # type: ignore[attr-defined]
+    served = np.array(infer(client, "minilm-embedding", text_body("a quiet river"))["embedding"], np.float32)
+    assert np.allclose(repository_embedder(["a quiet river"], home=home)[0], served, atol=1e-5)
+    with pytest.raises(InvalidInput, match="aiaas catalog build no-such-embedder"):
+        repository_embedder(["x"], model="no-such-embedder", home=home)
+
+    pos = ["I loved this film", "what a wonderful movie", "great acting and a great story", "a delightful evening"]
+    neg = ["I hated this film", "what a terrible movie", "awful acting and a dull story", "a miserable evening"]
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\n" + "".join(f"{t},pos\n" for t in pos * 4) + "".join(f"{t},neg\n" for t in neg * 4))
+    spec = parse_spec({
+        "recipe": "text", "training_file": str(data), "model": "reviews",
+        "hyperparameters": {"epochs": 30, "batch_size": 8, "learning_rate": 0.01, "embedder": "catalog",
+                            "embedder_options": {"home": home}},
+    })  # fmt: skip
+    validate_job(spec)
+    root = tmp_path / "job"
+    prepare_job_dir(spec, root)
+    for k, v in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "0"}.items():
+        monkeypatch.setenv(k, v)
+    Worker(JobDir(root).spec).run()
+    result = json.loads(JobDir(root).result.read_text())
+    assert result["meta"]["dim"] == 384 and result["meta"]["embedder"] == "catalog"
+    head = ort.InferenceSession(str(root / result["onnx"]))
+    unseen = ["an excellent, moving picture", "superb performances", "a boring, painful waste of time", "dreadful"]
+    (labels,) = head.run(["label"], {"embedding": repository_embedder(unseen, home=home)})
+    assert [result["meta"]["classes"][i] for i in labels] == ["pos", "pos", "neg", "neg"]

@@ -96,7 +96,7 @@ def test_request_validation_and_roles(world: World) -> None:
         ({"recipe": "nope"}, "nope"),
         ({"hyperparameters": {"label": "label", "epochs": -1}}, "epochs"),
         ({"resources": {"workers": 2, "threads_per_worker": 2}}, "needs 4 cores"),
-        ({"strategy": "horovod"}, "strategy 'horovod'"),
+        ({"strategy": "mpi"}, "job.strategy"),
     ]
     for change, expected in cases:
         body = tabular_job(fid)

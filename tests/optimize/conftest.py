@@ -160,3 +160,25 @@ class EncoderTask:
 @pytest.fixture(scope="session")
 def encoder_task() -> EncoderTask:
     return EncoderTask()
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_optimizers():
+    """No test may leave an optimization (or training) process of its own behind."""
+    import os
+
+    import psutil
+
+    yield
+    me = psutil.Process(os.getpid())
+
+    def cmd(p: psutil.Process) -> str:
+        try:
+            return " ".join(p.cmdline())
+        except psutil.Error:
+            return ""
+
+    left = [p for p in me.children(recursive=True) if "aiaas.optimize.worker" in cmd(p) or "aiaas.training" in cmd(p)]
+    for p in left:
+        p.kill()
+    assert not left, f"processes left running: {[p.pid for p in left]}"

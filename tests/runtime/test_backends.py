@@ -30,8 +30,8 @@ def test_backend_registry() -> None:
     assert backend_class("onnx") is OnnxModel
     assert backend_class("python") is PythonModel
     assert backend_class("pipeline") is PipelineModel
-    with pytest.raises(ValueError, match="unknown backend 'tvm'"):
-        backend_class("tvm")
+    with pytest.raises(ValueError, match="unknown backend 'torchscript'"):
+        backend_class("torchscript")
 
 
 def test_onnx_signature_and_predict(tmp_path: Path) -> None:

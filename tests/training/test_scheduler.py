@@ -55,6 +55,36 @@ def test_cancel_queued_and_terminal(fake: Scheduler, tmp_path: Path) -> None:
     assert fake.tick() == []
 
 
+def test_cancel_while_validating_wins(fake: Scheduler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancel that lands while the data is being validated keeps the job cancelled (never queued after it)."""
+    import threading
+
+    from aiaas.training import launcher
+
+    entered, release = threading.Event(), threading.Event()
+    real = launcher.validate_job
+
+    def slow_validate(spec):  # type: ignore[no-untyped-def]
+        entered.set()
+        assert release.wait(10)
+        return real(spec)
+
+    monkeypatch.setattr(launcher, "validate_job", slow_validate)
+    result: dict[str, object] = {}
+    t = threading.Thread(target=lambda: result.update(job=fake.submit(tabular_request(blobs_csv(tmp_path / "t.csv", 20)))))
+    t.start()
+    assert entered.wait(10)
+    (job,) = fake.store.list()
+    assert job.state == "validating"
+    assert fake.cancel(job.id).state == "cancelled"
+    release.set()
+    t.join(10)
+    assert result["job"].state == "cancelled"  # type: ignore[attr-defined]
+    assert fake.store.get(job.id).state == "cancelled"
+    assert not Path(job.job_dir).exists()
+    assert fake.tick() == []
+
+
 def test_recover_resumes_running_jobs(fake: Scheduler, tmp_path: Path) -> None:
     job = fake.submit(tabular_request(blobs_csv(tmp_path / "t.csv", 20)))
     fake.store.update(job.id, state="running")

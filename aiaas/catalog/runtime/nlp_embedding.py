@@ -7,12 +7,14 @@ sentence-transformers embedding and clients can compare rows with a plain dot pr
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from aiaas.catalog.runtime.nlp_common import ort_session, texts
-from aiaas.runtime import Model, Tensors
+from aiaas.runtime import Model, RuntimeContext, Tensors
 
 CHUNK = 32  # rows per onnxruntime call: sorting by length and chunking keeps padding (wasted compute) small
 
@@ -59,3 +61,41 @@ class TextEmbedding(Model):
 
     def unload(self) -> None:
         self.session = None
+
+
+# -- the embedding model as a training-time feature extractor -----------------------------------------------
+_LOADED: dict[tuple[str, str, int], TextEmbedding] = {}
+_LOCK = threading.Lock()
+
+
+def repository_embedder(
+    sentences: list[str], model: str = "minilm-embedding", version: int | None = None, home: str | None = None, threads: int = 1
+) -> np.ndarray:
+    """Embed ``sentences`` with a built embedding model from the repository (``$AIAAS_HOME/models``): what the
+    ``text`` training recipe uses for ``embedder: catalog``, so a trained head sees exactly the vectors the
+    served embedding model answers. One loaded copy per (home, model, version) per process."""
+    from aiaas.errors import InvalidInput
+    from aiaas.registry import ModelRepository
+    from aiaas.settings import Settings
+
+    root = Path(home) / "models" if home else Settings().models_dir
+    repo = ModelRepository(root)
+    if not repo.exists(model):
+        raise InvalidInput(
+            f"the embedding model {model!r} is not in the repository {root}; build it first "
+            f"(`aiaas catalog build {model}`, or start the server with the catalog on)", param="embedder_options.model"
+        )
+    entry = repo.read(model)
+    if entry.config is None or entry.error:
+        raise InvalidInput(f"the embedding model {model!r} is unusable: {entry.error}", param="embedder_options.model")
+    chosen = version if version is not None else max(entry.versions)
+    if chosen not in entry.versions:
+        raise InvalidInput(f"the embedding model {model!r} has no version {chosen} (has {entry.versions})", param="embedder_options.version")
+    key = (str(root.resolve()), model, chosen)
+    with _LOCK:
+        embedder = _LOADED.get(key)
+        if embedder is None:
+            embedder = TextEmbedding(entry.config, repo.version_dir(model, chosen), RuntimeContext(default_intra_op_threads=threads))
+            embedder.load()
+            _LOADED[key] = embedder
+    return embedder.embed([str(s) for s in sentences])

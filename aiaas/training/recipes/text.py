@@ -1,8 +1,10 @@
 """``text``: a classifier head on top of a sentence embedding model.
 
 The embedder is pluggable: ``embedder`` names a function ``f(texts: list[str], **embedder_options) -> (n, dim)
-float array``. The catalog embedding model plugs in here later; ``hashing_embedder`` (feature hashing of word
-unigrams/bigrams) needs nothing and is what the tests use. The exported model is the head only: it takes the
+float array``. ``catalog`` is the catalog's sentence embedding model (all-MiniLM-L6-v2) as built in the
+repository (options: ``model``, ``version``; build it first with ``aiaas catalog build minilm-embedding``), the
+best choice for real text; ``hashing`` (feature hashing of word unigrams/bigrams) needs nothing and is what most
+tests use. The exported model is the head only: it takes the
 ``embedding`` tensor, so serving it is a pipeline step after the embedding model (the card names the embedder).
 """
 
@@ -54,8 +56,14 @@ def hashing_embedder(texts: list[str], dim: int = 256) -> np.ndarray:
     return out
 
 
+EMBEDDERS = {  # short names for the built-in embedders
+    "catalog": "aiaas.catalog.runtime.nlp_embedding:repository_embedder",
+    "hashing": "aiaas.training.recipes.text:hashing_embedder",
+}
+
+
 def resolve_embedder(spec: str) -> Embedder:
-    module, _, attr = spec.partition(":")
+    module, _, attr = EMBEDDERS.get(spec, spec).partition(":")
     try:
         fn = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError, ValueError) as e:
@@ -68,7 +76,7 @@ def resolve_embedder(spec: str) -> Embedder:
 class TextParams(CommonParams):
     text_column: str = "text"
     label: str = "label"
-    embedder: str = "aiaas.training.recipes.text:hashing_embedder"
+    embedder: str = "hashing"  # catalog | hashing | package.module:function
     embedder_options: dict[str, Any] = {}
     hidden: list[int] = Field(default_factory=lambda: [64], max_length=16)
     dropout: float = Field(0.0, ge=0, lt=1)

@@ -1,0 +1,374 @@
+"""Optimizations as a service: ``POST /v1/optimizations`` and friends, on the training jobs' machinery.
+
+An optimization is a job of kind ``optimization`` in the training jobs' table, queued by the same scheduler
+(one core budget for both kinds), run by the same ``JobRunner`` -- states validating -> queued -> running ->
+succeeded | failed | cancelled, sub-statuses, events, cancel (the process tree), recovery after a restart,
+logs -- with ``python -m aiaas.optimize.worker`` in place of torchrun. This module adds what is particular:
+
+- the request is checked in full before anything is queued (400/404/409 naming the field): the passes and
+  their order (``plan``), the model and version (404 for one the tenant cannot see), the ONNX file to work on
+  (an ``onnx`` model, or a ``python`` model running an ONNX file among its files), where an accepted candidate
+  may be registered (the tenant's own model, a public one for an admin, or a new name with ``register_as``),
+  and the evaluation rows (``aiaas.service.evalsets``), which the baseline runs on before the job exists;
+- the job directory gets its own copies (hard links where possible) of the ONNX file, the version's other
+  files and the evaluation rows, so the job does not depend on the repository while it runs or is resumed;
+- ``register_result`` (the scheduler's registrar for the kind) adds an accepted candidate as a new version,
+  with the other files of the source version and the report in its card, and the server loads it at once
+  (``JobsService._on_registered``, like a trained version). A rejected one leaves only its report.
+
+Tenancy is the training jobs': admin/developer keys only, a job belongs to its tenant, and another tenant's
+job answers 404 exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from aiaas.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from aiaas.optimize.artifacts import Evaluation
+from aiaas.optimize.jobspec import (
+    EvaluationData,
+    OptimizationSpec,
+    SourceInfo,
+    TrainingSource,
+    needs_torch,
+    parse_request,
+)
+from aiaas.optimize.plan import plan
+from aiaas.registry import ModelRepository
+from aiaas.service import evalsets
+from aiaas.service.files import require_manage
+from aiaas.service.governance import ModelRef, Principal
+from aiaas.service.jobs import MAX_EVENTS_PAGE, MAX_PAGE, JobsService, _choices
+from aiaas.store.jobs import TrainingJobRow
+from aiaas.training.jobdir import JobDir, write_json_atomic
+from aiaas.training.store import STATES, JobRecord
+from aiaas.types.model_config import ModelConfig
+
+KIND = "optimization"
+RECENT_EVENTS = 20  # message events shown inline by GET /v1/optimizations/{id}
+
+
+class OptimizationsService:
+    def __init__(self, jobs: JobsService) -> None:
+        self.jobs = jobs
+        self.store = jobs.store
+        self.files = jobs.files
+        self.control = jobs.control
+        self.repository: ModelRepository = jobs.models.repository
+        jobs.registrars[KIND] = register_result
+
+    # -- create -------------------------------------------------------------------------------------------
+    def create(self, p: Principal, body: Any) -> dict[str, Any]:
+        require_manage(p, "creating optimizations")
+        spec = parse_request(body)
+        torch_passes = needs_torch(spec)
+        comparing = spec.compare_version is not None
+        plans = [] if comparing else [
+            plan(list(c), "torch" if torch_passes else "onnx", spec.workload.target) for c in spec.candidate_lists()
+        ]  # fmt: skip
+        config, version, vdir = self._version(p, spec.model, spec.version)
+        onnx, companions = _onnx_of(spec.model, config, version, vdir)
+        target = spec.register_as or spec.model
+        if not comparing:
+            self._check_register(p, target, spec.model, config)
+        compare_onnx = None
+        if comparing:
+            assert spec.compare_version is not None
+            other_config, other, other_dir = self._version(p, spec.model, spec.compare_version)
+            compare_onnx = _onnx_of(spec.model, other_config, other, other_dir)[0]
+            if other == version:
+                raise InvalidInput(f"compare_version {other} is the version being compared; choose another", param="compare_version")
+        info = evalsets.training_info(vdir, self._job_dir_of(p))
+        training = None
+        if torch_passes:
+            training = self._training_source(spec.model, version, vdir, info)
+        sig = evalsets.Signature.of(onnx)
+        evaluation = self._evaluation(p, spec, config, vdir, sig, info)
+        if not comparing and evaluation.calibration is None and any(s.name == "quantize-static" for ps in plans for s in ps):
+            raise InvalidInput(
+                "quantize-static needs calibration rows and this evaluation has none: pass evaluation.calibration_file "
+                "(rows like the serving inputs, not the evaluation rows)", param="evaluation.calibration_file",
+            )  # fmt: skip
+        if spec.workload.batch_sizes is None:
+            serving = min(32, config.max_batch_size) if config.max_batch_size > 0 else 32
+            spec = spec.model_copy(update={"workload": spec.workload.model_copy(update={"batch_sizes": sorted({1, serving})})})
+        source = SourceInfo(
+            version=version, backend=config.backend, onnx="data/source.onnx", onnx_name=onnx.name,
+            companions={n: f"data/companions/{n}" for n in companions},
+            compare_onnx="data/compare.onnx" if compare_onnx else None, training=training, register_into=target,
+        )  # fmt: skip
+
+        def prepare(root: Path) -> tuple[OptimizationSpec, dict[str, Any]]:
+            data = root / "data"
+            data.mkdir(parents=True, exist_ok=True)
+            _link(onnx, root / source.onnx)
+            if compare_onnx is not None:
+                _link(compare_onnx, data / "compare.onnx")
+            for name in companions:
+                _link(vdir / name, root / source.companions[name])
+            from aiaas.optimize.worker import save_npz
+
+            save_npz(data / "evaluation.npz", evaluation.inputs, evaluation.target)
+            if evaluation.calibration is not None:
+                save_npz(data / "calibration.npz", evaluation.calibration)
+            resolved = EvaluationData(
+                file="data/evaluation.npz", calibration="data/calibration.npz" if evaluation.calibration is not None else None,
+                metric=evaluation.metric_name, output=evaluation.output, name=evaluation.name or "evaluation",
+                rows=len(evaluation),
+            )  # fmt: skip
+            local = spec.model_copy(update={"source": source, "data": resolved})
+            write_json_atomic(JobDir(root).spec, local.model_dump(mode="json"))
+            return local, {"evaluation": resolved.model_dump()}
+
+        scheduler = self.jobs.scheduler(require_torch=torch_passes)
+        job = scheduler.submit_prepared(KIND, spec, prepare, owner=p.tenant_id)
+        self.jobs._audit(p, "optimization_job.create", job.id, p.tenant_id, {
+            "model": spec.model, "version": version, "mode": spec.label, "register_into": target, "state": job.state,
+        })  # fmt: skip
+        return self.get(p, job.id)
+
+    def _version(self, p: Principal, model: str, version: int | None) -> tuple[ModelConfig, int, Path]:
+        """The model's config, the version and its directory; 404 for a model the tenant cannot see."""
+        if not self.control.visible(p, model) or not self.repository.exists(model):
+            raise NotFound(f"unknown model {model!r}", param="model")
+        entry = self.repository.read(model)
+        if entry.config is None:
+            raise Conflict(f"model {model!r} has an invalid config: {entry.error}", param="model")
+        if not entry.versions:
+            raise Conflict(f"model {model!r} has no versions", param="model")
+        v = version if version is not None else max(entry.versions)
+        if v not in entry.versions:
+            raise NotFound(f"model {model!r} has no version {v} (versions: {', '.join(map(str, entry.versions))})", param="version")
+        return entry.config, v, self.repository.version_dir(model, v)
+
+    def _check_register(self, p: Principal, target: str, source: str, source_config: ModelConfig) -> None:
+        """May ``p`` add a version to ``target``? Its own model, a public one for an admin, or a new name."""
+        governance = self.control.governance
+        exists, declared = self.control.declared_owner(target)
+        ref = ModelRef(target, owner=declared)
+        owner = governance.owner_of(ref)
+        param = "register_as" if target != source else "model"
+        if exists and not governance.can_see(p, ref):
+            raise NotFound(f"unknown model {target!r}", param=param)
+        if not exists:
+            if owner is None or owner == p.tenant_id or p.is_admin:
+                return
+            raise PermissionDenied(f"the model name {target!r} is owned by another tenant; choose another register_as", param=param)
+        config = self.repository.read(target).config
+        if target != source and config is not None and config.backend != source_config.backend:
+            raise Conflict(f"model {target!r} has backend {config.backend!r} and the optimized model {source_config.backend!r}; choose another register_as", param=param)
+        if owner == p.tenant_id:
+            return
+        if owner is None:
+            if p.is_admin:
+                return
+            raise PermissionDenied(
+                f"model {target!r} is public: only an admin adds versions to it; pass register_as with a new name "
+                "to keep the optimized model as your tenant's", param=param,
+            )  # fmt: skip
+        if p.is_admin:
+            raise Conflict(f"model {target!r} belongs to tenant {owner!r}; optimize it with a key of that tenant, or pass register_as", param=param)
+        raise PermissionDenied(f"model {target!r} is not owned by your tenant; pass register_as with a new name", param=param)
+
+    def _job_dir_of(self, p: Principal) -> Any:
+        """job id -> the directory of a training job whose data ``p`` may use (its tenant's, or any for an admin)."""
+
+        def find(job_id: str) -> Path | None:
+            row = self.store.row(str(job_id))
+            if row is None or (row.kind or "training") != "training" or not (p.is_admin or row.tenant_id == p.tenant_id):
+                return None
+            return Path(row.job_dir)
+
+        return find
+
+    def _training_source(self, model: str, version: int, vdir: Path, info: evalsets.TrainingInfo | None) -> TrainingSource:
+        if (vdir / "optimization.json").is_file():
+            raise InvalidInput(
+                f"version {version} of {model!r} was made by an optimization; prune and distill need the float network "
+                "of a trained version: optimize the version its training job registered", param="version",
+            )  # fmt: skip
+        if info is None:
+            raise InvalidInput(
+                f"prune and distill work on the torch network and version {version} of {model!r} is an ONNX file "
+                "without a training job of your tenant behind it; run them on a model trained here (aiaas jobs create)",
+                param="passes",
+            )  # fmt: skip
+        ckpts = JobDir(info.job_dir).list_checkpoints()
+        if not ckpts:
+            raise Conflict(f"training job {info.job_id} kept no checkpoint to optimize from", param="passes")
+        return TrainingSource(
+            job_id=info.job_id, recipe=info.recipe, hyperparameters=info.hyperparameters,
+            checkpoint=str(ckpts[-1][1]), training_file=str(info.training_file),
+        )  # fmt: skip
+
+    def _evaluation(
+        self, p: Principal, spec: OptimizationSpec, config: ModelConfig, vdir: Path, sig: evalsets.Signature,
+        info: evalsets.TrainingInfo | None,
+    ) -> Evaluation:  # fmt: skip
+        req = spec.evaluation
+        classes = _classes(config, info)
+        if req.file is not None:
+            ev = evalsets.from_file(self.files.resolve(p, req.file, "evaluation.file"), req, sig, classes)
+            ev.name = f"uploaded file {self.files.get(p, req.file)['filename']} ({req.file})"
+        else:
+            found = evalsets.from_heldout_npz(vdir, sig, req)
+            if found is None and info is not None and info.validation_file is not None:
+                found = evalsets.from_training_job(info, req)
+            if found is None and isinstance(config.card.extra.get("catalog"), dict):
+                found = evalsets.from_catalog(spec.model, req)
+            if found is None:
+                raise InvalidInput(
+                    f"model {spec.model!r} has no held-out set of its own: upload evaluation rows "
+                    "(aiaas files upload eval.npz) and pass evaluation.file", param="evaluation.file",
+                )  # fmt: skip
+            ev = found
+        calibration = None
+        if req.calibration_file is not None:
+            cal_req = req.model_copy(update={"metric": ev.metric})
+            calibration = evalsets.from_file(self.files.resolve(p, req.calibration_file, "evaluation.calibration_file"), cal_req, sig, classes)
+        return evalsets.finish(ev, sig, req, calibration)
+
+    # -- read, cancel -------------------------------------------------------------------------------------
+    def get(self, p: Principal, job_id: str) -> dict[str, Any]:
+        row = self.jobs._visible(p, job_id, KIND)
+        recent = self.store.last_events(job_id, RECENT_EVENTS, types=["message"])
+        return optimization_info(row, full=True, events=recent)
+
+    def list(self, p: Principal, status: str | None = None, limit: int = 20, after: str | None = None) -> dict[str, Any]:
+        require_manage(p, "listing optimizations")
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+        states = _choices(status, STATES, "status")
+        cursor = self.jobs._visible(p, after, KIND) if after else None
+        rows = self.store.page(None if p.is_admin else p.tenant_id, states, limit + 1, cursor, kind=KIND)
+        return {"object": "list", "data": [optimization_info(r, full=False) for r in rows[:limit]], "has_more": len(rows) > limit}
+
+    def cancel(self, p: Principal, job_id: str) -> dict[str, Any]:
+        self.jobs.cancel_job(p, job_id, KIND)
+        return self.get(p, job_id)
+
+    def events(
+        self, p: Principal, job_id: str, after: int = 0, limit: int = 100, level: str | None = None, type: str | None = None
+    ) -> dict[str, Any]:
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_EVENTS_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_EVENTS_PAGE}", param="limit")
+        return self.jobs.events(p, job_id, after, limit, level, type, kind=KIND)
+
+    def logs(self, p: Principal, job_id: str, tail: int) -> str:
+        return self.jobs.logs(p, job_id, None, tail, kind=KIND)
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+def _onnx_of(model: str, config: ModelConfig, version: int, vdir: Path) -> tuple[Path, list[str]]:
+    """The ONNX file of a version (the file the backend runs) and the version's other files."""
+    if config.backend not in ("onnx", "python"):
+        raise Conflict(
+            f"model {model!r} has backend {config.backend!r}: only ONNX models (backend onnx, or a python model "
+            "running an ONNX file) can be optimized", param="model",
+        )  # fmt: skip
+    files = sorted(p for p in vdir.iterdir() if not p.name.startswith("."))
+    onnx = [f for f in files if f.suffix == ".onnx" and f.is_file()]
+    if not onnx:
+        raise Conflict(f"version {version} of {model!r} holds no ONNX file to optimize", param="model")
+    chosen = onnx[0] if len(onnx) == 1 else next((f for f in onnx if f.name == "model.onnx"), None)
+    if chosen is None:
+        raise Conflict(f"version {version} of {model!r} holds several ONNX files and none is model.onnx", param="model")
+    dirs = [f.name for f in files if f.is_dir()]
+    if dirs:
+        raise Conflict(f"version {version} of {model!r} holds directories ({', '.join(dirs)}); an optimized version can only carry plain files", param="model")
+    skip = {chosen.name, "optimization.json", "training.json"}  # the new version's provenance is its own report
+    return chosen, [f.name for f in files if f.name not in skip]
+
+
+def _classes(config: ModelConfig, info: evalsets.TrainingInfo | None) -> list[Any] | None:
+    if info is not None and info.meta.get("classes"):
+        return list(info.meta["classes"])
+    for source in (config.parameters.get("classes"), config.card.extra.get("classes")):
+        if isinstance(source, list) and source:
+            return source
+    return None
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Hard link (free; version files are never rewritten in place), else copy."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def register_result(repository: ModelRepository, job: JobRecord) -> int | None:
+    """The scheduler's registrar for optimization jobs (runs in the server): an accepted candidate becomes the
+    next version of ``register_into``; None when nothing was accepted (the report stays with the job)."""
+    from aiaas.optimize.pipeline import card_report, register_artifact
+
+    jd = JobDir(Path(job.job_dir))
+    result = json.loads(jd.result.read_text())
+    spec = job.spec
+    assert isinstance(spec, OptimizationSpec) and spec.source is not None
+    if not result.get("accepted") or not result.get("artifact") or spec.compare_version is not None:
+        return None
+    src = spec.source
+    target = src.register_into
+    current = repository.read(target).config if repository.exists(target) else None
+    if current is not None and current.owner is not None and job.owner is not None and current.owner != job.owner:
+        raise PermissionDenied(f"model {target!r} belongs to another tenant")
+    report = result["report"]
+    chosen = next(c for c in report["candidates"] if c["name"] == result["chosen"])
+    base = None
+    if current is None and repository.exists(spec.model):
+        base = repository.read(spec.model).config
+        if base is not None:
+            card = base.card.model_copy(update={"extra": {k: v for k, v in base.card.extra.items() if k != "catalog"}})
+            base = base.model_copy(update={"card": card, "description": f"{base.description} (optimized from {spec.model} version {src.version})".strip()})
+    return register_artifact(
+        repository, target, result["artifact"]["kind"], jd.root / result["artifact"]["file"], chosen["measurement"],
+        card_report(report, result["chosen"]), companions={n: jd.root / p for n, p in src.companions.items()},
+        onnx_name=src.onnx_name, base_config=base, owner=job.owner,
+    )  # fmt: skip
+
+
+def optimization_info(row: TrainingJobRow, full: bool, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The API's view of an optimization job (server paths left out); ``full`` adds the report and events."""
+    spec = dict(row.spec or {})
+    source = spec.get("source") or {}
+    data = spec.get("data") or {}
+    result = row.result or {}
+    report = result.get("report")
+    info: dict[str, Any] = {
+        "id": row.id,
+        "object": "optimization",
+        "status": row.state,
+        "sub_status": row.sub_status,
+        "reason": row.reason,
+        "owner": row.tenant_id,
+        "created_at": row.created_at,
+        "transitions": row.transitions or {},
+        "mode": "compare" if spec.get("compare_version") else "optimize",
+        "model": row.model,
+        "version": source.get("version", spec.get("version")),
+        "compare_version": spec.get("compare_version"),
+        "register_into": source.get("register_into"),
+        "passes": spec.get("passes"),
+        "evaluation": {**(spec.get("evaluation") or {}), **{k: data[k] for k in ("metric", "output", "name", "rows") if k in data}},
+        "criterion": spec.get("criterion"),
+        "workload": spec.get("workload"),
+        "max_runtime_s": spec.get("max_runtime_s"),
+        "priority": row.priority,
+        "progress": row.progress or {},
+        "accepted": result.get("accepted"),
+        "decision": result.get("reason"),
+        "chosen": result.get("chosen"),
+        "model_version": row.model_version,
+    }
+    if full:
+        info["report"] = report
+        info["events"] = events or []
+    return info
+
