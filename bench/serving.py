@@ -373,6 +373,15 @@ def binary_body(m: BenchModel) -> tuple[bytes, dict[str, str]]:
     return head + raw, {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(head))}
 
 
+def get(port: int, path: str) -> tuple[int, bytes, dict[str, str]]:
+    req = urllib.request.Request(f"http://{HOST}:{port}{path}", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
 def post(port: int, path: str, data: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
     headers = {**headers, "Authorization": f"Bearer {ADMIN_KEY}"}
     req = urllib.request.Request(f"http://{HOST}:{port}{path}", data=data, method="POST", headers=headers)
@@ -479,10 +488,14 @@ def measure(load: Callable[..., dict[str, Any]], work: Path, server: Server, bod
     child), and everything else -- other processes on a shared machine, which make a point unreliable."""
     if warmup > 0:
         load(work, server.port, body, conc, warmup)
+    stats0 = _executions(server.port, body.path)
     cpu0, busy0, t0 = server.cpu(), _machine_busy(), time.perf_counter()
     kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = load(work, server.port, body, conc, seconds)
     kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    stats1 = _executions(server.port, body.path)
+    if stats0 and stats1 and stats1[1] > stats0[1]:  # rows per model call over the point (the naive app has none)
+        r["mean_batch"] = (stats1[0] - stats0[0]) / (stats1[1] - stats0[1])
     elapsed = time.perf_counter() - t0
     server_cpu = server.cpu() - cpu0
     loadgen_cpu = kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime
@@ -495,6 +508,16 @@ def measure(load: Callable[..., dict[str, Any]], work: Path, server: Server, bod
     r["samples_per_s"] = r["rps"]  # one row per request
     r["conc"] = conc
     return r
+
+
+def _executions(port: int, infer_path: str) -> tuple[int, int] | None:
+    """(inference_count, execution_count) of the model behind ``infer_path``, from the V2 statistics."""
+    try:
+        status, data, _ = get(port, infer_path.rsplit("/", 1)[0] + "/stats")
+        stats = orjson.loads(data)["model_stats"][0] if status == 200 else None
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+    return None if stats is None else (int(stats["inference_count"]), int(stats["execution_count"]))
 
 
 # -- report -------------------------------------------------------------------------------------------------
@@ -526,7 +549,7 @@ def report(m: BenchModel) -> list[str]:
     lines.append(f"aiaas config: instances {inst}, intra_op_threads {thr}, max_batch_size "
                  f"{raw['max_batch'][r['layout']]}, batching {r['batching']}")  # fmt: skip
     lines.append(f"{'':20}{'conc':>5}{'samples/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'us cpu/req':>11}"
-                 f"{'vs raw':>7}{'vs naive':>9}{'other load':>11}{'err':>5}")  # fmt: skip
+                 f"{'vs raw':>7}{'vs naive':>9}{'other load':>11}{'err':>5}{'batch':>7}")  # fmt: skip
     naive = {p["conc"]: p for p in r.get("naive", [])}
     rows = [("aiaas JSON", p) for p in r["aiaas"]] + [("aiaas binary", p) for p in r.get("binary", [])]
     rows += [("aiaas JSON gov=off", p) for p in r.get("gov_off", [])]
@@ -538,7 +561,7 @@ def report(m: BenchModel) -> list[str]:
         lines.append(
             f"{label:20}{p['conc']:>5}{p['samples_per_s']:>10,.0f}{p['p50_ms']:>8.2f}{p['p99_ms']:>8.2f}"
             f"{p['server_cpu_us_per_req']:>11,.0f}{p['samples_per_s'] / _limit(r, p):>7.3f}{vs_naive:>9}"
-            f"{p['other_cores']:>11.2f}{p['errors']:>5}"
+            f"{p['other_cores']:>11.2f}{p['errors']:>5}" + (f"{p['mean_batch']:>7.1f}" if "mean_batch" in p else "")
         )
     lines.append("targets:")
     for t in r["targets"]:

@@ -33,6 +33,7 @@ from aiaas.types.model_config import ModelConfig
 
 log = logging.getLogger("aiaas.batching")
 _SPLIT_MIN_S = 0.002  # idle instances split the waiting work only when it would take longer than this
+_AUTO_DELAY_FRACTION = 0.25  # default delay: up to this fraction of a batch's compute time
 
 
 class BatchObserver(Protocol):
@@ -118,8 +119,12 @@ class ModelExecutor:
         self.is_async = bool(instances and instances[0].is_async)
         self._queue: deque[_Item] = deque()  # guarded by _cond (the event loop appends, instance threads take)
         self._cond = threading.Condition()
-        self._in_system = 0  # requests queued or running
-        self._recent = 1.0  # moving average of requests per batch (plus those left waiting)
+        self._in_system = 0  # requests queued, running or being answered (event loop only)
+        self._recent = 1.0  # moving average of the crowd a batch could gather (see _gather)
+        self._running_rows = 0  # rows in the batches running now
+        self._batch_s = 0.0  # moving average of the compute seconds of one batch
+        # max_queue_delay_ms left at its default: it may grow to a fraction of the batch time (see _gather)
+        self.auto_delay = "max_queue_delay_ms" not in b.model_fields_set
         self._row_s = 0.0  # moving average of compute seconds per row (0 until the first batch ran)
         self._running = 0  # instance threads running a batch
         self._closing = False  # draining: new requests are refused
@@ -273,6 +278,7 @@ class ModelExecutor:
             if self.batching:
                 rows = self._gather(first, batch, rows)
             self._running += 1
+            self._running_rows += rows
             return batch
 
     def _gather(self, first: _Item, batch: list[_Item], rows: int) -> int:
@@ -288,9 +294,17 @@ class ModelExecutor:
             cap = min(cap, max(rows, -(-waiting // idle)))
         target = next((p for p in self.preferred if p > rows), cap) if self.preferred else cap
         target = min(target, cap)
-        # How many requests recent batches held: a lone client never waits, a crowd waits for its members.
-        expect = max(1, int(self._recent * 0.8))
-        give_up = time.monotonic() + self.delay_s
+        # The crowd: requests in the system that no other instance is running -- this one, those queued, and
+        # those whose answers are on their way back (their clients are about to send the next ones). A lone
+        # client never waits; a crowd waits for (most of) its members, so a big model runs full batches instead
+        # of settling into two half batches that alternate.
+        crowd = max(1, self._in_system - self._running_rows)
+        self._recent += 0.25 * (crowd - self._recent)
+        expect = min(max(1, int(self._recent * 0.8)), cap)
+        wait_s = self.delay_s
+        if self.auto_delay:  # the default delay grows with the model: waiting 5 ms to double a 50 ms batch pays
+            wait_s = max(wait_s, _AUTO_DELAY_FRACTION * self._batch_s)
+        give_up = time.monotonic() + wait_s
         while rows < target:
             for it in self._take_compatible(first.key, cap - rows):
                 batch.append(it)
@@ -299,7 +313,6 @@ class ModelExecutor:
             if rows >= target or len(batch) >= expect or remaining <= 0 or self._stopping:
                 break
             self._cond.wait(remaining)
-        self._recent += 0.25 * (len(batch) + len(self._queue) - self._recent)
         return rows
 
     def _take_compatible(self, key: tuple[Any, ...], room: int) -> list[_Item]:
@@ -350,6 +363,7 @@ class ModelExecutor:
             finally:
                 with self._cond:
                     self._running -= 1
+                    self._running_rows -= sum(it.rows for it in batch)
             with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody is waiting any more
                 self._loop.call_soon_threadsafe(self._deliver, out, batches, len(self._queue))
 
@@ -372,6 +386,7 @@ class ModelExecutor:
             outputs, error = {}, e
         compute = time.monotonic() - t0
         self._row_s += 0.25 * (compute / max(1, rows) - self._row_s)
+        self._batch_s += 0.25 * (compute - self._batch_s)
         if error is not None:
             if len(items) > 1:  # find the culprit: rerun one by one, each gets its own answer
                 for it in items:
