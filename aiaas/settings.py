@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # --- training ----------------------------------------------------------------------------------
     max_upload_bytes: int = 1024 * 1024 * 1024  # POST /v1/files: larger uploads are refused with 413 (streamed to disk)
     training_cores: int = 0  # cores training jobs may use together (workers x threads); 0 = os.cpu_count()
+    # optimizations: a candidate must be at least this fast as its baseline at the serving batch (p50) to be accepted,
+    # unless the request sets criterion.min_speedup (0 = any speed). int8 on a CPU without fast int8 kernels can be
+    # several times slower; 0.8 leaves room for timing noise around passes that do not change speed.
+    optimize_min_speedup: float = Field(default=0.8, ge=0)
 
     @cached_property
     def models_dir(self) -> Path:

@@ -242,7 +242,7 @@ def optimize_cmd(
     model: Annotated[str, typer.Argument(help="the model to optimize")],
     passes: Annotated[list[str], typer.Option("--passes", help="a candidate's passes, e.g. graph,quantize-dynamic or prune:amount=0.5; repeat for more candidates")],
     max_loss: Annotated[str, typer.Option("--max-loss", help="largest relative metric loss accepted, e.g. 1% or 0.01")] = "1%",
-    min_speedup: Annotated[float | None, typer.Option("--min-speedup", help="and at least this speedup at the serving batch")] = None,
+    min_speedup: Annotated[float | None, typer.Option("--min-speedup", help="and at least this speedup at the serving batch (default: the server's AIAAS_OPTIMIZE_MIN_SPEEDUP, 0.8; 0: any speed)")] = None,
     version: Annotated[int | None, typer.Option(help="the version to optimize (default: the latest)")] = None,
     register_as: Annotated[str | None, typer.Option("--register-as", help="register an accepted candidate as this model instead")] = None,
     eval_file: EvalFile = None, metric: Metric = None, target_column: TargetCol = None, rows: Rows = None,

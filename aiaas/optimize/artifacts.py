@@ -212,7 +212,7 @@ class Workload:
 @dataclass
 class Criterion:
     max_relative_loss: float = 0.01  # the metric may get this much worse, relative to the baseline
-    min_speedup: float | None = None  # at the serving batch size (p50), baseline / candidate; None: >= 0.8 (gate.py)
+    min_speedup: float | None = None  # at the serving batch size (p50), baseline / candidate; None: not checked
 
 
 def file_sha256(path: Path) -> str:

@@ -39,12 +39,6 @@ def _pct(x: float) -> str:
     return f"{s}%"
 
 
-# Without an explicit criterion.min_speedup, a candidate clearly slower than its baseline at the serving batch is
-# refused (int8 on a CPU without fast int8 kernels can be several times slower). 0.8 leaves room for timing noise:
-# a pass that does not change speed (pruning to dense zeros, a graph pass with nothing to fuse) still passes.
-DEFAULT_MIN_SPEEDUP = 0.8
-
-
 def relative_loss(baseline: float, candidate: float, higher_is_better: bool) -> float:
     worse = baseline - candidate if higher_is_better else candidate - baseline
     if baseline == 0:
@@ -80,19 +74,11 @@ def gate(
     allowed = _pct(criterion.max_relative_loss)
     if not loss <= criterion.max_relative_loss:
         return Decision(False, f"rejected: {metric_text} > {allowed} allowed", loss, delta, speedup)
-    if criterion.min_speedup is None and speedup is not None and speedup < DEFAULT_MIN_SPEEDUP:
-        return Decision(
-            False,
-            f"rejected: slower than the baseline, {speed_text} ({metric_text}); an optimization that makes the "
-            f"model slower is refused unless criterion.min_speedup says otherwise (e.g. 0 to accept any speed)",
-            loss,
-            delta,
-            speedup,
-        )
     if criterion.min_speedup is not None and (speedup is None or speedup < criterion.min_speedup):
         return Decision(
             False,
-            f"rejected: {speed_text}, below the {criterion.min_speedup:g}x required ({metric_text})",
+            f"rejected: {speed_text}, below the {criterion.min_speedup:g}x required ({metric_text}); "
+            "criterion.min_speedup sets the floor (0: any speed)",
             loss,
             delta,
             speedup,

@@ -46,7 +46,7 @@ class EvaluationRequest(_Strict):
 
 class CriterionRequest(_Strict):
     max_relative_loss: float = Field(0.01, ge=0, le=1)  # the metric may get this much worse (0.01 = 1%)
-    # and must be this much faster at the serving batch; unset: not clearly slower (>= 0.8x); 0: any speed
+    # and must be this much faster at the serving batch; unset: the server's AIAAS_OPTIMIZE_MIN_SPEEDUP; 0: any speed
     min_speedup: float | None = Field(None, ge=0)
 
 

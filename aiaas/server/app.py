@@ -112,7 +112,7 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
             DbJobStore(store), files, control, models, settings.home / "jobs", settings.training_cores or None,
             torch_extensions_dir=settings.torch_extensions_dir,
         )  # fmt: skip
-        optimizations = OptimizationsService(jobs)
+        optimizations = OptimizationsService(jobs, default_min_speedup=settings.optimize_min_speedup)
     return Services(settings, metrics, governance, models, dataplane, control, store, admin, files, jobs, optimizations)
 
 

@@ -54,8 +54,9 @@ RECENT_EVENTS = 20  # message events shown inline by GET /v1/optimizations/{id}
 
 
 class OptimizationsService:
-    def __init__(self, jobs: JobsService) -> None:
+    def __init__(self, jobs: JobsService, default_min_speedup: float | None = None) -> None:
         self.jobs = jobs
+        self.default_min_speedup = default_min_speedup  # criterion.min_speedup when a request leaves it unset
         self.store = jobs.store
         self.files = jobs.files
         self.control = jobs.control
@@ -66,6 +67,9 @@ class OptimizationsService:
     def create(self, p: Principal, body: Any) -> dict[str, Any]:
         require_manage(p, "creating optimizations")
         spec = parse_request(body)
+        if spec.criterion.min_speedup is None and self.default_min_speedup:
+            criterion = spec.criterion.model_copy(update={"min_speedup": self.default_min_speedup})
+            spec = spec.model_copy(update={"criterion": criterion})
         torch_passes = needs_torch(spec)
         comparing = spec.compare_version is not None
         plans = [] if comparing else [

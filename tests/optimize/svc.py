@@ -72,6 +72,7 @@ def wait(client: Any, key: Key | dict[str, str], job_id: str, until: Callable[[d
 @contextlib.contextmanager
 def world(tmp_path: Path, backend: str = "sqlite", **settings: Any) -> Iterator[World]:
     settings.setdefault("training_cores", 2)
+    settings.setdefault("optimize_min_speedup", 0)  # tiny models, noisy timings: the tests check the machinery
     home = tmp_path / f"home-{backend}"
     with database(backend, home) as url, make_world(home, tmp_path / "src", url, **settings) as w:
         yield w

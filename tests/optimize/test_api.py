@@ -140,3 +140,20 @@ def test_a_models_own_held_out_rows(w: World, monkeypatch: pytest.MonkeyPatch) -
     assert r.status_code == 201, r.text
     assert r.json()["evaluation"]["name"] == "stand-in test split" and r.json()["evaluation"]["output"] == "y"
     assert wait(w.client, ROOT, r.json()["id"])["status"] == "succeeded"
+
+
+def test_the_servers_speed_floor_applies_unless_the_request_sets_one(tmp_path: Path) -> None:
+    """AIAAS_OPTIMIZE_MIN_SPEEDUP is the criterion's speed floor when a request leaves it unset (1000x here, so
+    the graph pass is refused for its speed, with the reason); a request's own min_speedup wins."""
+    with world(tmp_path, optimize_min_speedup=1000) as w:
+        acme = w.key("acme", "developer")
+        x, y = mlp_rows(64)
+        (w.home / "models" / "secret" / "1" / "heldout.npz").write_bytes(npz_bytes(**{"input:x": x, "target": y}))
+        r = w.client.post("/v1/optimizations", json={"model": "secret", "passes": ["graph"], "workload": FAST}, headers=acme.headers)
+        assert r.status_code == 201, r.text
+        job = wait(w.client, acme, r.json()["id"])
+        assert job["status"] == "succeeded" and job["model_version"] is None
+        assert "below the 1000x required" in job["decision"], job["decision"]
+        body = {"model": "secret", "passes": ["graph"], "workload": FAST, "criterion": {"min_speedup": 0}}
+        job = wait(w.client, acme, w.client.post("/v1/optimizations", json=body, headers=acme.headers).json()["id"])
+        assert job["status"] == "succeeded" and job["model_version"] == 2, job["decision"]

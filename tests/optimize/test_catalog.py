@@ -32,7 +32,7 @@ def test_fashion_cnn_is_optimized_on_its_test_images_and_served(tmp_path: Path) 
     repo = ModelRepository(home / "models")
     repo.ensure()
     assert build(spec, repo, quick=True, progress=lambda f, m: None).state == "built"
-    settings = Settings(home=home, admin_key=KEY, catalog="none", training_cores=2)
+    settings = Settings(home=home, admin_key=KEY, catalog="none", training_cores=2, optimize_min_speedup=0)
     with TestClient(create_app(settings)) as client:
         body = {"model": "fashion-cnn", "passes": ["graph", "quantize-dynamic"], "evaluation": {"rows": 2000},
                 "workload": {**FAST, "batch_sizes": [1, 32]}}  # fmt: skip

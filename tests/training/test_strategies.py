@@ -65,6 +65,11 @@ def _rank(p) -> str | None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow
+def _extensions_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    return cache.mkdir("torch_extensions") if cache is not None else tmp_path / "torch_extensions"
+
+
 @pytest.mark.parametrize(
     ("strategy", "package", "extra"),
     [("horovod", "horovod.torch", {}), ("zero", "deepspeed", {"zero_stage": 2})],
@@ -79,7 +84,7 @@ def test_two_workers_restart_resume_and_register(
     repo.ensure()
     # DeepSpeed compiles its CPU op once (~1 min); pytest's cache keeps it between runs
     s = Scheduler(InMemoryJobStore(), tmp_path / "jobs", cores=2, repository=repo,
-                  torch_extensions_dir=request.config.cache.mkdir("torch_extensions"))  # fmt: skip
+                  torch_extensions_dir=_extensions_dir(request, tmp_path))  # fmt: skip
     train, val = blobs_csv(tmp_path / "train.csv", 400, seed=0), blobs_csv(tmp_path / "val.csv", 200, seed=1)
     job = s.submit(tabular_request(
         train, val, strategy=strategy, resources={"workers": 2, "threads_per_worker": 1}, max_restarts=1,
