@@ -62,6 +62,48 @@ def bare_torchrun(root: Path, request: dict) -> float:
     return time.perf_counter() - t0
 
 
+def _solo_steps(args: tuple[int, int, int, float]) -> float:
+    """One process, one thread: ``steps`` training steps of the image recipe's net on random images, without any
+    communication; returns samples/s. Run alone and as two processes at once, it measures what two cores give
+    to two independent workers -- the ceiling DDP's scaling is judged against (2.0 only on two real cores)."""
+    steps, batch, classes, start_at = args
+    import torch
+
+    from aiaas.training.recipes import get_recipe
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    recipe = get_recipe("image", {"channels": [32, 64], "hidden": 64, "batch_size": batch})
+    net = recipe.build_model({"channels_in": 1, "image_shape": [28, 28], "classes": list(range(classes)), "dtype": "uint8"})
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    x, y = torch.rand(batch, 1, 28, 28), torch.randint(0, classes, (batch,))  # as the recipe feeds it (NCHW float)
+    for _ in range(3):  # warm-up
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    while time.time() < start_at:  # both processes start timing together
+        time.sleep(0.001)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def hardware_ceiling(steps: int, batch: int) -> tuple[float, float]:
+    """(samples/s of one process alone, of two independent processes together)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        pool.map(_solo_steps, [(1, batch, 10, 0.0)] * 2)  # imports done in both
+        alone = pool.apply(_solo_steps, ((steps, batch, 10, 0.0),))
+        start = time.time() + 0.5
+        together = sum(pool.map(_solo_steps, [(steps, batch, 10, start)] * 2))
+    return alone, together
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=3072)
@@ -90,7 +132,11 @@ def main() -> None:
                 print(f"workers={w} run {r}: {res['train_samples_per_s']:.0f} samples/s (job wall {wall:.1f}s, "
                       f"train accuracy {res['metrics']['train_accuracy']:.3f})", flush=True)  # fmt: skip
         one, two = max(rates[1]), max(rates[2])
+        alone, together = hardware_ceiling(args.steps, args.batch)
         print(f"\nscaling: 1 worker {one:.0f} samples/s, 2 workers {two:.0f} samples/s -> {two / one:.2f}x (target >= 1.8x)")
+        print(f"hardware ceiling: the same net's steps in 1 process {alone:.0f} samples/s, in 2 independent processes "
+              f"{together:.0f} samples/s -> {together / alone:.2f}x (what 2 cores give 2 workers with no communication)")
+        print(f"DDP efficiency: {two / one:.2f}x of {together / alone:.2f}x = {(two / one) / (together / alone):.0%}")
 
         walls, bares = [], []
         for r in range(args.repeats):
