@@ -473,19 +473,26 @@ def _choices(value: str | None, allowed: tuple[str, ...], param: str) -> list[st
     return items
 
 
-def job_info(row: TrainingJobRow) -> dict[str, Any]:
-    """The API's view of a job (shaped after OpenAI fine-tuning jobs); server paths are left out."""
-    spec = dict(row.spec or {})
-    result = row.result or {}
+def lifecycle_info(row: TrainingJobRow, kind: str) -> dict[str, Any]:
+    """What every job shows, whatever its kind: id, state machine, owner, times."""
     return {
         "id": row.id,
-        "object": "training.job",
+        "object": kind,
         "status": row.state,
         "sub_status": row.sub_status,
         "reason": row.reason,
         "owner": row.tenant_id,
         "created_at": row.created_at,
         "transitions": row.transitions or {},
+    }
+
+
+def job_info(row: TrainingJobRow) -> dict[str, Any]:
+    """The API's view of a job (shaped after OpenAI fine-tuning jobs); server paths are left out."""
+    spec = dict(row.spec or {})
+    result = row.result or {}
+    return {
+        **lifecycle_info(row, "training.job"),
         "model": row.model,
         "model_version": row.model_version,
         "recipe": row.recipe,

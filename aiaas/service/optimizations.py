@@ -43,7 +43,7 @@ from aiaas.registry import ModelRepository
 from aiaas.service import evalsets
 from aiaas.service.files import require_manage
 from aiaas.service.governance import ModelRef, Principal
-from aiaas.service.jobs import MAX_EVENTS_PAGE, MAX_PAGE, JobsService, _choices
+from aiaas.service.jobs import MAX_EVENTS_PAGE, MAX_PAGE, JobsService, _choices, lifecycle_info
 from aiaas.store.jobs import TrainingJobRow
 from aiaas.training.jobdir import JobDir, write_json_atomic
 from aiaas.training.store import STATES, JobRecord
@@ -346,14 +346,7 @@ def optimization_info(row: TrainingJobRow, full: bool, events: list[dict[str, An
     result = row.result or {}
     report = result.get("report")
     info: dict[str, Any] = {
-        "id": row.id,
-        "object": "optimization",
-        "status": row.state,
-        "sub_status": row.sub_status,
-        "reason": row.reason,
-        "owner": row.tenant_id,
-        "created_at": row.created_at,
-        "transitions": row.transitions or {},
+        **lifecycle_info(row, "optimization"),
         "mode": "compare" if spec.get("compare_version") else "optimize",
         "model": row.model,
         "version": source.get("version", spec.get("version")),
