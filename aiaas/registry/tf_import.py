@@ -94,7 +94,7 @@ def convert_to_onnx(src: Path, workdir: Path) -> Path:
     missing = missing_packages(keras_file)
     if missing:
         raise InvalidInput(
-            f"importing a TensorFlow model needs {' and '.join(missing)}, which "
+            f"importing a TensorFlow model needs {_names(missing)}, which "
             f"{'is' if len(missing) == 1 else 'are'} not installed here: {TF_INSTALL}"
         )
     saved = src
@@ -127,3 +127,7 @@ def import_tensorflow(
         onnx_file = convert_to_onnx(src, Path(tmp))
         overrides = {"description": f"imported from {src.name} (TensorFlow, tf2onnx opset {OPSET})", **(overrides or {})}
         return import_onnx(repo, onnx_file, name, version, max_batch_size, overrides)
+
+
+def _names(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"

@@ -118,13 +118,13 @@ def test_missing_tensorflow_is_refused_with_the_install_command(
     tmp_path: Path, home: Path, dead_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = tf_import.find_spec
-    monkeypatch.setattr(tf_import, "find_spec", lambda n: None if n in ("tensorflow", "tf2onnx") else real(n))
+    monkeypatch.setattr(tf_import, "find_spec", lambda n: None if n in ("tensorflow", "tf2onnx", "keras") else real(n))
     model = tmp_path / "m.keras"
     model.write_bytes(b"never read")
     code, out = cli("models", "import", model, "--name", "k", "--home", home, "--url", dead_url)
     assert code == 1
     flat = " ".join(out.split())
-    assert "needs tensorflow and tf2onnx, which are not installed here" in flat
+    assert "needs tensorflow, tf2onnx and keras, which are not installed here" in flat
     assert ".venv/bin/pip install -e '.[tf]'" in flat and "make install-tf" in flat
     assert not (home / "models" / "k").exists()
 
