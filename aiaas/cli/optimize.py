@@ -15,6 +15,7 @@ nothing (the table says why), 1 when the job failed or was cancelled.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Annotated, Any
 
@@ -26,7 +27,8 @@ from rich.table import Table
 
 from aiaas.cli.jobs import HomeOpt, KeyOpt, UrlOpt, _fail, _file_id, _Server, _when
 
-console = Console()
+# Piped output (no terminal to measure) gets a width that fits the comparison table instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 optimizations_app = typer.Typer(help="Optimization jobs: list, show, cancel, watch.", no_args_is_help=True)
 TERMINAL = ("succeeded", "failed", "cancelled")
 REJECTED_EXIT = 2
