@@ -154,7 +154,7 @@ def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
 
 async def _call(handler: Any, request: Request, exc: Exception) -> Response:
     result = handler(request, exc)
-    return await result if inspect.isawaitable(result) else result  # type: ignore[no-any-return]
+    return await result if inspect.isawaitable(result) else result
 
 
 _PROTOCOL_PARAMS = frozenset({"binary_data_output", "binary_data_size", "headers", "timeout"})

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from aiaas.settings import Settings
@@ -18,7 +18,7 @@ console = Console()
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="aiaas home; env AIAAS_HOME")]
 
 
-def _repo(home: Path | None):  # type: ignore[no-untyped-def]
+def _repo(home: Path | None) -> Any:
     from aiaas.registry import ModelRepository
 
     settings = Settings(home=home) if home else Settings()
@@ -83,7 +83,7 @@ def catalog_build(
                 bar.update(task, completed=1.0, description=f"[green]up to date[/green] ({st.detail})")
                 continue
 
-            def progress(frac: float, msg: str, task: int = task) -> None:
+            def progress(frac: float, msg: str, task: TaskID = task) -> None:
                 bar.update(task, completed=max(0.0, min(1.0, frac)), description=msg)
 
             st = build(spec, repo, quick, progress)

@@ -507,7 +507,7 @@ def ocr_samples(n: int, seed: int) -> list[tuple[str, bytes]]:
         left, top, right, bottom = font.getbbox(text)
         pad = int(rng.integers(8, 40))
         bg, ink = int(rng.integers(215, 256)), int(rng.integers(0, 60))
-        img = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), bg)
+        img = Image.new("L", (int(right - left + 2 * pad), int(bottom - top + 2 * pad)), bg)
         ImageDraw.Draw(img).text((pad - left, pad - top), text, font=font, fill=ink)
         buf = io.BytesIO()
         img.save(buf, format="PNG")
@@ -654,7 +654,7 @@ def build_face_detector(ctx: BuildContext) -> BuildResult:
     from aiaas.catalog.runtime.vision_faces import CASCADE, detect
 
     ctx.progress(0.05, "copying the Haar cascade from opencv-python-headless")
-    src = Path(cv2.data.haarcascades) / CASCADE
+    src = Path(cv2.data.haarcascades) / CASCADE  # type: ignore[attr-defined]
     cascade_path = ctx.workdir / CASCADE
     shutil.copy2(src, cascade_path)
     cascade = cv2.CascadeClassifier(str(cascade_path))

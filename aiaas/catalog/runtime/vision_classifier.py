@@ -96,4 +96,4 @@ class FashionClassifier(Model):
         }
 
     def unload(self) -> None:
-        self.session = None  # type: ignore[assignment]
+        self.session = None

@@ -63,4 +63,4 @@ class FaceDetector(Model):
         return {"faces": bytes_tensor(faces), "count": np.asarray(counts, dtype=np.int32)}
 
     def unload(self) -> None:
-        self.cascade = None
+        self.cascade = None  # type: ignore[assignment]

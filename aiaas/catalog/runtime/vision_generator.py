@@ -101,4 +101,4 @@ class FashionGenerator(Model):
         return {"image": bytes_tensor(images), "image_b64": bytes_tensor([base64.b64encode(b) for b in images])}
 
     def unload(self) -> None:
-        self.session = None  # type: ignore[assignment]
+        self.session = None

@@ -1,3 +1,5 @@
+from typing import TYPE_CHECKING, Any
+
 from aiaas.service.governance.base import (
     AdminKeyGovernance,
     Admission,
@@ -7,6 +9,11 @@ from aiaas.service.governance.base import (
     Principal,
     parse_bearer,
 )
+
+if TYPE_CHECKING:  # loaded lazily below; these imports only tell the type checker what they are
+    from aiaas.service.governance.admin import GovernanceAdmin
+    from aiaas.service.governance.service import DbGovernance, model_not_found
+    from aiaas.service.governance.setup import open_governance
 
 __all__ = [
     "AdminKeyGovernance",
@@ -23,7 +30,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> Any:
     """The database-backed pieces import SQLAlchemy; load them only when asked for."""
     if name in ("DbGovernance", "model_not_found"):
         from aiaas.service.governance import service

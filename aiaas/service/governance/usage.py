@@ -13,9 +13,9 @@ import logging
 import threading
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, case, func, insert, select
+from sqlalchemy import ColumnElement, Table, case, func, insert, select
 
 from aiaas.store.db import Store
 from aiaas.store.models import UsageRecord, utcnow
@@ -99,7 +99,7 @@ class UsageWriter:
         # in a thread that competes with the event loop for the GIL.
         names = _ROW_FIELDS
         with self._store.session() as session:
-            session.execute(insert(UsageRecord.__table__), [{n: getattr(r, n) for n in names} for r in rows])
+            session.execute(insert(cast("Table", UsageRecord.__table__)), [{n: getattr(r, n) for n in names} for r in rows])
 
     async def close(self) -> None:
         if self._task is not None:
