@@ -3,23 +3,20 @@ on the real PostgreSQL, data files, and a guard that no test leaves a training p
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import pytest
 from fastapi.testclient import TestClient
 from governance.conftest import PG_OK
+from jobkit import kill_stray_processes, poll_job
 from security.kit import ROOT, Key, World, database, make_world
 
 __all__ = ["ROOT", "Key", "World"]
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_OK, reason="no PostgreSQL"))]
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def blobs_csv(n: int, seed: int = 0, bad_line: int | None = None) -> bytes:
@@ -56,18 +53,7 @@ def tabular_job(file_id: str, model: str = "clf", **kw: Any) -> dict[str, Any]:
 def wait_job(client: TestClient, key: Key | dict[str, str], job_id: str, until: Callable[[dict[str, Any]], bool] | None = None,
              timeout: float = 180.0) -> dict[str, Any]:  # fmt: skip
     """Poll the job through the API until ``until(job)`` (default: a terminal state)."""
-    headers = key if isinstance(key, dict) else key.headers
-    until = until or (lambda j: j["status"] in TERMINAL)
-    deadline = time.monotonic() + timeout
-    while True:
-        r = client.get(f"/v1/training/jobs/{job_id}", headers=headers)
-        assert r.status_code == 200, r.text
-        job = r.json()
-        if until(job):
-            return job
-        assert job["status"] not in TERMINAL, f"job ended {job['status']}: {job['reason']}"
-        assert time.monotonic() < deadline, f"timed out waiting for job {job_id}: {job}"
-        time.sleep(0.2)
+    return poll_job(client, key if isinstance(key, dict) else key.headers, f"/v1/training/jobs/{job_id}", until, timeout)
 
 
 @pytest.fixture
@@ -88,15 +74,5 @@ def world_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
 def _no_stray_workers() -> Iterator[None]:
     """Every test must leave no training process of its own behind."""
     yield
-    me = psutil.Process(os.getpid())
-    left = [p for p in me.children(recursive=True) if "aiaas.training" in " ".join(_cmdline(p))]
-    for p in left:
-        p.kill()
-    assert not left, f"training processes left running: {[p.pid for p in left]}"
-
-
-def _cmdline(p: psutil.Process) -> list[str]:
-    try:
-        return p.cmdline()
-    except psutil.Error:
-        return []
+    left = kill_stray_processes("aiaas.training")
+    assert not left, f"training processes left running: {left}"

@@ -4,13 +4,12 @@ older database in place."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from governance.conftest import PG_URL
-from sqlalchemy import create_engine, inspect, text
+from jobkit import job_store
+from sqlalchemy import inspect, text
 
 from aiaas.errors import NotFound
 from aiaas.service.jobs import DbJobStore
@@ -23,19 +22,8 @@ from .conftest import BACKENDS
 
 @pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    with job_store(request.param, tmp_path, "jobs_test") as store:
         yield store
-        store.dispose()
-        return
-    schema = f"jobs_test_{uuid.uuid4().hex[:12]}"
-    store = Store(PG_URL, schema=schema)
-    yield store
-    store.dispose()
-    engine = create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
 
 
 def _job(job_id: str, created: float, **kw: object) -> JobRecord:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from jobkit import kill_stray_processes
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
@@ -165,20 +166,6 @@ def encoder_task() -> EncoderTask:
 @pytest.fixture(autouse=True)
 def _no_stray_optimizers():
     """No test may leave an optimization (or training) process of its own behind."""
-    import os
-
-    import psutil
-
     yield
-    me = psutil.Process(os.getpid())
-
-    def cmd(p: psutil.Process) -> str:
-        try:
-            return " ".join(p.cmdline())
-        except psutil.Error:
-            return ""
-
-    left = [p for p in me.children(recursive=True) if "aiaas.optimize.worker" in cmd(p) or "aiaas.training" in cmd(p)]
-    for p in left:
-        p.kill()
-    assert not left, f"processes left running: {[p.pid for p in left]}"
+    left = kill_stray_processes("aiaas.optimize.worker", "aiaas.training")
+    assert not left, f"processes left running: {left}"

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import io
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jobkit import poll_job
 from models import mlp_reference
 from security.kit import ROOT, Key, World, database, make_world
 
 __all__ = ["ROOT", "Key", "World"]
 
-TERMINAL = ("succeeded", "failed", "cancelled")
 # tiny measurements: the tests check the machinery, not the speed (bench/optimize.py measures that)
 FAST = {"batch_sizes": [1, 8], "threads": 1, "concurrency": 1, "iterations": 5, "max_seconds": 0.2,
         "throughput_seconds": 0.1, "warmup": 1}  # fmt: skip
@@ -55,18 +54,7 @@ def request(model: str, file_id: str, passes: Any = ("graph",), **kw: Any) -> di
 
 def wait(client: Any, key: Key | dict[str, str], job_id: str, until: Callable[[dict[str, Any]], Any] | None = None,
          timeout: float = 180.0) -> dict[str, Any]:  # fmt: skip
-    headers = key if isinstance(key, dict) else key.headers
-    until = until or (lambda j: j["status"] in TERMINAL)
-    deadline = time.monotonic() + timeout
-    while True:
-        r = client.get(f"/v1/optimizations/{job_id}", headers=headers)
-        assert r.status_code == 200, r.text
-        job = r.json()
-        if until(job):
-            return job  # type: ignore[no-any-return]
-        assert job["status"] not in TERMINAL, f"job ended {job['status']}: {job['reason']}"
-        assert time.monotonic() < deadline, f"timed out waiting for {job_id}: {job}"
-        time.sleep(0.2)
+    return poll_job(client, key if isinstance(key, dict) else key.headers, f"/v1/optimizations/{job_id}", until, timeout)
 
 
 @contextlib.contextmanager

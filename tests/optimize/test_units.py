@@ -7,15 +7,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from governance.conftest import PG_OK, PG_URL
-from sqlalchemy import create_engine, text
+from governance.conftest import PG_OK
+from jobkit import job_store
+from sqlalchemy import text
 
 from aiaas.errors import InvalidInput
 from aiaas.optimize.artifacts import TrainOptions, TrainSet
@@ -114,19 +114,8 @@ def test_breast_cancer_held_out_rows_are_the_builds_test_split() -> None:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_OK, reason="no PostgreSQL"))])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    with job_store(request.param, tmp_path, "opt_test") as store:
         yield store
-        store.dispose()
-        return
-    schema = f"opt_test_{uuid.uuid4().hex[:12]}"
-    store = Store(PG_URL, schema=schema)
-    yield store
-    store.dispose()
-    engine = create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
 
 
 def test_revision_0004_adds_job_kinds_and_keeps_training_rows(db: Store) -> None:

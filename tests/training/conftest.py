@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
+from jobkit import kill_stray_processes
 
 from aiaas.training.launcher import Scheduler
 from aiaas.training.store import InMemoryJobStore
@@ -64,15 +63,5 @@ def scheduler(store: InMemoryJobStore, tmp_path: Path) -> Iterator[Scheduler]:
 def _no_stray_workers() -> Iterator[None]:
     """Every test must leave no training process of its own behind."""
     yield
-    me = psutil.Process(os.getpid())
-    left = [p for p in me.children(recursive=True) if "aiaas.training" in " ".join(_cmdline(p))]
-    for p in left:
-        p.kill()
-    assert not left, f"training processes left running: {[p.pid for p in left]}"
-
-
-def _cmdline(p: psutil.Process) -> list[str]:
-    try:
-        return p.cmdline()
-    except psutil.Error:
-        return []
+    left = kill_stray_processes("aiaas.training")
+    assert not left, f"training processes left running: {left}"
