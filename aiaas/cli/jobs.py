@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -199,21 +200,33 @@ def jobs_list(
     limit: int = 50, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
 ) -> None:  # fmt: skip
     """Jobs of your tenant (all tenants for an admin), newest first."""
+
+    def cells(j: dict[str, Any]) -> list[str]:
+        p = j.get("progress") or {}
+        prog = f"{p['step']}/{p['total_steps']}" if "step" in p else ""
+        return [j["model"], str(j.get("model_version") or ""), j["recipe"], prog]
+
+    print_job_table(_Server(url, api_key, home), "/v1/training/jobs", "training jobs", status, limit,
+                    ("model", "version", "recipe", "progress"), cells)  # fmt: skip
+
+
+def print_job_table(
+    server: _Server, path: str, title: str, status: str | None, limit: int, columns: tuple[str, ...],
+    cells: Callable[[dict[str, Any]], list[str]], out: Console | None = None,
+) -> None:  # fmt: skip
+    """One page of jobs of any kind as a table: id, status (sub-status), the kind's own columns, owner, created."""
     params: dict[str, Any] = {"limit": limit}
     if status:
         params["status"] = status
-    page = _Server(url, api_key, home)("GET", "/v1/training/jobs", params=params)
-    table = Table(title="training jobs")
+    page = server("GET", path, params=params)
+    table = Table(title=title)
     table.add_column("id", no_wrap=True)
-    for col in ("status", "model", "version", "recipe", "progress", "owner", "created"):
+    for col in ("status", *columns, "owner", "created"):
         table.add_column(col, overflow="fold")
     for j in page["data"]:
-        p = j.get("progress") or {}
-        prog = f"{p['step']}/{p['total_steps']}" if "step" in p else ""
         status_text = j["status"] + (f" ({j['sub_status']})" if j.get("sub_status") else "")
-        table.add_row(j["id"], status_text, j["model"], str(j.get("model_version") or ""), j["recipe"], prog,
-                      str(j.get("owner") or ""), _when(j["created_at"]))  # fmt: skip
-    console.print(table)
+        table.add_row(j["id"], status_text, *cells(j), str(j.get("owner") or ""), _when(j["created_at"]))
+    (out or console).print(table)
 
 
 @jobs_app.command("show")

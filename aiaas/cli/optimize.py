@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aiaas.cli.jobs import HomeOpt, KeyOpt, UrlOpt, _fail, _file_id, _Server, _when
+from aiaas.cli.jobs import HomeOpt, KeyOpt, UrlOpt, _fail, _file_id, _Server, print_job_table
 
 # Piped output (no terminal to measure) gets a width that fits the comparison table instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -298,20 +298,13 @@ def list_cmd(
     limit: int = 50, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
 ) -> None:  # fmt: skip
     """Optimizations of your tenant (all tenants for an admin), newest first."""
-    params: dict[str, Any] = {"limit": limit}
-    if status:
-        params["status"] = status
-    page = _Server(url, api_key, home)("GET", "/v1/optimizations", params=params)
-    table = Table(title="optimizations")
-    table.add_column("id", no_wrap=True)
-    for col in ("status", "mode", "model", "version", "accepted", "new version", "owner", "created"):
-        table.add_column(col, overflow="fold")
-    for j in page["data"]:
-        status_text = j["status"] + (f" ({j['sub_status']})" if j.get("sub_status") else "")
+
+    def cells(j: dict[str, Any]) -> list[str]:
         accepted = "" if j.get("accepted") is None else ("yes" if j["accepted"] else "no")
-        table.add_row(j["id"], status_text, j["mode"], j["model"], str(j.get("version") or ""), accepted,
-                      str(j.get("model_version") or ""), str(j.get("owner") or ""), _when(j["created_at"]))  # fmt: skip
-    console.print(table)
+        return [j["mode"], j["model"], str(j.get("version") or ""), accepted, str(j.get("model_version") or "")]
+
+    print_job_table(_Server(url, api_key, home), "/v1/optimizations", "optimizations", status, limit,
+                    ("mode", "model", "version", "accepted", "new version"), cells, console)  # fmt: skip
 
 
 @optimizations_app.command("show")
