@@ -338,10 +338,11 @@ class ModelExecutor:
             batch = self._collect()
             if batch is None:
                 return
+            out: list[tuple[_Item, InferResult | BaseException]] = []  # each request's answer
+            batches: list[tuple[int, float]] = []  # (rows, seconds) of each successful model call
             try:
                 now = time.monotonic()
                 live: list[_Item] = []
-                out: list[tuple[_Item, InferResult | BaseException]] = []
                 for it in batch:
                     if it.future.done():  # the client went away (a racy read is fine: at worst one wasted row)
                         continue
@@ -352,7 +353,6 @@ class ModelExecutor:
                         )))  # fmt: skip
                         continue
                     live.append(it)
-                batches: list[tuple[int, float]] = []
                 if live:
                     try:
                         self._run(model, live, out, batches)
