@@ -8,39 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from catkit import AUTH, needs, serve_quick_builds
 from fastapi.testclient import TestClient
 
-from aiaas.catalog.builder import build
 from aiaas.catalog.registry import all_specs
 from aiaas.registry import ModelRepository
-from aiaas.server.app import create_app
-from aiaas.settings import Settings
 
-ADMIN_KEY = "test-admin-key"
-AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 NAMES = ["minilm-embedding", "vader-sentiment", "extractive-summarizer", "apertium-en-es", "apertium-es-en"]
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    specs = all_specs()
-    home = tmp_path_factory.mktemp("nlp") / "home"
-    repo = ModelRepository(home / "models")
-    repo.ensure()
-    for name in NAMES:
-        if specs[name].requires.missing():
-            continue  # its tests skip with the install command
-        st = build(specs[name], repo, quick=True, progress=lambda f, m: None)
-        assert st.state == "built", f"{name}: {st.detail}"
-    app = create_app(Settings(home=home, admin_key=ADMIN_KEY, catalog="none", governance="off"))
-    with TestClient(app) as c:
-        yield c
-
-
-def needs(name: str) -> None:
-    missing = all_specs()[name].requires.missing()
-    if missing:
-        pytest.skip(f"needs: {missing}")
+    yield from serve_quick_builds(tmp_path_factory, "nlp", NAMES)
 
 
 def infer(client: TestClient, name: str, body: dict) -> dict:

@@ -10,34 +10,18 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from catkit import AUTH, serve_quick_builds
 from fastapi.testclient import TestClient
 
-from aiaas.catalog.builder import build
 from aiaas.catalog.registry import all_specs
 from aiaas.catalog.runtime.speech_audio import read_wav, resample, write_wav
-from aiaas.registry import ModelRepository
-from aiaas.server.app import create_app
-from aiaas.settings import Settings
 
-ADMIN_KEY = "test-admin-key"
-AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 NAMES = ["pocketsphinx-asr", "piper-tts", "silero-vad"]
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    specs = all_specs()
-    home = tmp_path_factory.mktemp("speech") / "home"
-    repo = ModelRepository(home / "models")
-    repo.ensure()
-    for name in NAMES:
-        if specs[name].requires.missing():
-            continue  # its tests skip with the install command
-        st = build(specs[name], repo, quick=True, progress=lambda f, m: None)
-        assert st.state == "built", f"{name}: {st.detail}"
-    app = create_app(Settings(home=home, admin_key=ADMIN_KEY, catalog="none", governance="off"))
-    with TestClient(app) as c:
-        yield c
+    yield from serve_quick_builds(tmp_path_factory, "speech", NAMES)
 
 
 def needs(*names: str) -> None:
