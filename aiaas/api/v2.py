@@ -120,18 +120,18 @@ async def infer_asgi(scope: Scope, receive: Receive, send: Send, model: str, ver
     handler, else the ``Exception`` handler -- whose response is sent before the error is re-raised to the
     server, as Starlette's ServerErrorMiddleware does.
     """
-    request = Request(scope, receive, send)
     headers: dict[bytes, bytes] = {}
     for k, v in scope["headers"]:  # names are lower case (ASGI); the first of repeated headers wins, as in Starlette
         if k not in headers:
             headers[k] = v
     try:
-        svc = services(request)
+        svc = scope["app"].state.services  # what ``services(request)`` reads, without building a Request
         p = await svc.governance.authenticate(_header(headers, b"authorization"))
         body = await receive_body(receive, _header(headers, b"content-length"), _header(headers, b"content-encoding"),
                                   svc.settings.max_request_bytes)  # fmt: skip
         response = await _infer(svc, p, model, version, body, _header(headers, _HEADER_LEN_KEY))
     except Exception as exc:
+        request = Request(scope, receive, send)  # the handlers' argument; only errors need one
         handlers = request.app.exception_handlers
         handler = next((handlers[c] for c in type(exc).__mro__ if c is not Exception and c in handlers), None)
         if handler is not None:

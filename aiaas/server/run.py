@@ -9,6 +9,7 @@ import sys
 import uvicorn
 
 from aiaas.server.app import create_app
+from aiaas.server.protocol import protocol_class
 from aiaas.settings import Settings
 
 
@@ -19,15 +20,6 @@ def _loop() -> str:
         return "uvloop"
     except ImportError:
         return "asyncio"
-
-
-def _http() -> str:
-    try:
-        import httptools  # noqa: F401
-
-        return "httptools"
-    except ImportError:
-        return "h11"
 
 
 def serve(settings: Settings) -> int:
@@ -43,7 +35,7 @@ def serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         loop=_loop(),
-        http=_http(),
+        http=protocol_class(),  # httptools, each response in one write (server/protocol.py)
         lifespan="on",
         access_log=settings.access_log,
         log_level=settings.log_level.lower(),

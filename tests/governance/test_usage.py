@@ -4,7 +4,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select
 
 from aiaas.service.governance.admin import GovernanceAdmin
 from aiaas.service.governance.base import ModelRef, Outcome, Principal
@@ -52,6 +52,29 @@ async def test_close_writes_everything_left(store: Store) -> None:
     assert _count(store) == 0
     await writer.close()
     assert _count(store) == 1000 and writer.written == 1000
+
+
+async def test_written_rows_read_back_like_orm_rows(store: Store) -> None:
+    """The writer bypasses SQLAlchemy's parameter processing: every field, and created_at's stored form (text
+    on SQLite), must come back exactly as an ORM-written row's does, so time ranges and ordering mix safely."""
+    at = datetime(2026, 11, 28, 21, 0, 0)  # microsecond 0: the case a naive isoformat() would shorten
+    writer = UsageWriter(store, interval_s=3600)
+    writer.record(UsageRow("t", "k", "m", "2", "v2.infer", 429, 1.5, 3.0, 4.0, 0.25, 0.125, created_at=at))
+    await writer.close()
+    with store.session() as session:
+        session.add(UsageRecord(tenant_id="t", key_id="k", model="orm", version=None, endpoint="v2.infer",
+                                status=200, latency_ms=1.0, created_at=at))  # fmt: skip
+        session.commit()
+    with store.session() as session:
+        got = session.scalars(select(UsageRecord).order_by(UsageRecord.id)).all()
+        stored = session.execute(select(func.cast(UsageRecord.created_at, String))).scalars().all()
+        in_range = session.scalar(select(func.count()).select_from(UsageRecord).where(
+            UsageRecord.created_at >= at, UsageRecord.created_at < at + timedelta(seconds=1)))  # fmt: skip
+    w = got[0]
+    assert (w.tenant_id, w.key_id, w.model, w.version, w.endpoint, w.status) == ("t", "k", "m", "2", "v2.infer", 429)
+    assert (w.latency_ms, w.units_in, w.units_out, w.compute_s, w.cost) == (1.5, 3.0, 4.0, 0.25, 0.125)
+    assert w.created_at == got[1].created_at == at
+    assert stored[0] == stored[1] and in_range == 2
 
 
 async def test_failed_flush_keeps_the_rows(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
