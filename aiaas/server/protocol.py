@@ -58,6 +58,7 @@ def protocol_class() -> Any:
 
     class OneWriteCycle(cycle_cls):  # type: ignore[misc,valid-type]
         _held: Any = None  # the start message waiting for its body
+        transport: Any  # uvicorn's attribute (its type is not visible through the dynamic base class)
 
         async def send(self, message: Any) -> None:
             kind = message["type"]
@@ -67,7 +68,7 @@ def protocol_class() -> Any:
                     return
             elif kind == "http.response.body" and self._held is not None:
                 start, self._held = self._held, None
-                real: Any = self.transport
+                real = self.transport
                 self.transport = buf = _Collect(real)
                 try:
                     await super().send(start)
