@@ -35,6 +35,9 @@ Then the targets, each PASS or MISS:
 - ``p50 overhead``: aiaas p50 at concurrency 1 minus the raw batch-1 call p50, target <= 1 ms;
 - ``vs naive``: aiaas over the naive app at concurrency 64, target >= 2x ("well ahead").
 
+Last, the ``ceiling`` at concurrency 64: the CPU of one raw row against the load generator's CPU per request (it
+shares the cores raw had to itself), i.e. the ratio that a server costing nothing would reach.
+
 Two more rows: ``aiaas binary`` (binary tensor extension, conc 64) and ``aiaas JSON gov=off`` (conc 64 with
 ``AIAAS_GOVERNANCE=off``: what tenants, keys, limits and usage metering cost per request).
 
@@ -567,6 +570,13 @@ def report(m: BenchModel) -> list[str]:
     lines.append("targets:")
     for t in r["targets"]:
         lines.append(f"  {t['name']:48} {t['value']:>8} (target {t['target']:>6})  {verdict(t['ok'])}")
+    at64 = next((p for p in r["aiaas"] if p["conc"] == 64), None)
+    if at64 is not None and at64.get("loadgen_cores"):
+        # What the load generator alone leaves: the cores it uses are the cores raw had all to itself.
+        row_us = (os.cpu_count() or 1) * 1e6 / _limit(r, at64)
+        gen_us = at64["loadgen_cores"] / max(1e-9, at64["rps"]) * 1e6
+        lines.append(f"  ceiling at conc 64: a raw row costs {row_us:,.0f} us of CPU and the load generator {gen_us:.1f} us "
+                     f"per request -> a server that cost nothing would reach {row_us / (row_us + gen_us):.3f} of raw")  # fmt: skip
     return lines
 
 
