@@ -162,6 +162,7 @@ def jobs_create(
     threads_per_worker: Annotated[int, typer.Option(help="torch threads in each worker")] = 1,
     hp: Annotated[list[str] | None, typer.Option("--hp", help="hyperparameter key=value (repeatable)")] = None,
     strategy: Annotated[str, typer.Option(help="ddp (horovod, zero where installed)")] = "ddp",
+    zero_stage: Annotated[int | None, typer.Option("--zero-stage", help="ZeRO stage 1 or 2 (with --strategy zero)")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help="checkpoint every N steps")] = None,
     keep_last: Annotated[int | None, typer.Option(help="checkpoints to keep")] = None,
     max_restarts: Annotated[int | None, typer.Option(help="worker-group restarts on failure")] = None,
@@ -183,7 +184,8 @@ def jobs_create(
     checkpoint = {k: v for k, v in (("every_n_steps", checkpoint_every), ("keep_last", keep_last)) if v is not None}
     if checkpoint:
         body["checkpoint"] = checkpoint
-    for key, value in (("max_restarts", max_restarts), ("max_runtime_s", max_runtime), ("seed", seed), ("priority", priority)):
+    for key, value in (("max_restarts", max_restarts), ("max_runtime_s", max_runtime), ("seed", seed), ("priority", priority),
+                       ("zero_stage", zero_stage)):  # fmt: skip
         if value is not None:
             body[key] = value
     job = server("POST", "/v1/training/jobs", json=body)
