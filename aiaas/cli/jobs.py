@@ -254,6 +254,17 @@ def jobs_watch(
     _watch(_Server(url, api_key, home), job_id, interval)
 
 
+def poll_job(server: _Server, path: str, after: int, progress: Progress) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One look at a job (training or optimization, at ``path``): the job, and its message events after ``after``,
+    printed above the progress bar. Returns (job, events page); the caller goes on from ``page["last_seq"]``."""
+    job = server("GET", path)
+    page = server("GET", f"{path}/events", params={"after": after, "limit": 1000, "type": "message"})
+    for e in page["data"]:
+        color = {"error": "red", "warning": "yellow"}.get(e["level"], "dim")
+        progress.console.print(f"[{color}]{time.strftime('%H:%M:%S', time.localtime(e['ts']))} {e['message']}[/{color}]")
+    return job, page
+
+
 def _watch(server: _Server, job_id: str, interval: float) -> None:
     columns = (
         TextColumn("[bold]{task.fields[phase]:<12}"), BarColumn(), MofNCompleteColumn(),
@@ -263,11 +274,7 @@ def _watch(server: _Server, job_id: str, interval: float) -> None:
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(job_id, total=None, phase="", loss="-", rate="-", eta="-")
         while True:
-            job = server("GET", f"/v1/training/jobs/{job_id}")
-            page = server("GET", f"/v1/training/jobs/{job_id}/events", params={"after": after, "limit": 1000, "type": "message"})
-            for e in page["data"]:
-                color = {"error": "red", "warning": "yellow"}.get(e["level"], "dim")
-                progress.console.print(f"[{color}]{time.strftime('%H:%M:%S', time.localtime(e['ts']))} {e['message']}[/{color}]")
+            job, page = poll_job(server, f"/v1/training/jobs/{job_id}", after, progress)
             after = page["last_seq"]
             p = job.get("progress") or {}
             fields: dict[str, Any] = {"phase": job.get("sub_status") or job["status"]}

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aiaas.cli.jobs import HomeOpt, KeyOpt, UrlOpt, _fail, _file_id, _Server, print_job_table
+from aiaas.cli.jobs import HomeOpt, KeyOpt, UrlOpt, _fail, _file_id, _Server, poll_job, print_job_table
 
 # Piped output (no terminal to measure) gets a width that fits the comparison table instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -176,11 +176,7 @@ def watch(server: _Server, job_id: str, interval: float) -> dict[str, Any]:
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(job_id, total=100, phase="", detail="")
         while True:
-            job = server("GET", f"/v1/optimizations/{job_id}")
-            page = server("GET", f"/v1/optimizations/{job_id}/events", params={"after": after, "limit": 1000, "type": "message"})
-            for e in page["data"]:
-                color = {"error": "red", "warning": "yellow"}.get(e["level"], "dim")
-                progress.console.print(f"[{color}]{time.strftime('%H:%M:%S', time.localtime(e['ts']))} {e['message']}[/{color}]")
+            job, page = poll_job(server, f"/v1/optimizations/{job_id}", after, progress)
             after = page["last_seq"]
             p = job.get("progress") or {}
             fields: dict[str, Any] = {"phase": job.get("sub_status") or job["status"]}
