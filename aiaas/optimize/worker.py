@@ -16,8 +16,6 @@ scheduler has already counted against the training cores; see ``recipe_fine_tune
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import logging
 import math
 import os
@@ -25,7 +23,6 @@ import shutil
 import signal
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +44,7 @@ from aiaas.optimize.artifacts import (
 )
 from aiaas.optimize.jobspec import OptimizationSpec, TrainingSource, needs_torch
 from aiaas.training.events import EventWriter
-from aiaas.training.jobdir import JobDir, write_json_atomic
+from aiaas.training.jobdir import JobDir, die_with_parent, write_json_atomic
 from aiaas.training.launcher import DEADLINE_ENV
 
 if TYPE_CHECKING:
@@ -274,27 +271,11 @@ def run(spec_path: Path) -> None:
         events.emit(f"chose {result.chosen}", phase="measuring")
 
 
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _write_error(jd: JobDir, e: BaseException) -> None:
-    """Every error is fatal here (an optimization is not retried): the launcher fails the job with it."""
-    message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
-    with contextlib.suppress(Exception):
-        write_json_atomic(jd.errors / "rank0.json", {
-            "ts": time.time(), "rank": 0, "restart": 0, "fatal": True, "type": type(e).__name__,
-            "message": message, "traceback": "".join(traceback.format_exception(e))[-4000:],
-        })  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="aiaas.optimize.worker")
     ap.add_argument("--spec", required=True, type=Path)
     args = ap.parse_args(argv)
-    _die_with_parent()
+    die_with_parent()
     spec_path = args.spec.resolve()
     jd = JobDir(spec_path.parent)
     (jd.errors / "rank0.json").unlink(missing_ok=True)
@@ -306,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         raise
     except BaseException as e:
         log.exception("optimization failed")
-        _write_error(jd, e)
+        # every error is fatal here (an optimization is not retried): the launcher fails the job with it
+        jd.write_error(0, 0, e, fatal=True, message=getattr(e, "message", None) or f"{type(e).__name__}: {e}")
         return 1
     return 0
 

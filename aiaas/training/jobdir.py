@@ -14,10 +14,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import re
+import signal
+import sys
 import tempfile
+import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +72,24 @@ class JobDir:
                 except (OSError, ValueError):
                     continue
         return sorted(out, key=lambda e: e.get("ts", 0))
+
+    def write_error(self, rank: int, restart: int, e: BaseException, fatal: bool, message: str | None = None) -> None:
+        """Record the last error of a worker process (``errors/rank<r>.json``, read by ``read_errors``); never
+        raises, so reporting an error cannot hide it."""
+        with contextlib.suppress(Exception):
+            write_json_atomic(self.errors / f"rank{rank}.json", {
+                "ts": time.time(), "rank": rank, "restart": restart, "fatal": fatal, "type": type(e).__name__,
+                "message": message or getattr(e, "message", None) or str(e) or type(e).__name__,
+                "traceback": "".join(traceback.format_exception(e))[-4000:],
+            })  # fmt: skip
+
+
+def die_with_parent() -> None:
+    """In a worker process: if its launcher (torchrun, the scheduler) is SIGKILLed, take the worker down too
+    (Linux PR_SET_PDEATHSIG), so no orphan keeps a core busy."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import hashlib
 import logging
 import math
@@ -27,7 +26,6 @@ import random
 import signal
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,7 @@ from torch.utils.data import DistributedSampler
 
 from aiaas.errors import InvalidInput
 from aiaas.training.events import EventWriter
-from aiaas.training.jobdir import JobDir, write_json_atomic
+from aiaas.training.jobdir import JobDir, die_with_parent, write_json_atomic
 from aiaas.training.recipes import Recipe, get_recipe
 from aiaas.training.spec import JobSpec
 from aiaas.training.strategies import Strategy, env_rank_world, make_strategy
@@ -50,13 +48,6 @@ STEP_DELAY_ENV = "AIAAS_TRAINING_STEP_DELAY_S"  # testing aid: sleep this long p
 
 class FatalJobError(Exception):
     """An error no restart can fix."""
-
-
-def _die_with_parent() -> None:
-    """If torchrun is SIGKILLed, take the worker down too (Linux): no orphan keeps a core busy."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _seed(seed: int) -> None:
@@ -286,20 +277,11 @@ class Worker:
         return diff
 
 
-def _write_error(jd: JobDir, rank: int, restart: int, e: BaseException, fatal: bool) -> None:
-    with contextlib.suppress(Exception):
-        write_json_atomic(jd.errors / f"rank{rank}.json", {
-            "ts": time.time(), "rank": rank, "restart": restart, "fatal": fatal, "type": type(e).__name__,
-            "message": getattr(e, "message", None) or str(e) or type(e).__name__,
-            "traceback": "".join(traceback.format_exception(e))[-4000:],
-        })  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="aiaas.training.worker")
     ap.add_argument("--spec", required=True, type=Path)
     args = ap.parse_args(argv)
-    _die_with_parent()
+    die_with_parent()
     spec_path = args.spec.resolve()
     jd = JobDir(spec_path.parent)
     rank, _, _, restart = env_rank_world()
@@ -315,13 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         Worker(spec_path).run()
     except (InvalidInput, FatalJobError) as e:
         log.error("fatal: %s", getattr(e, "message", str(e)))
-        _write_error(jd, rank, restart, e, fatal=True)
+        jd.write_error(rank, restart, e, fatal=True)
         return 0  # see the module docstring: do not make torchrun restart a job that cannot succeed
     except BaseException as e:
         if isinstance(e, SystemExit) and e.code in (0, None):
             raise
         log.exception("worker failed")
-        _write_error(jd, rank, restart, e, fatal=False)
+        jd.write_error(rank, restart, e, fatal=False)
         return 1
     return 0
 
