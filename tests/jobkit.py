@@ -1,5 +1,6 @@
-"""Shared by the training, jobs and optimization tests: polling a job through the API, a job store on SQLite or
-a fresh PostgreSQL schema, and the check that a test left no worker process of its own behind."""
+"""Shared by the training, jobs and optimization tests: polling a job through the API, the check that another
+tenant's resource answers exactly like a missing one, a job store on SQLite or a fresh PostgreSQL schema, and the
+check that a test left no worker process of its own behind."""
 
 from __future__ import annotations
 
@@ -34,6 +35,17 @@ def poll_job(client: Any, headers: dict[str, str], path: str, until: Callable[[d
         assert job["status"] not in TERMINAL, f"job ended {job['status']}: {job['reason']}"
         assert time.monotonic() < deadline, f"timed out waiting for {path}: {job}"
         time.sleep(0.2)
+
+
+def assert_hidden_like_missing(client: Any, headers: dict[str, str], base: str, theirs_id: str, missing_id: str,
+                               requests: list[tuple[str, str]]) -> None:  # fmt: skip
+    """For each (method, suffix): ``base/<theirs_id><suffix>`` answers 404 with the message that
+    ``base/<missing_id><suffix>`` gets (ids swapped), so a key cannot tell another tenant's resource from none."""
+    for method, suffix in requests:
+        theirs = client.request(method, f"{base}/{theirs_id}{suffix}", headers=headers)
+        nothing = client.request(method, f"{base}/{missing_id}{suffix}", headers=headers)
+        assert theirs.status_code == nothing.status_code == 404, (method, suffix, theirs.text)
+        assert theirs.json()["error"]["message"].replace(theirs_id, "X") == nothing.json()["error"]["message"].replace(missing_id, "X")
 
 
 @contextlib.contextmanager

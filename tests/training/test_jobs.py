@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
 from fastapi.testclient import TestClient
+from security.kit import wait_for
 
 from aiaas.registry import ModelRepository
 from aiaas.server.app import create_app
@@ -28,16 +28,6 @@ from .conftest import blobs_csv, tabular_request
 pytestmark = pytest.mark.slow
 # tests/conftest.py's admin key; not imported: "conftest" may name another directory's conftest by now
 AUTH = {"Authorization": "Bearer test-admin-key"}
-
-
-def _wait_for(cond, timeout: float = 60.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _workers(torchrun_pid: int) -> list[psutil.Process]:
@@ -110,8 +100,8 @@ def test_kill_9_of_a_worker_restarts_from_checkpoint(scheduler: Scheduler, tmp_p
     scheduler.tick()
     runner = scheduler.runners[job.id]
     jd = JobDir(Path(job.job_dir))
-    _wait_for(lambda: jd.list_checkpoints(), what="a first checkpoint")
-    victim = _wait_for(lambda: [p for p in _workers(runner.proc.pid) if p.environ().get("RANK") == "1"], what="rank 1")[0]  # type: ignore[union-attr]
+    wait_for(lambda: jd.list_checkpoints(), 60, what="a first checkpoint")
+    victim = wait_for(lambda: [p for p in _workers(runner.proc.pid) if p.environ().get("RANK") == "1"], 60, what="rank 1")[0]  # type: ignore[union-attr]
     victim.send_signal(signal.SIGKILL)
     job = scheduler.wait(job.id, 120)
     assert job.state == "succeeded", job.reason
@@ -128,7 +118,7 @@ def test_cancel_mid_run_leaves_no_process(scheduler: Scheduler, tmp_path: Path, 
                                            hyperparameters={"epochs": 100, "max_steps": 2000}))  # fmt: skip
     scheduler.tick()
     runner = scheduler.runners[job.id]
-    _wait_for(lambda: scheduler.store.get(job.id).progress.get("step"), what="training progress")
+    wait_for(lambda: scheduler.store.get(job.id).progress.get("step"), 60, what="training progress")
     tree = process_tree(runner.proc.pid)  # type: ignore[union-attr]
     assert len(_workers(runner.proc.pid)) == 2  # type: ignore[union-attr]
     job = scheduler.cancel(job.id)
@@ -167,7 +157,7 @@ def test_launcher_crash_resumes_from_checkpoint(tmp_path: Path) -> None:
     server = subprocess.Popen([sys.executable, "-m", "aiaas.training.launcher", str(root)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        _wait_for(lambda: jd.list_checkpoints(), what="a first checkpoint")
+        wait_for(lambda: jd.list_checkpoints(), 60, what="a first checkpoint")
         old_torchrun = json.loads(jd.launcher.read_text())
         server.kill()  # the "server" dies without any cleanup
         server.wait()

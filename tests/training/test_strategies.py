@@ -8,10 +8,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import signal
-import time
 from pathlib import Path
 
 import pytest
+from security.kit import wait_for
 
 from aiaas.errors import InvalidInput
 from aiaas.registry import ModelRepository
@@ -42,16 +42,6 @@ def test_not_installed_is_refused_with_the_install_command(
 def test_zero_stage_needs_strategy_zero(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="zero_stage applies to strategy 'zero' only"):
         parse_spec(tabular_request(tmp_path / "t.csv", zero_stage=2))
-
-
-def _wait_for(cond, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _rank(p) -> str | None:  # type: ignore[no-untyped-def]
@@ -94,8 +84,8 @@ def test_two_workers_restart_resume_and_register(
         assert s.tick() == [job.id]
         runner = s.runners[job.id]
         jd = JobDir(Path(job.job_dir))
-        _wait_for(lambda: jd.list_checkpoints(), 300, "a first checkpoint")
-        victim = _wait_for(lambda: [p for p in process_tree(runner.proc.pid) if _rank(p) == "1"], 30, "rank 1")[0]  # type: ignore[union-attr]
+        wait_for(lambda: jd.list_checkpoints(), 300, "a first checkpoint")
+        victim = wait_for(lambda: [p for p in process_tree(runner.proc.pid) if _rank(p) == "1"], 30, "rank 1")[0]  # type: ignore[union-attr]
         victim.send_signal(signal.SIGKILL)
         job = s.wait(job.id, 240)
     finally:
