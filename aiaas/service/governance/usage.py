@@ -56,6 +56,10 @@ class UsageWriter:
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
         self.written = 0
+        dialect = store.engine.dialect
+        marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(_ROW_FIELDS))
+        self._insert_sql = f"INSERT INTO {UsageRecord.__tablename__} ({', '.join(_ROW_FIELDS)}) VALUES ({marks})"
+        self._text_time = dialect.name == "sqlite"  # SQLite stores DateTime as text (see _write)
 
     def record(self, row: UsageRow) -> None:
         with self._lock:
@@ -99,20 +103,17 @@ class UsageWriter:
 
     def _write(self, rows: list[UsageRow]) -> None:
         # One executemany of plain tuples through the driver: SQLAlchemy's per-row parameter processing cost
-        # ~12% of the event loop's time at ~9k requests/s (py-spy, bench/serving.py), in a thread that holds
+        # ~12% of the GIL-holding time at ~9k requests/s (py-spy, bench/serving.py), in a thread that holds
         # the GIL the event loop needs. SQLite gets created_at in SQLAlchemy's own text format, so rows written
         # here and rows written through the ORM sort and compare alike.
-        dialect = self._store.engine.dialect
-        marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(_ROW_FIELDS))
-        sql = f"INSERT INTO {UsageRecord.__tablename__} ({', '.join(_ROW_FIELDS)}) VALUES ({marks})"
-        text_time = dialect.name == "sqlite"
+        text_time = self._text_time
         params = [
             (r.tenant_id, r.key_id, r.model, r.version, r.endpoint, r.status, r.latency_ms, r.units_in,
              r.units_out, r.compute_s, r.cost, r.created_at.isoformat(" ", "microseconds") if text_time else r.created_at)
             for r in rows
         ]  # fmt: skip
         with self._store.engine.begin() as conn:
-            conn.exec_driver_sql(sql, params)
+            conn.exec_driver_sql(self._insert_sql, params)
 
     async def close(self) -> None:
         if self._task is not None:
