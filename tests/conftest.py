@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).parent))
 
 from models import identity, mlp, scale
+from strict import enforce
 
 from aiaas.registry import ModelRepository
 from aiaas.registry.onnx_import import import_onnx
@@ -54,6 +55,18 @@ def client(make_settings, mlp_model: str) -> Iterator[TestClient]:
     app = create_app(make_settings())
     with TestClient(app) as c:
         yield c
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    enforce(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
+    outcome = yield
+    enforce(outcome.get_result())
 
 
 __all__ = ["ADMIN_KEY", "AUTH", "identity", "mlp", "scale"]

@@ -44,6 +44,9 @@ from aiaas.training.strategies import Strategy, env_rank_world, make_strategy
 log = logging.getLogger("aiaas.training.worker")
 DEADLINE_ENV = "AIAAS_JOB_DEADLINE"  # epoch seconds; set by the launcher from max_runtime_s
 STEP_DELAY_ENV = "AIAAS_TRAINING_STEP_DELAY_S"  # testing aid: sleep this long per step so fault tests can hit mid-run
+# testing aid: while this file exists, the first attempt of a job waits after its first checkpoint, so a fault test
+# can kill a worker at a known point however slow the machine is (later attempts never wait)
+HOLD_FILE_ENV = "AIAAS_TRAINING_HOLD_FILE"
 
 
 class FatalJobError(Exception):
@@ -213,12 +216,19 @@ class Worker:
                         raise FatalJobError(f"the job ran past max_runtime_s={self.spec.max_runtime_s:g} and was stopped at step {step}/{total}")
                 if step % every == 0 and step < total:
                     self.checkpoint(step, epoch, model, meta)
+                    self._hold_after_checkpoint()
                 if step >= total:
                     break
         # throughput over the steps after warm-up (the first steps allocate kernels and buffers)
         if t_warm is not None and step > warm_step:
             self.train_rate = (step - warm_step) * bs * self.world / max(time.perf_counter() - t_warm, 1e-9)
         return step
+
+    def _hold_after_checkpoint(self) -> None:
+        hold = os.environ.get(HOLD_FILE_ENV)
+        if hold and self.restart == 0:
+            while os.path.exists(hold):
+                time.sleep(0.02)
 
     def finish(self, recipe: Recipe, model: torch.nn.Module, meta: dict[str, Any], step: int, train_path: Path) -> None:
         """Rank 0: export to ONNX, check the export against torch, evaluate, write result.json last."""

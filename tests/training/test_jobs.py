@@ -91,7 +91,9 @@ def test_two_worker_ddp_job_trains_registers_and_serves(tmp_path: Path, make_set
 
 
 def test_kill_9_of_a_worker_restarts_from_checkpoint(scheduler: Scheduler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIAAS_TRAINING_STEP_DELAY_S", "0.05")
+    hold = tmp_path / "hold"  # the first attempt waits after its first checkpoint while this exists
+    hold.touch()
+    monkeypatch.setenv("AIAAS_TRAINING_HOLD_FILE", str(hold))
     train = blobs_csv(tmp_path / "train.csv", 400)
     job = scheduler.submit(tabular_request(
         train, resources={"workers": 2, "threads_per_worker": 1}, max_restarts=1,
@@ -100,9 +102,12 @@ def test_kill_9_of_a_worker_restarts_from_checkpoint(scheduler: Scheduler, tmp_p
     scheduler.tick()
     runner = scheduler.runners[job.id]
     jd = JobDir(Path(job.job_dir))
-    wait_for(lambda: jd.list_checkpoints(), 60, what="a first checkpoint")
-    victim = wait_for(lambda: [p for p in _workers(runner.proc.pid) if p.environ().get("RANK") == "1"], 60, what="rank 1")[0]  # type: ignore[union-attr]
-    victim.send_signal(signal.SIGKILL)
+    try:
+        wait_for(lambda: jd.list_checkpoints(), 60, what="a first checkpoint")
+        victim = wait_for(lambda: [p for p in _workers(runner.proc.pid) if p.environ().get("RANK") == "1"], 60, what="rank 1")[0]  # type: ignore[union-attr]
+        victim.send_signal(signal.SIGKILL)
+    finally:
+        hold.unlink()
     job = scheduler.wait(job.id, 120)
     assert job.state == "succeeded", job.reason
     assert job.restarts == 1 and "restarting" in job.transitions

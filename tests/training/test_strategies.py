@@ -69,7 +69,9 @@ def test_two_workers_restart_resume_and_register(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     pytest.importorskip(package)
-    monkeypatch.setenv("AIAAS_TRAINING_STEP_DELAY_S", "0.05")
+    hold = tmp_path / "hold"  # the first attempt waits after its first checkpoint while this exists
+    hold.touch()
+    monkeypatch.setenv("AIAAS_TRAINING_HOLD_FILE", str(hold))
     repo = ModelRepository(make_settings().models_dir)
     repo.ensure()
     # DeepSpeed compiles its CPU op once (~1 min); pytest's cache keeps it between runs
@@ -87,8 +89,10 @@ def test_two_workers_restart_resume_and_register(
         wait_for(lambda: jd.list_checkpoints(), 300, "a first checkpoint")
         victim = wait_for(lambda: [p for p in process_tree(runner.proc.pid) if _rank(p) == "1"], 30, "rank 1")[0]  # type: ignore[union-attr]
         victim.send_signal(signal.SIGKILL)
+        hold.unlink()
         job = s.wait(job.id, 240)
     finally:
+        hold.unlink(missing_ok=True)
         for r in list(s.runners.values()):
             if not r.done:
                 r.cancel("test teardown")
