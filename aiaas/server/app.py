@@ -22,6 +22,7 @@ from aiaas.api import optimizations as optimizations_api
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
 from aiaas.server.adminkey import ensure_admin_key
+from aiaas.server.bodylimit import BodyLimits
 from aiaas.service.catalog import CatalogRunner
 from aiaas.service.control import ModelControl
 from aiaas.service.dataplane import DataPlane
@@ -45,6 +46,7 @@ class App(FastAPI):
 
     _traced = False
     _traced_checked = -1.0
+    body_limits: BodyLimits | None = None  # set by create_app: the per-route body limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not self.root_path:
@@ -53,6 +55,9 @@ class App(FastAPI):
                 scope["app"] = self
                 await v2.infer_asgi(scope, receive, send, m.group(1), m.group(2))
                 return
+        if scope["type"] == "http" and self.body_limits is not None:
+            await self.body_limits.guard(super().__call__, scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
     def _tracing(self) -> bool:
@@ -154,6 +159,7 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         description="AI models as a service: KServe V2 inference, model repository and operations.",
         lifespan=lifespan,
     )
+    app.body_limits = BodyLimits(settings)
     app.state.services = svc
     app.state.governance = svc.governance
     app.state.governance_admin = svc.governance_admin
