@@ -35,6 +35,7 @@ from aiaas.service.models import ModelManager
 from aiaas.service.optimizations import OptimizationsService
 from aiaas.settings import Settings
 from aiaas.store.db import Store
+from aiaas.training.uploadcheck import UploadLimits
 
 log = logging.getLogger("aiaas.server")
 
@@ -112,7 +113,10 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
     control = ModelControl(models, governance)
     files = jobs = optimizations = None
     if store is not None:
-        files = FilesService(store, settings.home / "files", settings.max_upload_bytes)
+        upload_limits = UploadLimits(
+            settings.max_upload_bytes, settings.max_upload_columns, settings.max_upload_nesting, settings.upload_validation_s
+        )
+        files = FilesService(store, settings.home / "files", settings.max_upload_bytes, upload_limits)
         jobs = JobsService(
             DbJobStore(store), files, control, models, settings.home / "jobs", settings.training_cores or None,
             torch_extensions_dir=settings.torch_extensions_dir,
