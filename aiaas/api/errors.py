@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from aiaas.errors import AiaasError, AuthenticationError, InvalidInput, clip
 
@@ -40,6 +41,16 @@ async def _unauthenticated(request: Request) -> AiaasError | None:
     except AiaasError:
         return None
     return None
+
+
+def _allowed(request: Request) -> set[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return methods
 
 
 def is_v2(request: Request) -> bool:
@@ -77,12 +88,17 @@ def install(app: FastAPI) -> None:
             refused = await _unauthenticated(request)
             if refused is not None:
                 return render(request, refused)
-        err = AiaasError(str(exc.detail), headers=dict(exc.headers or {}))
+        message = str(exc.detail)
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError | UnicodeDecodeError):
+            message = "the request body is not UTF-8 JSON of a sane depth (nested too deeply or not UTF-8)"
+        err = AiaasError(message, headers=dict(exc.headers or {}))
         err.status_code = exc.status_code
         err.type = _TYPES.get(exc.status_code, "error")
         if exc.status_code == 404 and exc.detail == "Not Found":
-            err.message = f"no route {request.method} {request.url.path}"
+            err.message = f"no route {request.method} {clip(request.url.path, 200)}"
             err.args = (err.message,)
+        if exc.status_code == 405:  # every method of every route on this path (Starlette names one route's)
+            err.headers["Allow"] = ", ".join(sorted(_allowed(request)))
         return render(request, err)
 
     @app.exception_handler(Exception)

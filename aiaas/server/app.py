@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from aiaas import __version__
-from aiaas.api import errors, ops, v2
+from aiaas.api import errors, ops, spec, v2
 from aiaas.api import files as files_api
 from aiaas.api import governance as governance_api
 from aiaas.api import jobs as jobs_api
@@ -168,6 +168,7 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
     app.state.governance = svc.governance
     app.state.governance_admin = svc.governance_admin
     errors.install(app)
+    spec.document(app)
     app.include_router(v2.router)
     app.include_router(ops.router)
     app.include_router(openai_api.router)

@@ -107,7 +107,7 @@ class FilesService:
         if not staged.is_file() or staged.stat().st_size == 0:
             raise InvalidInput(f"{name}: the file is empty", param="file")
         try:
-            summary = validate_file(staged, fmt, replace(self.limits, started=time.process_time()))
+            summary = validate_file(staged, fmt, replace(self.limits, started=time.thread_time()))
         except InvalidInput as e:
             # the parser names the staging file; the user knows the file by the name they uploaded
             raise InvalidInput(e.message.replace(staged.name, name), param="file") from None
