@@ -57,7 +57,12 @@ def is_v2(request: Request) -> bool:
     return request.url.path.startswith("/v2")
 
 
+MAX_MESSAGE = 2000  # characters of an error message (a last guard; messages cut user strings themselves)
+
+
 def render(request: Request, exc: AiaasError) -> Response:
+    if len(exc.message) > MAX_MESSAGE:
+        exc.message = clip(exc.message, MAX_MESSAGE)
     body = exc.to_v2() if is_v2(request) else exc.to_openai()
     return Response(orjson.dumps(body), status_code=exc.status_code, headers=exc.headers, media_type="application/json")
 

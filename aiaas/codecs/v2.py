@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 
 from aiaas.codecs.datatypes import numpy_dtype, v2_datatype
-from aiaas.errors import InvalidInput
+from aiaas.errors import InvalidInput, clip
 
 MAX_ELEMENTS = 1 << 26  # default per-tensor element bound (Settings.max_tensor_elements)
 
@@ -42,6 +42,7 @@ class DecodedRequest:
 
 
 MAX_DIMS = 32  # dimensions of one tensor
+MAX_NAME = 256  # characters of a tensor name
 
 
 def _shape(name: str, raw: Any, max_elements: int) -> tuple[int, ...]:
@@ -222,6 +223,8 @@ def decode_request(body: bytes, header_length: int | None = None, max_elements: 
         name = raw.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidInput("an input has no 'name'")
+        if len(name) > MAX_NAME:
+            raise InvalidInput(f"input name {clip(name)!r} is longer than {MAX_NAME} characters")
         if name in inputs:
             raise InvalidInput(f"input {name!r} appears twice")
         datatype = raw.get("datatype")

@@ -16,7 +16,7 @@ import numpy as np
 from aiaas import __version__
 from aiaas.batching import InferResult
 from aiaas.codecs.datatypes import v2_datatype
-from aiaas.errors import AiaasError, InvalidInput, NotFound
+from aiaas.errors import AiaasError, InvalidInput, NotFound, clip
 from aiaas.runtime import Tensors
 from aiaas.service.governance import Governance, ModelRef, Outcome, Principal
 from aiaas.service.metrics import Metrics
@@ -90,7 +90,7 @@ class DataPlane:
         if rec is not None and rec.config is not None:
             ref = ModelRef(name=name, owner=rec.config.owner)
             if not self.governance.can_see(principal, ref):
-                raise NotFound(f"unknown model {name!r}")
+                raise NotFound(f"unknown model {clip(name)!r}")
 
     def model_ready(self, principal: Principal, name: str, version: str | None) -> bool:
         self._visible(principal, name)

@@ -85,14 +85,14 @@ class ModelManager:
     def record(self, name: str) -> ModelRecord:
         rec = self.models.get(name)
         if rec is None:
-            raise NotFound(f"unknown model {name!r}")
+            raise NotFound(f"unknown model {clip(name)!r}")
         return rec
 
     def resolve(self, name: str, version: str | int | None) -> VersionRecord:
         """The ready version to call; 404 for unknown names and versions, 503 when not ready."""
         rec = self.models.get(name)
         if rec is None:
-            raise NotFound(f"unknown model {name!r}")
+            raise NotFound(f"unknown model {clip(name)!r}")
         if version is None or version == "":
             vr = rec.latest_ready()
             if vr is None:
