@@ -16,22 +16,19 @@ import pytest
 from conftest import AUTH, LIMITS, dumps, message
 from fastapi.testclient import TestClient
 
-CONTROL, OPENAI, INFER = LIMITS["max_control_request_bytes"], LIMITS["max_openai_request_bytes"], LIMITS["max_request_bytes"]
-# every route family with a body, and the limit it is held to
-BODY_ROUTES = [
-    ("POST", "/v1/tenants", CONTROL, "max_control_request_bytes"),
-    ("POST", "/v1/keys", CONTROL, "max_control_request_bytes"),
-    ("PUT", "/v1/limits/tenant/acme", CONTROL, "max_control_request_bytes"),
-    ("PUT", "/v1/budgets/tenant/acme", CONTROL, "max_control_request_bytes"),
-    ("PUT", "/v1/models/mlp/owner", CONTROL, "max_control_request_bytes"),
-    ("POST", "/v1/training/jobs", CONTROL, "max_control_request_bytes"),
-    ("POST", "/v1/optimizations", CONTROL, "max_control_request_bytes"),
-    ("POST", "/v2/repository/index", CONTROL, "max_control_request_bytes"),
-    ("POST", "/v1/chat/completions", OPENAI, "max_openai_request_bytes"),
-    ("POST", "/v1/completions", OPENAI, "max_openai_request_bytes"),
-    ("POST", "/v1/embeddings", OPENAI, "max_openai_request_bytes"),
-    ("POST", "/v1/audio/speech", OPENAI, "max_openai_request_bytes"),
-]
+INFER = LIMITS["max_request_bytes"]
+# every route family with a body, by the setting that limits it
+ROUTES_BY_SETTING = {
+    "max_control_request_bytes": [
+        ("POST", "/v1/tenants"), ("POST", "/v1/keys"), ("PUT", "/v1/limits/tenant/acme"), ("PUT", "/v1/budgets/tenant/acme"),
+        ("PUT", "/v1/models/mlp/owner"), ("POST", "/v1/training/jobs"), ("POST", "/v1/optimizations"),
+        ("POST", "/v2/repository/index"),
+    ],
+    "max_openai_request_bytes": [
+        ("POST", "/v1/chat/completions"), ("POST", "/v1/completions"), ("POST", "/v1/embeddings"), ("POST", "/v1/audio/speech"),
+    ],
+}  # fmt: skip
+BODY_ROUTES = [(m, p, LIMITS[setting], setting) for setting, routes in ROUTES_BY_SETTING.items() for m, p in routes]
 X = {"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1.0, 2.0, 3.0, 4.0]}
 
 
