@@ -9,6 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 
+def clip(text: str, limit: int = 80) -> str:
+    """A user-supplied string cut for an error message or a log line (``...`` and its length when cut)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
 class AiaasError(Exception):
     status_code: int = 500
     type: str = "internal_error"

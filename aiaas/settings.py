@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     # several times slower; 0.8 leaves room for timing noise around passes that do not change speed.
     optimize_min_speedup: float = Field(default=0.8, ge=0)
 
+    # --- hardening: what one request may cost -----------------------------------------------------------
+    # body limits per route family, enforced while the body is read (413 before parsing or authentication);
+    # V2 infer bodies use max_request_bytes above, POST /v1/files uses max_upload_bytes
+    max_openai_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)  # /v1/completions, chat, embeddings, audio
+    max_control_request_bytes: int = Field(default=1024 * 1024, ge=1024)  # every other route with a body
+    max_tensor_elements: int = Field(default=1 << 26, ge=1)  # per input tensor; larger declared shapes are refused
+    # infer bodies at least this large are decoded (JSON -> tensors) in a worker thread, so that health checks and
+    # small requests keep being answered while a big one is parsed; smaller ones are decoded inline (fast path)
+    offload_decode_bytes: int = Field(default=256 * 1024, ge=0)
+    max_upload_columns: int = Field(default=10_000, ge=1)  # columns (CSV/JSONL/Parquet) or arrays (NPZ) of an upload
+    max_upload_nesting: int = Field(default=32, ge=1)  # JSONL: deepest nesting of a value
+    upload_validation_s: float = Field(default=600.0, gt=0)  # CPU time an upload's validation may take
+
     @cached_property
     def models_dir(self) -> Path:
         return self.home / "models"

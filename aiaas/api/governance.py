@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # what the schema says: no 0 for false, no "5" for 5
 
 
 class TenantCreate(_Body):

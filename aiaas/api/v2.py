@@ -6,6 +6,7 @@ infer route reads raw bytes and answers raw bytes (no pydantic per request) beca
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from aiaas.api.deps import principal, read_body, receive_body, services
 from aiaas.codecs.v2 import decode_request, encode_response
-from aiaas.errors import InvalidInput, ServiceUnavailable
+from aiaas.errors import InvalidInput, ServiceUnavailable, clip
 from aiaas.service.governance import Principal
 
 if TYPE_CHECKING:
@@ -88,10 +89,17 @@ async def infer(request: Request, model: str, version: str | None = None, p: Pri
 async def _infer(svc: Services, p: Principal, model: str, version: str | None, body: bytes, raw_len: str | None) -> Response:
     header_len = None
     if raw_len is not None:
-        if not raw_len.strip().isdigit():
-            raise InvalidInput(f"Inference-Header-Content-Length must be a byte count, got {raw_len[:40]!r}")
-        header_len = int(raw_len)
-    req = decode_request(body, header_len)
+        digits = raw_len.strip()
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
+            raise InvalidInput(
+                f"Inference-Header-Content-Length must be a byte count (decimal digits), got {clip(raw_len, 40)!r}"
+            )
+        header_len = int(digits)
+    limits = svc.settings
+    if len(body) < limits.offload_decode_bytes:
+        req = decode_request(body, header_len, limits.max_tensor_elements)
+    else:  # a big body takes long to parse: off the event loop, so health checks and small requests go on
+        req = await asyncio.to_thread(decode_request, body, header_len, limits.max_tensor_elements)
     requested = [o.name for o in req.outputs] if req.outputs is not None else None
     result = await svc.dataplane.infer(p, model, version, req.inputs, _model_params(req.parameters), req.datatypes, requested)
     binary: set[str] = set()

@@ -52,3 +52,18 @@ def v2_datatype(array: np.ndarray) -> str:
         return NUMPY_TO_V2[array.dtype.name]
     except KeyError:
         raise InvalidInput(f"numpy dtype {array.dtype} has no KServe V2 datatype") from None
+
+
+def utf8_array(name: str, value: np.ndarray) -> np.ndarray:
+    """A BYTES tensor as an object array of ``str`` for a model that needs text; 400 naming the input and the
+    element when one is not valid UTF-8."""
+    flat = np.asarray(value, dtype=object).reshape(-1)
+    out = np.empty(flat.size, dtype=object)
+    for i, v in enumerate(flat):
+        if isinstance(v, bytes | bytearray):
+            try:
+                v = bytes(v).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InvalidInput(f"input {name!r} element {i} is not valid UTF-8 text ({e.reason} at byte {e.start})") from None
+        out[i] = v
+    return out.reshape(np.shape(value))

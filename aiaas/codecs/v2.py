@@ -19,9 +19,9 @@ import numpy as np
 import orjson
 
 from aiaas.codecs.datatypes import numpy_dtype, v2_datatype
-from aiaas.errors import InvalidInput
+from aiaas.errors import InvalidInput, clip
 
-_MAX_ELEMENTS = 1 << 31
+MAX_ELEMENTS = 1 << 26  # default per-tensor element bound (Settings.max_tensor_elements)
 
 
 @dataclass(slots=True)
@@ -41,16 +41,24 @@ class DecodedRequest:
     binary_output_default: bool  # request parameter binary_data_output
 
 
-def _shape(name: str, raw: Any) -> tuple[int, ...]:
+MAX_DIMS = 32  # dimensions of one tensor
+MAX_NAME = 256  # characters of a tensor name
+
+
+def _shape(name: str, raw: Any, max_elements: int) -> tuple[int, ...]:
     if not isinstance(raw, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in raw):
         raise InvalidInput(f"input {name!r}: 'shape' must be a list of integers, got {str(raw)[:80]}")
-    if any(d < 0 for d in raw):
-        raise InvalidInput(f"input {name!r}: shape {raw} has a negative dimension")
+    if len(raw) > MAX_DIMS:
+        raise InvalidInput(f"input {name!r}: shape has {len(raw)} dimensions; at most {MAX_DIMS} are allowed")
     count = 1
     for d in raw:
+        if d < 0:
+            raise InvalidInput(f"input {name!r}: shape {str(raw)[:80]} has a negative dimension")
         count *= d
-    if count > _MAX_ELEMENTS:
-        raise InvalidInput(f"input {name!r}: shape {raw} is too large")
+        if count > max_elements:
+            raise InvalidInput(
+                f"input {name!r}: shape {str(raw)[:80]} holds more than the {max_elements} elements a tensor may have"
+            )
     return tuple(raw)
 
 
@@ -62,14 +70,26 @@ def _count(shape: tuple[int, ...]) -> int:
 
 
 def _flatten(data: Any) -> list[Any]:
+    """Nested lists in row-major order, depth-bounded (deeper than any tensor is a client error, not a crash)."""
     if not isinstance(data, list):
         return [data]
-    if data and isinstance(data[0], list):
-        out: list[Any] = []
-        for item in data:
-            out.extend(_flatten(item))
-        return out
-    return data
+    if not data or not isinstance(data[0], list):
+        return data
+    out: list[Any] = []
+    stack: list[tuple[list[Any], int]] = [(data, 0)]
+    while stack:
+        items, i = stack.pop()
+        while i < len(items):
+            item = items[i]
+            i += 1
+            if isinstance(item, list):
+                stack.append((items, i))
+                if len(stack) > MAX_DIMS:
+                    raise InvalidInput(f"'data' is nested deeper than the {MAX_DIMS} dimensions a tensor may have")
+                items, i = item, 0
+            else:
+                out.append(item)
+    return out
 
 
 def _bytes_from_json(name: str, data: Any, count: int) -> np.ndarray:
@@ -95,9 +115,9 @@ def _from_json(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> n
     try:
         if dtype.kind == "f":
             arr = np.asarray(data, dtype=dtype)
-            # JSON has no NaN: a NaN here was a null (or a string) in the data
-            if arr.size and np.isnan(arr).any():
-                raise InvalidInput(f"input {name!r}: {datatype} data must be numbers (found null)")
+            # JSON has no NaN or infinity: a NaN here was a null, an infinity a number beyond the datatype's range
+            if arr.size and not np.isfinite(arr).all():
+                raise _not_finite(name, datatype, arr)
         else:
             # integers and booleans: refuse lossy JSON (1.5 as INT32, 1 as BOOL) instead of truncating
             probe = np.asarray(data)
@@ -118,10 +138,19 @@ def _from_json(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> n
     return arr.reshape(shape)
 
 
+def _not_finite(name: str, datatype: str, arr: np.ndarray) -> InvalidInput:
+    if np.isnan(arr).any():
+        return InvalidInput(f"input {name!r}: {datatype} data must be numbers (found null)")
+    top = float(np.finfo(arr.dtype).max)
+    return InvalidInput(f"input {name!r}: a value is outside the range of {datatype} (largest magnitude {top:.6g})")
+
+
 def deserialize_bytes_tensor(name: str, buf: memoryview | bytes, count: int) -> np.ndarray:
-    out = np.empty(count, dtype=object)
     view = memoryview(buf)
     pos, n, i = 0, len(view), 0
+    if count * 4 > n:  # each element has a 4-byte length: the declared shape cannot fit in the bytes present
+        raise InvalidInput(f"input {name!r}: shape needs {count} BYTES elements, binary data of {n} bytes holds at most {n // 4}")
+    out = np.empty(count, dtype=object)
     while pos < n:
         if pos + 4 > n:
             raise InvalidInput(f"input {name!r}: truncated BYTES element length at offset {pos}")
@@ -161,7 +190,7 @@ def _from_binary(name: str, datatype: str, shape: tuple[int, ...], buf: memoryvi
     return np.frombuffer(buf, dtype=dtype).reshape(shape)
 
 
-def decode_request(body: bytes, header_length: int | None = None) -> DecodedRequest:
+def decode_request(body: bytes, header_length: int | None = None, max_elements: int = MAX_ELEMENTS) -> DecodedRequest:
     """Parse a V2 infer request body into numpy arrays; raises InvalidInput with the tensor's name."""
     if header_length is not None:
         if header_length < 0 or header_length > len(body):
@@ -194,6 +223,8 @@ def decode_request(body: bytes, header_length: int | None = None) -> DecodedRequ
         name = raw.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidInput("an input has no 'name'")
+        if len(name) > MAX_NAME:
+            raise InvalidInput(f"input name {clip(name)!r} is longer than {MAX_NAME} characters")
         if name in inputs:
             raise InvalidInput(f"input {name!r} appears twice")
         datatype = raw.get("datatype")
@@ -203,7 +234,7 @@ def decode_request(body: bytes, header_length: int | None = None) -> DecodedRequ
             numpy_dtype(datatype)  # validates the name
         except InvalidInput as e:
             raise InvalidInput(f"input {name!r}: {e.message}") from None
-        shape = _shape(name, raw.get("shape"))
+        shape = _shape(name, raw.get("shape"), max_elements)
         iparams = raw.get("parameters") or {}
         size = iparams.get("binary_data_size") if isinstance(iparams, dict) else None
         if size is not None:

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from aiaas.codecs.datatypes import utf8_array
 from aiaas.errors import InvalidInput
 from aiaas.llm.base import Engine, SamplingParams
 from aiaas.runtime.base import Model, RuntimeContext, Tensors
@@ -75,7 +76,7 @@ class LLMModel(Model):
         assert self.engine is not None
         if "text" not in inputs:
             raise InvalidInput("an llm model takes input 'text' (BYTES)")
-        texts = [x.decode() if isinstance(x, bytes) else str(x) for x in np.asarray(inputs["text"]).reshape(-1)]
+        texts = list(utf8_array("text", np.asarray(inputs["text"])).reshape(-1))
         max_tokens = int(parameters.get("max_tokens", 64))
         temperature = float(parameters.get("temperature", 0.0))
         engine = self.engine

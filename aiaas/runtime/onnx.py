@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from aiaas.codecs.datatypes import ONNX_TYPE_TO_V2
+from aiaas.codecs.datatypes import ONNX_TYPE_TO_V2, utf8_array
 from aiaas.runtime.base import Model, Tensors
 from aiaas.types.model_config import TensorSpec
 
@@ -86,7 +86,7 @@ class OnnxModel(Model):
         feed: dict[str, np.ndarray] = {}
         for name, value in inputs.items():
             if name in self._string_inputs:
-                value = np.vectorize(lambda b: b.decode("utf-8") if isinstance(b, bytes) else b, otypes=[object])(value)
+                value = utf8_array(name, value)
             feed[name] = value
         results = session.run(self._outputs, feed)
         return dict(zip(self._outputs, results, strict=True))

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from aiaas import __version__
-from aiaas.api import errors, ops, v2
+from aiaas.api import errors, ops, spec, v2
 from aiaas.api import files as files_api
 from aiaas.api import governance as governance_api
 from aiaas.api import jobs as jobs_api
@@ -22,6 +22,7 @@ from aiaas.api import optimizations as optimizations_api
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
 from aiaas.server.adminkey import ensure_admin_key
+from aiaas.server.bodylimit import BodyLimits
 from aiaas.service.catalog import CatalogRunner
 from aiaas.service.control import ModelControl
 from aiaas.service.dataplane import DataPlane
@@ -34,6 +35,7 @@ from aiaas.service.models import ModelManager
 from aiaas.service.optimizations import OptimizationsService
 from aiaas.settings import Settings
 from aiaas.store.db import Store
+from aiaas.training.uploadcheck import UploadLimits
 
 log = logging.getLogger("aiaas.server")
 
@@ -45,6 +47,7 @@ class App(FastAPI):
 
     _traced = False
     _traced_checked = -1.0
+    body_limits: BodyLimits | None = None  # set by create_app: the per-route body limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not self.root_path:
@@ -53,6 +56,9 @@ class App(FastAPI):
                 scope["app"] = self
                 await v2.infer_asgi(scope, receive, send, m.group(1), m.group(2))
                 return
+        if scope["type"] == "http" and self.body_limits is not None:
+            await self.body_limits.guard(super().__call__, scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
     def _tracing(self) -> bool:
@@ -107,7 +113,10 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
     control = ModelControl(models, governance)
     files = jobs = optimizations = None
     if store is not None:
-        files = FilesService(store, settings.home / "files", settings.max_upload_bytes)
+        upload_limits = UploadLimits(
+            settings.max_upload_bytes, settings.max_upload_columns, settings.max_upload_nesting, settings.upload_validation_s
+        )
+        files = FilesService(store, settings.home / "files", settings.max_upload_bytes, upload_limits)
         jobs = JobsService(
             DbJobStore(store), files, control, models, settings.home / "jobs", settings.training_cores or None,
             torch_extensions_dir=settings.torch_extensions_dir,
@@ -154,10 +163,12 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         description="AI models as a service: KServe V2 inference, model repository and operations.",
         lifespan=lifespan,
     )
+    app.body_limits = BodyLimits(settings)
     app.state.services = svc
     app.state.governance = svc.governance
     app.state.governance_admin = svc.governance_admin
     errors.install(app)
+    spec.document(app)
     app.include_router(v2.router)
     app.include_router(ops.router)
     app.include_router(openai_api.router)

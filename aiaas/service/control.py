@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiaas.errors import InvalidInput, NotFound, PermissionDenied
+from aiaas.errors import InvalidInput, NotFound, PermissionDenied, clip
 from aiaas.service.governance import Governance, ModelRef, Principal
 from aiaas.service.models import ModelManager
 
@@ -41,7 +41,7 @@ class ModelControl:
             raise PermissionDenied(f"loading and unloading models needs role admin or developer; your key has role {p.role}")
         exists = name in self.models.models or self.models.repository.exists(name)
         if not exists or not self.visible(p, name):
-            raise NotFound(f"unknown model {name!r}")
+            raise NotFound(f"unknown model {clip(name)!r}")
         if p.role == "developer" and self.governance.owner_of(ModelRef(name, owner=self._owner(name))) != p.tenant_id:
             raise PermissionDenied(f"model {name!r} is not owned by your tenant; only its owner or an admin manages it")
 

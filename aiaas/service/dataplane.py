@@ -16,11 +16,11 @@ import numpy as np
 from aiaas import __version__
 from aiaas.batching import InferResult
 from aiaas.codecs.datatypes import v2_datatype
-from aiaas.errors import AiaasError, InvalidInput, NotFound
+from aiaas.errors import AiaasError, InvalidInput, NotFound, clip
 from aiaas.runtime import Tensors
 from aiaas.service.governance import Governance, ModelRef, Outcome, Principal
 from aiaas.service.metrics import Metrics
-from aiaas.service.models import PLATFORMS, ModelManager, VersionRecord
+from aiaas.service.models import PLATFORMS, ModelManager, VersionRecord, parse_version
 from aiaas.types.model_config import TensorSpec
 
 EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "parameters"]
@@ -90,17 +90,18 @@ class DataPlane:
         if rec is not None and rec.config is not None:
             ref = ModelRef(name=name, owner=rec.config.owner)
             if not self.governance.can_see(principal, ref):
-                raise NotFound(f"unknown model {name!r}")
+                raise NotFound(f"unknown model {clip(name)!r}")
 
     def model_ready(self, principal: Principal, name: str, version: str | None) -> bool:
         self._visible(principal, name)
         rec = self.models.record(name)
         if version:
-            vr = rec.versions.get(int(version)) if version.isdigit() else None
+            v = parse_version(version)
+            vr = rec.versions.get(v)
             if vr is None:
-                if version.isdigit() and self.models.unloaded_version(rec, int(version)):
+                if self.models.unloaded_version(rec, v):
                     return False
-                raise NotFound(f"model {name!r} has no version {version}")
+                raise NotFound(f"model {name!r} has no version {v}")
             return vr.ready
         return rec.latest_ready() is not None
 

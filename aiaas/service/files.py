@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from aiaas.store.db import Store
 from aiaas.store.jobs import FileRow
 from aiaas.store.models import utcnow
 from aiaas.training.files import FORMATS, detect_format, validate_file
+from aiaas.training.uploadcheck import UploadLimits
 
 MANAGE_ROLES = ("admin", "developer")
 MAX_FILENAME = 256
@@ -62,10 +65,11 @@ def clean_filename(name: str | None) -> str:
 
 
 class FilesService:
-    def __init__(self, store: Store, root: Path, max_bytes: int) -> None:
+    def __init__(self, store: Store, root: Path, max_bytes: int, limits: UploadLimits | None = None) -> None:
         self.store = store
         self.root = Path(root)
         self.max_bytes = max_bytes
+        self.limits = limits or UploadLimits(max_bytes=max_bytes)
 
     # -- paths ----------------------------------------------------------------------------------------
     def tenant_dir(self, tenant: str) -> Path:
@@ -103,7 +107,7 @@ class FilesService:
         if not staged.is_file() or staged.stat().st_size == 0:
             raise InvalidInput(f"{name}: the file is empty", param="file")
         try:
-            summary = validate_file(staged, fmt)
+            summary = validate_file(staged, fmt, replace(self.limits, started=time.thread_time()))
         except InvalidInput as e:
             # the parser names the staging file; the user knows the file by the name they uploaded
             raise InvalidInput(e.message.replace(staged.name, name), param="file") from None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiaas.batching import ModelExecutor, release_memory
-from aiaas.errors import InvalidInput, NotFound, ServiceUnavailable
+from aiaas.errors import InvalidInput, NotFound, ServiceUnavailable, clip
 from aiaas.registry import ModelEntry, ModelRepository
 from aiaas.runtime import Model, RuntimeContext, backend_class
 from aiaas.service.metrics import Metrics
@@ -24,6 +24,24 @@ from aiaas.types.model_config import ModelConfig, TensorSpec
 log = logging.getLogger("aiaas.models")
 
 PLATFORMS = {"onnx": "onnxruntime_onnx", "python": "python", "pipeline": "ensemble"}
+
+
+MAX_VERSION_DIGITS = 9  # versions are directory names 0..999999999
+
+
+def parse_version(version: str | int) -> int:
+    """A model version from a URL or a request: ASCII digits only (no Unicode digits, signs or spaces), at most 9 of them."""
+    if isinstance(version, int) and not isinstance(version, bool):
+        if 0 <= version < 10**MAX_VERSION_DIGITS:
+            return version
+    else:
+        text = str(version)
+        if text.isascii() and text.isdigit() and len(text) <= MAX_VERSION_DIGITS:
+            return int(text)
+    raise InvalidInput(
+        f"model version must be a whole number of at most {MAX_VERSION_DIGITS} digits, got {clip(str(version), 40)!r}",
+        param="version",
+    )
 
 
 @dataclass
@@ -67,14 +85,14 @@ class ModelManager:
     def record(self, name: str) -> ModelRecord:
         rec = self.models.get(name)
         if rec is None:
-            raise NotFound(f"unknown model {name!r}")
+            raise NotFound(f"unknown model {clip(name)!r}")
         return rec
 
     def resolve(self, name: str, version: str | int | None) -> VersionRecord:
         """The ready version to call; 404 for unknown names and versions, 503 when not ready."""
         rec = self.models.get(name)
         if rec is None:
-            raise NotFound(f"unknown model {name!r}")
+            raise NotFound(f"unknown model {clip(name)!r}")
         if version is None or version == "":
             vr = rec.latest_ready()
             if vr is None:
@@ -83,10 +101,7 @@ class ModelManager:
                     retry_after=5,
                 )
             return vr
-        try:
-            v = int(version)
-        except (TypeError, ValueError):
-            raise InvalidInput(f"model version must be an integer, got {str(version)[:40]!r}") from None
+        v = parse_version(version)
         vr = rec.versions.get(v)
         if vr is None:
             if self.unloaded_version(rec, v):

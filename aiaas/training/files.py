@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from aiaas.errors import InvalidInput
+from aiaas.errors import InvalidInput, PayloadTooLarge
+from aiaas.training.uploadcheck import UploadLimits, inspect_npz
 
 FORMATS = ("csv", "jsonl", "npz", "parquet")
 _EXT = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npz": "npz", ".parquet": "parquet", ".pq": "parquet"}
@@ -76,9 +77,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def validate_file(path: Path, declared_format: str | None = None) -> FileSummary:
-    """Parse the whole file; raises InvalidInput naming the line/column that is wrong."""
+def validate_file(path: Path, declared_format: str | None = None, limits: UploadLimits | None = None) -> FileSummary:
+    """Parse the whole file; raises InvalidInput naming the line/column that is wrong. ``limits`` bound what the
+    file may declare (NPZ shapes, columns, nesting) and the CPU time its validation may take."""
     path = Path(path)
+    limits = limits or UploadLimits()
     if not path.is_file():
         raise InvalidInput(f"file {path.name!r} does not exist")
     fmt = detect_format(path, declared_format)
@@ -86,26 +89,27 @@ def validate_file(path: Path, declared_format: str | None = None) -> FileSummary
     if size == 0:
         raise InvalidInput(f"{path.name}: the file is empty")
     digest = sha256_file(path)
-    if fmt == "npz":
-        arrays = load_npz(path)
-        rows = {len(a) if a.ndim else 1 for a in arrays.values()}
+    if fmt == "npz":  # streamed: headers checked against the limits before anything is inflated
+        arrays = inspect_npz(path, limits)
+        rows = {shape[0] if shape else 1 for _, shape in arrays.values()}
         return FileSummary(
-            "npz", max(rows), list(arrays), {k: str(a.dtype) for k, a in arrays.items()}, digest, size,
-            {k: list(a.shape) for k, a in arrays.items()},
+            "npz", max(rows), list(arrays), {k: str(dt) for k, (dt, _) in arrays.items()}, digest, size,
+            {k: list(shape) for k, (_, shape) in arrays.items()},
         )  # fmt: skip
-    table = load_table(path, fmt)
+    table = load_table(path, fmt, limits)
     return FileSummary(fmt, table.rows, list(table.columns), table.dtypes(), digest, size)
 
 
 # -- tables -------------------------------------------------------------------------------------
-def load_table(path: Path, fmt: str | None = None) -> Table:
+def load_table(path: Path, fmt: str | None = None, limits: UploadLimits | None = None) -> Table:
     fmt = fmt or detect_format(path)
+    limits = limits or UploadLimits()
     if fmt == "csv":
-        return _load_csv(path)
+        return _load_csv(path, limits)
     if fmt == "jsonl":
-        return _load_jsonl(path)
+        return _load_jsonl(path, limits)
     if fmt == "parquet":
-        return _load_parquet(path)
+        return _load_parquet(path, limits)
     raise InvalidInput(f"{path.name}: a {fmt} file holds arrays, not a table with named columns; use CSV, JSONL or Parquet")
 
 
@@ -118,7 +122,7 @@ def _read_text(path: Path) -> str:
         raise InvalidInput(f"{path.name}: line {line} is not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
 
 
-def _load_csv(path: Path) -> Table:
+def _load_csv(path: Path, limits: UploadLimits) -> Table:
     text = _read_text(path)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -128,6 +132,7 @@ def _load_csv(path: Path) -> Table:
     except csv.Error as e:
         raise InvalidInput(f"{path.name}: line 1: {e}") from None
     header = [h.strip() for h in header]
+    _check_columns(path, len(header), limits)
     _check_header(path, header)
     raw: list[list[str]] = [[] for _ in header]
     lines: list[int] = []
@@ -142,12 +147,39 @@ def _load_csv(path: Path) -> Table:
             for i, v in enumerate(row):
                 raw[i].append(v.strip())
             lines.append(reader.line_num)
+            if len(lines) % 4096 == 0:
+                limits.check_time(path)
     except csv.Error as e:
         raise InvalidInput(f"{path.name}: line {reader.line_num}: {e}") from None
     if not lines:
         raise InvalidInput(f"{path.name}: no data rows after the header")
     cols = {name: _typed_column(path, name, values, lines) for name, values in zip(header, raw, strict=True)}
     return Table(cols, len(lines), lines)
+
+
+_TOO_DEEP = object()  # a JSONL line deeper than the parser's recursion limit
+
+
+def _check_columns(path: Path, n: int, limits: UploadLimits) -> None:
+    if n > limits.max_columns:
+        raise InvalidInput(f"{path.name}: {n} columns; at most {limits.max_columns} are allowed (max_upload_columns)")
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deeply ``value`` nests lists and objects (stops counting past ``limit``)."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        nxt: list[Any] = []
+        for v in level:
+            if isinstance(v, dict):
+                nxt.extend(v.values())
+            elif isinstance(v, list):
+                nxt.extend(v)
+        if not nxt:
+            break
+        depth += 1
+        level = nxt
+    return depth
 
 
 def _check_header(path: Path, header: list[str]) -> None:
@@ -202,7 +234,7 @@ def _is_int(v: str) -> bool:
     return s.isdigit()
 
 
-def _load_jsonl(path: Path) -> Table:
+def _load_jsonl(path: Path, limits: UploadLimits) -> Table:
     text = _read_text(path)
     keys: list[str] | None = None
     raw: dict[str, list[Any]] = {}
@@ -214,12 +246,21 @@ def _load_jsonl(path: Path) -> Table:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise InvalidInput(f"{path.name}: line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
+        except RecursionError:
+            obj = _TOO_DEEP
+        if obj is _TOO_DEEP or _depth(obj, limits.max_nesting) > limits.max_nesting:
+            raise InvalidInput(
+                f"{path.name}: line {n}: a value is nested more than {limits.max_nesting} levels deep (max_upload_nesting)"
+            )
+        if n % 4096 == 0:
+            limits.check_time(path)
         if not isinstance(obj, dict):
             raise InvalidInput(f"{path.name}: line {n}: expected a JSON object like {{\"x\": 1, \"label\": 0}}, got {type(obj).__name__}")
         if keys is None:
             keys = list(obj)
             if not keys:
                 raise InvalidInput(f"{path.name}: line {n}: the object has no fields")
+            _check_columns(path, len(keys), limits)
             raw = {k: [] for k in keys}
         elif set(obj) != set(keys):
             missing = sorted(set(keys) - set(obj))
@@ -235,11 +276,23 @@ def _load_jsonl(path: Path) -> Table:
     return Table(cols, len(lines), lines)
 
 
-def _load_parquet(path: Path) -> Table:
+def _load_parquet(path: Path, limits: UploadLimits) -> Table:
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise InvalidInput(PARQUET_HINT) from None
+    try:
+        meta = pq.read_metadata(path)
+    except Exception as e:  # pyarrow raises ArrowInvalid and friends
+        raise InvalidInput(f"{path.name}: not a readable Parquet file: {e}") from None
+    _check_columns(path, meta.num_columns, limits)
+    # the row count is declared in the footer: a few KB can claim billions of rows. No file may hold more cells
+    # than a CSV of the upload limit could (two bytes a cell, "0,"), checked before anything is decoded.
+    if meta.num_rows * max(1, meta.num_columns) > limits.max_bytes // 2:
+        raise PayloadTooLarge(
+            f"{path.name}: declares {meta.num_rows} rows x {meta.num_columns} columns; at most "
+            f"{limits.max_bytes // 2} cells are allowed (half of max_upload_bytes)"
+        )
     try:
         t = pq.read_table(path)
     except Exception as e:  # pyarrow raises ArrowInvalid and friends
