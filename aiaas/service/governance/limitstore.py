@@ -2,7 +2,7 @@
 
 ``ResilientLimiter`` wraps the shared limiter:
 
-* every call is bounded (``timeout_s``, on top of the client's own socket timeouts), so a Redis that accepts
+* every call is bounded (twice ``timeout_s``, the client's socket timeout), so a Redis that accepts
   connections and never answers costs a request at most that long, never the client's default 5 s;
 * after a failure the store counts as down for ``retry_s``: requests meanwhile do not touch it (no pile-up of
   timeouts), then one request probes it again;
@@ -52,7 +52,7 @@ class ResilientLimiter(Limiter):
         shared: Limiter,
         *,
         mode: FailureMode = "closed",
-        timeout_s: float = 0.25,
+        timeout_s: float = 0.5,
         retry_s: float = 1.0,
         name: str = "redis",
     ) -> None:
@@ -60,7 +60,7 @@ class ResilientLimiter(Limiter):
             raise ValueError(f"limit store failure mode must be 'closed' or 'open', not {mode!r}")
         self.shared = shared
         self.mode = mode
-        self.timeout_s = timeout_s
+        self.timeout_s = 2 * timeout_s  # the client's socket timeouts (timeout_s) normally fire first
         self.retry_s = retry_s
         self.name = name
         self.fallback = MemoryLimiter()
@@ -121,13 +121,13 @@ class ResilientLimiter(Limiter):
         if self._usable():
             try:
                 async with asyncio.timeout(self.timeout_s):
+                    if self._pending:  # first free the slots released while the store was away
+                        await self._replay()
                     headers = await self.shared.acquire(scopes, lease)
             except self._errors as exc:
                 self._down(exc)
             else:
                 self._up()
-                if self._pending:
-                    await self._replay()
                 return headers
         if self.mode == "open":
             headers = await self.fallback.acquire(scopes, lease)
@@ -155,15 +155,14 @@ class ResilientLimiter(Limiter):
             self._pending.append((scopes, lease, units))
 
     async def _replay(self) -> None:
+        """Send the remembered releases; on a store error the unsent ones stay remembered and it propagates."""
         pending, self._pending = self._pending, []
         for i, (scopes, lease, units) in enumerate(pending):
             try:
-                async with asyncio.timeout(self.timeout_s):
-                    await self.shared.release(scopes, lease, units)
-            except self._errors as exc:
-                self._down(exc)
+                await self.shared.release(scopes, lease, units)
+            except BaseException:
                 self._pending[:0] = pending[i:]
-                return
+                raise
 
     async def ping(self) -> None:
         """Probe the store (bounded), updating the health this limiter reports; raises when it is down."""
