@@ -147,8 +147,8 @@ def query_usage(
             for row in session.execute(stmt):
                 group = row.group.isoformat() if isinstance(row.group, date) else row.group
                 acc = totals.setdefault(group, [0, 0, 0.0, 0.0, 0.0, 0.0, 0.0])
-                for i, value in enumerate(row[1:]):
-                    acc[i] += value or 0
+                for i, value in enumerate(row[1:]):  # PostgreSQL sums integers as NUMERIC (Decimal)
+                    acc[i] += (int(value) if i < 2 else float(value)) if value is not None else 0
     return [
         {
             group_by: group,
