@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     optimize_min_speedup: float = Field(default=0.8, ge=0)
 
     # --- resilience: dependencies down, abuse that costs the server (docs/resilience.md) -------------
-    redis_timeout_s: float = Field(default=0.5, gt=0)  # Redis socket timeout (connect, command); a call is cut at twice this: Redis down
+    redis_timeout_s: float = Field(default=1.0, gt=0)  # Redis socket timeout (connect, command); a call is cut at twice this: Redis down
     redis_failure_mode: str = "closed"  # Redis down: closed -> keys with shared limits get 503 | open -> per-process limits (logged)
     redis_retry_s: float = Field(default=1.0, gt=0)  # after a Redis failure, requests fail fast this long before one probes again
     auth_failures_per_minute: int = Field(default=60, ge=0)  # invalid keys one client address may send per minute, then 429 (0 = no limit)

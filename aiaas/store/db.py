@@ -106,6 +106,18 @@ def upgrade(url_or_engine: str | Engine, revision: str = "head", *, schema: str 
             engine.dispose()
 
 
+def head_revision() -> str:
+    """The newest migration's revision id (what ``upgrade()`` brings a database to)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

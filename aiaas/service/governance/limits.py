@@ -248,7 +248,7 @@ return 1
 class RedisLimiter(Limiter):
     """Limits shared by every process that uses the same Redis and ``prefix``."""
 
-    def __init__(self, url: str, *, prefix: str = "aiaas:rl:", lease_s: float = 600.0, timeout_s: float = 0.5) -> None:
+    def __init__(self, url: str, *, prefix: str = "aiaas:rl:", lease_s: float = 600.0, timeout_s: float = 1.0) -> None:
         import redis.asyncio as aioredis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff

@@ -52,7 +52,7 @@ class ResilientLimiter(Limiter):
         shared: Limiter,
         *,
         mode: FailureMode = "closed",
-        timeout_s: float = 0.5,
+        timeout_s: float = 1.0,
         retry_s: float = 1.0,
         name: str = "redis",
     ) -> None:

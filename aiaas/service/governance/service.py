@@ -103,7 +103,7 @@ class DbGovernance(Governance):
         budget_mode: Literal["auto", "memory", "db"] = "auto",
         concurrency_lease_s: float = 600.0,
         limiter: Limiter | None = None,
-        redis_timeout_s: float = 0.5,
+        redis_timeout_s: float = 1.0,
         redis_failure_mode: FailureMode = "closed",
         redis_retry_s: float = 1.0,
         auth_failures_per_minute: int = 60,
