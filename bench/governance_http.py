@@ -103,6 +103,7 @@ class Server:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)  # extra AIAAS_* settings
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIAAS_")}
@@ -113,6 +114,7 @@ class Server:
         )  # fmt: skip
         if self.database_url:
             env["AIAAS_DATABASE_URL"] = self.database_url
+        env.update(self.env)
         self.log = self.home.parent / f"{self.name}.log"
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
