@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from governance_http import ADMIN_KEY, BODY, MODEL, Server, build_model, make_home  # noqa: E402
+from governance_http import ADMIN_KEY, BODY, MODEL, Server, build_model, make_home
 
 RSS_TARGET = 0.05
 PATH = f"/v2/models/{MODEL}/infer"
@@ -116,9 +116,13 @@ def drive(server: Server, api_key: str, seconds: float, rate: float | None, coun
     counts.add(ok, errors, statuses)
 
 
-def run_threads(server: Server, api_key: str, n: int, seconds: float, rate: float | None, counts: Counts) -> list[threading.Thread]:
+def run_threads(
+    server: Server, api_key: str, n: int, seconds: float, rate: float | None, counts: Counts
+) -> list[threading.Thread]:
     per_thread = rate / n if rate else None
-    threads = [threading.Thread(target=drive, args=(server, api_key, seconds, per_thread, counts)) for _ in range(n)]
+    threads = [
+        threading.Thread(target=drive, args=(server, api_key, seconds, per_thread, counts)) for _ in range(n)
+    ]
     for t in threads:
         t.start()
     return threads
@@ -138,7 +142,9 @@ def proc_stats(pid: int) -> tuple[int, int, int]:
 def usage_total(server: Server) -> tuple[int, int, float]:
     """(requests, errors) the server metered for tenant soak, and how long GET /v1/usage took (s)."""
     t0 = time.perf_counter()
-    status, doc = server.request("GET", "/v1/usage?tenant=soak&group_by=model", None, {"Authorization": f"Bearer {ADMIN_KEY}"})
+    status, doc = server.request(
+        "GET", "/v1/usage?tenant=soak&group_by=model", None, {"Authorization": f"Bearer {ADMIN_KEY}"}
+    )
     took = time.perf_counter() - t0
     if status != 200:
         raise RuntimeError(f"GET /v1/usage: {status} {doc}")
@@ -157,7 +163,9 @@ def main(duration: float, peak_s: float, connections: int, load: float, sample_s
             server.stop()
 
 
-def soak(server: Server, duration: float, peak_s: float, connections: int, load: float, sample_s: float) -> int:
+def soak(
+    server: Server, duration: float, peak_s: float, connections: int, load: float, sample_s: float
+) -> int:
     assert server.proc is not None
     pid = server.proc.pid
     api_key = limited_key(server)
@@ -176,10 +184,15 @@ def soak(server: Server, duration: float, peak_s: float, connections: int, load:
     while any(t.is_alive() for t in threads):
         time.sleep(min(sample_s, max(0.1, started + duration - time.monotonic())))
         elapsed = time.monotonic() - started
-        if all(t.is_alive() for t in threads):  # under load only (the clients close their connections at the end)
+        if all(
+            t.is_alive() for t in threads
+        ):  # under load only (the clients close their connections at the end)
             rss, nthreads, fds = proc_stats(pid)
             samples.append((elapsed, rss, nthreads, fds))
-            print(f"  t={elapsed:6.0f}s  rss={rss / 2**20:7.1f} MiB  threads={nthreads:3d}  fds={fds:4d}", flush=True)
+            print(
+                f"  t={elapsed:6.0f}s  rss={rss / 2**20:7.1f} MiB  threads={nthreads:3d}  fds={fds:4d}",
+                flush=True,
+            )
     for t in threads:
         t.join()
     soak_s = time.monotonic() - started
@@ -213,7 +226,9 @@ def soak(server: Server, duration: float, peak_s: float, connections: int, load:
     }
     print(f"RSS: {rss_warm / 2**20:.1f} MiB after warm-up ({warm:.0f} s) -> {rss_end / 2**20:.1f} MiB at the end "
           f"({growth:+.2%})")  # fmt: skip
-    print(f"threads after warm-up: {threads_range[0]}..{threads_range[1]}; fds: {fds_range[0]}..{fds_range[1]}")
+    print(
+        f"threads after warm-up: {threads_range[0]}..{threads_range[1]}; fds: {fds_range[0]}..{fds_range[1]}"
+    )
     print(f"usage rows: {metered} ({errors_metered} errors) for {served} 2xx responses (peak + soak); "
           f"GET /v1/usage took {took * 1000:.0f} ms")  # fmt: skip
     for name, ok in checks.items():

@@ -24,7 +24,9 @@ PRIVATE = "_private"
 ANONYMOUS = Principal(key_id="", tenant_id="", role="user")  # sees public models only
 
 
-def model_visibility(models: ModelManager, governance: Governance, principal: Principal | None) -> Callable[[str], bool]:
+def model_visibility(
+    models: ModelManager, governance: Governance, principal: Principal | None
+) -> Callable[[str], bool]:
     """Whether the scraper may see a model's name; models no longer known to the server are hidden."""
     who = principal or ANONYMOUS
     cache: dict[str, bool] = {}

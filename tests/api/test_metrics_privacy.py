@@ -24,7 +24,9 @@ def models_in(samples: dict) -> set[str]:  # type: ignore[type-arg]
 
 
 def requests(samples: dict, model: str) -> float:  # type: ignore[type-arg]
-    return samples.get(("aiaas_requests_total", frozenset({("model", model), ("version", "1"), ("outcome", "success")})), 0)
+    return samples.get(
+        ("aiaas_requests_total", frozenset({("model", model), ("version", "1"), ("outcome", "success")})), 0
+    )
 
 
 def test_private_model_names_need_a_key_that_sees_them(tmp_path: Path) -> None:
@@ -43,7 +45,11 @@ def test_private_model_names_need_a_key_that_sees_them(tmp_path: Path) -> None:
             assert requests(seen, "secret") == 2 and "_private" not in models_in(seen)
         # histograms stay consistent when summed: +Inf bucket == count
         bucket = ("aiaas_request_duration_seconds_bucket", frozenset({("model", "_private"), ("le", "+Inf")}))
-        assert anonymous[bucket] == anonymous[("aiaas_request_duration_seconds_count", frozenset({("model", "_private")}))] == 2
+        assert (
+            anonymous[bucket]
+            == anonymous[("aiaas_request_duration_seconds_count", frozenset({("model", "_private")}))]
+            == 2
+        )
         assert w.client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 

@@ -80,21 +80,33 @@ def test_fail_closed_refuses_limited_keys_only(tmp_path: Path, redis_url: str) -
             assert r.status_code == 503, r.text
             assert int(r.headers["retry-after"]) >= 1
             assert "rate-limit store (redis) is unavailable" in r.json()["error"]
-            r = w.client.post("/v1/chat/completions", json={"model": "pub", "messages": []}, headers=limited.headers)
-            assert r.status_code in (400, 503), r.text  # OpenAI route: refused before or at admission, never 500
+            r = w.client.post(
+                "/v1/chat/completions", json={"model": "pub", "messages": []}, headers=limited.headers
+            )
+            assert r.status_code in (400, 503), (
+                r.text
+            )  # OpenAI route: refused before or at admission, never 500
         assert w.client.post("/v2/models/pub/infer", json=X, headers=free.headers).status_code == 200
         assert w.client.post("/v2/models/pub/infer", json=X, headers=ROOT).status_code == 200
         ready = w.client.get("/v2/health/ready")
         assert ready.status_code == 200
         body = ready.json()
-        assert body["degraded"] == ["redis"] and body["dependencies"] == {"database": "ok", "redis": "unavailable"}
+        assert body["degraded"] == ["redis"] and body["dependencies"] == {
+            "database": "ok",
+            "redis": "unavailable",
+        }
         assert w.usage_rows() == 2  # refused requests are not metered
 
 
-def test_fail_open_counts_limits_in_process(tmp_path: Path, redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_fail_open_counts_limits_in_process(
+    tmp_path: Path, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     with _world(tmp_path, redis_url, "open") as w:
         limited = w.key("acme", limits={"requests_per_minute": 2})
-        statuses = [w.client.post("/v2/models/pub/infer", json=X, headers=limited.headers).status_code for _ in range(3)]
+        statuses = [
+            w.client.post("/v2/models/pub/infer", json=X, headers=limited.headers).status_code
+            for _ in range(3)
+        ]
         assert statuses == [200, 200, 429]
     assert any("FAILING OPEN" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
 

@@ -21,12 +21,19 @@ def fill(store: Store, n: int = 1500) -> None:
     rng = random.Random(7)
     rows = [
         UsageRow(
-            tenant_id=rng.choice(["acme", "globex"]), key_id=rng.choice(["k1", "k2", "k3"]), model=rng.choice(["a", "b"]),
-            version="1", endpoint="infer", status=rng.choice([200, 200, 200, 429, 500]),
-            latency_ms=rng.randint(1, 64) / 8, units_in=rng.randint(0, 16), units_out=rng.randint(0, 4) / 4,
-            compute_s=rng.randint(0, 32) / 1024, cost=rng.randint(0, 8) / 64,
+            tenant_id=rng.choice(["acme", "globex"]),
+            key_id=rng.choice(["k1", "k2", "k3"]),
+            model=rng.choice(["a", "b"]),
+            version="1",
+            endpoint="infer",
+            status=rng.choice([200, 200, 200, 429, 500]),
+            latency_ms=rng.randint(1, 64) / 8,
+            units_in=rng.randint(0, 16),
+            units_out=rng.randint(0, 4) / 4,
+            compute_s=rng.randint(0, 32) / 1024,
+            cost=rng.randint(0, 8) / 64,
             created_at=NOW - timedelta(days=rng.randint(0, 9), seconds=rng.randint(0, 86_399)),
-        )  # fmt: skip
+        )
         for _ in range(n)
     ]
     UsageWriter(store)._write(rows)
@@ -55,7 +62,10 @@ def test_rollup_keeps_totals_exact(store: Store) -> None:
     cutoff = retention_cutoff(3, NOW)
     assert cutoff == datetime(2026, 11, 30)
     with store.session() as s:
-        old = int(s.scalar(select(func.count()).select_from(UsageRecord).where(UsageRecord.created_at < cutoff)) or 0)
+        old = int(
+            s.scalar(select(func.count()).select_from(UsageRecord).where(UsageRecord.created_at < cutoff))
+            or 0
+        )
     assert rollup_usage(store, cutoff, batch=200) == old > 0  # several batches, including a partial day group
     assert count(store, UsageRecord) == 1500 - old
     assert 0 < count(store, UsageDaily) <= 7 * 2 * 3 * 2  # days x tenants x keys x models
@@ -107,7 +117,9 @@ def test_migration_0005_up_and_down(tmp_path) -> None:  # type: ignore[no-untype
     store = Store(f"sqlite:///{tmp_path / 'm.db'}")
     store.upgrade("0004")
     store.upgrade("0005")
-    assert current_revision(store.engine) == "0005" and "usage_daily" in inspect(store.engine).get_table_names()
+    assert (
+        current_revision(store.engine) == "0005" and "usage_daily" in inspect(store.engine).get_table_names()
+    )
     from alembic import command
     from alembic.config import Config
 

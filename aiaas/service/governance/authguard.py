@@ -24,7 +24,9 @@ WINDOW_S = 60.0
 
 
 class FailedAuthLimiter:
-    def __init__(self, per_minute: int, *, max_clients: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, per_minute: int, *, max_clients: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.per_minute = per_minute
         self.max_clients = max_clients
         self._clock = clock

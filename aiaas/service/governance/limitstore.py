@@ -91,7 +91,10 @@ class ResilientLimiter(Limiter):
     def _up(self) -> None:
         self._probing = False
         if self.last_error is not None:
-            log.warning("the shared rate-limit store (%s) is reachable again; shared limits are enforced again", self.name)
+            log.warning(
+                "the shared rate-limit store (%s) is reachable again; shared limits are enforced again",
+                self.name,
+            )
             self.last_error = None
 
     def _down(self, exc: BaseException) -> None:
@@ -106,8 +109,12 @@ class ResilientLimiter(Limiter):
             if self.mode == "closed":
                 what = "FAILING CLOSED: requests of keys with shared limits get 503 until it is back"
             else:
-                what = "FAILING OPEN: limits are now counted per process, so every replica allows the full limit"
-            log.error("the shared rate-limit store (%s) is unavailable (%s); %s", self.name, self.last_error, what)
+                what = (
+                    "FAILING OPEN: limits are now counted per process, so every replica allows the full limit"
+                )
+            log.error(
+                "the shared rate-limit store (%s) is unavailable (%s); %s", self.name, self.last_error, what
+            )
 
     def _unavailable(self) -> LimitStoreUnavailable:
         return LimitStoreUnavailable(

@@ -79,9 +79,10 @@ def _rollup_batch(store: Store, before: datetime, batch: int) -> int:
             t.cost += row.cost or 0.0
             t.latency_ms += row.latency_ms or 0.0
         ids = [row.id for row in rows]
-        deleted = session.execute(delete(r).where(r.id.in_(ids)).execution_options(synchronize_session=False))
-        if deleted.rowcount != len(ids):  # type: ignore[attr-defined]
-            raise RollupConflict(f"{len(ids) - deleted.rowcount} of {len(ids)} usage rows were rolled up elsewhere")  # type: ignore[attr-defined]
+        result = session.execute(delete(r).where(r.id.in_(ids)).execution_options(synchronize_session=False))
+        deleted: int = result.rowcount  # type: ignore[attr-defined]
+        if deleted != len(ids):
+            raise RollupConflict(f"{len(ids) - deleted} of {len(ids)} usage rows were rolled up elsewhere")
         for (day, tenant, key, model), t in groups.items():
             _add(session, day, tenant, key, model, t)
     return len(rows)

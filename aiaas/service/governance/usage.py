@@ -13,7 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, case, func, select
 
@@ -166,7 +166,7 @@ def query_usage(
 
 def _raw_query(
     store: Store, tenant: str | None, start: datetime | None, end: datetime | None, group_by: str, key: str | None
-) -> Select[Unpack[tuple[Any, ...]]]:
+) -> Select[*tuple[Any, ...]]:
     r = UsageRecord
     group = {"model": r.model, "key": r.key_id}.get(group_by)
     group_col = group if group is not None else _day(store)
@@ -187,7 +187,7 @@ def _raw_query(
 
 def _daily_query(
     tenant: str | None, start: datetime | None, end: datetime | None, group_by: str, key: str | None
-) -> Select[Unpack[tuple[Any, ...]]]:
+) -> Select[*tuple[Any, ...]]:
     d = UsageDaily
     group_col = {"model": d.model, "key": d.key_id}.get(group_by, d.day)
     stmt = select(

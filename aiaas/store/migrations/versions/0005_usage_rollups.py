@@ -23,7 +23,9 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "usage_daily",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("tenant_id", sa.String(64), nullable=False),
         sa.Column("key_id", sa.String(64), nullable=False),
