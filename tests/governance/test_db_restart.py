@@ -56,7 +56,8 @@ def throwaway_cluster() -> Iterator[tuple[str, list[str]]]:
 
 
 def test_postgres_restart_mid_load(tmp_path: Path) -> None:
-    with throwaway_cluster() as (url, ctl), make_world(tmp_path / "home", tmp_path / "src", url) as w:
+    settings = {"key_cache_ttl_s": 0.2}  # cached keys expire during the outage: they must be served stale
+    with throwaway_cluster() as (url, ctl), make_world(tmp_path / "home", tmp_path / "src", url, **settings) as w:
         user = w.key("acme", limits={"requests_per_minute": 100_000})
         statuses: dict[str, list[int]] = {"infer": [], "usage": []}
         restarted = threading.Event()
@@ -93,3 +94,20 @@ def test_postgres_restart_mid_load(tmp_path: Path) -> None:
         # every served inference is metered: rows buffered during the outage were written after it
         assert w.usage_rows() == statuses["infer"].count(200) + 1
         print(f"restart: {len(statuses['infer'])} rounds, {unavailable} answers were 503 while it was down")
+
+        # down for longer: readiness names it, known keys keep working, what needs the database is a clear 503
+        subprocess.run([*ctl, "-m", "fast", "stop"], check=True, capture_output=True)
+        time.sleep(0.3)  # past key_cache_ttl_s
+        ready = w.client.get("/v2/health/ready")
+        assert ready.status_code == 200 and ready.json()["degraded"] == ["database"], ready.text
+        assert w.client.post("/v2/models/pub/infer", json=X, headers=user.headers).status_code == 200
+        for r in (
+            w.client.post("/v2/models/pub/infer", json=X, headers={"Authorization": "Bearer aiaas-0123456789ab-x"}),
+            w.client.get("/v1/keys", headers=ROOT),
+        ):
+            assert r.status_code == 503 and "database is unavailable" in r.text, r.text
+        subprocess.run([*ctl, "start"], check=True, capture_output=True)
+        assert w.client.get("/v1/keys", headers=ROOT).status_code == 200
+        time.sleep(1.1)  # the readiness probe result is cached for a second
+        assert w.client.get("/v2/health/ready").json() == {"ready": True}
+        assert w.usage_rows() == statuses["infer"].count(200) + 2
