@@ -117,6 +117,8 @@ def main(seconds: float, rounds: int) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase")
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds the seconds are split into")
+    parser.add_argument(
+        "--rounds", type=int, default=10, help="interleaved rounds the seconds are split into"
+    )
     args = parser.parse_args()
     raise SystemExit(main(args.seconds, args.rounds))

@@ -36,10 +36,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from governance_http import ADMIN_KEY, BODY, MODEL, Server, build_model, make_home
+from governance_http import ADMIN_KEY, BODY, MODEL, Server, build_model, governed_key, make_home
 
 RSS_TARGET = 0.05
 PATH = f"/v2/models/{MODEL}/infer"
@@ -58,26 +57,6 @@ class Counts:
             self.errors += errors
             for k, v in statuses.items():
                 self.statuses[k] = self.statuses.get(k, 0) + v
-
-
-def limited_key(server: Server) -> str:
-    """A user key of tenant ``soak`` with limits and budgets on key and tenant, above the load."""
-    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-
-    def call(method: str, path: str, body: Any, expect: int = 200) -> Any:
-        status, doc = server.request(method, path, body, admin)
-        if status != expect:
-            raise RuntimeError(f"{method} {path}: {status} {doc}")
-        return doc
-
-    call("POST", "/v1/tenants", {"name": "soak"}, 201)
-    key = call("POST", "/v1/keys", {"tenant": "soak", "role": "user"}, 201)
-    limits = {"requests_per_minute": 10_000_000, "units_per_minute": 1e9, "concurrency": 256}
-    call("PUT", f"/v1/limits/key/{key['id']}", limits)
-    call("PUT", "/v1/limits/tenant/soak", limits)
-    call("PUT", f"/v1/budgets/key/{key['id']}", {"limit": 1e9, "period": "month"})
-    call("PUT", "/v1/budgets/tenant/soak", {"limit": 1e9, "period": "month"})
-    return str(key["key"])
 
 
 def drive(server: Server, api_key: str, seconds: float, rate: float | None, counts: Counts) -> None:
@@ -168,7 +147,7 @@ def soak(
 ) -> int:
     assert server.proc is not None
     pid = server.proc.pid
-    api_key = limited_key(server)
+    api_key = governed_key(server, "soak", concurrency=256)
     peak_counts = Counts()
     for t in run_threads(server, api_key, connections, peak_s, None, peak_counts):
         t.join()

@@ -149,7 +149,24 @@ def test_breaker_probes_after_retry_and_replays_releases() -> None:
         await asyncio.sleep(0.25)
         await limiter.acquire(scopes, "c")  # the probe succeeds, then the remembered release is replayed
         assert limiter.healthy and store.inflight("key:k") == 1  # "c" holds the slot "a" gave back
-        with pytest.raises(RateLimited):  # a refusal by a healthy store is not an outage
-            await ResilientLimiter(MemoryLimiter()).acquire([("key:z", LimitSpec(rpm=0))], "z")
+        store.down = True  # down again; when it is back, the probe's answer is a refusal: still "back"
+        await limiter.release(scopes, "c", 0.0)
+        await asyncio.sleep(0.25)
+        store.down = False
+        with pytest.raises(RateLimited):
+            await limiter.acquire([("key:z", LimitSpec(rpm=0))], "z")
+        assert limiter.healthy and store.inflight("key:k") == 0  # and "c" was replayed before it
 
     asyncio.run(scenario())
+
+
+def test_failure_mode_setting_is_checked(tmp_path: Path) -> None:
+    from aiaas.service.governance.setup import resilience_options
+    from aiaas.settings import Settings
+
+    assert (
+        resilience_options(Settings(home=tmp_path, redis_failure_mode=" Open "))["redis_failure_mode"]
+        == "open"
+    )
+    with pytest.raises(ValueError, match="AIAAS_REDIS_FAILURE_MODE must be 'closed' or 'open'"):
+        resilience_options(Settings(home=tmp_path, redis_failure_mode="maybe"))

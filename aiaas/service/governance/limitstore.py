@@ -21,7 +21,7 @@ import logging
 import time
 from typing import Literal
 
-from aiaas.errors import ServiceUnavailable
+from aiaas.errors import RateLimited, ServiceUnavailable
 from aiaas.service.governance.limits import Limiter, MemoryLimiter, Scopes
 
 log = logging.getLogger("aiaas.governance.limits")
@@ -133,6 +133,12 @@ class ResilientLimiter(Limiter):
                     headers = await self.shared.acquire(scopes, lease)
             except self._errors as exc:
                 self._down(exc)
+            except RateLimited:  # a refusal is an answer: the store works
+                self._up()
+                raise
+            except BaseException:  # cancelled (the client went away): no verdict on the store
+                self._probing = False
+                raise
             else:
                 self._up()
                 return headers
