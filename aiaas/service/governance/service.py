@@ -12,6 +12,11 @@ The hot path (``authenticate`` + ``admit`` + ``finish``) normally does no databa
 * budgets are reserved in memory (SQLite) or with one conditional UPDATE when a budget applies (PostgreSQL),
   see ``budgets.py``.
 * usage is appended to a buffer that a background task writes every ``usage_flush_s``.
+
+Abuse and outages (docs/resilience.md): unknown key ids are remembered in a bounded negative cache, invalid
+keys per client address are braked (``authguard``), Redis trouble is handled by ``limitstore``, a database
+that cannot be reached answers 503 (known keys are then served from the cache, stale), and raw usage rows
+past ``usage_retention_days`` are rolled into daily totals (``rollup``).
 """
 
 from __future__ import annotations
