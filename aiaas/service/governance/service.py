@@ -131,7 +131,8 @@ class DbGovernance(Governance):
         self.negative_key_cache_size = negative_key_cache_size
         self.negative_key_cache_ttl_s = negative_key_cache_ttl_s
         self.key_lookups = 0  # database lookups of a key id (the cost a key spray is meant not to multiply)
-        self._health: tuple[float, dict[str, str | None]] | None = None
+        self._health: tuple[float, dict[str, str | None]] | None = None  # (when probed, result)
+        self._health_lock = asyncio.Lock()
         self.usage_retention_days = usage_retention_days  # 0: raw usage rows are kept forever
         self.usage_rollup_interval_s = usage_rollup_interval_s
         if budget_mode == "auto":
@@ -326,9 +327,14 @@ class DbGovernance(Governance):
 
     async def dependencies(self) -> dict[str, str | None]:
         """Each dependency -> None when it answers, else a short reason; probed at most once a second."""
-        now = time.monotonic()
-        if self._health is not None and now - self._health[0] < 1.0:
-            return self._health[1]
+        async with self._health_lock:  # one probe at a time: a flood of readiness checks waits for it
+            if self._health is not None and time.monotonic() - self._health[0] < 1.0:
+                return self._health[1]
+            health = await self._probe_dependencies()
+            self._health = (time.monotonic(), health)
+            return health
+
+    async def _probe_dependencies(self) -> dict[str, str | None]:
         health: dict[str, str | None] = {"database": None}
         try:
             async with asyncio.timeout(2.0):
@@ -343,7 +349,6 @@ class DbGovernance(Governance):
             except Exception as exc:
                 health[self.limiter.name] = "unavailable"
                 log.warning("readiness: the rate-limit store is unavailable (%s)", f"{type(exc).__name__}: {exc}"[:200])
-        self._health = (time.monotonic(), health)
         return health
 
     def _ping_database(self) -> None:
