@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     max_upload_nesting: int = Field(default=32, ge=1)  # JSONL: deepest nesting of a value
     upload_validation_s: float = Field(default=600.0, gt=0)  # CPU time an upload's validation may take
 
+    # --- resilience: dependencies down, abuse that costs the server (docs/resilience.md) -------------
+    redis_timeout_s: float = Field(default=1.0, gt=0)  # Redis socket timeout (connect, command); a call is cut at twice this: Redis down
+    redis_failure_mode: str = "closed"  # Redis down: closed -> keys with shared limits get 503 | open -> per-process limits (logged)
+    redis_retry_s: float = Field(default=1.0, gt=0)  # after a Redis failure, requests fail fast this long before one probes again
+    auth_failures_per_minute: int = Field(default=60, ge=0)  # invalid keys one client address may send per minute, then 429 (0 = no limit)
+    negative_key_cache_size: int = Field(default=10_000, ge=0)  # unknown key ids remembered (no database lookup while cached)
+    negative_key_cache_ttl_s: float = Field(default=10.0, ge=0)  # how long an unknown key id is remembered
+    usage_retention_days: float = Field(default=30.0, ge=0)  # raw usage rows older than this are rolled into daily totals and deleted (0 = keep)
+    usage_rollup_interval_s: float = Field(default=3600.0, gt=0)  # how often the rollup of old usage rows runs
+
     @cached_property
     def models_dir(self) -> Path:
         return self.home / "models"

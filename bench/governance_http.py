@@ -103,6 +103,7 @@ class Server:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)  # extra AIAAS_* settings
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIAAS_")}
@@ -113,6 +114,7 @@ class Server:
         )  # fmt: skip
         if self.database_url:
             env["AIAAS_DATABASE_URL"] = self.database_url
+        env.update(self.env)
         self.log = self.home.parent / f"{self.name}.log"
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
@@ -156,8 +158,9 @@ class Server:
                 self.proc.wait(10)
 
 
-def governed_key(server: Server) -> str:
-    """A user key with every kind of limit and budget, on a tenant with its own limits and budget."""
+def governed_key(server: Server, tenant: str = "bench", concurrency: int = 64) -> str:
+    """A user key with every kind of limit and budget, on a tenant with its own limits and budget (all far
+    above what a bench sends, so they are checked on every request without refusing one)."""
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
     def call(method: str, path: str, body: Any = None, expect: int = 200) -> Any:
@@ -166,13 +169,13 @@ def governed_key(server: Server) -> str:
             raise RuntimeError(f"{method} {path}: {status} {doc}")
         return doc
 
-    call("POST", "/v1/tenants", {"name": "bench"}, 201)
-    key = call("POST", "/v1/keys", {"tenant": "bench", "role": "user"}, 201)
-    limits = {"requests_per_minute": 1_000_000_000, "units_per_minute": 1e12, "concurrency": 64}
+    call("POST", "/v1/tenants", {"name": tenant}, 201)
+    key = call("POST", "/v1/keys", {"tenant": tenant, "role": "user"}, 201)
+    limits = {"requests_per_minute": 1_000_000_000, "units_per_minute": 1e12, "concurrency": concurrency}
     call("PUT", f"/v1/limits/key/{key['id']}", limits)
-    call("PUT", "/v1/limits/tenant/bench", limits)
+    call("PUT", f"/v1/limits/tenant/{tenant}", limits)
     call("PUT", f"/v1/budgets/key/{key['id']}", {"limit": 1e9, "period": "month"})
-    call("PUT", "/v1/budgets/tenant/bench", {"limit": 1e9, "period": "month"})
+    call("PUT", f"/v1/budgets/tenant/{tenant}", {"limit": 1e9, "period": "month"})
     return str(key["key"])
 
 

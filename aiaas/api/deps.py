@@ -21,7 +21,8 @@ def services(request: Request) -> Services:
 
 
 async def principal(request: Request) -> Principal:
-    return await request.app.state.services.governance.authenticate(request.headers.get("authorization"))
+    client = request.client.host if request.client is not None else None
+    return await request.app.state.services.governance.authenticate(request.headers.get("authorization"), client)
 
 
 def require_role(p: Principal, *roles: str) -> None:

@@ -110,3 +110,15 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, clip(request.url.path, 200))
         return render(request, AiaasError(f"internal server error: {type(exc).__name__}"))
+
+    from sqlalchemy.exc import DBAPIError  # the database's errors; most routes reach the store
+
+    from aiaas.store.db import DatabaseUnavailable, is_unavailable
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> Response:
+        """A database that is down or restarting is a 503 to retry, not a server error; the pool reconnects."""
+        if is_unavailable(exc):
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, str(exc.orig)[:200])
+            return render(request, DatabaseUnavailable())
+        return await _unexpected(request, exc)

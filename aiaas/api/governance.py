@@ -58,7 +58,8 @@ class OwnerBody(_Body):
 
 
 async def _call(request: Request, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    principal: Principal = await request.app.state.governance.authenticate(request.headers.get("authorization"))
+    client = request.client.host if request.client is not None else None
+    principal: Principal = await request.app.state.governance.authenticate(request.headers.get("authorization"), client)
     return await run_in_threadpool(method, principal, *args, **kwargs)
 
 

@@ -40,9 +40,15 @@ async def live() -> Response:
 
 @router.get("/health/ready", summary="Server readiness (no key needed)")
 async def ready(request: Request) -> Response:
-    if not services(request).ready:
+    svc = services(request)
+    if not svc.ready:
         return _json({"ready": False, "error": "server is starting or shutting down"}, 503)
-    return _json({"ready": True})
+    deps = await svc.governance.dependencies()
+    degraded = sorted(name for name, problem in deps.items() if problem is not None)
+    if not degraded:
+        return _json({"ready": True})
+    # Still ready: what does not need the missing dependency keeps working (see docs/resilience.md).
+    return _json({"ready": True, "degraded": degraded, "dependencies": {n: p or "ok" for n, p in deps.items()}})
 
 
 @router.get("", summary="Server metadata")
@@ -134,7 +140,8 @@ async def infer_asgi(scope: Scope, receive: Receive, send: Send, model: str, ver
             headers[k] = v
     try:
         svc = scope["app"].state.services  # what ``services(request)`` reads, without building a Request
-        p = await svc.governance.authenticate(_header(headers, b"authorization"))
+        client = scope.get("client")
+        p = await svc.governance.authenticate(_header(headers, b"authorization"), client[0] if client else None)
         body = await receive_body(receive, _header(headers, b"content-length"), _header(headers, b"content-encoding"),
                                   svc.settings.max_request_bytes)  # fmt: skip
         response = await _infer(svc, p, model, version, body, _header(headers, _HEADER_LEN_KEY))

@@ -29,6 +29,7 @@ from aiaas.service.dataplane import DataPlane
 from aiaas.service.files import FilesService
 from aiaas.service.governance import AdminKeyGovernance, Governance, open_governance
 from aiaas.service.governance.admin import GovernanceAdmin
+from aiaas.service.governance.setup import resilience_options
 from aiaas.service.jobs import DbJobStore, JobsService
 from aiaas.service.metrics import Metrics
 from aiaas.service.models import ModelManager
@@ -106,6 +107,7 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
                 budget_mode=settings.budget_mode,
                 redis_prefix=settings.redis_prefix,
                 concurrency_lease_s=settings.concurrency_lease_s,
+                **resilience_options(settings),
             )
     context = RuntimeContext(default_intra_op_threads=settings.default_intra_op_threads)
     models = ModelManager(repository, context, metrics)

@@ -15,10 +15,33 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from aiaas.errors import ServiceUnavailable
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+CONNECT_TIMEOUT_S = 5  # PostgreSQL: a server that does not answer a connection attempt counts as down after this
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached (restarting, down, out of connections): 503, retry shortly."""
+
+    def __init__(self, message: str = "the database is unavailable; retry shortly", **kw: Any) -> None:
+        kw.setdefault("code", "database_unavailable")
+        kw.setdefault("retry_after", 2)
+        super().__init__(message, **kw)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached (as opposed to a bad statement or a bug).
+
+    The pool (``pool_pre_ping``) drops dead connections and the next checkout reconnects, so these errors
+    last only while the server is really down."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def normalize_url(url: str) -> str:
@@ -51,10 +74,12 @@ def make_engine(url: str, *, schema: str | None = None, echo: bool = False) -> E
 
         return engine
     if parsed.get_backend_name() == "postgresql":
+        connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
         if schema is not None:
             if not _SCHEMA_RE.fullmatch(schema):
                 raise ValueError(f"invalid PostgreSQL schema name {schema!r}")
-            kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
+            connect_args["options"] = f"-csearch_path={schema}"
+        kwargs["connect_args"] = connect_args
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         engine = create_engine(url, **kwargs)
         if schema is not None:
@@ -79,6 +104,18 @@ def upgrade(url_or_engine: str | Engine, revision: str = "head", *, schema: str 
     finally:
         if not isinstance(url_or_engine, Engine):
             engine.dispose()
+
+
+def head_revision() -> str:
+    """The newest migration's revision id (what ``upgrade()`` brings a database to)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:

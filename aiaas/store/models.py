@@ -7,13 +7,14 @@ compare identically.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -121,6 +122,29 @@ class UsageRecord(Base):
     compute_s: Mapped[float] = mapped_column(Float, default=0.0)
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+
+
+class UsageDaily(Base):
+    """Exact totals of the raw usage rows of one UTC day, tenant, key and model, once past retention (0005)."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (
+        UniqueConstraint("day", "tenant_id", "key_id", "model", name="uq_usage_daily_group"),
+        Index("ix_usage_daily_tenant_day", "tenant_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(128))
+    requests: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    units_in: Mapped[float] = mapped_column(Float)
+    units_out: Mapped[float] = mapped_column(Float)
+    compute_s: Mapped[float] = mapped_column(Float)
+    cost: Mapped[float] = mapped_column(Float)
+    latency_ms: Mapped[float] = mapped_column(Float)  # sum over the day's requests
 
 
 class AuditEntry(Base):

@@ -13,7 +13,7 @@ from sqlalchemy import inspect, text
 
 from aiaas.errors import NotFound
 from aiaas.service.jobs import DbJobStore
-from aiaas.store.db import Store, current_revision
+from aiaas.store.db import Store, current_revision, head_revision
 from aiaas.training.spec import parse_spec
 from aiaas.training.store import JobRecord
 
@@ -96,7 +96,7 @@ def test_upgrade_from_0002_adds_the_tables_and_keeps_data(db: Store) -> None:
         assert "training_jobs" not in inspect(conn).get_table_names()
         conn.execute(text("INSERT INTO tenants (id, created_at) VALUES ('old', '2024-01-02 03:04:05')"))
     db.upgrade()
-    assert current_revision(db.engine) == "0004"  # head (0004 added training_jobs.kind)
+    assert current_revision(db.engine) == head_revision()  # 0004 added training_jobs.kind
     with db.engine.connect() as conn:
         assert {"files", "training_jobs", "training_job_events"} <= set(inspect(conn).get_table_names())
         assert conn.execute(text("SELECT id FROM tenants")).scalars().all() == ["old"]

@@ -88,7 +88,13 @@ class Governance(ABC):
         """Flush everything buffered and release resources (called at graceful shutdown)."""
 
     @abstractmethod
-    async def authenticate(self, authorization: str | None) -> Principal: ...
+    async def authenticate(self, authorization: str | None, client: str | None = None) -> Principal:
+        """The caller behind an Authorization header; ``client`` (its network address) lets an implementation
+        limit failed attempts per address."""
+
+    async def dependencies(self) -> dict[str, str | None]:
+        """The external services governance relies on -> None when healthy, else a short reason (readiness)."""
+        return {}
 
     @abstractmethod
     async def admit(
@@ -116,7 +122,7 @@ class AdminKeyGovernance(Governance):
         self._key = admin_key.encode()
         self._principal = Principal(key_id="admin", tenant_id="system", role="admin")
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None, client: str | None = None) -> Principal:
         token = parse_bearer(authorization)
         if not hmac.compare_digest(token.encode(), self._key):
             raise AuthenticationError("invalid API key")

@@ -90,6 +90,9 @@ class Limiter(ABC):
     async def release(self, scopes: Scopes, lease: str, units: float) -> None:
         """Free the concurrency slot and charge the units used."""
 
+    async def ping(self) -> None:
+        """Raise when the store behind the limits cannot be reached (in-process limits always can)."""
+
     async def close(self) -> None:
         return None
 
@@ -245,10 +248,16 @@ return 1
 class RedisLimiter(Limiter):
     """Limits shared by every process that uses the same Redis and ``prefix``."""
 
-    def __init__(self, url: str, *, prefix: str = "aiaas:rl:", lease_s: float = 600.0) -> None:
+    def __init__(self, url: str, *, prefix: str = "aiaas:rl:", lease_s: float = 600.0, timeout_s: float = 1.0) -> None:
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
-        self._redis: Any = aioredis.Redis.from_url(url)
+        # Short socket timeouts and no client-side retries: a Redis that is down or hangs must cost a request
+        # at most ``timeout_s`` (``limitstore.ResilientLimiter`` then answers fast until Redis is back).
+        self._redis: Any = aioredis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+        )
         self._prefix = prefix
         self._lease_s = lease_s
         self._acquire = self._redis.register_script(_ACQUIRE_LUA)
@@ -284,6 +293,9 @@ class RedisLimiter(Limiter):
         keys, args, _ = self._plan(scopes, "uc" if units > 0 else "c")
         if keys:
             await self._release(keys=keys, args=[repr(WINDOW_S), lease, repr(float(units)), *args])
+
+    async def ping(self) -> None:
+        await self._redis.ping()
 
     async def close(self) -> None:
         await self._redis.aclose()

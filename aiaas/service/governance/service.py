@@ -12,6 +12,11 @@ The hot path (``authenticate`` + ``admit`` + ``finish``) normally does no databa
 * budgets are reserved in memory (SQLite) or with one conditional UPDATE when a budget applies (PostgreSQL),
   see ``budgets.py``.
 * usage is appended to a buffer that a background task writes every ``usage_flush_s``.
+
+Abuse and outages (docs/resilience.md): unknown key ids are remembered in a bounded negative cache, invalid
+keys per client address are braked (``authguard``), Redis trouble is handled by ``limitstore``, a database
+that cannot be reached answers 503 (known keys are then served from the cache, stale), and raw usage rows
+past ``usage_retention_days`` are rolled into daily totals (``rollup``).
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -30,6 +37,7 @@ from sqlalchemy import select
 
 from aiaas.errors import AuthenticationError, NotFound
 from aiaas.service.governance.audit import write_audit
+from aiaas.service.governance.authguard import FailedAuthLimiter
 from aiaas.service.governance.base import Admission, Governance, ModelRef, Outcome, Principal, parse_bearer
 from aiaas.service.governance.budgets import BudgetState, DbLedger, Ledger, MemoryLedger, Reservation
 from aiaas.service.governance.keys import (
@@ -42,8 +50,10 @@ from aiaas.service.governance.keys import (
     verify,
 )
 from aiaas.service.governance.limits import Limiter, LimitSpec, MemoryLimiter, RedisLimiter
+from aiaas.service.governance.limitstore import FailureMode, ResilientLimiter
+from aiaas.service.governance.rollup import retention_cutoff, rollup_usage
 from aiaas.service.governance.usage import UsageRow, UsageWriter
-from aiaas.store.db import Store
+from aiaas.store.db import DatabaseUnavailable, Store, is_unavailable
 from aiaas.store.models import ApiKey, Budget, Limit, ModelAcl, ModelGrant, Tenant, utcnow
 
 log = logging.getLogger("aiaas.governance")
@@ -81,8 +91,8 @@ class Policy:
 @dataclass(slots=True)
 class _CachedKey:
     deadline: float
-    record: KeyRecord | None
-    principal: Principal | None
+    record: KeyRecord
+    principal: Principal
 
 
 class DbGovernance(Governance):
@@ -98,18 +108,33 @@ class DbGovernance(Governance):
         budget_mode: Literal["auto", "memory", "db"] = "auto",
         concurrency_lease_s: float = 600.0,
         limiter: Limiter | None = None,
+        redis_timeout_s: float = 1.0,
+        redis_failure_mode: FailureMode = "closed",
+        redis_retry_s: float = 1.0,
+        auth_failures_per_minute: int = 60,
+        negative_key_cache_size: int = 10_000,
+        negative_key_cache_ttl_s: float = 10.0,
+        usage_retention_days: float = 0.0,
+        usage_rollup_interval_s: float = 3600.0,
     ) -> None:
         self.store = store
         self.key_cache_ttl_s = key_cache_ttl_s
         self.refresh_s = refresh_s
         self.usage_flush_s = usage_flush_s
-        if limiter is None:
-            limiter = (
-                RedisLimiter(redis_url, prefix=redis_prefix, lease_s=concurrency_lease_s)
-                if redis_url
-                else MemoryLimiter()
-            )
-        self.limiter = limiter
+        if limiter is None and redis_url:
+            shared = RedisLimiter(redis_url, prefix=redis_prefix, lease_s=concurrency_lease_s, timeout_s=redis_timeout_s)
+            limiter = ResilientLimiter(shared, mode=redis_failure_mode, timeout_s=redis_timeout_s, retry_s=redis_retry_s)
+        self.limiter = limiter if limiter is not None else MemoryLimiter()
+        self.auth_guard = FailedAuthLimiter(auth_failures_per_minute)
+        # ids of keys that do not exist -> monotonic deadline; bounded, oldest first out
+        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self.negative_key_cache_size = negative_key_cache_size
+        self.negative_key_cache_ttl_s = negative_key_cache_ttl_s
+        self.key_lookups = 0  # database lookups of a key id (the cost a key spray is meant not to multiply)
+        self._health: tuple[float, dict[str, str | None]] | None = None  # (when probed, result)
+        self._health_lock = asyncio.Lock()
+        self.usage_retention_days = usage_retention_days  # 0: raw usage rows are kept forever
+        self.usage_rollup_interval_s = usage_rollup_interval_s
         if budget_mode == "auto":
             budget_mode = "memory" if store.dialect == "sqlite" else "db"
         self.ledger: Ledger = MemoryLedger(store) if budget_mode == "memory" else DbLedger(store)
@@ -143,6 +168,7 @@ class DbGovernance(Governance):
 
     async def _maintain(self) -> None:
         last_refresh = time.monotonic()
+        last_rollup = -math.inf
         while True:
             await asyncio.sleep(self.usage_flush_s)
             try:
@@ -150,8 +176,23 @@ class DbGovernance(Governance):
                 if time.monotonic() - last_refresh >= self.refresh_s:
                     await asyncio.to_thread(self.refresh)
                     last_refresh = time.monotonic()
-            except Exception:
-                log.exception("governance maintenance failed; retrying")
+                if self.usage_retention_days > 0 and time.monotonic() - last_rollup >= self.usage_rollup_interval_s:
+                    last_rollup = time.monotonic()
+                    await asyncio.to_thread(self.rollup_usage)
+            except Exception as exc:
+                if is_unavailable(exc):  # a restart or outage: one line, not a traceback every second
+                    log.warning("governance maintenance: the database is unavailable (%s); retrying", str(exc)[:200])
+                else:
+                    log.exception("governance maintenance failed; retrying")
+
+    def rollup_usage(self, now: datetime | None = None) -> int:
+        """Roll raw usage rows past ``usage_retention_days`` into daily totals (blocking; call off the loop)."""
+        if self.usage_retention_days <= 0:
+            return 0
+        moved = rollup_usage(self.store, retention_cutoff(self.usage_retention_days, now))
+        if moved:
+            log.info("usage retention: %d raw usage rows rolled into daily totals", moved)
+        return moved
 
     def refresh(self) -> None:
         """Reload ownership, grants, limits and budgets from the database (blocking; call off the loop)."""
@@ -174,8 +215,10 @@ class DbGovernance(Governance):
         """Forget cached keys (one, or all) so the next request reads them from the database."""
         if key_id is None:
             self._keys.clear()
+            self._unknown.clear()
         else:
             self._keys.pop(key_id, None)
+            self._unknown.pop(key_id, None)
 
     def bootstrap_admin(self, secret: str) -> str:
         """Make the operator's key (AIAAS_ADMIN_KEY / admin.key) a valid admin key of the ``system`` tenant.
@@ -216,47 +259,101 @@ class DbGovernance(Governance):
         return BOOTSTRAP_KEY_ID
 
     # --- the contract --------------------------------------------------------------------------------
-    async def _cached_key(self, key_id: str) -> _CachedKey:
-        entry = self._keys.get(key_id)
+    async def _cached_key(self, key_id: str) -> _CachedKey | None:
+        """The key with this id, from the cache or one database lookup; None when no such key exists.
+
+        Unknown ids are remembered in a bounded negative cache for ``negative_key_cache_ttl_s``; while the
+        database is unreachable an expired entry is served stale rather than failing every request."""
         now = time.monotonic()
-        if entry is None or entry.deadline < now:
+        entry = self._keys.get(key_id)
+        if entry is not None and entry.deadline >= now:
+            return entry
+        unknown = self._unknown.get(key_id)
+        if unknown is not None:
+            if unknown >= now:
+                return None
+            del self._unknown[key_id]
+        try:
+            self.key_lookups += 1
             record = await asyncio.to_thread(self._load_key, key_id)
-            principal = None
-            if record is not None and record.created_at >= self._refreshed_at - NEW_KEY_MARGIN:
-                # A key made since the last policy load, e.g. by the CLI or another replica, together with its
-                # limits and budget: load those now. Waiting for the periodic refresh would let the new key
-                # run without its limits and spend past its budget for up to refresh_s.
-                await asyncio.to_thread(self.refresh)
-            if record is not None:
-                principal = Principal(record.id, record.tenant_id, record.role, record.allowed_models)  # type: ignore[arg-type]
-            if len(self._keys) > 100_000:  # unknown ids are cached too; bound the memory a key-spray costs
-                self._keys.clear()
-            entry = self._keys[key_id] = _CachedKey(now + self.key_cache_ttl_s, record, principal)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            if entry is not None:  # stale-if-error: nobody can revoke it while the database is down either
+                entry.deadline = now + 1.0
+                return entry
+            raise DatabaseUnavailable("the database is unavailable, so this API key cannot be checked; retry shortly") from exc
+        if record is None:
+            self._unknown[key_id] = now + self.negative_key_cache_ttl_s
+            while len(self._unknown) > self.negative_key_cache_size:
+                self._unknown.popitem(last=False)
+            self._keys.pop(key_id, None)
+            return None
+        if record.created_at >= self._refreshed_at - NEW_KEY_MARGIN:
+            # A key made since the last policy load, e.g. by the CLI or another replica, together with its
+            # limits and budget: load those now. Waiting for the periodic refresh would let the new key
+            # run without its limits and spend past its budget for up to refresh_s.
+            await asyncio.to_thread(self.refresh)
+        principal = Principal(record.id, record.tenant_id, record.role, record.allowed_models)  # type: ignore[arg-type]
+        if len(self._keys) > 100_000:  # only real keys are cached here; bound the memory all the same
+            self._keys.clear()
+        entry = self._keys[key_id] = _CachedKey(now + self.key_cache_ttl_s, record, principal)
         return entry
 
     def _load_key(self, key_id: str) -> KeyRecord | None:
         with self.store.session() as session:
             return load_key(session, key_id)
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None, client: str | None = None) -> Principal:
         token = parse_bearer(authorization)
+        self.auth_guard.check(client)
         entry: _CachedKey | None = None
         key_id = key_id_of(token)
         if key_id is not None:
             entry = await self._cached_key(key_id)
-            if entry.record is None or not verify(token, entry.record.secret_hash):
+            if entry is not None and not verify(token, entry.record.secret_hash):
                 entry = None
         if entry is None:
             entry = await self._cached_key(BOOTSTRAP_KEY_ID)
-            if entry.record is None or not verify(token, entry.record.secret_hash):
+            if entry is None or not verify(token, entry.record.secret_hash):
+                self.auth_guard.failed(client)
                 raise AuthenticationError("invalid API key", code="invalid_api_key")
         record = entry.record
-        assert record is not None and entry.principal is not None
         if record.revoked:
             raise AuthenticationError("API key revoked", code="key_revoked")
         if record.expires_at is not None and record.expires_at <= utcnow():
             raise AuthenticationError("API key expired", code="key_expired")
         return entry.principal
+
+    async def dependencies(self) -> dict[str, str | None]:
+        """Each dependency -> None when it answers, else a short reason; probed at most once a second."""
+        async with self._health_lock:  # one probe at a time: a flood of readiness checks waits for it
+            if self._health is not None and time.monotonic() - self._health[0] < 1.0:
+                return self._health[1]
+            health = await self._probe_dependencies()
+            self._health = (time.monotonic(), health)
+            return health
+
+    async def _probe_dependencies(self) -> dict[str, str | None]:
+        health: dict[str, str | None] = {"database": None}
+        try:
+            async with asyncio.timeout(2.0):
+                await asyncio.to_thread(self._ping_database)
+        except Exception as exc:
+            health["database"] = "unavailable"
+            log.warning("readiness: the database is unavailable (%s)", f"{type(exc).__name__}: {exc}"[:200])
+        if isinstance(self.limiter, ResilientLimiter):
+            health[self.limiter.name] = None
+            try:
+                await self.limiter.ping()
+            except Exception as exc:
+                health[self.limiter.name] = "unavailable"
+                log.warning("readiness: the rate-limit store is unavailable (%s)", f"{type(exc).__name__}: {exc}"[:200])
+        return health
+
+    def _ping_database(self) -> None:
+        with self.store.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
 
     def can_see(self, principal: Principal, model: ModelRef) -> bool:
         if principal.allowed_models is not None and model.name not in principal.allowed_models:

@@ -12,13 +12,13 @@ import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 
 from aiaas.store.db import Store
-from aiaas.store.models import UsageRecord, utcnow
+from aiaas.store.models import UsageDaily, UsageRecord, utcnow
 
 log = logging.getLogger("aiaas.governance.usage")
 
@@ -139,39 +139,67 @@ def query_usage(
     group_by: str,
     key: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Totals per model, key or UTC day within [start, end), for one tenant (or all when None)."""
-    group = {"model": UsageRecord.model, "key": UsageRecord.key_id}.get(group_by)
+    """Totals per model, key or UTC day within [start, end), for one tenant (or all when None): the raw rows
+    plus the daily rollups of rows past retention (whole days, see ``rollup``)."""
+    totals: dict[str, list[float]] = {}  # group -> [requests, errors, units_in, units_out, compute_s, cost, latency]
+    with store.session() as session:
+        for stmt in (_raw_query(store, tenant, start, end, group_by, key), _daily_query(tenant, start, end, group_by, key)):
+            for row in session.execute(stmt):
+                group = row.group.isoformat() if isinstance(row.group, date) else row.group
+                acc = totals.setdefault(group, [0, 0, 0.0, 0.0, 0.0, 0.0, 0.0])
+                for i, value in enumerate(row[1:]):  # PostgreSQL sums integers as NUMERIC (Decimal)
+                    acc[i] += (int(value) if i < 2 else float(value)) if value is not None else 0
+    return [
+        {
+            group_by: group,
+            "requests": int(acc[0]),
+            "errors": int(acc[1]),
+            "units_in": float(acc[2]),
+            "units_out": float(acc[3]),
+            "compute_s": float(acc[4]),
+            "cost": round(float(acc[5]), 10),
+            "avg_latency_ms": round(float(acc[6]) / acc[0], 3) if acc[0] else 0.0,
+        }
+        for group, acc in sorted(totals.items())
+    ]
+
+
+def _raw_query(
+    store: Store, tenant: str | None, start: datetime | None, end: datetime | None, group_by: str, key: str | None
+) -> Select[*tuple[Any, ...]]:
+    r = UsageRecord
+    group = {"model": r.model, "key": r.key_id}.get(group_by)
     group_col = group if group is not None else _day(store)
     stmt = select(
-        group_col.label("group"),
-        func.count().label("requests"),
-        func.sum(case((UsageRecord.status >= 400, 1), else_=0)).label("errors"),
-        func.sum(UsageRecord.units_in).label("units_in"),
-        func.sum(UsageRecord.units_out).label("units_out"),
-        func.sum(UsageRecord.compute_s).label("compute_s"),
-        func.sum(UsageRecord.cost).label("cost"),
-        func.avg(UsageRecord.latency_ms).label("avg_latency_ms"),
-    )
+        group_col.label("group"), func.count(), func.sum(case((r.status >= 400, 1), else_=0)), func.sum(r.units_in),
+        func.sum(r.units_out), func.sum(r.compute_s), func.sum(r.cost), func.sum(r.latency_ms),
+    )  # fmt: skip
     if tenant is not None:
-        stmt = stmt.where(UsageRecord.tenant_id == tenant)
+        stmt = stmt.where(r.tenant_id == tenant)
     if key is not None:
-        stmt = stmt.where(UsageRecord.key_id == key)
+        stmt = stmt.where(r.key_id == key)
     if start is not None:
-        stmt = stmt.where(UsageRecord.created_at >= start)
+        stmt = stmt.where(r.created_at >= start)
     if end is not None:
-        stmt = stmt.where(UsageRecord.created_at < end)
-    stmt = stmt.group_by(group_col).order_by(group_col)
-    with store.session() as session:
-        return [
-            {
-                group_by: row.group,
-                "requests": int(row.requests),
-                "errors": int(row.errors or 0),
-                "units_in": float(row.units_in or 0),
-                "units_out": float(row.units_out or 0),
-                "compute_s": float(row.compute_s or 0),
-                "cost": round(float(row.cost or 0), 10),
-                "avg_latency_ms": round(float(row.avg_latency_ms or 0), 3),
-            }
-            for row in session.execute(stmt)
-        ]
+        stmt = stmt.where(r.created_at < end)
+    return stmt.group_by(group_col)
+
+
+def _daily_query(
+    tenant: str | None, start: datetime | None, end: datetime | None, group_by: str, key: str | None
+) -> Select[*tuple[Any, ...]]:
+    d = UsageDaily
+    group_col = {"model": d.model, "key": d.key_id}.get(group_by, d.day)
+    stmt = select(
+        group_col.label("group"), func.sum(d.requests), func.sum(d.errors), func.sum(d.units_in), func.sum(d.units_out),
+        func.sum(d.compute_s), func.sum(d.cost), func.sum(d.latency_ms),
+    )  # fmt: skip
+    if tenant is not None:
+        stmt = stmt.where(d.tenant_id == tenant)
+    if key is not None:
+        stmt = stmt.where(d.key_id == key)
+    if start is not None:  # a day counts when its midnight lies in [start, end)
+        stmt = stmt.where(d.day >= (start.date() if start.time() == time() else start.date() + timedelta(days=1)))
+    if end is not None:
+        stmt = stmt.where(d.day < (end.date() if end.time() == time() else end.date() + timedelta(days=1)))
+    return stmt.group_by(group_col)
