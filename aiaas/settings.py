@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # several times slower; 0.8 leaves room for timing noise around passes that do not change speed.
     optimize_min_speedup: float = Field(default=0.8, ge=0)
 
+    # --- placement (model replicas in worker processes and on a Ray cluster; docs/cluster.md) ---
+    python_placement: str = Field(default="process", pattern="^(thread|process)$")  # placement: auto for python models
+    ray_address: str | None = None  # Ray cluster for placement: ray and multi-node training (e.g. 127.0.0.1:6380)
+    ray_namespace: str = "aiaas"  # Ray namespace of this deployment: servers sharing it share replica actors
+
     @cached_property
     def models_dir(self) -> Path:
         return self.home / "models"

@@ -19,6 +19,7 @@ from aiaas.api import governance as governance_api
 from aiaas.api import jobs as jobs_api
 from aiaas.api import openai as openai_api
 from aiaas.api import optimizations as optimizations_api
+from aiaas.placement.factory import PlacementOptions
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
 from aiaas.server.adminkey import ensure_admin_key
@@ -102,7 +103,8 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
                 concurrency_lease_s=settings.concurrency_lease_s,
             )
     context = RuntimeContext(default_intra_op_threads=settings.default_intra_op_threads)
-    models = ModelManager(repository, context, metrics)
+    placement = PlacementOptions(settings.python_placement, settings.ray_address, settings.ray_namespace)
+    models = ModelManager(repository, context, metrics, placement)
     dataplane = DataPlane(models, governance, metrics)
     control = ModelControl(models, governance)
     files = jobs = optimizations = None

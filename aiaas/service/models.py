@@ -11,13 +11,16 @@ import asyncio
 import contextlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiaas.batching import ModelExecutor, release_memory
 from aiaas.errors import InvalidInput, NotFound, ServiceUnavailable
+from aiaas.placement.base import Replica
+from aiaas.placement.factory import PlacementOptions, make_replica, resolve
 from aiaas.registry import ModelEntry, ModelRepository
-from aiaas.runtime import Model, RuntimeContext, backend_class
+from aiaas.runtime import RuntimeContext, backend_class
 from aiaas.service.metrics import Metrics
 from aiaas.types.model_config import ModelConfig, TensorSpec
 
@@ -57,10 +60,14 @@ class ModelRecord:
 
 
 class ModelManager:
-    def __init__(self, repository: ModelRepository, context: RuntimeContext, metrics: Metrics) -> None:
+    def __init__(
+        self, repository: ModelRepository, context: RuntimeContext, metrics: Metrics,
+        placement: PlacementOptions | None = None,
+    ) -> None:  # fmt: skip
         self.repository = repository
         self.context = context
         self.metrics = metrics
+        self.placement = placement or PlacementOptions()
         self.models: dict[str, ModelRecord] = {}
 
     # -- queries --------------------------------------------------------------------------------
@@ -208,32 +215,37 @@ class ModelManager:
         vdir = self.repository.version_dir(entry.name, vr.version)
         t0 = time.monotonic()
         try:
-            instances, resolved = await asyncio.to_thread(self._build, config, vdir)
+            replicas, resolved = await asyncio.to_thread(self._build, config, vdir, vr.version)
         except Exception as e:
             vr.state, vr.reason = "UNAVAILABLE", f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
             log.warning("model %s version %s failed to load: %s", entry.name, vr.version, vr.reason)
             return
-        executor = ModelExecutor(resolved, instances, self.metrics.observer(entry.name))
+        executor = ModelExecutor(resolved, replicas, self.metrics.observer(entry.name))
         executor.start()
         vr.executor, vr.config, vr.state, vr.reason = executor, resolved, "READY", ""
         vr.loaded_at = time.time()
         log.info("model %s version %s READY in %.2fs", entry.name, vr.version, time.monotonic() - t0)
 
-    def _build(self, config: ModelConfig, vdir: Any) -> tuple[list[Model], ModelConfig]:
-        cls = backend_class(config.backend)
-        instances: list[Model] = []
+    def _build(self, config: ModelConfig, vdir: Any, version: int = 1) -> tuple[list[Replica], ModelConfig]:
+        placement = resolve(config, vdir, self.placement)
+        count = 1 if placement == "thread" and backend_class(config.backend).is_async else config.instances
+        replicas = [
+            make_replica(f"r{i}", placement, config, vdir, self.context, self.placement, version) for i in range(count)
+        ]
         try:
-            for _ in range(1 if cls.is_async else config.instances):
-                m = cls(config, vdir, self.context)
-                m.load()
-                instances.append(m)
+            if len(replicas) == 1 or placement == "thread":
+                for r in replicas:
+                    r.start()
+            else:  # worker processes and actors load side by side
+                with ThreadPoolExecutor(len(replicas)) as pool:
+                    list(pool.map(lambda r: r.start(), replicas))
         except BaseException:
-            for m in instances:
+            for r in replicas:
                 with contextlib.suppress(Exception):
-                    m.unload()
+                    r.close()
             raise
         resolved = config
-        sig = instances[0].signature()
+        sig = replicas[0].signature()
         if sig is not None:
             inputs, outputs = sig
             update: dict[str, Any] = {}
@@ -244,7 +256,7 @@ class ModelManager:
             if update:
                 resolved = config.model_copy(update=update)
             _check_against_artifact(config, inputs, outputs)
-        return instances, resolved
+        return replicas, resolved
 
     async def unload(self, name: str, release: bool = True) -> None:
         rec = self.record(name)

@@ -128,6 +128,15 @@ class PipelineConfig(_Strict):
     outputs: dict[str, str]  # pipeline output name -> "<step>.<output>"
 
 
+class Resources(_Strict):
+    """What one replica asks of a Ray cluster (``placement: ray``); ignored by the other placements."""
+
+    num_cpus: float = Field(default=1.0, ge=0)  # CPUs reserved per replica actor
+    num_gpus: float = Field(default=0.0, ge=0)  # GPUs (fractions allowed) per replica actor
+    memory: int = Field(default=0, ge=0)  # bytes of memory reserved per replica actor (0 = no reservation)
+    strategy: Literal["SPREAD", "PACK"] = "SPREAD"  # placement group: replicas on distinct nodes, or packed
+
+
 class ModelConfig(_Strict):
     name: str | None = None  # defaults to the directory name; must match it when given
     backend: Literal["onnx", "python", "pipeline", "llm", "tvm"] | str  # runtime adapter (tvm: model.so + tvm.json)
@@ -146,6 +155,11 @@ class ModelConfig(_Strict):
     owner: str | None = None  # tenant id owning the model; None = public
     card: ModelCard = ModelCard()
     metering: Literal["items", "none"] | str = "items"  # unit metered per request (items = batch rows)
+    # --- placement: where the replicas run (docs/cluster.md) ---
+    # thread: in the server process; process: one worker process per replica; ray: actors on a Ray cluster;
+    # auto: process for python-backend models (settings.python_placement), thread for everything else
+    placement: Literal["auto", "thread", "process", "ray"] = "auto"
+    resources: Resources = Resources()
 
     @field_validator("max_batch_size", "instances")
     @classmethod
