@@ -435,7 +435,8 @@ class ModelExecutor:
         retry: list[_Item] = []
         for it, res in zip(items, results, strict=True):
             if isinstance(res, ReplicaLost):
-                if not it.retried and any(r.ready and r is not replica for r in self.replicas):
+                alone = len(items) == 1 and res.suspect  # it may well be what killed the replica
+                if not it.retried and not alone and any(r.ready and r is not replica for r in self.replicas):
                     it.retried = True
                     it.key = ("retry", id(it))  # alone: a request that kills its replica must not take others along
                     retry.append(it)

@@ -25,7 +25,13 @@ STATES = ("starting", "ready", "restarting", "failed", "stopped")
 
 
 class ReplicaLost(ServiceUnavailable):
-    """The process or node that held a batch died while running it (503, names the model and what happened)."""
+    """The process or node that held a batch died while running it (503, names the model and what happened).
+    ``suspect``: the batch itself may have killed it (a worker crash, not a lost node), so a batch of one request
+    is not retried -- a request that segfaults its replica must not take down the next one."""
+
+    def __init__(self, message: str, *, suspect: bool = True, retry_after: float | None = 1) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.suspect = suspect
 
 
 @dataclass
