@@ -25,9 +25,11 @@ def _register_governance() -> None:
     from aiaas.cli.governance import register
     from aiaas.cli.jobs import files_app, jobs_app
     from aiaas.cli.optimize import register as register_optimize
+    from aiaas.cli.replicas import register as register_replicas
 
     register(app)
     register_optimize(app, models_app)
+    register_replicas(models_app)
     app.add_typer(catalog_app, name="catalog")
     app.add_typer(files_app, name="files")
     app.add_typer(jobs_app, name="jobs")

@@ -34,6 +34,7 @@ from aiaas.service.jobs import DbJobStore, JobsService
 from aiaas.service.metrics import Metrics
 from aiaas.service.models import ModelManager
 from aiaas.service.optimizations import OptimizationsService
+from aiaas.service.replica_metrics import ReplicaCollector
 from aiaas.settings import Settings
 from aiaas.store.db import Store
 
@@ -106,6 +107,7 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
     context = RuntimeContext(default_intra_op_threads=settings.default_intra_op_threads)
     placement = PlacementOptions(settings.python_placement, settings.ray_address, settings.ray_namespace)
     models = ModelManager(repository, context, metrics, placement)
+    metrics.registry.register(ReplicaCollector(models))
     dataplane = DataPlane(models, governance, metrics)
     control = ModelControl(models, governance)
     files = jobs = optimizations = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,6 +31,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     import_onnx(repo, mlp(home.parent / "mlp.onnx"), "mlp", max_batch_size=32)
     write_crashy(home / "models")  # placement auto -> process (python backend)
     write_crashy(home / "models", "pair", instances=2, placement="process")
+    write_crashy(home / "models", "scaly", placement="process")
     write_upper_model(home / "models")  # BYTES in and out through the worker
     settings = Settings(home=home, admin_key="test-admin-key", catalog="none", governance="off")
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
@@ -114,3 +117,51 @@ def test_requests_batched_with_a_crash_are_retried_on_another_replica(client: Te
     assert 1 <= sum(r["restarts"] for r in _replicas(client, "pair")) - n0 <= 2
     y = client.post("/v2/models/pair/infer", json=v2_body([[5, 6]]), headers=AUTH).json()["outputs"][0]["data"]
     assert np.allclose(y, [10, 12])
+
+
+def test_scale_up_and_down_under_load_drops_nothing(client: TestClient) -> None:
+    stop = threading.Event()
+    codes: list[int] = []
+
+    def load() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            codes.append(client.post("/v2/models/scaly/infer", json=v2_body([[i, 1]]), headers=AUTH).status_code)
+
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(4):
+            pool.submit(load)
+        r = client.post("/v1/models/scaly/scale", json={"replicas": 3}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        reps = r.json()["replicas"]
+        assert len(reps) == 3 and {x["state"] for x in reps} == {"ready"} and len({x["pid"] for x in reps}) == 3
+        n_up = len(codes)
+        time.sleep(0.5)
+        r = client.post("/v1/models/scaly/scale", json={"replicas": 1}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        time.sleep(0.5)
+        stop.set()
+    assert len(codes) > n_up and set(codes) == {200}
+    deadline = time.monotonic() + 10
+    while len(_replicas(client, "scaly")) != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [left] = _replicas(client, "scaly")
+    assert left["id"] == "r0" and left["state"] == "ready"
+
+
+def test_scale_refuses_bad_counts_and_unknown_models(client: TestClient) -> None:
+    for bad in (0, -1, "2", 2.5, True, 10_000):
+        r = client.post("/v1/models/scaly/scale", json={"replicas": bad}, headers=AUTH)
+        assert r.status_code == 400 and "replicas" in r.text
+    assert client.post("/v1/models/scaly/scale", json={}, headers=AUTH).status_code == 400
+    assert client.post("/v1/models/nope/scale", json={"replicas": 1}, headers=AUTH).status_code == 404
+    assert client.get("/v1/models/nope/replicas", headers=AUTH).status_code == 404
+    assert client.get("/v1/models/scaly/replicas").status_code == 401
+
+
+def test_replica_metrics(client: TestClient) -> None:
+    text = client.get("/metrics").text
+    assert 'aiaas_replicas{model="crashy",node="local",placement="process",state="ready"} 1.0' in text
+    assert 'aiaas_replica_restarts_total{model="crashy",replica="1/r0"} 1.0' in text
+    assert 'aiaas_replica_batch_seconds_total{model="mlp",replica="1/r0"}' in text
