@@ -34,6 +34,10 @@ class ReplicaLost(ServiceUnavailable):
         self.suspect = suspect
 
 
+class RemoteError(Exception):
+    """The model raised inside a worker process or actor (which lives on); the message says what and why."""
+
+
 @dataclass
 class ReplicaStats:
     batches: int = 0
@@ -156,6 +160,8 @@ class Replica(ABC):
     def error(self, error: BaseException) -> BaseException:
         if isinstance(error, AiaasError):
             return error
+        if isinstance(error, RemoteError):
+            return InferenceError(f"model {self.config.name!r} failed: {error}")
         return InferenceError(f"model {self.config.name!r} failed: {type(error).__name__}: {error}")
 
 

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from aiaas.placement import channel as ch
 from aiaas.placement import wire
-from aiaas.placement.base import Replica, ReplicaLost
+from aiaas.placement.base import RemoteError, Replica, ReplicaLost
 from aiaas.runtime.base import Tensors
 from aiaas.types.model_config import ModelConfig, TensorSpec
 
@@ -32,10 +32,6 @@ log = logging.getLogger("aiaas.placement")
 _START_TIMEOUT_S = 600.0  # a catalog model may take minutes to load
 _BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # waits between failed restarts
 _MIN_SEGMENT = 1 << 20
-
-
-class RemoteError(Exception):
-    """The model raised inside the worker (the worker lives on)."""
 
 
 class ProcessReplica(Replica):

@@ -295,6 +295,8 @@ class ModelManager:
                 self.models.pop(name, None)
 
     async def close(self) -> None:
+        for shared in self.placement.extra.values():  # Ray replicas stay for the deployment's other servers
+            shared.shutting_down = True
         await asyncio.gather(*(self.unload(n, release=False) for n in list(self.models)), return_exceptions=True)
         await asyncio.to_thread(release_memory)  # once for all models, not once per model
 
