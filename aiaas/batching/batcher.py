@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -141,6 +141,11 @@ class ModelExecutor:
         self._threads: dict[str, threading.Thread] = {}  # replica id -> its batcher thread
         self._idle: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
+        # scale from zero (autoscale min_replicas 0): builds and starts one replica; the first request with no
+        # live replica starts it, and concurrent first requests share that one start
+        self.factory: Callable[[], Replica] | None = None
+        self._cold_start: asyncio.Future[None] | None = None
+        self.last_request = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -216,6 +221,39 @@ class ModelExecutor:
     def queue_depth(self) -> int:
         return len(self._queue)
 
+    @property
+    def in_system(self) -> int:
+        """Requests queued, running or being answered."""
+        return self._in_system
+
+    def oldest_wait_s(self) -> float:
+        """How long the request at the head of the queue has waited (0 when none waits)."""
+        queue = self._queue
+        return time.monotonic() - queue[0].enqueued if queue else 0.0
+
+    def _start_one(self) -> None:
+        if self._cold_start is None or self._cold_start.done():
+            self._cold_start = asyncio.ensure_future(self._cold())
+
+    async def _cold(self) -> None:
+        assert self.factory is not None
+        try:
+            replica = await asyncio.to_thread(self.factory)
+        except Exception as e:
+            log.error("model %r: could not start a replica: %s", self.config.name, e)
+            with self._cond:
+                left, self._queue = list(self._queue), deque()
+            for item in left:
+                if not item.future.done():
+                    item.future.set_exception(
+                        ServiceUnavailable(f"model {self.config.name!r} could not start a replica: {e}", retry_after=5)
+                    )
+            return
+        if self._closing:
+            await asyncio.to_thread(replica.close)
+            return
+        self.add_replica(replica)
+
     # -- requests -------------------------------------------------------------------------------
     async def infer(self, inputs: Tensors, parameters: dict[str, Any]) -> InferResult:
         if self._closing:
@@ -234,6 +272,9 @@ class ModelExecutor:
         with self._cond:
             self._queue.append(_Item(inputs, parameters, rows, key, fut, now, now + self.timeout_s))
             self._cond.notify()
+        self.last_request = now
+        if self.factory is not None and not any(not r.retiring for r in self.replicas):
+            self._start_one()
         self._enter()
         if self.observer:
             self.observer.queue_depth(len(self._queue))

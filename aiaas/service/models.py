@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from aiaas.placement.base import Replica
 from aiaas.placement.factory import PlacementOptions, make_replica, resolve
 from aiaas.registry import ModelEntry, ModelRepository
 from aiaas.runtime import RuntimeContext, backend_class
+from aiaas.service.autoscale import Autoscaler
 from aiaas.service.metrics import Metrics
 from aiaas.types.model_config import ModelConfig, TensorSpec
 
@@ -68,6 +70,7 @@ class ModelManager:
         self.context = context
         self.metrics = metrics
         self.placement = placement or PlacementOptions()
+        self._autoscaler: asyncio.Task[None] | None = None  # started by the first model with autoscale
         self.models: dict[str, ModelRecord] = {}
 
     # -- queries --------------------------------------------------------------------------------
@@ -222,9 +225,26 @@ class ModelManager:
             return
         executor = ModelExecutor(resolved, replicas, self.metrics.observer(entry.name))
         executor.start()
+        if resolved.autoscale is not None and not executor.is_async:
+            executor.factory = functools.partial(self.new_replica, executor, vdir, vr.version)
+            if self._autoscaler is None:
+                self._autoscaler = asyncio.create_task(Autoscaler(self).run())
         vr.executor, vr.config, vr.state, vr.reason = executor, resolved, "READY", ""
         vr.loaded_at = time.time()
         log.info("model %s version %s READY in %.2fs", entry.name, vr.version, time.monotonic() - t0)
+
+    def new_replica(self, executor: ModelExecutor, vdir: Any, version: int) -> Replica:
+        """One more replica of a loaded version, started (blocking: call it in a thread)."""
+        config = executor.config
+        r = make_replica(executor.new_replica_id(), resolve(config, vdir, self.placement), config, vdir, self.context,
+                         self.placement, version)  # fmt: skip
+        try:
+            r.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                r.close()
+            raise
+        return r
 
     def _build(self, config: ModelConfig, vdir: Any, version: int = 1) -> tuple[list[Replica], ModelConfig]:
         placement = resolve(config, vdir, self.placement)
@@ -295,6 +315,8 @@ class ModelManager:
                 self.models.pop(name, None)
 
     async def close(self) -> None:
+        if self._autoscaler is not None:
+            self._autoscaler.cancel()
         for shared in self.placement.extra.values():  # Ray replicas stay for the deployment's other servers
             shared.shutting_down = True
         await asyncio.gather(*(self.unload(n, release=False) for n in list(self.models)), return_exceptions=True)

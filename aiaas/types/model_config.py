@@ -137,6 +137,21 @@ class Resources(_Strict):
     strategy: Literal["SPREAD", "PACK"] = "SPREAD"  # placement group: replicas on distinct nodes, or packed
 
 
+class Autoscale(_Strict):
+    """Replicas follow the measured queue time (docs/cluster.md). ``min_replicas: 0`` scales to zero when idle."""
+
+    min_replicas: int = Field(default=1, ge=0, le=1024)
+    max_replicas: int = Field(default=4, ge=1, le=1024)
+    target_queue_ms: float = Field(default=50.0, gt=0)  # add a replica while requests wait longer than this
+    scale_down_delay_s: float = Field(default=30.0, ge=0)  # remove one after the queue stayed short this long
+
+    @model_validator(mode="after")
+    def _range(self) -> Autoscale:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"autoscale: min_replicas {self.min_replicas} > max_replicas {self.max_replicas}")
+        return self
+
+
 class ModelConfig(_Strict):
     name: str | None = None  # defaults to the directory name; must match it when given
     backend: Literal["onnx", "python", "pipeline", "llm", "tvm"] | str  # runtime adapter (tvm: model.so + tvm.json)
@@ -160,6 +175,7 @@ class ModelConfig(_Strict):
     # auto: process for python-backend models (settings.python_placement), thread for everything else
     placement: Literal["auto", "thread", "process", "ray"] = "auto"
     resources: Resources = Resources()
+    autoscale: Autoscale | None = None  # None: a fixed count (instances); else follow the queue time
 
     @field_validator("max_batch_size", "instances")
     @classmethod
