@@ -115,7 +115,7 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
         files = FilesService(store, settings.home / "files", settings.max_upload_bytes)
         jobs = JobsService(
             DbJobStore(store), files, control, models, settings.home / "jobs", settings.training_cores or None,
-            torch_extensions_dir=settings.torch_extensions_dir,
+            torch_extensions_dir=settings.torch_extensions_dir, ray_address=settings.ray_address,
         )  # fmt: skip
         optimizations = OptimizationsService(jobs, default_min_speedup=settings.optimize_min_speedup)
     return Services(settings, metrics, governance, models, dataplane, control, store, admin, files, jobs, optimizations)

@@ -232,6 +232,23 @@ class DbJobStore:
 
 
 # -- the service --------------------------------------------------------------------------------------
+def check_nodes(nodes: int, ray_address: str | None) -> None:
+    """A job on several machines needs a Ray cluster; refused with what to do when there is none."""
+    if nodes <= 1:
+        return
+    if not ray_address:
+        raise InvalidInput(
+            f"resources.nodes {nodes} needs a Ray cluster: start the server with --ray-address or AIAAS_RAY_ADDRESS "
+            "(docs/cluster.md); on one machine use resources.workers instead",
+            param="resources.nodes",
+        )
+    raise InvalidInput(
+        f"resources.nodes {nodes}: training across several Ray nodes is not available in this version; run it on "
+        "one machine with resources.workers (docs/cluster.md)",
+        param="resources.nodes",
+    )
+
+
 class JobsService:
     def __init__(
         self,
@@ -242,8 +259,10 @@ class JobsService:
         jobs_root: Path,
         cores: int | None = None,
         torch_extensions_dir: Path | None = None,  # strategy zero's compiled DeepSpeed ops (Settings)
+        ray_address: str | None = None,  # the Ray cluster multi-node jobs would span (Settings)
     ) -> None:
         self.store = store
+        self.ray_address = ray_address
         self.torch_extensions_dir = torch_extensions_dir
         self.files = files
         self.control = control
@@ -361,6 +380,7 @@ class JobsService:
         if not isinstance(body, dict):
             raise InvalidInput("the request body must be a JSON object describing the job")
         spec = parse_spec(body)  # field errors first, naming the field
+        check_nodes(spec.resources.nodes, self.ray_address)
         train_id, val_id = spec.training_file, spec.validation_file
         updates: dict[str, Any] = {"training_file": str(self.files.resolve(p, train_id, "training_file"))}
         if val_id is not None:

@@ -34,6 +34,16 @@ class _Strict(BaseModel):
 class Resources(_Strict):
     workers: int = Field(1, ge=1, le=256)  # torchrun --nproc_per_node
     threads_per_worker: int = Field(1, ge=1, le=256)  # torch.set_num_threads in each worker
+    nodes: int = Field(default=1, ge=1, le=64)  # machines of a Ray cluster (> 1: docs/cluster.md, needs AIAAS_RAY_ADDRESS)
+    workers_per_node: int | None = Field(default=None, ge=1, le=256)  # with nodes: workers on each node (= workers)
+
+    @model_validator(mode="after")
+    def _per_node(self) -> Resources:
+        if self.workers_per_node is not None:
+            if "workers" in self.model_fields_set and self.workers != self.workers_per_node:
+                raise ValueError("resources: give workers or workers_per_node, not two different counts")
+            self.workers = self.workers_per_node
+        return self
 
     @property
     def cores(self) -> int:
