@@ -8,6 +8,7 @@ length-prefixed items.
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -84,15 +85,15 @@ def read(header: bytes | memoryview, buf: memoryview, copy: bool) -> Tensors:
             out[name] = _read_bytes(buf[offset : offset + nbytes], shape)
             continue
         dt = np.dtype(dtype.decode("ascii"))
-        if dt.kind not in _KINDS or int(np.prod(shape)) * dt.itemsize != nbytes:
+        if dt.kind not in _KINDS or math.prod(shape) * dt.itemsize != nbytes:
             raise ValueError(f"tensor {name!r}: dtype {dt} and shape {shape} do not match {nbytes} bytes")
-        arr = np.frombuffer(buf, dtype=dt, count=int(np.prod(shape)), offset=offset).reshape(shape)
+        arr = np.frombuffer(buf, dtype=dt, count=math.prod(shape), offset=offset).reshape(shape)
         out[name] = arr.copy() if copy else arr
     return out
 
 
 def _read_bytes(blob: memoryview, shape: tuple[int, ...]) -> np.ndarray:
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     items: list[bytes] = []
     pos = 0
     for _ in range(n):
