@@ -68,6 +68,7 @@ class JobSpec(_Strict):
     max_restarts: int = Field(2, ge=0, le=100)  # torchrun --max-restarts: worker-group restarts on failure
     max_runtime_s: float = Field(3600.0, gt=0)  # wall clock for the whole job, restarts included
     seed: int = 0
+    cluster_address: str | None = None  # set by the server for resources.nodes > 1 (a request may not set it)
     priority: int = 0  # higher runs first among queued jobs
 
     @field_validator("model")

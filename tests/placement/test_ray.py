@@ -172,6 +172,35 @@ def test_scale_up_and_down_under_load_without_a_failed_request(client: TestClien
     assert [r["id"] for r in _replicas(client.get)] == ["r0", "r1"]
 
 
+def test_a_two_node_training_job_registers_a_version(cluster: Any, client: TestClient, tmp_path: Path) -> None:
+    """One torchrun per node (placement group STRICT_SPREAD), c10d rendezvous at the first node, one worker each."""
+    from jobkit import poll_job
+    from security.kit import make_world
+
+    # the nodes have one CPU each: the serving replicas (0.5 CPU on each node) make room while the job runs
+    assert client.post("/v2/repository/models/mlp/unload", headers=AUTH).status_code == 200
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4))
+    rows = ["a,b,c,d,label"] + [",".join(f"{v:.4f}" for v in r) + f",{int(r[0] + r[1] > 0)}" for r in x]
+    try:
+        with make_world(tmp_path / "home", tmp_path / "src", None, ray_address=cluster.address) as w:
+            acme = w.key("acme", "developer")
+            fid = w.client.post("/v1/files", files={"file": ("t.csv", "\n".join(rows).encode())},
+                                headers=acme.headers).json()["id"]  # fmt: skip
+            body = {"recipe": "tabular", "training_file": fid, "model": "two-nodes", "max_restarts": 0,
+                    "hyperparameters": {"label": "label", "epochs": 2, "batch_size": 32, "hidden": [8]},
+                    "resources": {"nodes": 2, "workers_per_node": 1, "threads_per_worker": 1}}  # fmt: skip
+            r = w.client.post("/v1/training/jobs", json=body, headers=acme.headers)
+            assert r.status_code == 201, r.text
+            job = poll_job(w.client, acme.headers, f"/v1/training/jobs/{r.json()['id']}", timeout=240)
+            assert job["status"] == "succeeded", job
+            assert job["model_version"] == 1 and job["result"]["workers"] == 2  # one rank on each node
+            logs = w.home / "jobs" / job["id"] / "logs"
+            assert (logs / "node-0.log").is_file() and (logs / "node-1.log").is_file()
+    finally:
+        assert client.post("/v2/repository/models/mlp/load", headers=AUTH).status_code == 200
+
+
 def test_a_node_removed_mid_load_loses_no_request(cluster: Any, client: TestClient) -> None:
     reps = _replicas(client.get)
     head = cluster.head_node.node_id
