@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     usage_retention_days: float = Field(default=30.0, ge=0)  # raw usage rows older than this are rolled into daily totals and deleted (0 = keep)
     usage_rollup_interval_s: float = Field(default=3600.0, gt=0)  # how often the rollup of old usage rows runs
 
+    # --- placement (model replicas in worker processes and on a Ray cluster; docs/cluster.md) ---
+    python_placement: str = Field(default="process", pattern="^(thread|process)$")  # placement: auto for python models
+    ray_address: str | None = None  # Ray cluster for placement: ray and multi-node training (e.g. 127.0.0.1:6380)
+    ray_namespace: str = "aiaas"  # Ray namespace of this deployment: servers sharing it share replica actors
+
     @cached_property
     def models_dir(self) -> Path:
         return self.home / "models"

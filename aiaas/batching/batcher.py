@@ -3,9 +3,11 @@
 ``ModelExecutor.infer`` puts a request into a bounded queue; one thread per instance takes as many
 compatible requests as are waiting (same input names, dtypes and non-batch dims), up to ``max_batch_size``
 rows, concatenates them along axis 0, runs the model (onnxruntime releases the GIL, so instances run truly
-in parallel), splits the outputs and hands them to the event loop in one callback per batch: a list in, a list of the same length out, each
-request with its own result or its own error (a failed batch is retried request by request, so one bad
-request cannot fail its neighbours).
+in parallel), splits the outputs and hands them to the event loop in one callback per batch: a list in, a list
+of the same length out, each request with its own result or its own error (a failed batch is retried request
+by request, so one bad request cannot fail its neighbours). Instances are ``Replica`` objects (aiaas.placement):
+in this process, in a worker process or in a Ray actor; the requests of a replica that died are retried once on
+another ready replica.
 
 Waiting for company: a worker waits up to ``max_queue_delay_ms`` for more requests only while its batch holds
 fewer requests than recent batches did (a moving average). A lone client's request runs at once, so batching
@@ -22,12 +24,13 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-
 from aiaas.errors import AiaasError, DeadlineExceeded, InferenceError, InvalidInput, ServiceUnavailable
+from aiaas.placement.base import Replica, ReplicaLost
+from aiaas.placement.thread import ThreadReplica
 from aiaas.runtime.base import Model, Tensors
 from aiaas.types.model_config import ModelConfig
 
@@ -59,6 +62,7 @@ class _Item:
     future: asyncio.Future[InferResult]
     enqueued: float
     deadline: float
+    retried: bool = False  # already retried once after its replica was lost
 
 
 @dataclass
@@ -102,11 +106,16 @@ def release_memory() -> None:
 
 
 class ModelExecutor:
-    """Queue + batcher + ``instances`` replicas of one model version."""
+    """Queue + batcher + replicas of one model version (bare ``Model`` instances run as thread replicas)."""
 
-    def __init__(self, config: ModelConfig, instances: list[Model], observer: BatchObserver | None = None) -> None:
+    def __init__(
+        self, config: ModelConfig, instances: Sequence[Model | Replica], observer: BatchObserver | None = None
+    ) -> None:
         self.config = config
-        self.instances = instances
+        self.replicas: list[Replica] = [
+            r if isinstance(r, Replica) else ThreadReplica(f"r{i}", r).mark_loaded() for i, r in enumerate(instances)
+        ]
+        self._next_id = len(self.replicas)
         self.observer = observer
         self.stats = ModelStats()
         b = config.batching
@@ -116,7 +125,7 @@ class ModelExecutor:
         self.preferred = sorted(b.preferred_batch_sizes)
         self.max_queue = b.max_queue_size
         self.timeout_s = b.timeout_ms / 1000.0
-        self.is_async = bool(instances and instances[0].is_async)
+        self.is_async = bool(self.replicas and self.replicas[0].is_async)
         self._queue: deque[_Item] = deque()  # guarded by _cond (the event loop appends, instance threads take)
         self._cond = threading.Condition()
         self._in_system = 0  # requests queued, running or being answered (event loop only)
@@ -129,9 +138,14 @@ class ModelExecutor:
         self._running = 0  # instance threads running a batch
         self._closing = False  # draining: new requests are refused
         self._stopping = False  # instance threads exit once the queue is empty
-        self._threads: list[threading.Thread] = []
+        self._threads: dict[str, threading.Thread] = {}  # replica id -> its batcher thread
         self._idle: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
+        # scale from zero (autoscale min_replicas 0): builds and starts one replica; the first request with no
+        # live replica starts it, and concurrent first requests share that one start
+        self.factory: Callable[[], Replica] | None = None
+        self._cold_start: asyncio.Future[None] | None = None
+        self.last_request = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -139,13 +153,39 @@ class ModelExecutor:
         self._idle = asyncio.Event()
         self._idle.set()
         if not self.is_async:
-            name = self.config.name or "model"
-            self._threads = [
-                threading.Thread(target=self._thread_main, args=(m,), name=f"aiaas-{name}-{i}", daemon=True)
-                for i, m in enumerate(self.instances)
-            ]
-            for t in self._threads:
-                t.start()
+            for r in self.replicas:
+                self._spawn(r)
+
+    def _spawn(self, replica: Replica) -> None:
+        t = threading.Thread(
+            target=self._thread_main, args=(replica,), name=f"aiaas-{self.config.name or 'model'}-{replica.id}",
+            daemon=True,
+        )  # fmt: skip
+        self._threads[replica.id] = t
+        t.start()
+
+    @property
+    def instances(self) -> list[Model]:
+        """The in-process model instances (thread placement), e.g. the LLM engine the OpenAI routes stream from."""
+        return [r.model for r in self.replicas if isinstance(r, ThreadReplica)]
+
+    def new_replica_id(self) -> str:
+        rid = f"r{self._next_id}"
+        self._next_id += 1
+        return rid
+
+    def add_replica(self, replica: Replica) -> None:
+        """Serve with one more replica (already started: ready before any old one retires)."""
+        self.replicas.append(replica)
+        if self._loop is not None and not self.is_async:
+            self._spawn(replica)
+
+    def retire_replica(self, replica: Replica) -> threading.Thread | None:
+        """Stop giving ``replica`` batches; its thread finishes the batch it runs, closes it and exits."""
+        replica.retiring = True
+        with self._cond:
+            self._cond.notify_all()
+        return self._threads.get(replica.id)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Refuse new requests, let queued and running ones finish (the queue empties before workers stop)."""
@@ -167,19 +207,52 @@ class ModelExecutor:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        for t in self._threads:  # a batch still running after a drain timeout finishes first
+        for t in list(self._threads.values()):  # a batch still running after a drain timeout finishes first
             t.join()
-        self._threads = []
-        for m in self.instances:
+        self._threads = {}
+        for r in self.replicas:
             with contextlib.suppress(Exception):
-                m.unload()
-        self.instances = []
+                r.close()
+        self.replicas = []
         if release:
             release_memory()
 
     @property
     def queue_depth(self) -> int:
         return len(self._queue)
+
+    @property
+    def in_system(self) -> int:
+        """Requests queued, running or being answered."""
+        return self._in_system
+
+    def oldest_wait_s(self) -> float:
+        """How long the request at the head of the queue has waited (0 when none waits)."""
+        queue = self._queue
+        return time.monotonic() - queue[0].enqueued if queue else 0.0
+
+    def _start_one(self) -> None:
+        if self._cold_start is None or self._cold_start.done():
+            self._cold_start = asyncio.ensure_future(self._cold())
+
+    async def _cold(self) -> None:
+        assert self.factory is not None
+        try:
+            replica = await asyncio.to_thread(self.factory)
+        except Exception as e:
+            log.error("model %r: could not start a replica: %s", self.config.name, e)
+            with self._cond:
+                left, self._queue = list(self._queue), deque()
+            for item in left:
+                if not item.future.done():
+                    item.future.set_exception(
+                        ServiceUnavailable(f"model {self.config.name!r} could not start a replica: {e}", retry_after=5)
+                    )
+            return
+        if self._closing:
+            await asyncio.to_thread(replica.close)
+            return
+        self.add_replica(replica)
 
     # -- requests -------------------------------------------------------------------------------
     async def infer(self, inputs: Tensors, parameters: dict[str, Any]) -> InferResult:
@@ -199,6 +272,9 @@ class ModelExecutor:
         with self._cond:
             self._queue.append(_Item(inputs, parameters, rows, key, fut, now, now + self.timeout_s))
             self._cond.notify()
+        self.last_request = now
+        if self.factory is not None and not any(not r.retiring for r in self.replicas):
+            self._start_one()
         self._enter()
         if self.observer:
             self.observer.queue_depth(len(self._queue))
@@ -211,7 +287,7 @@ class ModelExecutor:
         self._enter()
         t0 = time.monotonic()
         try:
-            outputs = await self.instances[0].predict_async(inputs, parameters)
+            outputs = await self.instances[0].predict_async(inputs, parameters)  # async: a thread replica
         except AiaasError:
             self.stats.fail.add(time.monotonic() - t0)
             raise
@@ -265,12 +341,12 @@ class ModelExecutor:
     # event loop with one callback per batch. The thread never waits for the event loop to start its next batch:
     # under load the loop is busy parsing requests, and a worker coroutine resumed behind that work would leave
     # its cores idle for milliseconds after every batch.
-    def _collect(self) -> list[_Item] | None:
+    def _collect(self, replica: Replica) -> list[_Item] | None:
         """Take the first waiting request and every compatible one behind it, waiting for company if useful.
-        Runs on an instance thread; returns None when the executor stops."""
+        Runs on a replica's thread; returns None when the executor stops or the replica retires."""
         with self._cond:
-            while not self._queue:
-                if self._stopping:
+            while not self._queue or replica.retiring:
+                if self._stopping or replica.retiring:
                     return None
                 self._cond.wait()
             first = self._queue.popleft()
@@ -288,7 +364,7 @@ class ModelExecutor:
         # idle halves throughput on a CPU (16 clients, 2 instances: batches of 16 alternating between them).
         # Only worth it when that work is long next to the cost of one more model call (~0.1 ms): a tiny model
         # keeps its large batches.
-        idle = len(self.instances) - self._running  # this worker included; a running one does not count
+        idle = sum(r.ready for r in self.replicas) - self._running  # this worker included; a running one does not count
         if idle > 1 and self._queue and (len(self._queue) + 1) * self._row_s > _SPLIT_MIN_S:
             waiting = rows + sum(it.rows for it in self._queue)
             cap = min(cap, max(rows, -(-waiting // idle)))
@@ -333,10 +409,15 @@ class ModelExecutor:
         self._queue = keep
         return taken
 
-    def _thread_main(self, model: Model) -> None:
+    def _thread_main(self, replica: Replica) -> None:
         while True:
-            batch = self._collect()
+            while not replica.wait_ready(1.0):  # (re)starting: take no batch meanwhile
+                if self._stopping or replica.retiring or replica.state in ("failed", "stopped"):
+                    self._retired(replica)
+                    return
+            batch = self._collect(replica)
             if batch is None:
+                self._retired(replica)
                 return
             out: list[tuple[_Item, InferResult | BaseException]] = []  # each request's answer
             batches: list[tuple[int, float]] = []  # (rows, seconds) of each successful model call
@@ -355,7 +436,7 @@ class ModelExecutor:
                     live.append(it)
                 if live:
                     try:
-                        self._run(model, live, out, batches)
+                        self._run(replica, live, out, batches)
                     except Exception as e:  # e.g. MemoryError concatenating: each request still gets an answer
                         log.exception("model %r: batch of %d requests failed", self.config.name, len(live))
                         answered = {id(it) for it, _ in out}
@@ -367,51 +448,50 @@ class ModelExecutor:
             with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody is waiting any more
                 self._loop.call_soon_threadsafe(self._deliver, out, batches, len(self._queue))
 
+    def _retired(self, replica: Replica) -> None:
+        """A retiring replica's thread, after its last batch: close it and leave the executor."""
+        if not replica.retiring:
+            return
+        with contextlib.suppress(Exception):
+            replica.close()
+        with self._cond:
+            if replica in self.replicas:
+                self.replicas.remove(replica)
+            self._threads.pop(replica.id, None)
+
     def _run(
-        self, model: Model, items: list[_Item], out: list[tuple[_Item, InferResult | BaseException]],
+        self, replica: Replica, items: list[_Item], out: list[tuple[_Item, InferResult | BaseException]],
         batches: list[tuple[int, float]],
     ) -> None:  # fmt: skip
-        """Run one batch on this thread; append each request's result or error to ``out`` and (rows, seconds)
-        of each successful model call to ``batches``."""
-        rows = sum(it.rows for it in items)
-        if len(items) == 1:
-            inputs = items[0].inputs
-        else:
-            inputs = {name: np.concatenate([it.inputs[name] for it in items]) for name in items[0].inputs}
+        """Run one batch on ``replica``; append each request's result or error to ``out`` and (rows, seconds)
+        of each successful model call to ``batches``. Requests of a lost replica are retried once elsewhere."""
         t0 = time.monotonic()
-        try:
-            outputs = model.predict(inputs, items[0].parameters)
-            error: BaseException | None = None
-        except Exception as e:
-            outputs, error = {}, e
+        results = replica.run([it.inputs for it in items], items[0].parameters, batches, self.batching)
         compute = time.monotonic() - t0
+        rows = sum(it.rows for it in items)
         self._row_s += 0.25 * (compute / max(1, rows) - self._row_s)
         self._batch_s += 0.25 * (compute - self._batch_s)
-        if error is not None:
-            if len(items) > 1:  # find the culprit: rerun one by one, each gets its own answer
-                for it in items:
-                    self._run(model, [it], out, batches)
-                return
-            out.append((items[0], self._error(error)))
-            return
-        if self.batching:
-            for name, value in outputs.items():
-                if not isinstance(value, np.ndarray) or value.ndim == 0 or value.shape[0] != rows:
-                    err = InferenceError(
-                        f"model {self.config.name!r} returned output {name!r} with shape "
-                        f"{getattr(value, 'shape', None)}, not batch-first with {rows} rows"
-                    )
-                    out.extend((it, err) for it in items)
-                    return
-        batches.append((rows, compute))
-        offset = 0
-        for it in items:
-            if len(items) == 1:
-                part = outputs
+        batch_rows = batches[-1][0] if batches else rows
+        batch_s = batches[-1][1] if batches else compute
+        retry: list[_Item] = []
+        for it, res in zip(items, results, strict=True):
+            if isinstance(res, ReplicaLost):
+                alone = len(items) == 1 and res.suspect  # it may well be what killed the replica
+                if not it.retried and not alone and any(r.ready and r is not replica for r in self.replicas):
+                    it.retried = True
+                    it.key = ("retry", id(it))  # alone: a request that kills its replica must not take others along
+                    retry.append(it)
+                    continue
+                out.append((it, res))
+            elif isinstance(res, BaseException):
+                out.append((it, res))
             else:
-                part = {k: v[offset : offset + it.rows] for k, v in outputs.items()}
-                offset += it.rows
-            out.append((it, InferResult(part, t0 - it.enqueued, compute, rows)))
+                out.append((it, InferResult(res, t0 - it.enqueued, batch_s, batch_rows)))
+        if retry:
+            log.warning("model %r: retrying %d request(s) of lost replica %s", self.config.name, len(retry), replica.id)
+            with self._cond:
+                self._queue.extendleft(reversed(retry))
+                self._cond.notify_all()
 
     def _deliver(
         self, out: list[tuple[_Item, InferResult | BaseException]], batches: list[tuple[int, float]], depth: int

@@ -25,9 +25,11 @@ def _register_governance() -> None:
     from aiaas.cli.governance import register
     from aiaas.cli.jobs import files_app, jobs_app
     from aiaas.cli.optimize import register as register_optimize
+    from aiaas.cli.replicas import register as register_replicas
 
     register(app)
     register_optimize(app, models_app)
+    register_replicas(models_app)
     app.add_typer(catalog_app, name="catalog")
     app.add_typer(files_app, name="files")
     app.add_typer(jobs_app, name="jobs")
@@ -58,12 +60,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port to bind; env AIAAS_PORT")] = None,
     home: HomeOpt = None,
     catalog: Annotated[str | None, typer.Option(help="catalog models to serve: all | none | name,...; env AIAAS_CATALOG")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster for placement: ray (host:port of its GCS); env AIAAS_RAY_ADDRESS")] = None,
 ) -> None:
     """Run the server."""
     from aiaas.server.adminkey import ensure_admin_key
     from aiaas.server.run import serve as run
 
-    settings = settings_for(home, host=host, port=port, catalog=catalog)
+    settings = settings_for(home, host=host, port=port, catalog=catalog, ray_address=ray_address)
     key = ensure_admin_key(settings)
     if key.generated:
         console.print(

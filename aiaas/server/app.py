@@ -19,6 +19,8 @@ from aiaas.api import governance as governance_api
 from aiaas.api import jobs as jobs_api
 from aiaas.api import openai as openai_api
 from aiaas.api import optimizations as optimizations_api
+from aiaas.api import replicas as replicas_api
+from aiaas.placement.factory import PlacementOptions
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
 from aiaas.server.adminkey import ensure_admin_key
@@ -34,6 +36,7 @@ from aiaas.service.jobs import DbJobStore, JobsService
 from aiaas.service.metrics import Metrics
 from aiaas.service.models import ModelManager
 from aiaas.service.optimizations import OptimizationsService
+from aiaas.service.replica_metrics import ReplicaCollector
 from aiaas.settings import Settings
 from aiaas.store.db import Store
 from aiaas.training.uploadcheck import UploadLimits
@@ -110,7 +113,9 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
                 **resilience_options(settings),
             )
     context = RuntimeContext(default_intra_op_threads=settings.default_intra_op_threads)
-    models = ModelManager(repository, context, metrics)
+    placement = PlacementOptions(settings.python_placement, settings.ray_address, settings.ray_namespace)
+    models = ModelManager(repository, context, metrics, placement)
+    metrics.registry.register(ReplicaCollector(models))
     dataplane = DataPlane(models, governance, metrics)
     control = ModelControl(models, governance)
     files = jobs = optimizations = None
@@ -121,7 +126,7 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
         files = FilesService(store, settings.home / "files", settings.max_upload_bytes, upload_limits)
         jobs = JobsService(
             DbJobStore(store), files, control, models, settings.home / "jobs", settings.training_cores or None,
-            torch_extensions_dir=settings.torch_extensions_dir,
+            torch_extensions_dir=settings.torch_extensions_dir, ray_address=settings.ray_address,
         )  # fmt: skip
         optimizations = OptimizationsService(jobs, default_min_speedup=settings.optimize_min_speedup)
     return Services(settings, metrics, governance, models, dataplane, control, store, admin, files, jobs, optimizations)
@@ -173,6 +178,7 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
     spec.document(app)
     app.include_router(v2.router)
     app.include_router(ops.router)
+    app.include_router(replicas_api.router)
     app.include_router(openai_api.router)
     if svc.governance_admin is not None:
         app.include_router(governance_api.router)

@@ -36,9 +36,16 @@ class ModelControl:
     def visible(self, p: Principal, name: str) -> bool:
         return self.governance.can_see(p, ModelRef(name=name, owner=self._owner(name)))
 
-    def _check_manage(self, p: Principal, name: str) -> None:
+    def owner(self, name: str) -> str | None:
+        return self.governance.owner_of(ModelRef(name, owner=self._owner(name)))
+
+    def check_manage(self, p: Principal, name: str, what: str = "loading and unloading") -> None:
+        """Admins manage every model; a developer only the models of their tenant (404 for what they cannot see)."""
+        self._check_manage(p, name, what)
+
+    def _check_manage(self, p: Principal, name: str, what: str = "loading and unloading") -> None:
         if p.role not in ("admin", "developer"):
-            raise PermissionDenied(f"loading and unloading models needs role admin or developer; your key has role {p.role}")
+            raise PermissionDenied(f"{what} models needs role admin or developer; your key has role {p.role}")
         exists = name in self.models.models or self.models.repository.exists(name)
         if not exists or not self.visible(p, name):
             raise NotFound(f"unknown model {clip(name)!r}")

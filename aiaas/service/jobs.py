@@ -232,6 +232,21 @@ class DbJobStore:
 
 
 # -- the service --------------------------------------------------------------------------------------
+def check_nodes(nodes: int, ray_address: str | None, strategy: str = "ddp") -> None:
+    """A job on several machines needs a Ray cluster; refused with what to do when there is none."""
+    if nodes <= 1:
+        return
+    if not ray_address:
+        raise InvalidInput(
+            f"resources.nodes {nodes} needs a Ray cluster: start the server with --ray-address or AIAAS_RAY_ADDRESS "
+            "(docs/cluster.md); on one machine use resources.workers instead",
+            param="resources.nodes",
+        )
+    if strategy == "horovod":
+        raise InvalidInput("resources.nodes > 1 runs torchrun on each node: use strategy ddp or zero",
+                           param="strategy")  # fmt: skip
+
+
 class JobsService:
     def __init__(
         self,
@@ -242,8 +257,10 @@ class JobsService:
         jobs_root: Path,
         cores: int | None = None,
         torch_extensions_dir: Path | None = None,  # strategy zero's compiled DeepSpeed ops (Settings)
+        ray_address: str | None = None,  # the Ray cluster multi-node jobs would span (Settings)
     ) -> None:
         self.store = store
+        self.ray_address = ray_address
         self.torch_extensions_dir = torch_extensions_dir
         self.files = files
         self.control = control
@@ -360,9 +377,15 @@ class JobsService:
         require_manage(p, "creating training jobs")
         if not isinstance(body, dict):
             raise InvalidInput("the request body must be a JSON object describing the job")
+        if "cluster_address" in body:
+            raise InvalidInput("cluster_address is set by the server (AIAAS_RAY_ADDRESS), not by a request",
+                               param="cluster_address")  # fmt: skip
         spec = parse_spec(body)  # field errors first, naming the field
+        check_nodes(spec.resources.nodes, self.ray_address, spec.strategy)
         train_id, val_id = spec.training_file, spec.validation_file
         updates: dict[str, Any] = {"training_file": str(self.files.resolve(p, train_id, "training_file"))}
+        if spec.resources.nodes > 1:
+            updates["cluster_address"] = self.ray_address
         if val_id is not None:
             updates["validation_file"] = str(self.files.resolve(p, val_id, "validation_file"))
         self._check_target_model(p, spec.model)

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiaas.batching import ModelExecutor, release_memory
 from aiaas.errors import InvalidInput, NotFound, ServiceUnavailable, clip
+from aiaas.placement.base import Replica
+from aiaas.placement.factory import PlacementOptions, make_replica, resolve
 from aiaas.registry import ModelEntry, ModelRepository
-from aiaas.runtime import Model, RuntimeContext, backend_class
+from aiaas.runtime import RuntimeContext, backend_class
+from aiaas.service.autoscale import Autoscaler
 from aiaas.service.metrics import Metrics
 from aiaas.types.model_config import ModelConfig, TensorSpec
 
@@ -75,10 +80,15 @@ class ModelRecord:
 
 
 class ModelManager:
-    def __init__(self, repository: ModelRepository, context: RuntimeContext, metrics: Metrics) -> None:
+    def __init__(
+        self, repository: ModelRepository, context: RuntimeContext, metrics: Metrics,
+        placement: PlacementOptions | None = None,
+    ) -> None:  # fmt: skip
         self.repository = repository
         self.context = context
         self.metrics = metrics
+        self.placement = placement or PlacementOptions()
+        self._autoscaler: asyncio.Task[None] | None = None  # started by the first model with autoscale
         self.models: dict[str, ModelRecord] = {}
 
     # -- queries --------------------------------------------------------------------------------
@@ -223,32 +233,54 @@ class ModelManager:
         vdir = self.repository.version_dir(entry.name, vr.version)
         t0 = time.monotonic()
         try:
-            instances, resolved = await asyncio.to_thread(self._build, config, vdir)
+            replicas, resolved = await asyncio.to_thread(self._build, config, vdir, vr.version)
         except Exception as e:
             vr.state, vr.reason = "UNAVAILABLE", f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
             log.warning("model %s version %s failed to load: %s", entry.name, vr.version, vr.reason)
             return
-        executor = ModelExecutor(resolved, instances, self.metrics.observer(entry.name))
+        executor = ModelExecutor(resolved, replicas, self.metrics.observer(entry.name))
         executor.start()
+        if resolved.autoscale is not None and not executor.is_async:
+            executor.factory = functools.partial(self.new_replica, executor, vdir, vr.version)
+            if self._autoscaler is None:
+                self._autoscaler = asyncio.create_task(Autoscaler(self).run())
         vr.executor, vr.config, vr.state, vr.reason = executor, resolved, "READY", ""
         vr.loaded_at = time.time()
         log.info("model %s version %s READY in %.2fs", entry.name, vr.version, time.monotonic() - t0)
 
-    def _build(self, config: ModelConfig, vdir: Any) -> tuple[list[Model], ModelConfig]:
-        cls = backend_class(config.backend)
-        instances: list[Model] = []
+    def new_replica(self, executor: ModelExecutor, vdir: Any, version: int) -> Replica:
+        """One more replica of a loaded version, started (blocking: call it in a thread)."""
+        config = executor.config
+        r = make_replica(executor.new_replica_id(), resolve(config, vdir, self.placement), config, vdir, self.context,
+                         self.placement, version)  # fmt: skip
         try:
-            for _ in range(1 if cls.is_async else config.instances):
-                m = cls(config, vdir, self.context)
-                m.load()
-                instances.append(m)
+            r.start()
         except BaseException:
-            for m in instances:
+            with contextlib.suppress(Exception):
+                r.close()
+            raise
+        return r
+
+    def _build(self, config: ModelConfig, vdir: Any, version: int = 1) -> tuple[list[Replica], ModelConfig]:
+        placement = resolve(config, vdir, self.placement)
+        count = 1 if placement == "thread" and backend_class(config.backend).is_async else config.instances
+        replicas = [
+            make_replica(f"r{i}", placement, config, vdir, self.context, self.placement, version) for i in range(count)
+        ]
+        try:
+            if len(replicas) == 1 or placement == "thread":
+                for r in replicas:
+                    r.start()
+            else:  # worker processes and actors load side by side
+                with ThreadPoolExecutor(len(replicas)) as pool:
+                    list(pool.map(lambda r: r.start(), replicas))
+        except BaseException:
+            for r in replicas:
                 with contextlib.suppress(Exception):
-                    m.unload()
+                    r.close()
             raise
         resolved = config
-        sig = instances[0].signature()
+        sig = replicas[0].signature()
         if sig is not None:
             inputs, outputs = sig
             update: dict[str, Any] = {}
@@ -259,7 +291,7 @@ class ModelManager:
             if update:
                 resolved = config.model_copy(update=update)
             _check_against_artifact(config, inputs, outputs)
-        return instances, resolved
+        return replicas, resolved
 
     async def unload(self, name: str, release: bool = True) -> None:
         rec = self.record(name)
@@ -298,6 +330,10 @@ class ModelManager:
                 self.models.pop(name, None)
 
     async def close(self) -> None:
+        if self._autoscaler is not None:
+            self._autoscaler.cancel()
+        for shared in self.placement.extra.values():  # Ray replicas stay for the deployment's other servers
+            shared.shutting_down = True
         await asyncio.gather(*(self.unload(n, release=False) for n in list(self.models)), return_exceptions=True)
         await asyncio.to_thread(release_memory)  # once for all models, not once per model
 

@@ -45,6 +45,8 @@ def horovod_command(spec: JobSpec, spec_path: Path, python: str = sys.executable
 
 
 def training_command(spec: JobSpec, spec_path: Path, python: str = sys.executable) -> list[str]:
+    if spec.resources.nodes > 1:  # several machines of a Ray cluster: one torchrun per node (raylaunch)
+        return [python, "-m", "aiaas.training.raylaunch", "--spec", str(spec_path)]
     if spec.strategy == "horovod":
         return horovod_command(spec, spec_path, python)
     return torchrun_command(spec, spec_path, python)

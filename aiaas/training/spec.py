@@ -34,6 +34,16 @@ class _Strict(BaseModel):
 class Resources(_Strict):
     workers: int = Field(1, ge=1, le=256)  # torchrun --nproc_per_node
     threads_per_worker: int = Field(1, ge=1, le=256)  # torch.set_num_threads in each worker
+    nodes: int = Field(default=1, ge=1, le=64)  # machines of a Ray cluster (> 1: docs/cluster.md, needs AIAAS_RAY_ADDRESS)
+    workers_per_node: int | None = Field(default=None, ge=1, le=256)  # with nodes: workers on each node (= workers)
+
+    @model_validator(mode="after")
+    def _per_node(self) -> Resources:
+        if self.workers_per_node is not None:
+            if "workers" in self.model_fields_set and self.workers != self.workers_per_node:
+                raise ValueError("resources: give workers or workers_per_node, not two different counts")
+            self.workers = self.workers_per_node
+        return self
 
     @property
     def cores(self) -> int:
@@ -58,6 +68,7 @@ class JobSpec(_Strict):
     max_restarts: int = Field(2, ge=0, le=100)  # torchrun --max-restarts: worker-group restarts on failure
     max_runtime_s: float = Field(3600.0, gt=0)  # wall clock for the whole job, restarts included
     seed: int = 0
+    cluster_address: str | None = None  # set by the server for resources.nodes > 1 (a request may not set it)
     priority: int = 0  # higher runs first among queued jobs
 
     @field_validator("model")

@@ -128,6 +128,30 @@ class PipelineConfig(_Strict):
     outputs: dict[str, str]  # pipeline output name -> "<step>.<output>"
 
 
+class Resources(_Strict):
+    """What one replica asks of a Ray cluster (``placement: ray``); ignored by the other placements."""
+
+    num_cpus: float = Field(default=1.0, ge=0)  # CPUs reserved per replica actor
+    num_gpus: float = Field(default=0.0, ge=0)  # GPUs (fractions allowed) per replica actor
+    memory: int = Field(default=0, ge=0)  # bytes of memory reserved per replica actor (0 = no reservation)
+    strategy: Literal["SPREAD", "PACK"] = "SPREAD"  # placement group: replicas on distinct nodes, or packed
+
+
+class Autoscale(_Strict):
+    """Replicas follow the measured queue time (docs/cluster.md). ``min_replicas: 0`` scales to zero when idle."""
+
+    min_replicas: int = Field(default=1, ge=0, le=1024)
+    max_replicas: int = Field(default=4, ge=1, le=1024)
+    target_queue_ms: float = Field(default=50.0, gt=0)  # add a replica while requests wait longer than this
+    scale_down_delay_s: float = Field(default=30.0, ge=0)  # remove one after the queue stayed short this long
+
+    @model_validator(mode="after")
+    def _range(self) -> Autoscale:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"autoscale: min_replicas {self.min_replicas} > max_replicas {self.max_replicas}")
+        return self
+
+
 class ModelConfig(_Strict):
     name: str | None = None  # defaults to the directory name; must match it when given
     backend: Literal["onnx", "python", "pipeline", "llm", "tvm"] | str  # runtime adapter (tvm: model.so + tvm.json)
@@ -146,6 +170,12 @@ class ModelConfig(_Strict):
     owner: str | None = None  # tenant id owning the model; None = public
     card: ModelCard = ModelCard()
     metering: Literal["items", "none"] | str = "items"  # unit metered per request (items = batch rows)
+    # --- placement: where the replicas run (docs/cluster.md) ---
+    # thread: in the server process; process: one worker process per replica; ray: actors on a Ray cluster;
+    # auto: process for python-backend models (settings.python_placement), thread for everything else
+    placement: Literal["auto", "thread", "process", "ray"] = "auto"
+    resources: Resources = Resources()
+    autoscale: Autoscale | None = None  # None: a fixed count (instances); else follow the queue time
 
     @field_validator("max_batch_size", "instances")
     @classmethod

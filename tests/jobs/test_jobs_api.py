@@ -95,6 +95,8 @@ def test_request_validation_and_roles(world: World) -> None:
         ({"hyperparameters": {"label": "label", "epochs": -1}}, "epochs"),
         ({"resources": {"workers": 2, "threads_per_worker": 2}}, "needs 4 cores"),
         ({"strategy": "mpi"}, "job.strategy"),
+        ({"resources": {"nodes": 2, "workers_per_node": 1}}, "needs a Ray cluster: start the server with --ray-address"),
+        ({"resources": {"workers": 2, "workers_per_node": 1}}, "not two different counts"),
     ]
     for change, expected in cases:
         body = tabular_job(fid)

@@ -18,6 +18,7 @@ import rt_fakes
 from models import mlp, mlp_reference
 
 from aiaas.errors import InvalidInput, NotFound, ServiceUnavailable
+from aiaas.placement.factory import PlacementOptions
 from aiaas.registry import ModelRepository
 from aiaas.registry.onnx_import import import_onnx
 from aiaas.runtime import RuntimeContext
@@ -52,7 +53,9 @@ def run(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 def manager(repo: ModelRepository) -> ModelManager:
-    return ModelManager(repo, RuntimeContext(), Metrics())
+    # thread placement: the fakes report loads and unloads through in-process state (tests/placement covers
+    # the python models' default, worker processes)
+    return ModelManager(repo, RuntimeContext(), Metrics(), PlacementOptions(python_placement="thread"))
 
 
 X = np.array([[1.0, 2.0]], dtype=np.float32)

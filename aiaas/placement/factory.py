@@ -1,0 +1,72 @@
+"""Which placement a model gets, and building its replicas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiaas.placement.base import Replica
+from aiaas.placement.process import ProcessReplica
+from aiaas.placement.thread import ThreadReplica
+from aiaas.runtime.base import RuntimeContext, backend_class
+from aiaas.types.model_config import ModelConfig
+
+_IN_PROCESS_ONLY = ("pipeline", "llm")  # run on the event loop or stream from an in-process engine
+
+
+@dataclass
+class PlacementOptions:
+    python_placement: str = "process"  # what ``placement: auto`` means for python-backend models
+    ray_address: str | None = None  # where ``placement: ray`` replicas live (None: refused)
+    ray_namespace: str = "aiaas"  # Ray namespace of this deployment's named replica actors
+    extra: dict[str, Any] = field(default_factory=dict)  # the connected Ray cluster, once used
+
+
+def resolve(config: ModelConfig, version_dir: Path, options: PlacementOptions) -> str:
+    """The placement ``config`` runs with; a clear error when it asks for one its backend cannot use."""
+    cls = backend_class(config.backend)
+    in_process = cls.is_async or config.backend in _IN_PROCESS_ONLY or _python_in_process(config, version_dir)
+    if config.placement == "auto":
+        if config.backend == "python" and not in_process:
+            return options.python_placement
+        return "thread"
+    if config.placement != "thread" and in_process:
+        raise ValueError(
+            f"placement {config.placement!r} is not available for this model: backend {config.backend!r} runs on "
+            "the server's event loop (pipelines, LLMs and async python models); use placement: thread"
+        )
+    if config.placement == "ray" and not options.ray_address:
+        raise ValueError(
+            "placement 'ray' needs a Ray cluster: start the server with --ray-address or AIAAS_RAY_ADDRESS "
+            "(see docs/cluster.md)"
+        )
+    return config.placement
+
+
+def _python_in_process(config: ModelConfig, version_dir: Path) -> bool:
+    """A python model that runs on the event loop (async) or streams stays in the server."""
+    if config.backend != "python":
+        return False
+    from aiaas.runtime.base import Model
+    from aiaas.runtime.python import resolve_class
+
+    try:
+        cls = resolve_class(str(config.parameters.get("class", "")), version_dir)
+    except Exception:
+        return False  # the worker reports the import error with its load
+    return bool(cls.is_async) or cls.predict_stream is not Model.predict_stream
+
+
+def make_replica(
+    rid: str, placement: str, config: ModelConfig, version_dir: Path, context: RuntimeContext,
+    options: PlacementOptions, version: int = 1,
+) -> Replica:  # fmt: skip
+    """A replica that is not started yet (``start()`` loads it)."""
+    if placement == "process":
+        return ProcessReplica(rid, config, version_dir, context.default_intra_op_threads)
+    if placement == "ray":
+        from aiaas.placement.ray import RayReplica, cluster_for
+
+        return RayReplica(rid, config, version_dir, cluster_for(options), version, context.default_intra_op_threads)
+    return ThreadReplica(rid, backend_class(config.backend)(config, version_dir, context))

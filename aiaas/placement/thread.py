@@ -1,0 +1,45 @@
+"""``placement: thread``: a model instance inside the server process, run by one batcher thread (today's path).
+
+onnxruntime releases the GIL, so instances run truly in parallel; nothing crosses a process boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from aiaas.placement.base import Replica
+from aiaas.runtime.base import Model, Tensors
+from aiaas.types.model_config import TensorSpec
+
+
+class ThreadReplica(Replica):
+    placement: ClassVar[str] = "thread"
+
+    def __init__(self, rid: str, model: Model) -> None:
+        super().__init__(rid, model.config)
+        self.model = model
+        self.is_async = model.is_async
+
+    def start(self) -> None:
+        self.model.load()
+        self.set_state("ready")
+
+    def mark_loaded(self) -> ThreadReplica:
+        """For a model loaded by its caller (tests, the executor wrapping bare models)."""
+        self.set_state("ready")
+        return self
+
+    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+        return self.model.predict(inputs, parameters)
+
+    def signature(self) -> tuple[list[TensorSpec], list[TensorSpec]] | None:
+        return self.model.signature()
+
+    def close(self) -> None:
+        super().close()
+        self.model.unload()
+
+    def pid(self) -> int | None:
+        import os
+
+        return os.getpid()
