@@ -59,6 +59,7 @@ def write_models(home: Path, tmp: Path, llm: bool = True) -> None:
     import_onnx(repo, mlp(tmp / "mlp.onnx"), "mlp", max_batch_size=32)
     write_python_model(home / "models", "echo", ECHO_SOURCE, "Echo", inputs=[], outputs=[])
     write_upper_model(home / "models")
+    write_upper_model(home / "models", name="spare")  # unloaded and loaded again by the repository test
     write_sleepy_model(home / "models", tmp / "markers", instances=2)
     if llm:
         try:
