@@ -43,6 +43,7 @@ class Served:
     app: Any
     http_port: int
     grpc_port: int
+    server: Any = None  # the uvicorn.Server (should_exit = True starts the graceful shutdown)
 
     @property
     def grpc_url(self) -> str:
@@ -93,7 +94,7 @@ def run_server(**settings: Any) -> Iterator[Served]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
     try:
-        yield Served(app, http_port, grpc_port)
+        yield Served(app, http_port, grpc_port, srv)
     finally:
         srv.should_exit = True
         thread.join(timeout=60)
