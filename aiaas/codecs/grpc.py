@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from aiaas.codecs.datatypes import numpy_dtype, v2_datatype
-from aiaas.codecs.v2 import DecodedRequest, RequestedOutput, _count, _from_binary, _shape, serialize_bytes_tensor
+from aiaas.codecs.v2 import (
+    DecodedRequest,
+    RequestedOutput,
+    _count,
+    _from_binary,
+    _shape,
+    serialize_bytes_tensor,
+)
 from aiaas.errors import InvalidInput
 
 # datatype -> the InferTensorContents field that carries it (FP16 and BF16 have none: raw only)
@@ -79,7 +86,9 @@ def decode_infer_request(msg: Any) -> DecodedRequest:
         )
     inputs: dict[str, np.ndarray] = {}
     datatypes: dict[str, str] = {}
-    for i, t in enumerate(msg.inputs):
+    tensors = msg.inputs
+    for i in range(len(tensors)):  # indexing a repeated field is several times cheaper than iterating it (upb)
+        t = tensors[i]
         name = t.name
         if not name:
             raise InvalidInput("an input has no 'name'")
@@ -89,7 +98,7 @@ def decode_infer_request(msg: Any) -> DecodedRequest:
             numpy_dtype(t.datatype)
         except InvalidInput as e:
             raise InvalidInput(f"input {name!r}: {e.message}") from None
-        shape = _shape(name, list(t.shape))
+        shape = _shape(name, t.shape[:])  # a slice is a plain list, built in C
         if raw:
             if t.HasField("contents"):
                 raise InvalidInput(f"input {name!r} has both contents and raw_input_contents")
