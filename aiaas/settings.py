@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     ray_address: str | None = None  # Ray cluster for placement: ray and multi-node training (e.g. 127.0.0.1:6380)
     ray_namespace: str = "aiaas"  # Ray namespace of this deployment: servers sharing it share replica actors
 
+    # --- gRPC and TLS --------------------------------------------------------------------------------
+    # KServe V2 over gRPC (Triton's inference.GRPCInferenceService) on this port, beside REST, in the same process;
+    # 0 = off (the default: a second listening port is an explicit choice; Triton's convention is 8001)
+    grpc_port: int = Field(default=0, ge=0, le=65535)
+    grpc_max_message_bytes: int = 0  # largest gRPC message accepted; 0 = max_request_bytes + 1 MiB of framing
+    ssl_certfile: Path | None = None  # PEM certificate (chain): serve HTTPS and gRPC over TLS; plain text is refused
+    ssl_keyfile: Path | None = None  # PEM private key of ssl_certfile
+    ssl_ca_certs: Path | None = None  # PEM CA bundle: clients must present a certificate it signed (mutual TLS)
+
     @cached_property
     def models_dir(self) -> Path:
         return self.home / "models"

@@ -41,6 +41,11 @@ shares the cores raw had to itself), i.e. the ratio that a server costing nothin
 Two more rows: ``aiaas binary`` (binary tensor extension, conc 64) and ``aiaas JSON gov=off`` (conc 64 with
 ``AIAAS_GOVERNANCE=off``: what tenants, keys, limits and usage metering cost per request).
 
+gRPC (``bench/grpc_load.py``, needs ``h2load`` from nghttp2-client): the same server with ``AIAAS_GRPC_PORT`` is
+also measured over KServe V2 gRPC (``ModelInfer``, raw tensors) at concurrency 1 and 64, next to REST binary at
+the same levels. Targets: ``gRPC/binary`` samples/s at conc 64 >= 1.0 and gRPC p50 at conc 1 within +0.2 ms
+of REST binary's.
+
 Noise: before and after every conc-64 point the raw limit (its layout and batch) is measured again for 2 s, and
 ``vs raw`` divides by that, so a machine that gets busier during the run does not skew the ratio; the instances
 decision compares these ratios too. ``other load`` is the CPU (in cores) that processes other than the server
@@ -74,6 +79,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc_load  # bench/grpc_load.py (the script's directory is on sys.path)
 import numpy as np
 import orjson
 
@@ -85,6 +91,7 @@ SPIN = False  # --spin: runtime.allow_spinning of the served models
 BATCHES = (1, 2, 4, 8, 16, 32, 64)  # raw sweep; the largest is the max_batch_size ceiling
 LAYOUTS = {"1x2": (1, 2), "2x1": (2, 1)}  # instances x intra-op threads
 TARGET_RATIO, TARGET_OVERHEAD_MS, TARGET_VS_NAIVE = 0.90, 1.0, 2.0
+TARGET_GRPC_VS_BINARY, TARGET_GRPC_P50_MS = 1.0, 0.2  # gRPC: >= REST binary's samples/s at 64; p50 at 1 within +0.2 ms
 
 
 # -- models -------------------------------------------------------------------------------------------------
@@ -277,6 +284,8 @@ def _cpu_seconds(pid: int) -> float:
 
 
 class Server:
+    grpc_port = 0  # aiaas with gRPC on
+
     def __init__(self, argv: list[str], env: dict[str, str], port: int, ready_path: str, log: Path) -> None:
         self.port = port
         self.log = log
@@ -312,7 +321,7 @@ class Server:
 
 
 def start_aiaas(work: Path, models: list[BenchModel], layouts: dict[str, str], tag: str,
-                batching: dict[str, Any], governance: str | None = None) -> Server:  # fmt: skip
+                batching: dict[str, Any], governance: str | None = None, grpc: bool = False) -> Server:  # fmt: skip
     from aiaas.registry import ModelRepository
     from aiaas.registry.onnx_import import import_onnx
 
@@ -331,9 +340,12 @@ def start_aiaas(work: Path, models: list[BenchModel], layouts: dict[str, str], t
            "AIAAS_LOG_LEVEL": "warning", "AIAAS_REPOSITORY_POLL_S": "0"}  # fmt: skip
     if governance:
         env["AIAAS_GOVERNANCE"] = governance
+    grpc_port = free_port() if grpc else 0
+    env["AIAAS_GRPC_PORT"] = str(grpc_port)
     aiaas = str(Path(sys.executable).with_name("aiaas"))
     argv = [aiaas, "serve", "--home", str(home), "--host", HOST, "--port", str(port)]
     server = Server(argv, env, port, "/v2/health/ready", work / f"aiaas-{tag}.log")
+    server.grpc_port = grpc_port
     for m in models:  # readiness of each model (load_on_start loads them before the server says ready)
         req = urllib.request.Request(f"http://{HOST}:{port}/v2/models/{m.name}/ready",
                                      headers={"Authorization": f"Bearer {ADMIN_KEY}"})  # fmt: skip
@@ -556,6 +568,7 @@ def report(m: BenchModel) -> list[str]:
                  f"{'vs raw':>7}{'vs naive':>9}{'other load':>11}{'err':>5}{'batch':>7}")  # fmt: skip
     naive = {p["conc"]: p for p in r.get("naive", [])}
     rows = [("aiaas JSON", p) for p in r["aiaas"]] + [("aiaas binary", p) for p in r.get("binary", [])]
+    rows += [("aiaas gRPC", p) for p in r.get("grpc", [])]
     rows += [("aiaas JSON gov=off", p) for p in r.get("gov_off", [])]
     rows += [("naive FastAPI", p) for p in r.get("naive", [])]
     for label, p in rows:
@@ -602,6 +615,15 @@ def targets(m: BenchModel) -> list[dict[str, Any]]:
         over = at[1]["p50_ms"] - floor
         out.append({"name": f"p50 overhead at conc 1 over the raw call {floor:.3f} ms", "value": f"{over:.3f}",
                     "target": f"<= {TARGET_OVERHEAD_MS}", "ok": over <= TARGET_OVERHEAD_MS})  # fmt: skip
+    grpc, binary = {p["conc"]: p for p in r.get("grpc", [])}, {p["conc"]: p for p in r.get("binary", [])}
+    if 64 in grpc and 64 in binary:
+        x = grpc[64]["samples_per_s"] / binary[64]["samples_per_s"]
+        out.append({"name": "gRPC / REST binary samples/s at conc 64", "value": f"{x:.2f}x",
+                    "target": f">= {TARGET_GRPC_VS_BINARY}x", "ok": x >= TARGET_GRPC_VS_BINARY})  # fmt: skip
+    if 1 in grpc and 1 in binary:
+        d = grpc[1]["p50_ms"] - binary[1]["p50_ms"]
+        out.append({"name": "gRPC p50 - REST binary p50 at conc 1 (ms)", "value": f"{d:+.3f}",
+                    "target": f"<= +{TARGET_GRPC_P50_MS}", "ok": d <= TARGET_GRPC_P50_MS})  # fmt: skip
     naive = {p["conc"]: p for p in r.get("naive", [])}
     if 64 in at and 64 in naive:
         x = at[64]["samples_per_s"] / naive[64]["samples_per_s"]
@@ -622,6 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-naive", action="store_true")
     ap.add_argument("--no-binary", action="store_true")
     ap.add_argument("--no-gov-off", action="store_true", help="skip the governance=off point")
+    ap.add_argument("--no-grpc", action="store_true", help="skip the gRPC points (they need h2load)")
     ap.add_argument("--spin", action="store_true", help="let onnxruntime's threads busy-wait (runtime.allow_spinning)")
     ap.add_argument("--delay-ms", type=float, default=None, help="override batching.max_queue_delay_ms")
     args = ap.parse_args(argv)
@@ -651,10 +674,27 @@ def main(argv: list[str] | None = None) -> int:
             raw_sessions[m.name] = _sessions(m.path, *LAYOUTS[lim["layout"]])
         return _raw_throughput(raw_sessions[m.name], m.input, m.make(lim["batch"]), 2.0)
 
+    with_grpc = not args.no_grpc and grpc_load.available()
+    if not args.no_grpc and not with_grpc:
+        print("gRPC points skipped: h2load not found (`apt-get install nghttp2-client`)", flush=True)
+
+    def grpc_h2load(server: Server) -> Callable[..., dict[str, Any]]:
+        def load(work: Path, port: int, body: Body, conc: int, seconds: float) -> dict[str, Any]:
+            return grpc_load.h2load(work, server.grpc_port, body.data, f"Bearer {ADMIN_KEY}", conc, seconds)
+
+        return load
+
     def point(server: Server, m: BenchModel, body: str, conc: int, label: str) -> dict[str, Any]:
         print(f"[{m.name}] {label} conc {conc} ...", flush=True)
         before = raw_now(m) if conc == 64 else None
-        p = measure(load, work, server, m.result[body], conc, args.duration, args.warmup)
+        if body == "grpc_body":  # h2load on the gRPC port; the REST stats path still counts the model's calls
+            s0 = _executions(server.port, m.result[body].path)
+            p = measure(grpc_h2load(server), work, server, m.result[body], conc, args.duration, args.warmup)
+            s1 = _executions(server.port, m.result[body].path)
+            if s0 and s1 and s1[0] - s0[0] < p["requests"]:  # an RPC that failed still answers HTTP 200
+                p["errors"] += p["requests"] - (s1[0] - s0[0])
+        else:
+            p = measure(load, work, server, m.result[body], conc, args.duration, args.warmup)
         if before is not None:
             p["raw_adjacent"] = (before + raw_now(m)) / 2
         return p
@@ -667,11 +707,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{m.name}] raw onnxruntime ...", flush=True)
                 m.result["raw"] = raw_baseline(m, args.raw_seconds)
                 m.result["batching"] = batching or {"max_queue_delay_ms": "default"}
-                m.result["expected"] = _sessions(m.path, 1, 1)[0].run(None, {m.input: m.row})[0]
+                sess = _sessions(m.path, 1, 1)[0]
+                m.result["expected"] = sess.run(None, {m.input: m.row})[0]
+                m.result["expected_output"] = sess.get_outputs()[0].name
                 data, headers = json_body(m)
                 m.result["json_body"] = Body(f"/v2/models/{m.name}/infer", data, headers)
                 data, headers = binary_body(m)
                 m.result["binary_body"] = Body(f"/v2/models/{m.name}/infer", data, headers)
+                m.result["grpc_body"] = Body(f"/v2/models/{m.name}/infer",
+                                             grpc_load.infer_body(m.name, m.input, m.datatype, m.row), {})  # fmt: skip
 
             # instances: measure both layouts at conc 64, keep the faster per model
             if args.instances:
@@ -695,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
                     m.result["layout"] = chosen
             layouts = {m.name: m.result["layout"] for m in models}
 
-            server = start_aiaas(work, models, layouts, "final", batching)
+            server = start_aiaas(work, models, layouts, "final", batching, grpc=with_grpc)
             servers.append(server)
             for m in models:
                 check_answer(m, server.port, m.result["json_body"], m.result["expected"])
@@ -708,7 +752,12 @@ def main(argv: list[str] | None = None) -> int:
                         points.append(point(server, m, "json_body", c, "aiaas"))
                 m.result["aiaas"] = points
                 if not args.no_binary:
-                    m.result["binary"] = [point(server, m, "binary_body", 64, "aiaas binary")]
+                    binary_concs = sorted({1, 64} & set(concs)) if with_grpc else [64]
+                    m.result["binary"] = [point(server, m, "binary_body", c, "aiaas binary") for c in binary_concs]
+                if with_grpc:
+                    grpc_load.check_answer(server.grpc_port, m.result["grpc_body"].data, f"Bearer {ADMIN_KEY}",
+                                           m.result["expected_output"], m.result["expected"])  # fmt: skip
+                    m.result["grpc"] = [point(server, m, "grpc_body", c, "aiaas gRPC") for c in sorted({1, 64} & set(concs))]
             server.stop()
 
             if not args.no_gov_off:  # what the governance layer (tenants, keys, metering) costs per request
@@ -746,7 +795,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "cores": os.cpu_count(), "load_generator": loadgen, "duration_s": args.duration,
-        "models": {m.name: {k: v for k, v in m.result.items() if k not in ("expected", "json_body", "binary_body")}
+        "models": {m.name: {k: v for k, v in m.result.items()
+                            if k not in ("expected", "expected_output", "json_body", "binary_body", "grpc_body")}
                    | {"title": m.title} for m in models},
     }  # fmt: skip
     RESULTS.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))

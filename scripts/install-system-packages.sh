@@ -11,6 +11,7 @@ PACKAGES=(
   dataset-fashion-mnist  # fashion-cnn / fashion-vae training data
   fonts-dejavu-core      # OCR test images
   wrk                    # make bench load generator
+  nghttp2-client         # make bench: h2load drives the gRPC points
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

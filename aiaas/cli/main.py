@@ -61,12 +61,22 @@ def serve(
     home: HomeOpt = None,
     catalog: Annotated[str | None, typer.Option(help="catalog models to serve: all | none | name,...; env AIAAS_CATALOG")] = None,
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster for placement: ray (host:port of its GCS); env AIAAS_RAY_ADDRESS")] = None,
+    grpc_port: Annotated[int | None, typer.Option(help="KServe V2 gRPC port (e.g. 8001; 0 = off, the default); env AIAAS_GRPC_PORT")] = None,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="PEM certificate: HTTPS and gRPC over TLS only; env AIAAS_SSL_CERTFILE")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="PEM private key of --ssl-certfile; env AIAAS_SSL_KEYFILE")] = None,
+    ssl_ca_certs: Annotated[Path | None, typer.Option(help="PEM CA bundle: require client certificates (mTLS); env AIAAS_SSL_CA_CERTS")] = None,
 ) -> None:
     """Run the server."""
     from aiaas.server.adminkey import ensure_admin_key
     from aiaas.server.run import serve as run
+    from aiaas.server.tls import tls_from
 
-    settings = settings_for(home, host=host, port=port, catalog=catalog, ray_address=ray_address)
+    settings = settings_for(home, host=host, port=port, catalog=catalog, ray_address=ray_address, grpc_port=grpc_port,
+                            ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, ssl_ca_certs=ssl_ca_certs)  # fmt: skip
+    try:
+        tls = tls_from(settings)
+    except AiaasError as e:
+        raise fail(e.message, 2) from None
     key = ensure_admin_key(settings)
     if key.generated:
         console.print(
@@ -74,7 +84,10 @@ def serve(
         )
     elif key.path:
         console.print(f"Admin key: in {key.path}")
-    console.print(f"aiaas serving {settings.models_dir} on http://{settings.host}:{settings.port}")
+    scheme = "https" if tls else "http"
+    console.print(f"aiaas serving {settings.models_dir} on {scheme}://{settings.host}:{settings.port}")
+    if settings.grpc_port:
+        console.print(f"KServe V2 gRPC on {'grpcs' if tls else 'grpc'}://{settings.host}:{settings.grpc_port}")
     raise typer.Exit(run(settings))
 
 

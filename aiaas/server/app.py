@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -132,6 +133,18 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
     return Services(settings, metrics, governance, models, dataplane, control, store, admin, files, jobs, optimizations)
 
 
+async def _start_grpc(svc: Services) -> Any:
+    """The gRPC server on the app's loop when ``grpc_port`` is set (grpcio is imported only then)."""
+    if not svc.settings.grpc_port:
+        return None
+    from aiaas.server.grpc_server import GrpcServer
+    from aiaas.server.tls import tls_from
+
+    server = GrpcServer(svc, tls_from(svc.settings))
+    await server.start()
+    return server
+
+
 def create_app(settings: Settings | None = None, governance: Governance | None = None) -> FastAPI:
     settings = settings or Settings()
     svc = build_services(settings, governance)
@@ -146,12 +159,15 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         watcher = asyncio.create_task(svc.models.watch(settings.repository_poll_s)) if settings.repository_poll_s > 0 else None
         if svc.jobs is not None:  # resume the training jobs that were running when the server stopped
             await asyncio.to_thread(svc.jobs.start, asyncio.get_running_loop())
+        grpc_server = await _start_grpc(svc)
         svc.ready = True
         log.info("aiaas ready: %d model(s) in %s", len(svc.models.models), settings.models_dir)
         try:
             yield
         finally:
             svc.ready = False
+            if grpc_server is not None:  # drains gRPC streams while the models still run
+                await grpc_server.stop(settings.graceful_shutdown_s)
             if svc.jobs is not None:  # stops running jobs, leaving them 'running' for the next start to resume
                 await asyncio.to_thread(svc.jobs.stop)
             if watcher is not None:

@@ -10,6 +10,7 @@ import uvicorn
 
 from aiaas.server.app import create_app
 from aiaas.server.protocol import protocol_class
+from aiaas.server.tls import tls_from
 from aiaas.settings import Settings
 
 
@@ -29,6 +30,7 @@ def serve(settings: Settings) -> int:
         stream=sys.stderr,
     )
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000.0)
+    tls = tls_from(settings)  # checked before anything starts: a bad pair is a clear error, not a failed handshake
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -42,6 +44,7 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
         timeout_keep_alive=30,
         backlog=4096,
+        **(tls.uvicorn_kwargs() if tls is not None else {}),
     )
     server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handler that was
