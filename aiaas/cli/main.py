@@ -25,8 +25,10 @@ def _register_governance() -> None:
     from aiaas.cli.governance import register
     from aiaas.cli.jobs import files_app, jobs_app
     from aiaas.cli.optimize import register as register_optimize
+    from aiaas.cli.run import register as register_run
 
     register(app)
+    register_run(app)
     register_optimize(app, models_app)
     app.add_typer(catalog_app, name="catalog")
     app.add_typer(files_app, name="files")

@@ -19,6 +19,7 @@ from aiaas.api import governance as governance_api
 from aiaas.api import jobs as jobs_api
 from aiaas.api import openai as openai_api
 from aiaas.api import optimizations as optimizations_api
+from aiaas.api import resident as resident_api
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
 from aiaas.server.adminkey import ensure_admin_key
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
     errors.install(app)
     app.include_router(v2.router)
     app.include_router(ops.router)
+    app.include_router(resident_api.router)
     app.include_router(openai_api.router)
     if svc.governance_admin is not None:
         app.include_router(governance_api.router)

@@ -126,6 +126,7 @@ class DataPlane:
                 "task": cfg.task,
                 "description": cfg.description,
                 "card": cfg.card.model_dump(exclude_defaults=True),
+                "optional_inputs": [t.name for t in cfg.inputs if t.optional],
             },
         }
 

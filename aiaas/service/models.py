@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,18 @@ from aiaas.types.model_config import ModelConfig, TensorSpec
 
 log = logging.getLogger("aiaas.models")
 
+
+def resident_bytes() -> int:
+    """The process's resident set size (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
 PLATFORMS = {"onnx": "onnxruntime_onnx", "python": "python", "pipeline": "ensemble"}
 
 
@@ -34,6 +47,7 @@ class VersionRecord:
     executor: ModelExecutor | None = None
     config: ModelConfig | None = None  # with inputs/outputs resolved from the artifact where needed
     loaded_at: float = 0.0
+    memory_bytes: int = 0  # growth of the process's resident memory while this version loaded (approximate)
 
     @property
     def ready(self) -> bool:
@@ -206,7 +220,7 @@ class ModelManager:
 
     async def _load_version(self, config: ModelConfig, entry: ModelEntry, vr: VersionRecord) -> None:
         vdir = self.repository.version_dir(entry.name, vr.version)
-        t0 = time.monotonic()
+        t0, rss0 = time.monotonic(), resident_bytes()
         try:
             instances, resolved = await asyncio.to_thread(self._build, config, vdir)
         except Exception as e:
@@ -216,7 +230,7 @@ class ModelManager:
         executor = ModelExecutor(resolved, instances, self.metrics.observer(entry.name))
         executor.start()
         vr.executor, vr.config, vr.state, vr.reason = executor, resolved, "READY", ""
-        vr.loaded_at = time.time()
+        vr.loaded_at, vr.memory_bytes = time.time(), max(0, resident_bytes() - rss0)
         log.info("model %s version %s READY in %.2fs", entry.name, vr.version, time.monotonic() - t0)
 
     def _build(self, config: ModelConfig, vdir: Any) -> tuple[list[Model], ModelConfig]:
