@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from aiaas import __version__
-from aiaas.api import errors, ops, v2
+from aiaas.api import docs, errors, ops, v2
 from aiaas.api import files as files_api
 from aiaas.api import governance as governance_api
 from aiaas.api import jobs as jobs_api
@@ -154,11 +154,14 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         version=__version__,
         description="AI models as a service: KServe V2 inference, model repository and operations.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by docs.install (FastAPI's default loads them from a CDN)
+        redoc_url=None,
     )
     app.state.services = svc
     app.state.governance = svc.governance
     app.state.governance_admin = svc.governance_admin
     errors.install(app)
+    docs.install(app)
     app.include_router(v2.router)
     app.include_router(ops.router)
     app.include_router(resident_api.router)
