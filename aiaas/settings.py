@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # several times slower; 0.8 leaves room for timing noise around passes that do not change speed.
     optimize_min_speedup: float = Field(default=0.8, ge=0)
 
+    # --- first hour: readiness, logs, tracing (issue 16) ------------------------------------------------
+    # /v2/health/ready answers 200 only once every model in the repository (and every selected catalog model)
+    # is READY, as Triton's --strict-readiness; off: ready as soon as the server has started (models may load)
+    strict_readiness: bool = False
+
     @cached_property
     def models_dir(self) -> Path:
         return self.home / "models"

@@ -39,8 +39,11 @@ async def live() -> Response:
 
 @router.get("/health/ready", summary="Server readiness (no key needed)")
 async def ready(request: Request) -> Response:
-    if not services(request).ready:
+    svc = services(request)
+    if not svc.ready:
         return _json({"ready": False, "error": "server is starting or shutting down"}, 503)
+    if svc.settings.strict_readiness and (waiting := svc.models.not_ready()):
+        return _json({"ready": False, "error": "strict readiness: models not ready", "models": waiting}, 503)
     return _json({"ready": True})
 
 

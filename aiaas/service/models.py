@@ -144,6 +144,15 @@ class ModelManager:
                 rows.append({"name": name, "version": str(v), "state": vr.state, "reason": vr.reason})
         return rows
 
+    def not_ready(self) -> list[str]:
+        """Models on disk or announced (catalog builds) with no READY version: strict readiness waits for them.
+        A model an operator unloaded on purpose is not waited for (as Triton's explicit model control)."""
+        names = set(self.repository.names()) | {n for n, r in self.models.items() if r.placeholder or r.versions}
+        return sorted(
+            n for n in names
+            if ((r := self.models.get(n)) is None or r.latest_ready() is None) and not (r and r.reason == "unloaded")
+        )
+
     def mark(self, name: str, state: str, reason: str) -> None:
         """Show a model that has no loaded version yet (e.g. a catalog model being built) in the index."""
         rec = self.models.setdefault(name, ModelRecord(name))
