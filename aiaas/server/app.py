@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -32,6 +33,7 @@ from aiaas.service.governance.admin import GovernanceAdmin
 from aiaas.service.jobs import DbJobStore, JobsService
 from aiaas.service.metrics import Metrics
 from aiaas.service.models import ModelManager
+from aiaas.service.opsmetrics import loaded_engines
 from aiaas.service.optimizations import OptimizationsService
 from aiaas.settings import Settings
 from aiaas.store.db import Store
@@ -104,6 +106,7 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
             )
     context = RuntimeContext(default_intra_op_threads=settings.default_intra_op_threads)
     models = ModelManager(repository, context, metrics)
+    metrics.ops.watch_engines(partial(loaded_engines, models))  # LLM running/waiting/KV gauges at scrape time
     dataplane = DataPlane(models, governance, metrics)
     control = ModelControl(models, governance)
     files = jobs = optimizations = None

@@ -86,3 +86,27 @@ def _wav(n: int) -> bytes:
     with wave.open(buf, "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000), w.writeframes(b"\0\0" * n)
     return buf.getvalue()
+
+
+def test_llm_metrics_vllm_style(server: Server) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[str, float]:
+        text = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).text
+        return {s.name + ("" if s.labels.get("model") in (None, "tiny-llm") else "?"): s.value
+                for fam in text_string_to_metric_families(text) for s in fam.samples
+                if s.labels.get("model") in (None, "tiny-llm") and s.name.startswith("aiaas_llm_")}
+
+    before = scrape()
+    r = httpx.post(server.url + "/v1/completions", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60,
+                   json={"model": "tiny-llm", "prompt": "The cat sat", "max_tokens": 5, "ignore_eos": True})
+    usage = r.json()["usage"]
+    after = scrape()
+    delta = {k: after[k] - before.get(k, 0.0) for k in after}
+    assert delta["aiaas_llm_prompt_tokens_total"] == usage["prompt_tokens"]
+    assert delta["aiaas_llm_generation_tokens_total"] == usage["completion_tokens"] == 5
+    assert delta["aiaas_llm_time_to_first_token_seconds_count"] == 1
+    assert delta["aiaas_llm_time_per_output_token_seconds_count"] == 1
+    assert after["aiaas_llm_num_requests_running"] == 0 and after["aiaas_llm_num_requests_waiting"] == 0
+    assert after["aiaas_llm_kv_cache_usage_perc"] == 0.0  # nothing reserved once the request is done
