@@ -59,17 +59,12 @@ class _Http:
         try:
             r = self.http.request(method, path, **kw)
         except httpx.HTTPError as e:
-            raise _fail(f"cannot reach the server at {self.base} ({e}); start it with `aiaas serve`") from None
+            raise self.unreachable(e) from None
         _check(r)
         return r.json()
 
-    def stream(self, method: str, path: str, **kw: Any) -> Any:
-        import httpx
-
-        try:
-            return self.http.stream(method, path, **kw)
-        except httpx.HTTPError as e:
-            raise _fail(f"cannot reach the server at {self.base} ({e}); start it with `aiaas serve`") from None
+    def unreachable(self, e: Exception) -> typer.Exit:
+        return _fail(f"cannot reach the server at {self.base} ({e}); start it with `aiaas serve`")
 
 
 def _check(r: Any) -> None:
@@ -177,8 +172,17 @@ def chat(
 
 
 def _stream_reply(server: _Http, body: dict[str, Any]) -> str:
+    import httpx
+
+    try:
+        return _stream(server, body)
+    except httpx.HTTPError as e:
+        raise server.unreachable(e) from None
+
+
+def _stream(server: _Http, body: dict[str, Any]) -> str:
     parts: list[str] = []
-    with server.stream("POST", "/v1/chat/completions", json=body) as r:
+    with server.http.stream("POST", "/v1/chat/completions", json=body) as r:
         _check(r)
         for line in r.iter_lines():
             if not line.startswith("data:") or line[5:].strip() == "[DONE]":
@@ -219,7 +223,8 @@ def ps(
         return
     table = Table(title=f"resident on {server.base} (process {_size(second['process_memory_bytes'])})")
     for col in ("model", "ver", "state", "replicas", "memory", "req/s", "requests", "up"):
-        table.add_column(col, no_wrap=col != "model", justify="left" if col in ("model", "state") else "right")
+        table.add_column(col, no_wrap=True, overflow="fold" if col == "model" else "ellipsis",
+                         justify="left" if col in ("model", "state") else "right")
     for m in second["models"]:
         rate = "-" if m["requests_per_s"] is None else f"{m['requests_per_s']:g}"
         table.add_row(m["name"], m["version"], m["state"], str(m["replicas"]), _size(m["memory_bytes"]), rate,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import zoo_settings
 from fastapi.testclient import TestClient
 from models import mlp
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,8 +14,13 @@ from aiaas.registry import ModelRepository
 from aiaas.registry.onnx_import import import_onnx
 from aiaas.server.app import create_app
 from aiaas.service.governance import AdminKeyGovernance
+from aiaas.settings import Settings
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def zoo_settings(home: Path, **kw: object) -> Settings:
+    return Settings(home=home, admin_key=ADMIN_KEY, catalog="none", governance="off", **kw)  # type: ignore[arg-type]
 ROW = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import zoo_settings
 from fastapi.testclient import TestClient
 from models import mlp
 from v2kit import ADMIN_KEY
@@ -13,8 +12,13 @@ from v2kit import ADMIN_KEY
 from aiaas.registry import ModelRepository
 from aiaas.registry.onnx_import import import_onnx
 from aiaas.server.app import create_app
+from aiaas.settings import Settings
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def zoo_settings(home: Path, **kw: object) -> Settings:
+    return Settings(home=home, admin_key=ADMIN_KEY, catalog="none", governance="off", **kw)  # type: ignore[arg-type]
 
 
 def test_strict_readiness_waits_for_every_model(tmp_path: Path) -> None:
