@@ -223,8 +223,8 @@ def ps(
         return
     table = Table(title=f"resident on {server.base} (process {_size(second['process_memory_bytes'])})")
     for col in ("model", "ver", "state", "replicas", "memory", "req/s", "requests", "up"):
-        table.add_column(col, no_wrap=True, overflow="fold" if col == "model" else "ellipsis",
-                         justify="left" if col in ("model", "state") else "right")
+        width = max((len(m["name"]) for m in second["models"]), default=5) if col == "model" else None
+        table.add_column(col, no_wrap=True, min_width=width, justify="left" if col in ("model", "state") else "right")
     for m in second["models"]:
         rate = "-" if m["requests_per_s"] is None else f"{m['requests_per_s']:g}"
         table.add_row(m["name"], m["version"], m["state"], str(m["replicas"]), _size(m["memory_bytes"]), rate,
