@@ -1,4 +1,5 @@
-"""``aiaas run``, ``aiaas chat`` and ``aiaas ps`` against the real (in-thread) server of tests/llm."""
+"""The first hour against the real (in-thread) server of tests/llm: ``aiaas run``, ``aiaas chat``, ``aiaas ps``,
+vLLM-style LLM metrics and V2 parameter checks of an llm model."""
 
 from __future__ import annotations
 
@@ -110,3 +111,24 @@ def test_llm_metrics_vllm_style(server: Server) -> None:
     assert delta["aiaas_llm_time_per_output_token_seconds_count"] == 1
     assert after["aiaas_llm_num_requests_running"] == 0 and after["aiaas_llm_num_requests_waiting"] == 0
     assert after["aiaas_llm_kv_cache_usage_perc"] == 0.0  # nothing reserved once the request is done
+
+
+def test_v2_llm_parameters_are_checked_like_v1(server: Server) -> None:
+    import httpx
+
+    def infer(parameters: dict) -> httpx.Response:
+        body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["The cat"]}],
+                "parameters": parameters}
+        return httpx.post(server.url + "/v2/models/tiny-llm/infer", json=body, timeout=60,
+                          headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+
+    for params, words in [({"max_tokens": -5}, "parameters.max_tokens: Input should be greater than or equal to 1"),
+                          ({"max_tokens": 3, "max_tokenz": 4}, "unknown parameter 'max_tokenz'"),
+                          ({"temperature": 3}, "parameters.temperature"),
+                          ({"max_tokens": "5"}, "parameters.max_tokens"),
+                          ({"max_tokens": 10**6}, "maximum context length")]:
+        r = infer(params)
+        assert r.status_code == 400 and words in r.json()["error"], (params, r.text)
+    r = infer({"max_tokens": 3, "temperature": 1, "seed": 7, "top_k": 5, "binary_data_output": False})
+    assert r.status_code == 200, r.text
+    assert r.json()["outputs"][0]["name"] == "text"
