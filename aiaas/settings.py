@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     ssl_keyfile: Path | None = None  # PEM private key of ssl_certfile
     ssl_ca_certs: Path | None = None  # PEM CA bundle: clients must present a certificate it signed (mutual TLS)
 
+    # --- first hour: readiness, logs, tracing (issue 16) ------------------------------------------------
+    # /v2/health/ready answers 200 only once every model in the repository (and every selected catalog model)
+    # is READY, as Triton's --strict-readiness; off: ready as soon as the server has started (models may load)
+    strict_readiness: bool = False
+
     @cached_property
     def models_dir(self) -> Path:
         return self.home / "models"

@@ -47,8 +47,11 @@ rerun it; `make test` checks that this section is current -->
 `make serve` also serves a catalog of real models, one or more per scenario. Each is a published pretrained
 model shipped inside a pip or Debian package, or a model aiaas trains itself on a real dataset shipped inside a
 package; nothing is downloaded from a model hub. At the first start the server builds (trains, exports,
-evaluates) what is missing in the background, one model at a time: each shows as `LOADING` ("building") in
-`POST /v2/repository/index` until it turns `READY`; the first full build takes up to ~15 minutes on 2 cores.
+evaluates) what is missing in the background, the shortest expected build first (one at a time on 2-3 cores,
+two from 4 cores on): each shows as `LOADING` ("building") in `POST /v2/repository/index` and `aiaas catalog
+list` until it turns `READY`. A first full start measured ~32 minutes of builds on 2 busy cores (fashion-cnn
+alone 939 s, gemma-3-270m 505 s); most models are ready within the first minutes. A build stopped with the
+server removes its temporary files (leftovers of killed builds are swept at the next start).
 A model whose system or Python package is missing is `UNAVAILABLE` with the exact install command as its
 reason, and the rest keep serving.
 

@@ -43,6 +43,8 @@ async def ready(request: Request) -> Response:
     svc = services(request)
     if not svc.ready:
         return _json({"ready": False, "error": "server is starting or shutting down"}, 503)
+    if svc.settings.strict_readiness and (waiting := svc.models.not_ready()):
+        return _json({"ready": False, "error": "strict readiness: models not ready", "models": waiting}, 503)
     deps = await svc.governance.dependencies()
     degraded = sorted(name for name, problem in deps.items() if problem is not None)
     if not degraded:

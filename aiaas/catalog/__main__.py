@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("names", nargs="+")
     args = parser.parse_args(argv)
+    # The server stops a build with SIGTERM: exit through Python so the build's `finally` removes its temporary
+    # directory (Python's default for SIGTERM is to die at once, leaving hundreds of MB behind).
+    signal.signal(signal.SIGTERM, _exit)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     repo = ModelRepository(args.home / "models")
     repo.ensure()
@@ -33,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"STATUS {spec.name} {st.state} {st.detail}", flush=True)
         failed += st.state != "built"
     return 1 if failed else 0
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,9 @@ class CatalogSpec:
     depends: tuple[str, ...] = ()  # catalog models that must be built first (e.g. a pipeline's steps)
     revision: int = 1  # bump when the build changes, so existing repositories rebuild it
     example: str = ""  # the README's curl request body for this model (JSON)
+    # expected full-build seconds on 2 cores, until this machine has measured its own (card.extra.catalog
+    # .build_seconds): the server builds the shortest first, so most models are ready soonest
+    build_s: float = 120.0
 
 
 def timed(fn: Callable[[BuildContext], BuildResult]) -> Callable[[BuildContext], BuildResult]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import platform
+import re
 import shutil
 import tempfile
 import time
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiaas.catalog.base import BuildContext, CatalogSpec, Progress
@@ -52,14 +55,49 @@ def status(spec: CatalogSpec, repo: ModelRepository, quick: bool = False) -> Sta
     return Status("built", f"version {info.get('version')}", info.get("metrics"), info.get("quick"))
 
 
+WORK_PREFIX = "aiaas-catalog-"
+_WORK_PID = re.compile(r"-(\d+)-[^-]+$")
+
+
+def sweep_workdirs(tmp: str | None = None) -> list[str]:
+    """Remove the temporary directories of catalog builds whose process is gone (killed before its cleanup
+    ran); returns what was removed. Builds still running keep theirs."""
+    root = Path(tmp or tempfile.gettempdir())
+    removed = []
+    for d in root.glob(WORK_PREFIX + "*"):
+        m = _WORK_PID.search(d.name)
+        if not d.is_dir() or m is None or _alive(int(m.group(1))):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(str(d))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def expected_seconds(spec: CatalogSpec, repo: ModelRepository) -> float:
+    """How long a full build of ``spec`` should take: this machine's last full build, else the spec's estimate."""
+    info = catalog_info(repo, spec.name) or {}
+    measured = info.get("build_seconds")
+    if isinstance(measured, (int, float)) and not info.get("quick"):
+        return float(measured)
+    return spec.build_s
+
+
 def build(spec: CatalogSpec, repo: ModelRepository, quick: bool, progress: Progress, seed: int = 0) -> Status:
     """Build one model now (whatever its status); never raises for a build failure, returns it."""
     missing = spec.requires.missing()
     if missing:
         return Status("unavailable", f"needs: {missing}")
-    work = tempfile.mkdtemp(prefix=f"aiaas-catalog-{spec.name}-")
-    from pathlib import Path
-
+    work = tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{spec.name}-{os.getpid()}-")  # the pid lets sweeps find orphans
     ctx = BuildContext(repo=repo, name=spec.name, quick=quick, workdir=Path(work), progress=progress, seed=seed)
     before = _snapshot(repo, spec.name)
     t0 = time.monotonic()
@@ -69,6 +107,9 @@ def build(spec: CatalogSpec, repo: ModelRepository, quick: bool, progress: Progr
         log.error("catalog build of %s failed:\n%s", spec.name, traceback.format_exc())
         _rollback(repo, spec.name, before)
         return Status("failed", f"{type(e).__name__}: {e}")
+    except BaseException:  # stopped (SIGTERM -> SystemExit, Ctrl-C): leave no half-written version behind
+        _rollback(repo, spec.name, before)
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = time.monotonic() - t0

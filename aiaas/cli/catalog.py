@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from aiaas.cli.output import JsonOpt, print_json
 from aiaas.settings import Settings
 
 catalog_app = typer.Typer(help="The built-in scenario catalog.", no_args_is_help=True)
@@ -27,32 +29,70 @@ def _repo(home: Path | None) -> Any:
     return repo
 
 
+def _served(home: Path | None) -> dict[str, tuple[str, str]]:
+    """Model -> (state, detail) from a running server's repository index; {} when none answers at once."""
+    import httpx
+
+    from aiaas.server.adminkey import read_admin_key
+
+    settings = Settings(home=home) if home else Settings()
+    key = read_admin_key(settings)
+    try:
+        r = httpx.post(f"http://{settings.host}:{settings.port}/v2/repository/index", json={}, timeout=1.0,
+                       headers={"Authorization": f"Bearer {key.key}"} if key else {})
+        rows = r.json() if r.status_code == 200 else []
+    except (httpx.HTTPError, ValueError):
+        return {}
+    out: dict[str, tuple[str, str]] = {}
+    for row in rows:
+        if row.get("state") == "READY":
+            out[row["name"]] = ("served", f"version {row['version']} (server)")
+        elif row["name"] not in out:
+            out[row["name"]] = (row.get("state", "").lower() or "unknown", row.get("reason", ""))
+    return out
+
+
 def _fmt(v: object) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 @catalog_app.command("list")
-def catalog_list(home: HomeOpt = None) -> None:
+def catalog_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Every catalog model: state, measured metric next to its floor, source and licence."""
     from aiaas.catalog.builder import status
     from aiaas.catalog.registry import all_specs
 
     repo = _repo(home)
-    table = Table(title="aiaas catalog")
-    for col in ("name", "scenario", "task", "state", "metric (measured vs floor)", "source", "licence"):
-        table.add_column(col, overflow="fold")
+    served = _served(home)
+    rows: list[dict[str, Any]] = []
     for spec in all_specs().values():
         st = status(spec, repo, quick=True)  # a quick build counts as built here; the label says so
-        color = {"built": "green", "unavailable": "red", "failed": "red"}.get(st.state, "yellow")
-        lines = []
+        if spec.name in served:  # what the running server says wins: "building", the version it serves
+            st.state, st.detail = served[spec.name]
+        floors = []
         for f in spec.floors:
             measured = (st.metrics or {}).get(f.metric)
             ok = f.holds(measured if isinstance(measured, (int, float)) else None)
-            mark = "" if ok is None else (" [green]PASS[/green]" if ok else " [red]MISS[/red]")
-            lines.append(f"{f.metric} {_fmt(measured) if measured is not None else '-'} ({f.op} {f.value:g}){mark}")
-        state = st.state + (" (quick)" if st.quick else "") + (f"\n{st.detail}" if st.detail else "")
-        table.add_row(spec.name, spec.scenario, spec.task, f"[{color}]{state}[/{color}]", "\n".join(lines) or "-",
-                      spec.source, spec.license)
+            floors.append({"metric": f.metric, "measured": measured, "op": f.op, "floor": f.value, "holds": ok})
+        rows.append({"name": spec.name, "scenario": spec.scenario, "task": spec.task, "state": st.state,
+                     "quick": bool(st.quick), "detail": st.detail, "floors": floors, "source": spec.source,
+                     "license": spec.license})
+    if as_json:
+        return print_json(rows)
+    # Fits 80 columns: name, state, metric; the source and licence are on each model's card and in --json.
+    table = Table(title="aiaas catalog", caption="source and licence: --json, or the model's card")
+    table.add_column("name", no_wrap=True)
+    table.add_column("state", overflow="fold", max_width=24)
+    table.add_column("measured vs floor", overflow="fold")
+    for r in rows:
+        color = {"built": "green", "served": "green", "unavailable": "red", "failed": "red"}.get(r["state"], "yellow")
+        lines = []
+        for f in r["floors"]:
+            mark = "" if f["holds"] is None else (" [green]PASS[/green]" if f["holds"] else " [red]MISS[/red]")
+            measured = _fmt(f["measured"]) if f["measured"] is not None else "-"
+            lines.append(f"{f['metric']} {measured} ({f['op']} {f['floor']:g}){mark}")
+        state = r["state"] + (" (quick)" if r["quick"] else "") + (f"\n{r['detail']}" if r["detail"] else "")
+        table.add_row(f"{r['name']}\n[dim]{r['task']}[/dim]", f"[{color}]{state}[/{color}]", "\n".join(lines) or "-")
     console.print(table)
 
 
@@ -71,7 +111,7 @@ def catalog_build(
     try:
         specs = select(names or None)
     except ValueError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
     failed = 0
     with Progress(TextColumn("{task.fields[name]:<22}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),

@@ -15,8 +15,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from aiaas.cli.output import JsonOpt, print_json
 from aiaas.errors import AiaasError, InvalidInput
 from aiaas.service.governance.admin import CLI_PRINCIPAL, GovernanceAdmin
 from aiaas.service.governance.validation import PERIODS, check_number
@@ -42,7 +44,7 @@ def _admin(home: Path | None) -> Iterator[GovernanceAdmin]:
         admin.ensure_system_tenant()
         yield admin
     except AiaasError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+        console.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(1) from None
     finally:
         if store is not None:
@@ -90,10 +92,12 @@ def tenants_create(name: str, home: HomeOpt = None) -> None:
 
 
 @tenants_app.command("list")
-def tenants_list(home: HomeOpt = None) -> None:
+def tenants_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """List tenants."""
     with _admin(home) as admin:
         rows = admin.list_tenants(CLI_PRINCIPAL)
+    if as_json:
+        return print_json(rows)
     _table("tenants", rows, ["id", "active_keys", "created_at"])
 
 
@@ -143,10 +147,13 @@ def keys_create(
 def keys_list(
     tenant: Annotated[str | None, typer.Option("--tenant", help="only this tenant's keys")] = None,
     home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """List keys (never their secrets)."""
     with _admin(home) as admin:
         rows = admin.list_keys(CLI_PRINCIPAL, tenant)
+    if as_json:
+        return print_json(rows)
     _table("API keys", rows, ["id", "tenant", "role", "name", "status", "models", "created_at", "expires_at"])
 
 
@@ -176,10 +183,13 @@ def usage(
     end: Annotated[str | None, typer.Option(help="ISO date/time, exclusive (default: now)")] = None,
     key: Annotated[str | None, typer.Option("--key", help="one key")] = None,
     home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show metered usage and cost."""
     with _admin(home) as admin:
         result = admin.usage(CLI_PRINCIPAL, tenant=tenant, start=start, end=end, group_by=group_by, key=key)
+    if as_json:
+        return print_json(result)
     columns = [group_by, "requests", "errors", "units_in", "units_out", "compute_s", "cost", "avg_latency_ms"]
     _table(f"usage of {tenant or 'all tenants'} since {result['start']}", result["data"], columns)
 
@@ -189,10 +199,13 @@ def audit(
     action: Annotated[str | None, typer.Option(help="e.g. key.create")] = None,
     limit: Annotated[int, typer.Option(help="newest N rows")] = 50,
     home: HomeOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show the audit trail, newest first."""
     with _admin(home) as admin:
         rows = admin.audit(CLI_PRINCIPAL, tenant=tenant, action=action, limit=limit)
+    if as_json:
+        return print_json(rows)
     _table("audit log", rows, ["at", "actor_key", "tenant", "action", "target", "details"])
 
 

@@ -16,9 +16,11 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from aiaas.cli.output import JsonOpt, print_json
 from aiaas.server.adminkey import read_admin_key
 from aiaas.settings import Settings
 
@@ -67,7 +69,7 @@ class _Server:
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {message}")
+    Console(stderr=True).print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(1)
 
 
@@ -115,9 +117,13 @@ def files_upload(
 
 
 @files_app.command("list")
-def files_list(limit: int = 50, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None) -> None:
+def files_list(
+    limit: int = 50, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None, as_json: JsonOpt = False
+) -> None:
     """Files of your tenant (all tenants for an admin), newest first."""
     page = _Server(url, api_key, home)("GET", "/v1/files", params={"limit": limit})
+    if as_json:
+        return print_json(page["data"])
     table = Table(title="files")
     table.add_column("id", no_wrap=True)
     for col in ("filename", "format", "rows", "bytes", "owner", "created"):
@@ -199,7 +205,7 @@ def jobs_create(
 @jobs_app.command("list")
 def jobs_list(
     status: Annotated[str | None, typer.Option(help="only these states, e.g. running,queued")] = None,
-    limit: int = 50, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
+    limit: int = 50, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Jobs of your tenant (all tenants for an admin), newest first."""
 
@@ -209,18 +215,20 @@ def jobs_list(
         return [j["model"], str(j.get("model_version") or ""), j["recipe"], prog]
 
     print_job_table(_Server(url, api_key, home), "/v1/training/jobs", "training jobs", status, limit,
-                    ("model", "version", "recipe", "progress"), cells)  # fmt: skip
+                    ("model", "version", "recipe", "progress"), cells, as_json=as_json)  # fmt: skip
 
 
 def print_job_table(
     server: _Server, path: str, title: str, status: str | None, limit: int, columns: tuple[str, ...],
-    cells: Callable[[dict[str, Any]], list[str]], out: Console | None = None,
+    cells: Callable[[dict[str, Any]], list[str]], out: Console | None = None, as_json: bool = False,
 ) -> None:  # fmt: skip
     """One page of jobs of any kind as a table: id, status (sub-status), the kind's own columns, owner, created."""
     params: dict[str, Any] = {"limit": limit}
     if status:
         params["status"] = status
     page = server("GET", path, params=params)
+    if as_json:
+        return print_json(page["data"])
     table = Table(title=title)
     table.add_column("id", no_wrap=True)
     for col in ("status", *columns, "owner", "created"):

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from aiaas.cli.output import JsonOpt, print_json
 from aiaas.errors import AiaasError
 from aiaas.settings import Settings
 
@@ -26,8 +27,10 @@ def _register_governance() -> None:
     from aiaas.cli.jobs import files_app, jobs_app
     from aiaas.cli.optimize import register as register_optimize
     from aiaas.cli.replicas import register as register_replicas
+    from aiaas.cli.run import register as register_run
 
     register(app)
+    register_run(app)
     register_optimize(app, models_app)
     register_replicas(models_app)
     app.add_typer(catalog_app, name="catalog")
@@ -36,6 +39,23 @@ def _register_governance() -> None:
 
 
 _register_governance()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from aiaas import __version__
+
+        typer.echo(f"aiaas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """aiaas: AI models as a service."""
 
 console = Console()
 err_console = Console(stderr=True)
@@ -68,6 +88,7 @@ def serve(
 ) -> None:
     """Run the server."""
     from aiaas.server.adminkey import ensure_admin_key
+    from aiaas.server.run import check_port
     from aiaas.server.run import serve as run
     from aiaas.server.tls import tls_from
 
@@ -77,6 +98,9 @@ def serve(
         tls = tls_from(settings)
     except AiaasError as e:
         raise fail(e.message, 2) from None
+    problem = check_port(settings.host, settings.port)  # at once, not after every model has loaded
+    if problem:
+        raise fail(problem)
     key = ensure_admin_key(settings)
     if key.generated:
         console.print(
@@ -156,7 +180,7 @@ def _short(e: Exception) -> str:
 
 
 @models_app.command("list")
-def models_list(home: HomeOpt = None, url: UrlOpt = None) -> None:
+def models_list(home: HomeOpt = None, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Models with their versions and states (live from the server when it runs, else checked on disk)."""
     from aiaas.registry import ModelRepository
 
@@ -177,6 +201,8 @@ def models_list(home: HomeOpt = None, url: UrlOpt = None) -> None:
                 rows.append({"name": entry.name, "version": "", "state": "UNAVAILABLE", "reason": entry.error or ""})
             for v in entry.served_versions if not entry.error else []:
                 rows.append({"name": entry.name, "version": str(v), "state": "NOT LOADED", "reason": ""})
+    if as_json:
+        return print_json(rows)
     table = Table(title=f"models ({source})")
     for col in ("name", "version", "state", "reason"):
         table.add_column(col)
@@ -236,7 +262,9 @@ def models_remove(
 
 def main() -> None:  # pragma: no cover
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    app()
+    from aiaas.cli.errors import run_without_traceback
+
+    run_without_traceback(app)
 
 
 if __name__ == "__main__":  # pragma: no cover -- `python -m aiaas.cli.main` (tests start the server this way)

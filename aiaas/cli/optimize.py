@@ -26,6 +26,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from aiaas.cli.jobs import HomeOpt, KeyOpt, UrlOpt, _fail, _file_id, _Server, poll_job, print_job_table
+from aiaas.cli.output import JsonOpt
 
 # Piped output (no terminal to measure) gets a width that fits the comparison table instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -291,7 +292,7 @@ def compare_cmd(
 @optimizations_app.command("list")
 def list_cmd(
     status: Annotated[str | None, typer.Option(help="only these states, e.g. running,queued")] = None,
-    limit: int = 50, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
+    limit: int = 50, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None, as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Optimizations of your tenant (all tenants for an admin), newest first."""
 
@@ -300,7 +301,7 @@ def list_cmd(
         return [j["mode"], j["model"], str(j.get("version") or ""), accepted, str(j.get("model_version") or "")]
 
     print_job_table(_Server(url, api_key, home), "/v1/optimizations", "optimizations", status, limit,
-                    ("mode", "model", "version", "accepted", "new version"), cells, console)  # fmt: skip
+                    ("mode", "model", "version", "accepted", "new version"), cells, console, as_json)  # fmt: skip
 
 
 @optimizations_app.command("show")

@@ -17,7 +17,8 @@ files). ``parameters`` in ``model.yaml`` size the engine::
 
 The OpenAI routes (``aiaas.service.openai``) use ``engine`` directly for token streaming and metering; the V2
 ``infer`` route still works through ``predict_async``: input ``text`` (BYTES [-1]) -> output ``text``, one
-greedy completion per row with ``parameters.max_tokens`` (default 64).
+greedy completion per row with ``parameters.max_tokens`` (default 64). Its parameters are checked as ``/v1``
+checks them (same names and bounds, unknown ones refused with 400).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aiaas.codecs.datatypes import utf8_array
 from aiaas.errors import InvalidInput
@@ -36,6 +38,50 @@ from aiaas.types.model_config import ModelConfig, TensorSpec
 
 _ENGINE_KEYS = ("max_num_seqs", "max_num_tokens", "max_waiting", "max_model_len", "max_prefill_tokens",
                 "default_max_tokens", "dtype", "device", "threads", "chat_template")  # fmt: skip
+
+
+# request-level keys of the V2 protocol itself (not sampling settings), accepted and ignored here
+_PROTOCOL_KEYS = frozenset({"binary_data_output", "headers", "priority", "timeout", "sequence_id", "sequence_start",
+                            "sequence_end"})  # fmt: skip
+
+
+class V2Parameters(BaseModel):
+    """The sampling parameters of a V2 infer request to an llm model: /v1's names and bounds."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    max_tokens: int = Field(default=64, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_k: int = Field(default=0, ge=-1)
+    seed: int | None = None
+    presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    ignore_eos: bool = False
+
+    @classmethod
+    def parse(cls, parameters: dict[str, Any]) -> V2Parameters:
+        given = {k: v for k, v in parameters.items() if k not in _PROTOCOL_KEYS}
+        if isinstance(given.get("temperature"), int) and not isinstance(given.get("temperature"), bool):
+            given["temperature"] = float(given["temperature"])  # JSON 1 means 1.0
+        for key in ("top_p", "presence_penalty", "frequency_penalty"):
+            if isinstance(given.get(key), int) and not isinstance(given.get(key), bool):
+                given[key] = float(given[key])
+        try:
+            return cls(**given)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                raise InvalidInput(
+                    f"unknown parameter {where!r} for an llm model; it takes {', '.join(cls.model_fields)}",
+                    param=f"parameters.{where}",
+                ) from None
+            raise InvalidInput(f"parameters.{where}: {err['msg']}", param=f"parameters.{where}") from None
+
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
+                              top_k=max(self.top_k, 0), seed=self.seed, presence_penalty=self.presence_penalty,
+                              frequency_penalty=self.frequency_penalty, ignore_eos=self.ignore_eos)  # fmt: skip
 
 
 def model_dir(version_dir: Path) -> Path:
@@ -77,13 +123,19 @@ class LLMModel(Model):
         if "text" not in inputs:
             raise InvalidInput("an llm model takes input 'text' (BYTES)")
         texts = list(utf8_array("text", np.asarray(inputs["text"])).reshape(-1))
-        max_tokens = int(parameters.get("max_tokens", 64))
-        temperature = float(parameters.get("temperature", 0.0))
+        params = V2Parameters.parse(parameters).sampling()
         engine = self.engine
+        prompts = [engine.tokenizer.encode(t) for t in texts]
+        for i, ids in enumerate(prompts):
+            if len(ids) + params.max_tokens > engine.max_model_len:
+                raise InvalidInput(
+                    f"text[{i}]: this model's maximum context length is {engine.max_model_len} tokens; the request "
+                    f"needs {len(ids) + params.max_tokens} ({len(ids)} in the prompt, {params.max_tokens} to generate)",
+                    param="parameters.max_tokens",
+                )
 
-        async def one(text: str) -> bytes:
-            ids = engine.tokenizer.encode(text)
-            gen = engine.generate(ids, SamplingParams(max_tokens=max_tokens, temperature=temperature))
+        async def one(ids: list[int]) -> bytes:
+            gen = engine.generate(ids, params)
             out: list[int] = []
             try:
                 async for step in gen:
@@ -92,7 +144,7 @@ class LLMModel(Model):
                 gen.cancel()
             return engine.tokenizer.decode(out, skip_special_tokens=True).encode()
 
-        results = await asyncio.gather(*(one(t) for t in texts))
+        results = await asyncio.gather(*(one(ids) for ids in prompts))
         return {"text": np.array(results, dtype=object)}
 
     def unload(self) -> None:

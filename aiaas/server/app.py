@@ -9,12 +9,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from functools import partial
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from aiaas import __version__
-from aiaas.api import errors, ops, spec, v2
+from aiaas.api import docs, errors, ops, spec, v2
 from aiaas.api import files as files_api
 from aiaas.api import governance as governance_api
 from aiaas.api import jobs as jobs_api
@@ -22,6 +23,7 @@ from aiaas.api import openai as openai_api
 from aiaas.api import optimizations as optimizations_api
 from aiaas.api import replicas as replicas_api
 from aiaas.placement.factory import PlacementOptions
+from aiaas.api import resident as resident_api
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
 from aiaas.server.adminkey import ensure_admin_key
@@ -36,6 +38,7 @@ from aiaas.service.governance.setup import resilience_options
 from aiaas.service.jobs import DbJobStore, JobsService
 from aiaas.service.metrics import Metrics
 from aiaas.service.models import ModelManager
+from aiaas.service.opsmetrics import loaded_engines
 from aiaas.service.optimizations import OptimizationsService
 from aiaas.service.replica_metrics import ReplicaCollector
 from aiaas.settings import Settings
@@ -117,6 +120,7 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
     placement = PlacementOptions(settings.python_placement, settings.ray_address, settings.ray_namespace)
     models = ModelManager(repository, context, metrics, placement)
     metrics.registry.register(ReplicaCollector(models))
+    metrics.ops.watch_engines(partial(loaded_engines, models))  # LLM running/waiting/KV gauges at scrape time
     dataplane = DataPlane(models, governance, metrics)
     control = ModelControl(models, governance)
     files = jobs = optimizations = None
@@ -185,16 +189,20 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         version=__version__,
         description="AI models as a service: KServe V2 inference, model repository and operations.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by docs.install (FastAPI's default loads them from a CDN)
+        redoc_url=None,
     )
     app.body_limits = BodyLimits(settings)
     app.state.services = svc
     app.state.governance = svc.governance
     app.state.governance_admin = svc.governance_admin
     errors.install(app)
+    docs.install(app)
     spec.document(app)
     app.include_router(v2.router)
     app.include_router(ops.router)
     app.include_router(replicas_api.router)
+    app.include_router(resident_api.router)
     app.include_router(openai_api.router)
     if svc.governance_admin is not None:
         app.include_router(governance_api.router)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 import sys
 
 import uvicorn
@@ -21,6 +23,26 @@ def _loop() -> str:
         return "uvloop"
     except ImportError:
         return "asyncio"
+
+
+def check_port(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (in use, no such address, no permission), or None. Checked
+    before anything loads, so a taken port is reported at once rather than after every model has loaded."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        return f"cannot listen on {host}:{port}: {e.strerror} (check --host / AIAAS_HOST)"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is not "in use"
+        try:
+            s.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return (f"port {port} on {host} is already in use (another aiaas or program is listening there): "
+                        "stop it, or choose another port with --port / AIAAS_PORT")
+            return f"cannot listen on {host}:{port}: {e.strerror}"
+    return None
 
 
 def serve(settings: Settings) -> int:

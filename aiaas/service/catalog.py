@@ -1,7 +1,9 @@
 """The server's background catalog builder.
 
 At start, every selected catalog model (``AIAAS_CATALOG``) that is missing or stale is built in its own
-subprocess (niced, one at a time, so serving keeps its CPU) and loaded as soon as it is built. Until then it
+subprocess (niced; one at a time, two with 4 cores or more, so serving keeps its CPU), the shortest expected
+build first so that most models are ready soonest, and loaded as soon as it is built. Temporary directories
+left by builds that were killed are swept first. Until then it
 shows as LOADING with "building"; a model whose system packages are missing shows UNAVAILABLE with the exact
 install command. Build logs go to ``$AIAAS_HOME/logs/catalog-<name>.log``.
 """
@@ -14,7 +16,7 @@ import logging
 import os
 import sys
 
-from aiaas.catalog.builder import status
+from aiaas.catalog.builder import expected_seconds, status, sweep_workdirs
 from aiaas.catalog.registry import all_specs, select
 from aiaas.service.models import ModelManager
 from aiaas.settings import Settings
@@ -26,7 +28,7 @@ class CatalogRunner:
     def __init__(self, settings: Settings, models: ModelManager) -> None:
         self.settings = settings
         self.models = models
-        self.current: asyncio.subprocess.Process | None = None
+        self.running: set[asyncio.subprocess.Process] = set()
 
     async def run(self) -> None:
         names = self.settings.catalog_names()
@@ -42,6 +44,8 @@ class CatalogRunner:
                 return
             specs = select(names)
         repo = self.models.repository
+        for stale in await asyncio.to_thread(sweep_workdirs):
+            log.info("removed %s, left by an interrupted catalog build", stale)
         todo = []
         for spec in specs:
             st = status(spec, repo, self.settings.catalog_quick)
@@ -51,14 +55,20 @@ class CatalogRunner:
                 self.models.mark(spec.name, "LOADING", "waiting for its catalog build")
                 todo.append(spec)
         self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        todo.sort(key=lambda spec: expected_seconds(spec, repo))  # stable: ties keep the catalog's order
+        queue: asyncio.Queue[str] = asyncio.Queue()
         for spec in todo:
-            self.models.mark(spec.name, "LOADING", "building (catalog); see logs/catalog-" + spec.name + ".log")
-            ok = await self._build(spec.name)
-            if ok:
-                await self.models.load(spec.name)
+            queue.put_nowait(spec.name)
+        await asyncio.gather(*(self._builder(queue) for _ in range(min(builders(), len(todo)))))
+
+    async def _builder(self, queue: asyncio.Queue[str]) -> None:
+        while not queue.empty():
+            name = queue.get_nowait()
+            self.models.mark(name, "LOADING", "building (catalog); see logs/catalog-" + name + ".log")
+            if await self._build(name):
+                await self.models.load(name)
             else:
-                tail = self._log_tail(spec.name)
-                self.models.mark(spec.name, "UNAVAILABLE", f"catalog build failed: {tail}")
+                self.models.mark(name, "UNAVAILABLE", f"catalog build failed: {self._log_tail(name)}")
 
     async def _build(self, name: str) -> bool:
         log_path = self.settings.logs_dir / f"catalog-{name}.log"
@@ -66,11 +76,14 @@ class CatalogRunner:
         if self.settings.catalog_quick:
             args.insert(-1, "--quick")
         with open(log_path, "ab") as out:
-            self.current = await asyncio.create_subprocess_exec(
+            proc = await asyncio.create_subprocess_exec(
                 *args, stdout=out, stderr=asyncio.subprocess.STDOUT, preexec_fn=lambda: os.nice(10)
             )
-            code = await self.current.wait()
-            self.current = None
+            self.running.add(proc)
+            try:
+                code = await proc.wait()
+            finally:
+                self.running.discard(proc)
         log.info("catalog build of %s finished with status %s", name, code)
         return code == 0
 
@@ -84,12 +97,22 @@ class CatalogRunner:
         return (status_lines[-1] if status_lines else lines[-1] if lines else "no output")[:300]
 
     async def stop(self) -> None:
-        proc = self.current
-        if proc is not None and proc.returncode is None:
+        """Stop the running builds: SIGTERM (the build removes its temporary directory), SIGKILL after 10 s."""
+        await asyncio.gather(*(self._stop(proc) for proc in list(self.running)))
+
+    @staticmethod
+    async def _stop(proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                proc.kill()
+
+
+def builders() -> int:
+    """Concurrent catalog builds: a second one from 4 cores on (builds are niced, but serving needs its cores)."""
+    return 2 if (os.cpu_count() or 1) >= 4 else 1

@@ -127,6 +127,7 @@ class DataPlane:
                 "task": cfg.task,
                 "description": cfg.description,
                 "card": cfg.card.model_dump(exclude_defaults=True),
+                "optional_inputs": [t.name for t in cfg.inputs if t.optional],
             },
         }
 
@@ -195,7 +196,11 @@ class DataPlane:
         label_v = str(vr.version)
         batched = vr.config is not None and vr.config.max_batch_size > 0
         units = float(_rows(inputs) if batched else 1)  # what a success meters: known before it runs
-        admission = await self.governance.admit(principal, _ref(vr, name), endpoint, units)
+        try:
+            admission = await self.governance.admit(principal, _ref(vr, name), endpoint, units)
+        except AiaasError as e:
+            self.metrics.ops.refused(name, principal.tenant_id, e.status_code)
+            raise
         status, result = 500, None
         try:
             if not vr.ready:  # a reload swapped versions while admit awaited: take the current one
@@ -229,6 +234,8 @@ class DataPlane:
             )
             self.metrics.request_done(name, label_v, "success" if status == 200 else str(status), elapsed,
                                       result.queue_s if result is not None else None)  # fmt: skip
+            if status == 503:  # the model's queue was full
+                self.metrics.ops.refused(name, principal.tenant_id, status)
 
     async def _infer_internal(
         self, name: str, version: int | None, inputs: Tensors, parameters: dict[str, Any]

@@ -6,6 +6,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from aiaas.service.opsmetrics import OpsMetrics
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -36,6 +38,7 @@ class Metrics:
             "aiaas_model_state", "1 for the current state of each model version", ["model", "version", "state"], registry=r
         )
 
+        self.ops = OpsMetrics(r)  # process, refusals by reason, LLM families (service/opsmetrics.py)
         self._request_children: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
 
     def request_done(self, model: str, version: str, outcome: str, elapsed_s: float, queue_s: float | None) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +28,18 @@ from aiaas.service.metrics import Metrics
 from aiaas.types.model_config import ModelConfig, TensorSpec
 
 log = logging.getLogger("aiaas.models")
+
+
+def resident_bytes() -> int:
+    """The process's resident set size (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 PLATFORMS = {"onnx": "onnxruntime_onnx", "python": "python", "pipeline": "ensemble"}
 
@@ -57,6 +70,7 @@ class VersionRecord:
     executor: ModelExecutor | None = None
     config: ModelConfig | None = None  # with inputs/outputs resolved from the artifact where needed
     loaded_at: float = 0.0
+    memory_bytes: int = 0  # growth of the process's resident memory while this version loaded (approximate)
 
     @property
     def ready(self) -> bool:
@@ -155,6 +169,15 @@ class ModelManager:
                 rows.append({"name": name, "version": str(v), "state": vr.state, "reason": vr.reason})
         return rows
 
+    def not_ready(self) -> list[str]:
+        """Models on disk or announced (catalog builds) with no READY version: strict readiness waits for them.
+        A model an operator unloaded on purpose is not waited for (as Triton's explicit model control)."""
+        names = set(self.repository.names()) | {n for n, r in self.models.items() if r.placeholder or r.versions}
+        return sorted(
+            n for n in names
+            if ((r := self.models.get(n)) is None or r.latest_ready() is None) and not (r and r.reason == "unloaded")
+        )
+
     def mark(self, name: str, state: str, reason: str) -> None:
         """Show a model that has no loaded version yet (e.g. a catalog model being built) in the index."""
         rec = self.models.setdefault(name, ModelRecord(name))
@@ -231,7 +254,7 @@ class ModelManager:
 
     async def _load_version(self, config: ModelConfig, entry: ModelEntry, vr: VersionRecord) -> None:
         vdir = self.repository.version_dir(entry.name, vr.version)
-        t0 = time.monotonic()
+        t0, rss0 = time.monotonic(), resident_bytes()
         try:
             replicas, resolved = await asyncio.to_thread(self._build, config, vdir, vr.version)
         except Exception as e:
@@ -245,7 +268,7 @@ class ModelManager:
             if self._autoscaler is None:
                 self._autoscaler = asyncio.create_task(Autoscaler(self).run())
         vr.executor, vr.config, vr.state, vr.reason = executor, resolved, "READY", ""
-        vr.loaded_at = time.time()
+        vr.loaded_at, vr.memory_bytes = time.time(), max(0, resident_bytes() - rss0)
         log.info("model %s version %s READY in %.2fs", entry.name, vr.version, time.monotonic() - t0)
 
     def new_replica(self, executor: ModelExecutor, vdir: Any, version: int) -> Replica:

@@ -76,6 +76,7 @@ class _Meter:
         self.governance, self.metrics, self.admission = governance, metrics, admission
         self.prompt_tokens = prompt_tokens
         self.t0 = time.perf_counter()
+        self.t_first: float | None = None  # when the first token came out (time to first token)
         self.done = False
 
     async def finish(self, status: int, completion_tokens: int) -> None:
@@ -91,6 +92,8 @@ class _Meter:
             )  # fmt: skip
         m = self.admission.model
         self.metrics.request_done(m.name, m.version or "", "success" if status == 200 else str(status), elapsed, None)
+        self.metrics.ops.llm_request(m.name, self.prompt_tokens, completion_tokens, self.t0, self.t_first,
+                                     self.t0 + elapsed)  # fmt: skip
 
 
 def _sse(obj: Any) -> bytes:
@@ -212,11 +215,16 @@ class OpenAIService:
             )  # fmt: skip
 
     async def _admit(self, principal: Principal, vr: VersionRecord, name: str, endpoint: str, prompt_tokens: int) -> _Meter:
-        admission = await self.governance.admit(principal, _ref(vr, name), endpoint)
+        try:
+            admission = await self.governance.admit(principal, _ref(vr, name), endpoint)
+        except AiaasError as e:
+            self.metrics.ops.refused(name, principal.tenant_id, e.status_code)
+            raise
         meter = _Meter(self.governance, self.metrics, admission, prompt_tokens)
         cap = _remaining_units(admission)
         if cap is not None and prompt_tokens >= cap:  # units are post-paid: do not start what cannot finish
             meter.prompt_tokens = 0  # refused before any work: nothing is charged
+            self.metrics.ops.refused(name, principal.tenant_id, 429)
             await meter.finish(429, 0)
             raise _units_refusal(admission, prompt_tokens + 1, cap, during=False)
         return meter
@@ -239,6 +247,7 @@ class OpenAIService:
                 c = choices[0]
                 assert c.gen is not None
                 async for step in c.gen:
+                    meter.t_first = meter.t_first or time.perf_counter()
                     ev = self._absorb(c, step.tokens, step.finish_reason)
                     yield ev
                     self._check_cap(choices, prompt_tokens, cap, meter.admission)
@@ -258,6 +267,7 @@ class OpenAIService:
                             step = fut.result()
                         except StopAsyncIteration:
                             continue
+                        meter.t_first = meter.t_first or time.perf_counter()
                         ev = self._absorb(c, step.tokens, step.finish_reason)
                         yield ev
                         self._check_cap(choices, prompt_tokens, cap, meter.admission)

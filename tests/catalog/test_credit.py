@@ -41,9 +41,9 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         yield c
 
 
-def infer(client: TestClient, *rows: object) -> dict:
+def infer(client: TestClient, *rows: object, **parameters: object) -> dict:
     body = {"inputs": [{"name": "rows", "shape": [len(rows)], "datatype": "BYTES",
-                        "data": [json.dumps(r) for r in rows]}]}
+                        "data": [json.dumps(r) for r in rows]}], "parameters": parameters}
     r = client.post("/v2/models/credit-risk/infer", json=body, headers=AUTH)
     assert r.status_code == 200, r.text
     return {o["name"]: o["data"] for o in r.json()["outputs"]}
@@ -71,12 +71,25 @@ def test_safe_applicant_scores_below_risky_one(client: TestClient) -> None:
 
 def test_contributions_sum_to_log_odds_minus_bias(client: TestClient) -> None:
     sparse = {"age": 30, "records": "no", "amount": 1000, "price": 1200}  # everything else missing
-    out = infer(client, SAFE, sparse)
+    out = infer(client, SAFE, sparse, impute=True)
+    assert [json.loads(x) for x in out["imputed"]] == [[], [f for f in FEATURES if f not in sparse]]
     contrib = np.array(out["contributions"]).reshape(2, len(FEATURES))
     for i, score in enumerate(out["score"]):
         assert math.isclose(out["bias"][i] + contrib[i].sum(), math.log(score / (1 - score)), abs_tol=1e-3)
     # the two applicants differ, and so do their explanations
     assert not np.allclose(contrib[0], contrib[1])
+
+
+def test_incomplete_rows_are_refused_unless_imputing_is_asked_for(client: TestClient) -> None:
+    for row in ({}, {k: v for k, v in SAFE.items() if k != "income"}):
+        body = {"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": [json.dumps(row)]}]}
+        r = client.post("/v2/models/credit-risk/infer", json=body, headers=AUTH)
+        assert r.status_code == 400
+        assert "missing feature(s)" in r.json()["error"] and "parameters.impute=true" in r.json()["error"]
+    assert "imputed" not in infer(client, SAFE)  # only when asked
+    body["parameters"] = {"impute": "yes"}
+    r = client.post("/v2/models/credit-risk/infer", json=body, headers=AUTH)
+    assert r.status_code == 400 and "impute must be true or false" in r.json()["error"]
 
 
 def test_bad_values_are_client_errors(client: TestClient) -> None:

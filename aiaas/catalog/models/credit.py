@@ -93,6 +93,7 @@ SPECS = [
         floors=(Floor("auc", ">=", 0.80),),
         example=json.dumps({"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": [json.dumps(
             {"seniority": 1, "home": "rent", "time": 60, "age": 25, "marital": "single", "records": "yes",
-             "job": "partime", "expenses": 60, "income": 80, "amount": 1500, "price": 1600})]}]}),
+             "job": "partime", "expenses": 60, "income": 80, "assets": 0, "debt": 0, "amount": 1500,
+             "price": 1600})]}]}),
     ),
 ]

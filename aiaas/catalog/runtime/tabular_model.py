@@ -107,11 +107,14 @@ def flatten_gbm(model: Any, x_sample: np.ndarray, path: Path, positive: str) -> 
     return path
 
 
-def encode_rows(spec: dict[str, Any], rows: list[Any]) -> np.ndarray:
-    """JSON rows (objects keyed by feature name, or lists in feature order) -> the FP32 model matrix."""
+def encode_rows(spec: dict[str, Any], rows: list[Any], impute: bool = False) -> tuple[np.ndarray, list[list[str]]]:
+    """JSON rows (objects keyed by feature name, or lists in feature order) -> the FP32 model matrix, and per
+    row the features filled with the model's missing-value code. A row that lacks features is refused (a model
+    would score ``{}`` as confidently as a real applicant) unless ``impute`` is asked for."""
     feats = spec["features"]
     names = [f["name"] for f in feats]
     x = np.zeros((len(rows), len(feats)), dtype=np.float32)
+    imputed: list[list[str]] = []
     for i, row in enumerate(rows):
         if isinstance(row, list):
             if len(row) != len(feats):
@@ -122,14 +125,24 @@ def encode_rows(spec: dict[str, Any], rows: list[Any]) -> np.ndarray:
         unknown = sorted(set(row) - set(names))
         if unknown:
             raise InvalidInput(f"row {i}: unknown feature(s) {unknown}; features are {names}")
+        lacking = [f["name"] for f in feats if _absent(row.get(f["name"]))]
+        if lacking and not impute:
+            fillable = all(f.get("missing") is not None for f in feats if f["name"] in lacking)
+            hint = ", or set parameters.impute=true to fill them with the model's missing-value code" if fillable else ""
+            raise InvalidInput(f"row {i}: missing feature(s) {lacking}: send every feature{hint}")
         for j, f in enumerate(feats):
             x[i, j] = _encode_value(f, row.get(f["name"]), i)
-    return x
+        imputed.append(lacking)
+    return x, imputed
+
+
+def _absent(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def _encode_value(f: dict[str, Any], v: Any, i: int) -> float:
     name = f["name"]
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if _absent(v):
         if f.get("missing") is None:
             raise InvalidInput(f"row {i}: feature {name!r} is required")
         return float(f["missing"])
@@ -162,7 +175,7 @@ class TabularClassifier(Model):
         trees = self.spec.get("trees")
         self.explainer = TreeExplainer(self.version_dir / trees) if trees else None
 
-    def matrix(self, inputs: Tensors) -> np.ndarray:
+    def matrix(self, inputs: Tensors, impute: bool = False) -> tuple[np.ndarray, list[list[str]] | None]:
         named = [n for n in self.names if n in inputs]
         if "rows" in inputs:
             if named:
@@ -173,22 +186,30 @@ class TabularClassifier(Model):
                     rows.append(json.loads(raw))
                 except (ValueError, TypeError):
                     raise InvalidInput(f"rows[{i}] is not JSON") from None
-            return encode_rows(self.spec, rows)
+            return encode_rows(self.spec, rows, impute)
         if not named:
             raise InvalidInput(f"send 'rows' (JSON objects) or one FP32 [-1, 1] tensor per feature: {self.names}")
         lacking = [n for n in self.names if n not in inputs]
         if lacking:
             raise InvalidInput(f"missing feature tensor(s) {lacking}")
-        return np.concatenate([inputs[n].reshape(-1, 1).astype(np.float32) for n in self.names], axis=1)
+        x = np.concatenate([inputs[n].reshape(-1, 1).astype(np.float32) for n in self.names], axis=1)
+        if np.isnan(x).any():
+            raise InvalidInput(f"NaN in feature tensor(s) {[n for j, n in enumerate(self.names) if np.isnan(x[:, j]).any()]}")
+        return x, None
 
     def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
-        x = self.matrix(inputs)
+        impute = parameters.get("impute", False)
+        if not isinstance(impute, bool):
+            raise InvalidInput(f"parameters.impute must be true or false, got {impute!r}")
+        x, imputed = self.matrix(inputs, impute)
         labels, proba = self.session.run(None, {"features": x})
         out: Tensors = {
             "label": np.array([str(v).encode() for v in labels], dtype=object),
             "score": proba[:, self.pos].astype(np.float32),
             "probabilities": proba.astype(np.float32),
         }
+        if impute and imputed is not None:  # say which features were filled in, row by row
+            out["imputed"] = np.array([json.dumps(names).encode() for names in imputed], dtype=object)
         if self.explainer is not None:
             contrib, _ = self.explainer.explain(x)
             out["contributions"] = contrib.astype(np.float32)
