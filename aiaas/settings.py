@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # several times slower; 0.8 leaves room for timing noise around passes that do not change speed.
     optimize_min_speedup: float = Field(default=0.8, ge=0)
 
+    # --- web console (/ui) ---
+    ui: bool = True  # serve the web console at /ui (needs governance "db": its sessions live in the database)
+    ui_session_ttl_s: float = Field(default=8 * 3600, gt=0)  # a console sign-in lasts this long, then asks again
+
     @cached_property
     def models_dir(self) -> Path:
         return self.home / "models"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from aiaas import __version__
+from aiaas import __version__, ui
 from aiaas.api import errors, ops, v2
 from aiaas.api import files as files_api
 from aiaas.api import governance as governance_api
@@ -167,4 +167,5 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         app.include_router(files_api.router)
         app.include_router(jobs_api.router)
         app.include_router(optimizations_api.router)
+    ui.mount(app, svc)  # the web console at /ui (aiaas.ui)
     return app
