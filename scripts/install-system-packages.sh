@@ -11,6 +11,7 @@ PACKAGES=(
   dataset-fashion-mnist  # fashion-cnn / fashion-vae training data
   fonts-dejavu-core      # OCR test images
   wrk                    # make bench load generator
+  chromium               # browser tests of the web console (tests/ui, Playwright)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

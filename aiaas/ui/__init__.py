@@ -26,14 +26,14 @@ def mount(app: FastAPI, services: Services) -> bool:
     """Add the console to ``app``; False (and nothing added) when it is off or has no database for sessions."""
     if not services.settings.ui or services.store is None:
         return False
-    from aiaas.ui.routes import auth, models, play, server
+    from aiaas.ui.routes import audit, auth, jobs, keys, models, play, server, usage
     from aiaas.ui.sessions import SessionStore
     from aiaas.ui.timeline import Timeline
     from aiaas.ui.web import SignInRequired, sign_in_redirect
 
     app.state.ui_sessions = SessionStore(services.store, services.settings.ui_session_ttl_s)
     app.state.ui_timeline = Timeline(services.metrics)
-    for module in (auth, models, play, server):
+    for module in (auth, models, play, usage, keys, jobs, audit, server):
         app.include_router(module.router)
     app.add_exception_handler(SignInRequired, lambda request, exc: sign_in_redirect(request))
     app.mount("/ui/static", StaticFiles(directory=Path(__file__).parent / "static"), name="ui-static")
