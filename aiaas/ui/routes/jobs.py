@@ -7,6 +7,7 @@ check roles and tenants: a ``user`` key gets their 403)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Depends
 from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from aiaas.errors import InvalidInput, PayloadTooLarge
+from aiaas.errors import InvalidInput, NotFound, PayloadTooLarge
 from aiaas.service.files import FilesService
 from aiaas.service.jobs import JobsService
 from aiaas.ui.web import Console, PageRoute, checked, console
@@ -103,7 +104,8 @@ async def job_page(job_id: str, ctx: Console = Depends(console), kind: str = "tr
     kind, job, events = await _job(ctx, job_id, kind)
     logs = ""
     if kind == "training":
-        logs = await ctx.call(ctx.services.jobs.logs, job_id, None, 8000)  # type: ignore[union-attr]
+        with contextlib.suppress(NotFound):  # no log before the job's first process starts
+            logs = await ctx.call(ctx.services.jobs.logs, job_id, None, 8000)  # type: ignore[union-attr]
     return ctx.render("job.html", kind=kind, job=job, events=events[-200:], curve=json.dumps(_curve(events)),
                       logs=logs, terminal=job["status"] in TERMINAL)  # fmt: skip
 
