@@ -60,8 +60,11 @@ class SessionStore:
             if row is None:
                 return None
             key = s.get(ApiKey, row.key_id)
-            if row.expires_at <= now or key is None or key.revoked_at is not None or (
-                key.expires_at is not None and key.expires_at <= now
+            if (
+                row.expires_at <= now
+                or key is None
+                or key.revoked_at is not None
+                or (key.expires_at is not None and key.expires_at <= now)
             ):
                 s.delete(row)
                 return None

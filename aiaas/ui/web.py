@@ -68,7 +68,9 @@ class Console:
 
     def need(self, *roles: str) -> None:
         if self.principal.role not in roles:
-            raise PermissionDenied(f"this page needs role {' or '.join(roles)}; your key has role {self.principal.role}")
+            raise PermissionDenied(
+                f"this page needs role {' or '.join(roles)}; your key has role {self.principal.role}"
+            )
 
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
         context.update(me=self.principal, csrf=self.session.csrf, key_name=self.session.key_name,

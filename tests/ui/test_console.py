@@ -19,7 +19,9 @@ PAGES = ["/ui/models", "/ui/models/mlp", "/ui/models/vader-sentiment", "/ui/usag
 
 def _watch(page: Page) -> list[str]:
     problems: list[str] = []
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on(
+        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+    )
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
     page.on("response", lambda r: problems.append(f"{r.status}: {r.url}") if r.status >= 400 else None)
@@ -200,7 +202,9 @@ def test_keyboard_reaches_the_sign_in_form(page: Page, server: Server) -> None:
     assert axe_violations(page) == []
 
 
-def test_a_training_job_started_from_the_ui_succeeds_with_its_curve(page: Page, server: Server, tmp_path: Path) -> None:
+def test_a_training_job_started_from_the_ui_succeeds_with_its_curve(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
     pytest.importorskip("torch")
     import numpy as np
 
@@ -208,7 +212,9 @@ def test_a_training_job_started_from_the_ui_succeeds_with_its_curve(page: Page, 
     x = rng.normal(size=(200, 3))
     y = (x[:, 0] - x[:, 1] > 0).astype(int)
     data = tmp_path / "train.csv"
-    data.write_text("a,b,c,label\n" + "".join(f"{a:.4f},{b:.4f},{c:.4f},{t}\n" for (a, b, c), t in zip(x, y, strict=True)))
+    data.write_text(
+        "a,b,c,label\n" + "".join(f"{a:.4f},{b:.4f},{c:.4f},{t}\n" for (a, b, c), t in zip(x, y, strict=True))
+    )
     sign_in(page, server, path="/ui/jobs")
     page.get_by_label("Training file").set_input_files(str(data))
     page.get_by_label("Model name to register").fill("ui-trained")

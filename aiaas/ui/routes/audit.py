@@ -19,4 +19,6 @@ async def audit_page(ctx: Console = Depends(console), tenant: str = "", action: 
         raise InvalidInput("the audit log needs the database governance (AIAAS_GOVERNANCE=db)")
     rows = await ctx.call(admin.audit, tenant=tenant or None, action=action or None, start=start or None,
                           end=end or None, limit=limit)  # fmt: skip
-    return ctx.render("audit.html", rows=rows, tenant=tenant, action=action, start=start, end=end, limit=limit)
+    return ctx.render(
+        "audit.html", rows=rows, tenant=tenant, action=action, start=start, end=end, limit=limit
+    )

@@ -50,10 +50,14 @@ async def login_form(request: Request) -> Response:
 
 
 @router.post("/login")
-async def login(request: Request, api_key: str = Form(""), login_csrf: str = Form(""), next: str = Form("")) -> Response:
+async def login(
+    request: Request, api_key: str = Form(""), login_csrf: str = Form(""), next: str = Form("")
+) -> Response:
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), login_csrf.encode()):
-        return _login_page(request, "The sign-in form expired or was not sent from this console; try again.", 403)
+        return _login_page(
+            request, "The sign-in form expired or was not sent from this console; try again.", 403
+        )
     if not api_key.strip():
         return _login_page(request, "Enter an API key.", 400)
     try:

@@ -38,7 +38,14 @@ def _curve(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Metric events -> uPlot columns over the step (x): every numeric series they carry."""
     pts = [e["data"] for e in events if e.get("type") == "metrics" and isinstance(e.get("data"), dict)]
     pts = [d for d in pts if isinstance(d.get("step"), int | float)]
-    names = sorted({k for d in pts for k, v in d.items() if isinstance(v, int | float) and k not in ("step", "epoch", "total_steps", "restart")})
+    names = sorted(
+        {
+            k
+            for d in pts
+            for k, v in d.items()
+            if isinstance(v, int | float) and k not in ("step", "epoch", "total_steps", "restart")
+        }
+    )
     return {"x": [d["step"] for d in pts], **{n: [d.get(n) for d in pts] for n in names}}
 
 

@@ -31,7 +31,9 @@ def _number(value: str, name: str, integer: bool = False) -> float | int | None:
     try:
         return int(value) if integer else float(value)
     except ValueError:
-        raise InvalidInput(f"{name} must be a{'n integer' if integer else ' number'}, got {value[:40]!r}") from None
+        raise InvalidInput(
+            f"{name} must be a{'n integer' if integer else ' number'}, got {value[:40]!r}"
+        ) from None
 
 
 async def _page(ctx: Console, secret: dict[str, Any] | None = None, message: str = "") -> Response:
@@ -71,7 +73,9 @@ async def revoke_key(key_id: str, ctx: Console = Depends(checked)) -> Response:
 @router.post("/keys/{key_id}/rotate")
 async def rotate_key(key_id: str, ctx: Console = Depends(checked)) -> Response:
     info = await ctx.call(_admin(ctx).rotate_key, key_id)
-    return await _page(ctx, secret=info, message=f"key {key_id} rotated to {info['id']} (the old key is revoked)")
+    return await _page(
+        ctx, secret=info, message=f"key {key_id} rotated to {info['id']} (the old key is revoked)"
+    )
 
 
 @router.post("/limits")
@@ -85,5 +89,7 @@ async def set_limits(ctx: Console = Depends(checked), scope: str = Form(...), su
 @router.post("/budgets")
 async def set_budget(ctx: Console = Depends(checked), scope: str = Form(...), subject: str = Form(...),
                      limit: str = Form(""), period: str = Form("month")) -> Response:  # fmt: skip
-    await ctx.call(_admin(ctx).set_budget, scope, subject.strip(), amount=_number(limit, "limit"), period=period)
+    await ctx.call(
+        _admin(ctx).set_budget, scope, subject.strip(), amount=_number(limit, "limit"), period=period
+    )
     return RedirectResponse(f"/ui/keys?msg=budget+of+{scope}+{subject.strip()}+set", status_code=303)

@@ -26,7 +26,9 @@ def model_rows(ctx: Console) -> list[dict[str, Any]]:
     timeline = _timeline(ctx)
     models: dict[str, dict[str, Any]] = {}
     for row in ctx.services.control.index(ctx.principal, False):
-        m = models.setdefault(row["name"], {"name": row["name"], "versions": [], "states": set(), "reasons": []})
+        m = models.setdefault(
+            row["name"], {"name": row["name"], "versions": [], "states": set(), "reasons": []}
+        )
         if row["version"]:
             m["versions"].append(row["version"])
         m["states"].add(row["state"])

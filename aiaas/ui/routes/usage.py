@@ -18,11 +18,18 @@ from aiaas.store.models import utcnow
 from aiaas.ui.web import Console, PageRoute, console
 
 router = APIRouter(prefix="/ui", route_class=PageRoute, include_in_schema=False)
-PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
+PERIODS = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+}
 COLUMNS = ("requests", "errors", "units_in", "units_out", "compute_s", "cost", "avg_latency_ms")
 
 
-def _query(ctx: Console, period: str, group_by: str, tenant: str | None, start: str | None, end: str | None) -> dict[str, Any]:
+def _query(
+    ctx: Console, period: str, group_by: str, tenant: str | None, start: str | None, end: str | None
+) -> dict[str, Any]:
     admin = ctx.services.governance_admin
     if admin is None:
         raise InvalidInput("usage needs the database governance (AIAAS_GOVERNANCE=db)")
@@ -63,7 +70,9 @@ async def usage_page(ctx: Console = Depends(console), period: str = "30d", group
     series = None
     if group_by == "day" and rows:
         days = [datetime.fromisoformat(str(r["day"])[:10]).replace(tzinfo=UTC).timestamp() for r in rows]
-        series = json.dumps({"t": days, "requests": [r["requests"] for r in rows], "cost": [r["cost"] for r in rows]})
+        series = json.dumps(
+            {"t": days, "requests": [r["requests"] for r in rows], "cost": [r["cost"] for r in rows]}
+        )
     totals = {c: sum(r[c] for r in rows) for c in COLUMNS if c != "avg_latency_ms"}
     return ctx.render("usage.html", result=result, rows=rows, columns=COLUMNS, totals=totals, budgets=budgets,
                       period=period, group_by=group_by, tenant=tenant, tenants=tenants, start=start, end=end,
