@@ -30,7 +30,7 @@ def test_upgrade_keeps_data_of_an_older_database(db_target: DbTarget) -> None:
                 {"h": "ab" * 32},
             )
         store.upgrade()
-        assert current_revision(store.engine) == "0004"  # head (0003: files and training tables, 0004: job kinds)
+        assert current_revision(store.engine) == "0006"  # head (0003: files and training tables, 0004: job kinds, 0006: console sessions)
         with store.session() as session:
             key = session.scalars(select(ApiKey)).one()
             assert (key.id, key.tenant_id, key.secret_hash, key.expires_at) == ("0123456789ab", "old", "ab" * 32, None)

@@ -96,7 +96,7 @@ def test_upgrade_from_0002_adds_the_tables_and_keeps_data(db: Store) -> None:
         assert "training_jobs" not in inspect(conn).get_table_names()
         conn.execute(text("INSERT INTO tenants (id, created_at) VALUES ('old', '2024-01-02 03:04:05')"))
     db.upgrade()
-    assert current_revision(db.engine) == "0004"  # head (0004 added training_jobs.kind)
+    assert current_revision(db.engine) == "0006"  # head (0004 added training_jobs.kind, 0006 the console sessions)
     with db.engine.connect() as conn:
         assert {"files", "training_jobs", "training_job_events"} <= set(inspect(conn).get_table_names())
         assert conn.execute(text("SELECT id FROM tenants")).scalars().all() == ["old"]
