@@ -51,6 +51,7 @@ class Timeline:
         self._maxlen = max(2, int(window_s / interval_s))
         self._last: dict[str, tuple[float, list[float], list[float]]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._sampled_at: float | None = None  # time of the previous sample (a model first seen started at 0 then)
 
     def ensure_started(self) -> None:
         if self._task is None or self._task.done():
@@ -72,9 +73,12 @@ class Timeline:
         return {m: (sorted(b), [b[k] for k in sorted(b)]) for m, b in hist.items()}
 
     def sample(self) -> None:
-        now = time.time()
+        now, previous = time.time(), self._sampled_at
+        self._sampled_at = now
         for model, (bounds, counts) in self._read().items():
             last = self._last.get(model)
+            if last is None and previous is not None:  # its first requests came after the previous sample
+                last = (previous, bounds, [0.0] * len(counts))
             self._last[model] = (now, bounds, counts)
             if last is None or last[1] != bounds or now - last[0] <= 0:
                 continue
