@@ -51,7 +51,9 @@ class Timeline:
         self._maxlen = max(2, int(window_s / interval_s))
         self._last: dict[str, tuple[float, list[float], list[float]]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._sampled_at: float | None = None  # time of the previous sample (a model first seen started at 0 then)
+        self._sampled_at: float | None = (
+            None  # time of the previous sample (a model first seen started at 0 then)
+        )
 
     def ensure_started(self) -> None:
         if self._task is None or self._task.done():

@@ -25,7 +25,7 @@ pytest.importorskip("playwright", reason="needs pytest-playwright (the dev extra
 ADMIN_KEY = "ui-admin-key"
 CATALOG = ["vader-sentiment", "breast-cancer", "astar-planner", "chess-stockfish", "silero-vad"]
 
-BOXES_PY = '''
+MODELS_PY = '''
 import io, json
 import numpy as np
 from PIL import Image
@@ -43,6 +43,18 @@ class DarkBox(Model):
             boxes = [] if len(xs) == 0 else [{"x": int(xs.min()), "y": int(ys.min()), "w": int(xs.max() - xs.min() + 1), "h": int(ys.max() - ys.min() + 1)}]
             out.append(json.dumps(boxes).encode()); counts.append(len(boxes))
         return {"faces": np.array(out, dtype=object), "count": np.array(counts, dtype=np.int32)}
+
+class Embed(Model):
+    """Deterministic 8-dim unit vectors: the byte histogram of the text, folded."""
+    def load(self): pass
+    def predict(self, inputs, parameters):
+        rows = []
+        for t in inputs["text"].reshape(-1):
+            v = np.zeros(8, np.float32)
+            for i, b in enumerate(bytes(t)):
+                v[(b + i) % 8] += 1.0
+            rows.append(v / np.linalg.norm(v))
+        return {"embedding": np.stack(rows)}
 '''
 
 
@@ -80,11 +92,18 @@ def _write_models(models: Path) -> None:
     (models / "private-mlp" / "model.yaml").write_text("backend: onnx\nowner: globex\n")
     d = models / "dark-box"
     (d / "1").mkdir(parents=True)
-    (d / "1" / "model.py").write_text(BOXES_PY)
+    (d / "1" / "model.py").write_text(MODELS_PY)
     (d / "model.yaml").write_text(
         "backend: python\ntask: face-detection\nparameters: {class: 'model.py:DarkBox'}\n"
         "inputs: [{name: image_b64, datatype: BYTES, shape: [-1]}]\n"
         "outputs: [{name: faces, datatype: BYTES, shape: [-1]}, {name: count, datatype: INT32, shape: [-1]}]\n"
+    )
+    d = models / "tiny-embed"
+    (d / "1").mkdir(parents=True)
+    (d / "1" / "model.py").write_text(MODELS_PY)
+    (d / "model.yaml").write_text(
+        "backend: python\ntask: text-embedding\nparameters: {class: 'model.py:Embed'}\n"
+        "inputs: [{name: text, datatype: BYTES, shape: [-1]}]\noutputs: [{name: embedding, datatype: FP32, shape: [-1, 8]}]\n"
     )
 
 

@@ -13,8 +13,8 @@ from playwright.sync_api import Page, expect
 
 from .conftest import ADMIN_KEY, Server, axe_violations, png, sign_in
 
-PAGES = ["/ui/models", "/ui/models/mlp", "/ui/models/vader-sentiment", "/ui/usage", "/ui/usage?group_by=day",
-         "/ui/keys", "/ui/jobs", "/ui/audit", "/ui/server"]  # fmt: skip
+PAGES = ["/ui/models", "/ui/models/vader-sentiment", "/ui/usage?group_by=day", "/ui/keys", "/ui/jobs", "/ui/audit",
+         "/ui/server"]  # fmt: skip
 
 
 def _watch(page: Page) -> list[str]:
@@ -88,6 +88,12 @@ def test_playground_text_shows_labels_and_the_curl_call(page: Page, server: Serv
     expect(result).to_contain_text("label")
     expect(result.locator("td").first).to_have_text(re.compile("positive|negative|neutral"))
     expect(page.locator("pre.code").first).to_contain_text("/v2/models/vader-sentiment/infer")
+    page.goto(server.url + "/ui/models/tiny-embed")
+    page.get_by_label("text (one sentence per line)").fill("the cat sat\nthe cat sat\nzzzz")
+    page.get_by_role("button", name="Run").click()
+    cells = page.locator(".matrix td")
+    expect(cells).to_have_count(9)  # 3 sentences: a 3 x 3 similarity matrix
+    assert cells.nth(1).inner_text() == "1.000"  # two identical sentences
 
 
 def test_playground_tabular_draws_the_contributions(page: Page, server: Server) -> None:

@@ -86,6 +86,27 @@
     r.onload = () => ok(String(r.result).split(",", 2)[1]); r.onerror = () => bad(r.error); r.readAsDataURL(file);
   });
 
+  // A browser recording (webm/ogg) -> 16 kHz mono 16-bit WAV, base64 (what the speech models read).
+  async function toWav(buf) {
+    const ctx = new (window.AudioContext || window.webkitAudioContext)();
+    const decoded = await ctx.decodeAudioData(buf);
+    ctx.close();
+    const rate = 16000, n = Math.ceil(decoded.duration * rate);
+    const off = new OfflineAudioContext(1, n, rate);
+    const src = off.createBufferSource(); src.buffer = decoded; src.connect(off.destination); src.start();
+    const pcm = (await off.startRendering()).getChannelData(0);
+    const out = new DataView(new ArrayBuffer(44 + pcm.length * 2));
+    const str = (o, t) => [...t].forEach((c, i) => out.setUint8(o + i, c.charCodeAt(0)));
+    str(0, "RIFF"); out.setUint32(4, 36 + pcm.length * 2, true); str(8, "WAVEfmt ");
+    out.setUint32(16, 16, true); out.setUint16(20, 1, true); out.setUint16(22, 1, true);
+    out.setUint32(24, rate, true); out.setUint32(28, rate * 2, true); out.setUint16(32, 2, true); out.setUint16(34, 16, true);
+    str(36, "data"); out.setUint32(40, pcm.length * 2, true);
+    pcm.forEach((v, i) => out.setInt16(44 + i * 2, Math.max(-1, Math.min(1, v)) * 0x7fff, true));
+    let bin = ""; const bytes = new Uint8Array(out.buffer);
+    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return btoa(bin);
+  }
+
   function inputWidget(spec, ex, cfg) {
     // returns {el, value: async () => V2 input}
     const name = spec.name, dt = spec.datatype;
@@ -104,7 +125,28 @@
       };
       file.addEventListener("change", async () => { if (file.files[0]) { current = await b64file(file.files[0]); show(); } });
       show();
-      return { el: $("div", {}, field(kind === "image" ? "Image (PNG or JPEG)" : "Audio (WAV)", file),
+      const extra = [];
+      if (kind === "audio" && navigator.mediaDevices && window.MediaRecorder) {
+        const rec = $("button", { type: "button", class: "secondary", text: "Record" });
+        let recorder = null;
+        rec.addEventListener("click", async () => {
+          if (recorder) { recorder.stop(); return; }
+          try {
+            const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+            const chunks = [];
+            recorder = new MediaRecorder(stream);
+            recorder.ondataavailable = (e) => chunks.push(e.data);
+            recorder.onstop = async () => {
+              stream.getTracks().forEach((t) => t.stop());
+              recorder = null; rec.textContent = "Record";
+              current = await toWav(await new Blob(chunks).arrayBuffer()); show();
+            };
+            recorder.start(); rec.textContent = "Stop recording";
+          } catch (err) { rec.textContent = "Record (" + err.message + ")"; }
+        });
+        extra.push(rec);
+      }
+      return { el: $("div", {}, field(kind === "image" ? "Image (PNG or JPEG)" : "Audio (WAV)", file), ...extra,
         $("p", { class: "reason", text: current ? "Or keep the example below." : "" }), preview),
         value: async () => { if (!current) throw new Error(`choose a ${kind} file`); return { name, shape: [1], datatype: dt, data: [current] }; },
         kind, current: () => current };
