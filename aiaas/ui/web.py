@@ -113,9 +113,8 @@ def nav_for(p: Principal, services: Services) -> list[tuple[str, str]]:
     items = [("/ui/models", "Models"), ("/ui/usage", "Usage")]
     if p.role in ("admin", "developer"):
         items.append(("/ui/keys", "Keys"))
-    if services.jobs is not None:
-        items.append(("/ui/jobs", "Jobs"))
-    if p.role in ("admin", "developer"):
+        if services.jobs is not None:
+            items.append(("/ui/jobs", "Jobs"))
         items.append(("/ui/audit", "Audit"))
     items.append(("/ui/server", "Server"))
     return items
