@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -25,12 +26,25 @@ from aiaas.settings import Settings
 
 KEY = "screenshot-admin-key"
 MODELS = ["vader-sentiment", "breast-cancer", "astar-planner"]
-SHOTS = {  # file -> (path, action before the shot)
-    "ui-models.png": ("/ui/models", None),
-    "ui-playground.png": ("/ui/models/breast-cancer", "Run"),
-    "ui-usage.png": ("/ui/usage?group_by=model", None),
-    "ui-keys.png": ("/ui/keys", None),
+SHOTS = {  # file -> (path, button to click first, element to capture: None = the viewport)
+    "ui-models.png": ("/ui/models", None, None),
+    "ui-model.png": ("/ui/models/vader-sentiment", None, None),
+    "ui-playground.png": ("/ui/models/breast-cancer", "Run", "section:has(#play-h)"),
+    "ui-usage.png": ("/ui/usage?group_by=model", None, None),
+    "ui-keys.png": ("/ui/keys", None, None),
 }
+
+
+def traffic(url: str, app: Any) -> None:
+    """A few rounds of requests, with a timeline sample after each (instead of waiting for the sampler)."""
+    body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["What a lovely day"]}]}
+    with httpx.Client(headers={"Authorization": f"Bearer {KEY}"}) as client:
+        for burst in (20, 60, 35, 80, 50):
+            for _ in range(burst):
+                client.post(f"{url}/v2/models/vader-sentiment/infer", json=body)
+            time.sleep(1.0)
+            app.state.ui_timeline.sample()
+    time.sleep(1.5)  # usage is written every second
 
 
 def main() -> None:
@@ -52,29 +66,21 @@ def main() -> None:
         time.sleep(0.05)
     url = f"http://127.0.0.1:{port}"
     try:
-        body = {
-            "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["What a lovely day"]}]
-        }
-        for _ in range(20):  # some traffic for the usage page
-            httpx.post(
-                f"{url}/v2/models/vader-sentiment/infer",
-                json=body,
-                headers={"Authorization": f"Bearer {KEY}"},
-            )
-        time.sleep(1.5)  # usage is written every second
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             page.goto(url + "/ui/login")
             page.get_by_label("API key").fill(KEY)
             page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(re.compile(".*/ui/models"))
-            for name, (path, click) in SHOTS.items():
+            page.wait_for_url(re.compile(".*/ui/models"))  # the traffic timeline starts with the console
+            traffic(url, app)
+            for name, (path, click, element) in SHOTS.items():
                 page.goto(url + path)
                 if click:
                     page.get_by_role("button", name=click).click()
                     page.wait_for_selector("[data-testid=result] table")
-                page.screenshot(path=str(out / name), full_page=False)
+                target = page.locator(element) if element else page
+                target.screenshot(path=str(out / name))
                 print("wrote", out / name)
             browser.close()
     finally:
