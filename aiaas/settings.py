@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     # is READY, as Triton's --strict-readiness; off: ready as soon as the server has started (models may load)
     strict_readiness: bool = False
 
+    # --- web console (/ui) ---
+    ui: bool = True  # serve the web console at /ui (needs governance "db": its sessions live in the database)
+    ui_session_ttl_s: float = Field(default=8 * 3600, gt=0)  # a console sign-in lasts this long, then asks again
+
     @cached_property
     def models_dir(self) -> Path:
         return self.home / "models"

@@ -12,8 +12,7 @@ PACKAGES=(
   fonts-dejavu-core      # OCR test images
   wrk                    # make bench load generator
   nghttp2-client         # make bench: h2load drives the gRPC points
-
-  chromium               # browser tests (/docs offline) through pytest-playwright
+  chromium               # browser tests (web console, offline /docs) through pytest-playwright
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

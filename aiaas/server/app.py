@@ -8,13 +8,13 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from aiaas import __version__
+from aiaas import __version__, ui
 from aiaas.api import docs, errors, ops, spec, v2
 from aiaas.api import files as files_api
 from aiaas.api import governance as governance_api
@@ -22,8 +22,8 @@ from aiaas.api import jobs as jobs_api
 from aiaas.api import openai as openai_api
 from aiaas.api import optimizations as optimizations_api
 from aiaas.api import replicas as replicas_api
-from aiaas.placement.factory import PlacementOptions
 from aiaas.api import resident as resident_api
+from aiaas.placement.factory import PlacementOptions
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
 from aiaas.server.adminkey import ensure_admin_key
@@ -210,4 +210,5 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         app.include_router(files_api.router)
         app.include_router(jobs_api.router)
         app.include_router(optimizations_api.router)
+    ui.mount(app, svc)  # the web console at /ui (aiaas.ui)
     return app

@@ -52,6 +52,14 @@ class ModelControl:
         if p.role == "developer" and self.governance.owner_of(ModelRef(name, owner=self._owner(name))) != p.tenant_id:
             raise PermissionDenied(f"model {name!r} is not owned by your tenant; only its owner or an admin manages it")
 
+    def can_manage(self, p: Principal, name: str) -> bool:
+        """Whether ``load``/``unload`` of ``name`` would be allowed to this caller (the console's buttons)."""
+        try:
+            self._check_manage(p, name)
+        except (NotFound, PermissionDenied):
+            return False
+        return True
+
     def index(self, p: Principal, ready_only: bool) -> list[dict[str, Any]]:
         return [r for r in self.models.index(ready_only) if self.visible(p, r["name"])]
 

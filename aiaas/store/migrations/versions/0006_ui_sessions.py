@@ -1,0 +1,35 @@
+"""Web console sessions: ``ui_sessions`` (see ``aiaas.store.ui_sessions``).
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "ui_sessions",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("key_id", sa.String(64), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("csrf", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+    )
+    op.create_index("ix_ui_sessions_key_id", "ui_sessions", ["key_id"])
+    op.create_index("ix_ui_sessions_expires_at", "ui_sessions", ["expires_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_ui_sessions_expires_at", table_name="ui_sessions")
+    op.drop_index("ix_ui_sessions_key_id", table_name="ui_sessions")
+    op.drop_table("ui_sessions")

@@ -1,0 +1,102 @@
+"""Console sessions and the traffic timeline without a browser (fast): expiry, a session dying with its key,
+the sign-in redirect guard, CSRF on the playground calls, and the histogram quantiles of the charts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from aiaas.server.app import create_app
+from aiaas.service.metrics import Metrics
+from aiaas.settings import Settings
+from aiaas.ui.routes.auth import _safe_next
+from aiaas.ui.timeline import Timeline, quantile
+
+KEY = "sessions-admin-key"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(Settings(home=tmp_path / "home", admin_key=KEY, catalog="none"))  # type: ignore[call-arg]
+    with TestClient(app) as c:
+        yield c
+
+
+def sign_in(c: TestClient, key: str = KEY) -> str:
+    """Signs ``c`` in; returns the session's CSRF token."""
+    page = c.get("/ui/login").text
+    token = re.search(r'name="login_csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    r = c.post("/ui/login", data={"api_key": key, "login_csrf": token})
+    assert r.status_code == 200, r.text
+    return re.search(r'name="csrf-token" content="([^"]+)"', r.text).group(1)  # type: ignore[union-attr]
+
+
+def test_sign_in_needs_the_login_form_token(client: TestClient) -> None:
+    client.get("/ui/login")
+    r = client.post("/ui/login", data={"api_key": KEY, "login_csrf": "forged"}, follow_redirects=False)
+    assert r.status_code == 403 and "aiaas_session" not in r.headers.get("set-cookie", "")
+
+
+def test_a_session_expires(client: TestClient) -> None:
+    client.app.state.ui_sessions.ttl = client.app.state.ui_sessions.ttl * 0  # type: ignore[attr-defined]
+    sign_in_page = client.get("/ui/login").text
+    token = re.search(r'name="login_csrf" value="([^"]+)"', sign_in_page).group(1)  # type: ignore[union-attr]
+    r = client.post("/ui/login", data={"api_key": KEY, "login_csrf": token}, follow_redirects=False)
+    assert r.status_code == 303
+    r = client.get("/ui/models", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/ui/login")
+
+
+def test_a_revoked_key_ends_its_sessions_at_once(client: TestClient) -> None:
+    admin_csrf = sign_in(client)
+    r = client.post("/ui/keys", data={"csrf": admin_csrf, "tenant": "system", "role": "developer"})
+    secret = re.search(r'data-testid="secret">([^<]+)<', r.text).group(1).strip()  # type: ignore[union-attr]
+    other = TestClient(client.app)
+    sign_in(other, secret)
+    assert other.get("/ui/keys").status_code == 200
+    client.post(f"/ui/keys/{secret.split('-')[1]}/revoke", data={"csrf": admin_csrf})
+    r = other.get("/ui/keys", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/ui/login")
+
+
+def test_playground_calls_need_the_csrf_header(client: TestClient) -> None:
+    sign_in(client)
+    body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}
+    r = client.post("/ui/api/models/nope/infer", json=body)
+    assert r.status_code == 403 and "CSRF" in r.text
+    anonymous = TestClient(client.app)
+    assert anonymous.post("/ui/api/models/nope/infer", json=body).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [("/ui/usage?x=1", "/ui/usage?x=1"), ("https://evil.example/ui", "/ui/models"), ("//evil.example", "/ui/models"),
+     ("/ui\\..", "/ui/models"), ("", "/ui/models"), ("/v1/keys", "/ui/models")],
+)  # fmt: skip
+def test_the_sign_in_redirect_stays_in_the_console(target: str, expected: str) -> None:
+    assert _safe_next(target) == expected
+
+
+def test_quantiles_interpolate_within_buckets() -> None:
+    bounds = [0.01, 0.1, 1.0, float("inf")]
+    assert quantile(0.5, bounds, [0, 10, 10, 10]) == pytest.approx(0.055)
+    assert quantile(0.99, bounds, [0, 0, 0, 4]) == 1.0  # beyond the last finite bucket: its lower edge
+    assert quantile(0.5, bounds, [0, 0, 0, 0]) is None
+
+
+def test_the_timeline_reports_rate_and_latency_per_interval() -> None:
+    metrics = Metrics()
+    timeline = Timeline(metrics, interval_s=15)
+    timeline.sample()
+    for _ in range(30):
+        metrics.request_done("m", "1", "success", 0.004, None)
+    assert timeline._sampled_at is not None
+    timeline._sampled_at -= 10.0  # the previous sample, 10 s ago
+    timeline.sample()
+    series = timeline.series("m")
+    assert series["rps"] == [pytest.approx(3.0, rel=0.01)]
+    assert 2.5 <= series["p50"][0] <= 5.0 and 2.5 <= series["p99"][0] <= 5.0
