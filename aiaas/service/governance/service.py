@@ -29,6 +29,7 @@ import math
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -116,8 +117,10 @@ class DbGovernance(Governance):
         negative_key_cache_ttl_s: float = 10.0,
         usage_retention_days: float = 0.0,
         usage_rollup_interval_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,  # the key cache's clock (tests pass a fake one)
     ) -> None:
         self.store = store
+        self._clock = clock
         self.key_cache_ttl_s = key_cache_ttl_s
         self.refresh_s = refresh_s
         self.usage_flush_s = usage_flush_s
@@ -264,7 +267,7 @@ class DbGovernance(Governance):
 
         Unknown ids are remembered in a bounded negative cache for ``negative_key_cache_ttl_s``; while the
         database is unreachable an expired entry is served stale rather than failing every request."""
-        now = time.monotonic()
+        now = self._clock()
         entry = self._keys.get(key_id)
         if entry is not None and entry.deadline >= now:
             return entry
