@@ -49,17 +49,16 @@ class DarkBox(Model):
             out.append(json.dumps(boxes).encode()); counts.append(len(boxes))
         return {"faces": np.array(out, dtype=object), "count": np.array(counts, dtype=np.int32)}
 
-class Embed(Model):
-    """Deterministic 8-dim unit vectors: the byte histogram of the text, folded."""
+class WordHash(Model):
+    """Deterministic 8-dim unit vectors: each word adds 1 at crc32(word) mod 8 (a stand-in sentence embedder)."""
     def load(self): pass
     def predict(self, inputs, parameters):
-        rows = []
-        for t in inputs["text"].reshape(-1):
-            v = np.zeros(8, np.float32)
-            for i, b in enumerate(bytes(t)):
-                v[(b + i) % 8] += 1.0
-            rows.append(v / np.linalg.norm(v))
-        return {"embedding": np.stack(rows)}
+        import zlib
+        vecs = np.zeros((inputs["text"].size, 8), np.float32)
+        for row, text in enumerate(inputs["text"].reshape(-1)):
+            for word in bytes(text).lower().split():
+                vecs[row, zlib.crc32(word) % 8] += 1.0
+        return {"embedding": vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-9)}
 '''
 
 
@@ -95,21 +94,22 @@ def _write_models(models: Path) -> None:
     (models / "private-mlp" / "1").mkdir(parents=True)
     mlp(models / "private-mlp" / "1" / "model.onnx")
     (models / "private-mlp" / "model.yaml").write_text("backend: onnx\nowner: globex\n")
-    d = models / "dark-box"
+    _python_model(
+        models / "dark-box",
+        "DarkBox",
+        "face-detection",
+        "[{name: image_b64, datatype: BYTES, shape: [-1]}]",
+        "[{name: faces, datatype: BYTES, shape: [-1]}, {name: count, datatype: INT32, shape: [-1]}]",
+    )
+    _python_model(models / "tiny-embed", "WordHash", "text-embedding", "[{name: text, datatype: BYTES, shape: [-1]}]",
+                  "[{name: embedding, datatype: FP32, shape: [-1, 8]}]")  # fmt: skip
+
+
+def _python_model(d: Path, cls: str, task: str, inputs: str, outputs: str) -> None:
     (d / "1").mkdir(parents=True)
     (d / "1" / "model.py").write_text(MODELS_PY)
-    (d / "model.yaml").write_text(
-        "backend: python\ntask: face-detection\nparameters: {class: 'model.py:DarkBox'}\n"
-        "inputs: [{name: image_b64, datatype: BYTES, shape: [-1]}]\n"
-        "outputs: [{name: faces, datatype: BYTES, shape: [-1]}, {name: count, datatype: INT32, shape: [-1]}]\n"
-    )
-    d = models / "tiny-embed"
-    (d / "1").mkdir(parents=True)
-    (d / "1" / "model.py").write_text(MODELS_PY)
-    (d / "model.yaml").write_text(
-        "backend: python\ntask: text-embedding\nparameters: {class: 'model.py:Embed'}\n"
-        "inputs: [{name: text, datatype: BYTES, shape: [-1]}]\noutputs: [{name: embedding, datatype: FP32, shape: [-1, 8]}]\n"
-    )
+    (d / "model.yaml").write_text(f"backend: python\ntask: {task}\nparameters: {{class: 'model.py:{cls}'}}\n"
+                                  f"inputs: {inputs}\noutputs: {outputs}\n")  # fmt: skip
 
 
 def _catalog(models: Path) -> None:

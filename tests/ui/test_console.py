@@ -89,7 +89,7 @@ def test_playground_text_shows_labels_and_the_curl_call(page: Page, server: Serv
     expect(result.locator("td").first).to_have_text(re.compile("positive|negative|neutral"))
     expect(page.locator("pre.code").first).to_contain_text("/v2/models/vader-sentiment/infer")
     page.goto(server.url + "/ui/models/tiny-embed")
-    page.get_by_label("text (one sentence per line)").fill("the cat sat\nthe cat sat\nzzzz")
+    page.get_by_label("text (one sentence per line)").fill("the cat sat\nThe cat sat\nzzzz")
     page.get_by_role("button", name="Run").click()
     cells = page.locator(".matrix td")
     expect(cells).to_have_count(9)  # 3 sentences: a 3 x 3 similarity matrix

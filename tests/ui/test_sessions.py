@@ -100,3 +100,29 @@ def test_the_timeline_reports_rate_and_latency_per_interval() -> None:
     series = timeline.series("m")
     assert series["rps"] == [pytest.approx(3.0, rel=0.01)]
     assert 2.5 <= series["p50"][0] <= 5.0 and 2.5 <= series["p99"][0] <= 5.0
+
+
+def test_the_cookie_is_secure_under_tls(tmp_path: Path) -> None:
+    app = create_app(Settings(home=tmp_path / "home", admin_key=KEY, catalog="none"))  # type: ignore[call-arg]
+    with TestClient(app, base_url="https://testserver") as c:
+        page = c.get("/ui/login")
+        assert "secure" in page.headers["set-cookie"].lower()
+        token = re.search(r'name="login_csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        r = c.post("/ui/login", data={"api_key": KEY, "login_csrf": token}, follow_redirects=False)
+        session_cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("aiaas_session="))
+        assert (
+            "Secure" in session_cookie
+            and "HttpOnly" in session_cookie
+            and "SameSite=strict" in session_cookie
+        )
+
+
+def test_usage_exports_csv_and_bad_filters_get_a_clear_page(client: TestClient) -> None:
+    sign_in(client)
+    r = client.get("/ui/usage.csv?group_by=day&period=7d")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.text.splitlines()[0] == "day,requests,errors,units_in,units_out,compute_s,cost,avg_latency_ms"
+    r = client.get("/ui/usage?group_by=planet", headers={"accept": "text/html"})
+    assert r.status_code == 400 and "group_by" in r.text and "<h1>" in r.text
+    r = client.get("/ui/jobs/trjob-nope", headers={"accept": "text/html"})
+    assert r.status_code == 404 and "Not found" in r.text
