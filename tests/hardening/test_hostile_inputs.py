@@ -216,6 +216,30 @@ def test_numbers_too_large_for_the_database_are_400(app_client: TestClient, path
 
 
 @pytest.mark.parametrize(
+    ("field", "value"), [("priority", 2**63), ("priority", 2**31), ("seed", 2**70), ("seed", -1)]
+)
+def test_job_integers_beyond_their_column_are_400(app_client: TestClient, field: str, value: int) -> None:
+    job = {"recipe": "tabular", "training_file": "file-x", "model": "m", field: value}
+    r = app_client.post("/v1/training/jobs", json=job, headers=AUTH)
+    assert r.status_code == 400 and field in message(r), r.text[:300]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/training/jobs/job-x/events?after=99999999999999999999999",
+        "/v1/training/jobs/job-x/events?limit=-1",
+        "/v1/training/jobs/job-x/logs?rank=99999999999999999999",
+        "/v1/training/jobs/job-x/logs?tail=99999999999999999999",
+    ],
+)
+def test_job_paging_beyond_a_64_bit_column_is_400(app_client: TestClient, path: str) -> None:
+    r = app_client.get(path, headers=AUTH)
+    assert r.status_code == 400, r.text[:300]
+    assert path.split("?")[1].split("=")[0] in message(r)
+
+
+@pytest.mark.parametrize(
     "path", ["/v1/files?limit=10000000000000000000000", "/v1/files?after=" + "z" * 5000, "/v1/training/jobs?limit=-5", "/v1/optimizations?limit=99999999999999999999999"]
 )
 def test_paging_cursors_out_of_range_are_4xx(app_client: TestClient, path: str) -> None:
