@@ -326,3 +326,28 @@ def test_parquet_declared_rows_are_bounded(app_client: TestClient, tmp_path: Any
     pq.write_table(pa.table({"x": pa.array(np.zeros(600_000, np.int8))}), path)
     r = _upload(app_client, "tall.parquet", path.read_bytes())
     assert r.status_code == 413 and "rows" in message(r), r.text
+
+
+def _validation_peak(path: Any, rows: int) -> int:
+    """Peak Python memory (tracemalloc) of validating a CSV of ``rows`` rows."""
+    import tracemalloc
+
+    from aiaas.training.files import validate_file
+
+    with open(path, "w") as f:
+        f.write("a,b,c,label\n")
+        f.writelines(f"{i},{i * 0.5},x{i % 7},{i % 2}\n" for i in range(rows))
+    tracemalloc.start()
+    try:
+        summary = validate_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert summary.rows == rows and summary.dtypes == {"a": "int64", "b": "float64", "c": "string", "label": "int64"}
+    return int(peak)
+
+
+def test_table_validation_is_streamed(tmp_path: Any) -> None:
+    # a whole-file parse grows with the file (the text and every value); the scan holds a row and counters
+    small, large = _validation_peak(tmp_path / "small.csv", 4_000), _validation_peak(tmp_path / "large.csv", 16_000)
+    assert large < small * 1.25 + (64 << 10), f"validation peak grew with the file: {small >> 10} KB -> {large >> 10} KB"
