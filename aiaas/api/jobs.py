@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from aiaas.api.deps import principal, services
 from aiaas.errors import ServiceUnavailable
 from aiaas.service.jobs import LOG_TAIL_DEFAULT, JobsService
+
+DB_INT_MAX = 2**63 - 1  # paging cursors and counts beyond a 64-bit column are a client error, not a database one
 
 router = APIRouter(prefix="/v1/training", tags=["training"])
 
@@ -52,7 +54,12 @@ async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
 
 @router.get("/jobs/{job_id}/events")
 async def job_events(
-    request: Request, job_id: str, after: int = 0, limit: int = 100, level: str | None = None, type: str | None = None
+    request: Request,
+    job_id: str,
+    after: int = Query(0, ge=0, le=DB_INT_MAX),
+    limit: int = Query(100, ge=0, le=DB_INT_MAX),
+    level: str | None = None,
+    type: str | None = None,
 ) -> dict[str, Any]:
     p = await principal(request)
     return await run_in_threadpool(_jobs(request).events, p, job_id, after, limit, level, type)
@@ -65,7 +72,9 @@ async def job_checkpoints(request: Request, job_id: str) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job_id}/logs", response_class=PlainTextResponse)
-async def job_logs(request: Request, job_id: str, rank: int | None = None, tail: int = LOG_TAIL_DEFAULT) -> PlainTextResponse:
+async def job_logs(
+    request: Request, job_id: str, rank: int | None = Query(None, ge=0, le=65_535), tail: int = Query(LOG_TAIL_DEFAULT, ge=0, le=DB_INT_MAX)
+) -> PlainTextResponse:
     p = await principal(request)
     text = await run_in_threadpool(_jobs(request).logs, p, job_id, rank, tail)
     return PlainTextResponse(text)

@@ -10,11 +10,7 @@ that is not a number is reported as the error (rather than silently turning the 
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
-import math
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from aiaas.errors import InvalidInput, PayloadTooLarge
+from aiaas.errors import InvalidInput
+from aiaas.training.tablescan import PARQUET_HINT, ColumnScan, rows, scan, to_number
 from aiaas.training.uploadcheck import UploadLimits, inspect_npz
+
+__all__ = ["PARQUET_HINT", "FileSummary", "Table", "detect_format", "load_npz", "load_table", "validate_file"]
 
 FORMATS = ("csv", "jsonl", "npz", "parquet")
 _EXT = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npz": "npz", ".parquet": "parquet", ".pq": "parquet"}
-PARQUET_HINT = "reading Parquet needs pyarrow, which is not installed: pip install 'aiaas[parquet]' (or pyarrow)"
 
 
 @dataclass
@@ -96,212 +94,39 @@ def validate_file(path: Path, declared_format: str | None = None, limits: Upload
             "npz", max(rows), list(arrays), {k: str(dt) for k, (dt, _) in arrays.items()}, digest, size,
             {k: list(shape) for k, (_, shape) in arrays.items()},
         )  # fmt: skip
-    table = load_table(path, fmt, limits)
-    return FileSummary(fmt, table.rows, list(table.columns), table.dtypes(), digest, size)
+    n, columns, dtypes = scan(path, fmt, limits)  # streamed: memory bounded by the widest row
+    return FileSummary(fmt, n, columns, dtypes, digest, size)
 
 
 # -- tables -------------------------------------------------------------------------------------
 def load_table(path: Path, fmt: str | None = None, limits: UploadLimits | None = None) -> Table:
+    """The whole table in memory (what training reads); rows streamed by ``tablescan.rows``."""
     fmt = fmt or detect_format(path)
     limits = limits or UploadLimits()
-    if fmt == "csv":
-        return _load_csv(path, limits)
-    if fmt == "jsonl":
-        return _load_jsonl(path, limits)
-    if fmt == "parquet":
-        return _load_parquet(path, limits)
-    raise InvalidInput(f"{path.name}: a {fmt} file holds arrays, not a table with named columns; use CSV, JSONL or Parquet")
-
-
-def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise InvalidInput(f"{path.name}: line {line} is not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
-
-
-def _load_csv(path: Path, limits: UploadLimits) -> Table:
-    text = _read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InvalidInput(f"{path.name}: the file is empty") from None
-    except csv.Error as e:
-        raise InvalidInput(f"{path.name}: line 1: {e}") from None
-    header = [h.strip() for h in header]
-    _check_columns(path, len(header), limits)
-    _check_header(path, header)
-    raw: list[list[str]] = [[] for _ in header]
+    header: list[str] = []
+    raw: list[list[Any]] = []
     lines: list[int] = []
-    try:
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue  # blank line
-            if len(row) != len(header):
-                raise InvalidInput(
-                    f"{path.name}: line {reader.line_num}: {len(row)} fields, but the header has {len(header)} columns"
-                )
-            for i, v in enumerate(row):
-                raw[i].append(v.strip())
-            lines.append(reader.line_num)
-            if len(lines) % 4096 == 0:
-                limits.check_time(path)
-    except csv.Error as e:
-        raise InvalidInput(f"{path.name}: line {reader.line_num}: {e}") from None
-    if not lines:
-        raise InvalidInput(f"{path.name}: no data rows after the header")
-    cols = {name: _typed_column(path, name, values, lines) for name, values in zip(header, raw, strict=True)}
+    for header, line, values in rows(path, fmt, limits):
+        if not raw:
+            raw = [[] for _ in header]
+        for column, v in zip(raw, values, strict=True):
+            column.append(v)
+        lines.append(line)
+    unit = "row" if fmt == "parquet" else "line"
+    cols = {name: _typed_column(path, name, values, lines, unit) for name, values in zip(header, raw, strict=True)}
     return Table(cols, len(lines), lines)
-
-
-_TOO_DEEP = object()  # a JSONL line deeper than the parser's recursion limit
-
-
-def _check_columns(path: Path, n: int, limits: UploadLimits) -> None:
-    if n > limits.max_columns:
-        raise InvalidInput(f"{path.name}: {n} columns; at most {limits.max_columns} are allowed (max_upload_columns)")
-
-
-def _depth(value: Any, limit: int) -> int:
-    """How deeply ``value`` nests lists and objects (stops counting past ``limit``)."""
-    depth, level = 0, [value]
-    while level and depth <= limit:
-        nxt: list[Any] = []
-        for v in level:
-            if isinstance(v, dict):
-                nxt.extend(v.values())
-            elif isinstance(v, list):
-                nxt.extend(v)
-        if not nxt:
-            break
-        depth += 1
-        level = nxt
-    return depth
-
-
-def _check_header(path: Path, header: list[str]) -> None:
-    for i, h in enumerate(header):
-        if not h:
-            raise InvalidInput(f"{path.name}: line 1: column {i + 1} has an empty name; the first line must be a header")
-    seen: set[str] = set()
-    for h in header:
-        if h in seen:
-            raise InvalidInput(f"{path.name}: line 1: column name {h!r} appears twice")
-        seen.add(h)
-
-
-def _to_number(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int | float):
-        return float(v)
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
 
 
 def _typed_column(path: Path, name: str, values: list[Any], lines: list[int], unit: str = "line") -> np.ndarray:
     """Numeric when most non-empty values are numbers; the first one that is not is the error."""
-    parsed = [_to_number(v) for v in values]
-    present = [v for v in values if v not in ("", None)]
-    n_num = sum(p is not None for p in parsed)
-    if present and n_num * 2 > len(present):
-        for v, p, line in zip(values, parsed, lines, strict=True):
-            if v in ("", None):
-                raise InvalidInput(
-                    f"{path.name}: {unit} {line}, column {name!r}: missing value (missing values are not supported; fill or drop the row)"
-                )
-            if p is None:
-                raise InvalidInput(f"{path.name}: {unit} {line}, column {name!r}: {str(v)[:40]!r} is not a number")
-            if not math.isfinite(p):
-                raise InvalidInput(f"{path.name}: {unit} {line}, column {name!r}: {str(v)[:40]!r} is not a finite number")
-        arr = np.asarray(parsed, dtype=np.float64)
-        if all(isinstance(v, int) or (isinstance(v, str) and _is_int(v)) for v in values):
-            return arr.astype(np.int64)
-        return arr
+    column = ColumnScan(name)
     for v, line in zip(values, lines, strict=True):
-        if isinstance(v, dict | list):
-            raise InvalidInput(f"{path.name}: {unit} {line}, column {name!r}: nested values are not supported")
-    return np.asarray(["" if v is None else str(v) for v in values], dtype=object)
-
-
-def _is_int(v: str) -> bool:
-    s = v.lstrip("+-")
-    return s.isdigit()
-
-
-def _load_jsonl(path: Path, limits: UploadLimits) -> Table:
-    text = _read_text(path)
-    keys: list[str] | None = None
-    raw: dict[str, list[Any]] = {}
-    lines: list[int] = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InvalidInput(f"{path.name}: line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
-        except RecursionError:
-            obj = _TOO_DEEP
-        if obj is _TOO_DEEP or _depth(obj, limits.max_nesting) > limits.max_nesting:
-            raise InvalidInput(
-                f"{path.name}: line {n}: a value is nested more than {limits.max_nesting} levels deep (max_upload_nesting)"
-            )
-        if n % 4096 == 0:
-            limits.check_time(path)
-        if not isinstance(obj, dict):
-            raise InvalidInput(f"{path.name}: line {n}: expected a JSON object like {{\"x\": 1, \"label\": 0}}, got {type(obj).__name__}")
-        if keys is None:
-            keys = list(obj)
-            if not keys:
-                raise InvalidInput(f"{path.name}: line {n}: the object has no fields")
-            _check_columns(path, len(keys), limits)
-            raw = {k: [] for k in keys}
-        elif set(obj) != set(keys):
-            missing = sorted(set(keys) - set(obj))
-            extra = sorted(set(obj) - set(keys))
-            detail = ", ".join(x for x in (f"missing {missing}" if missing else "", f"unexpected {extra}" if extra else "") if x)
-            raise InvalidInput(f"{path.name}: line {n}: fields differ from the first line ({detail})")
-        for k in keys:
-            raw[k].append(obj[k])
-        lines.append(n)
-    if keys is None:
-        raise InvalidInput(f"{path.name}: no JSON objects in the file")
-    cols = {k: _typed_column(path, k, raw[k], lines) for k in keys}
-    return Table(cols, len(lines), lines)
-
-
-def _load_parquet(path: Path, limits: UploadLimits) -> Table:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise InvalidInput(PARQUET_HINT) from None
-    try:
-        meta = pq.read_metadata(path)
-    except Exception as e:  # pyarrow raises ArrowInvalid and friends
-        raise InvalidInput(f"{path.name}: not a readable Parquet file: {e}") from None
-    _check_columns(path, meta.num_columns, limits)
-    # the row count is declared in the footer: a few KB can claim billions of rows. No file may hold more cells
-    # than a CSV of the upload limit could (two bytes a cell, "0,"), checked before anything is decoded.
-    if meta.num_rows * max(1, meta.num_columns) > limits.max_bytes // 2:
-        raise PayloadTooLarge(
-            f"{path.name}: declares {meta.num_rows} rows x {meta.num_columns} columns; at most "
-            f"{limits.max_bytes // 2} cells are allowed (half of max_upload_bytes)"
-        )
-    try:
-        t = pq.read_table(path)
-    except Exception as e:  # pyarrow raises ArrowInvalid and friends
-        raise InvalidInput(f"{path.name}: not a readable Parquet file: {e}") from None
-    if t.num_rows == 0:
-        raise InvalidInput(f"{path.name}: no rows")
-    rows = list(range(1, t.num_rows + 1))
-    cols = {name: _typed_column(path, name, t.column(name).to_pylist(), rows, unit="row") for name in t.column_names}
-    return Table(cols, t.num_rows, rows)
+        column.add(v, line)
+    kind = column.kind(path, unit)
+    if kind == "string":
+        return np.asarray(["" if v is None else str(v) for v in values], dtype=object)
+    arr = np.asarray([to_number(v) for v in values], dtype=np.float64)
+    return arr.astype(np.int64) if kind == "int64" else arr
 
 
 # -- arrays -------------------------------------------------------------------------------------

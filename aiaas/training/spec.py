@@ -67,9 +67,9 @@ class JobSpec(_Strict):
     checkpoint: CheckpointPolicy = CheckpointPolicy.model_validate({})
     max_restarts: int = Field(2, ge=0, le=100)  # torchrun --max-restarts: worker-group restarts on failure
     max_runtime_s: float = Field(3600.0, gt=0)  # wall clock for the whole job, restarts included
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy and torch seeds
     cluster_address: str | None = None  # set by the server for resources.nodes > 1 (a request may not set it)
-    priority: int = 0  # higher runs first among queued jobs
+    priority: int = Field(0, ge=-1_000_000, le=1_000_000)  # higher runs first among queued jobs (a 32-bit column)
 
     @field_validator("model")
     @classmethod

@@ -216,6 +216,30 @@ def test_numbers_too_large_for_the_database_are_400(app_client: TestClient, path
 
 
 @pytest.mark.parametrize(
+    ("field", "value"), [("priority", 2**63), ("priority", 2**31), ("seed", 2**70), ("seed", -1)]
+)
+def test_job_integers_beyond_their_column_are_400(app_client: TestClient, field: str, value: int) -> None:
+    job = {"recipe": "tabular", "training_file": "file-x", "model": "m", field: value}
+    r = app_client.post("/v1/training/jobs", json=job, headers=AUTH)
+    assert r.status_code == 400 and field in message(r), r.text[:300]
+
+
+JOB_PAGING = [  # (query, the parameter the message must name)
+    ("events?after=99999999999999999999999", "after"),
+    ("events?limit=-1", "limit"),
+    ("logs?rank=99999999999999999999", "rank"),
+    ("logs?tail=99999999999999999999", "tail"),
+]
+
+
+@pytest.mark.parametrize(("query", "param"), JOB_PAGING)
+def test_job_paging_beyond_a_64_bit_column_is_400(app_client: TestClient, query: str, param: str) -> None:
+    r = app_client.get(f"/v1/training/jobs/job-x/{query}", headers=AUTH)
+    assert r.status_code == 400, r.text[:300]
+    assert param in message(r)
+
+
+@pytest.mark.parametrize(
     "path", ["/v1/files?limit=10000000000000000000000", "/v1/files?after=" + "z" * 5000, "/v1/training/jobs?limit=-5", "/v1/optimizations?limit=99999999999999999999999"]
 )
 def test_paging_cursors_out_of_range_are_4xx(app_client: TestClient, path: str) -> None:
@@ -302,3 +326,28 @@ def test_parquet_declared_rows_are_bounded(app_client: TestClient, tmp_path: Any
     pq.write_table(pa.table({"x": pa.array(np.zeros(600_000, np.int8))}), path)
     r = _upload(app_client, "tall.parquet", path.read_bytes())
     assert r.status_code == 413 and "rows" in message(r), r.text
+
+
+def _validation_peak(path: Any, rows: int) -> int:
+    """Peak Python memory (tracemalloc) of validating a CSV of ``rows`` rows."""
+    import tracemalloc
+
+    from aiaas.training.files import validate_file
+
+    with open(path, "w") as f:
+        f.write("a,b,c,label\n")
+        f.writelines(f"{i},{i * 0.5},x{i % 7},{i % 2}\n" for i in range(rows))
+    tracemalloc.start()
+    try:
+        summary = validate_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert summary.rows == rows and summary.dtypes == {"a": "int64", "b": "float64", "c": "string", "label": "int64"}
+    return int(peak)
+
+
+def test_table_validation_is_streamed(tmp_path: Any) -> None:
+    # a whole-file parse grows with the file (the text and every value); the scan holds a row and counters
+    small, large = _validation_peak(tmp_path / "small.csv", 4_000), _validation_peak(tmp_path / "large.csv", 16_000)
+    assert large < small * 1.25 + (64 << 10), f"validation peak grew with the file: {small >> 10} KB -> {large >> 10} KB"
