@@ -47,8 +47,10 @@ bench: install
 bench-catalog: install
 	$(BIN)/python bench/catalog.py $(ARGS)
 
+# ruff, then the import contracts of ARCHITECTURE.md ([tool.importlinter] in pyproject.toml)
 lint: install
 	$(BIN)/ruff check aiaas tests bench
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy aiaas

@@ -13,7 +13,7 @@ from aiaas.errors import InvalidInput, PayloadTooLarge, PermissionDenied
 from aiaas.service.governance import Principal
 
 if TYPE_CHECKING:
-    from aiaas.server.app import Services
+    from aiaas.service.container import Services
 
 
 def services(request: Request) -> Services:

@@ -118,7 +118,7 @@ def _stream_error(request: pb.ModelInferRequest, exc: AiaasError) -> pb.ModelStr
 
 class InferenceServicer(pbg.GRPCInferenceServiceServicer):
     def __init__(self, services: Any) -> None:
-        self.svc = services  # aiaas.server.app.Services
+        self.svc = services  # aiaas.service.container.Services
         self.dataplane = services.dataplane
         self.oai = OpenAIService(services.models, services.governance, services.dataplane, services.metrics)
         self.draining = asyncio.Event()  # set at shutdown: streams take no new requests, finish theirs, end

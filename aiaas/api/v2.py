@@ -22,7 +22,7 @@ from aiaas.errors import InvalidInput, ServiceUnavailable, clip
 from aiaas.service.governance import Principal
 
 if TYPE_CHECKING:
-    from aiaas.server.app import Services
+    from aiaas.service.container import Services
 
 router = APIRouter(prefix="/v2", tags=["KServe V2"])
 

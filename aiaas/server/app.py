@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -29,11 +28,11 @@ from aiaas.runtime import RuntimeContext
 from aiaas.server.adminkey import ensure_admin_key
 from aiaas.server.bodylimit import BodyLimits
 from aiaas.service.catalog import CatalogRunner
+from aiaas.service.container import Services
 from aiaas.service.control import ModelControl
 from aiaas.service.dataplane import DataPlane
 from aiaas.service.files import FilesService
 from aiaas.service.governance import AdminKeyGovernance, Governance, open_governance
-from aiaas.service.governance.admin import GovernanceAdmin
 from aiaas.service.governance.setup import resilience_options
 from aiaas.service.jobs import DbJobStore, JobsService
 from aiaas.service.metrics import Metrics
@@ -42,7 +41,6 @@ from aiaas.service.opsmetrics import loaded_engines
 from aiaas.service.optimizations import OptimizationsService
 from aiaas.service.replica_metrics import ReplicaCollector
 from aiaas.settings import Settings
-from aiaas.store.db import Store
 from aiaas.training.uploadcheck import UploadLimits
 
 log = logging.getLogger("aiaas.server")
@@ -76,22 +74,6 @@ class App(FastAPI):
         if now - self._traced_checked > 1.0:
             self._traced, self._traced_checked = self._native_telemetry.enabled(), now
         return self._traced
-
-
-@dataclass
-class Services:
-    settings: Settings
-    metrics: Metrics
-    governance: Governance
-    models: ModelManager
-    dataplane: DataPlane
-    control: ModelControl
-    store: Store | None = None  # the database (None with governance "off")
-    governance_admin: GovernanceAdmin | None = None  # tenants, keys, limits, budgets, usage, audit
-    files: FilesService | None = None  # uploaded training files (needs the store)
-    jobs: JobsService | None = None  # training jobs; its Scheduler is built on first use (it imports torch)
-    optimizations: OptimizationsService | None = None  # optimization jobs, on the training jobs' scheduler
-    ready: bool = False
 
 
 def build_services(settings: Settings, governance: Governance | None = None) -> Services:

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from aiaas.server.app import Services
+    from aiaas.service.container import Services
 
 
 def mount(app: FastAPI, services: Services) -> bool:

@@ -26,7 +26,7 @@ from aiaas.service.governance import Principal
 from aiaas.ui.sessions import Session, SessionStore
 
 if TYPE_CHECKING:
-    from aiaas.server.app import Services
+    from aiaas.service.container import Services
 
 COOKIE = "aiaas_session"
 T = TypeVar("T")
