@@ -39,6 +39,7 @@ from aiaas.service.textstream import is_llm
 log = logging.getLogger("aiaas.grpc")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+STREAM_MAX_IN_FLIGHT = 256  # requests of one ModelStreamInfer served at once; more wait unread
 
 _CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
@@ -240,11 +241,14 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
             await asyncio.gather(reader, *tasks, return_exceptions=True)
 
     async def _read_stream(self, requests: Any, p: Principal, out: asyncio.Queue[Any], tasks: set[asyncio.Task[None]]) -> None:
+        slots = asyncio.Semaphore(STREAM_MAX_IN_FLIGHT)
         try:
             async for request in self._until_draining(requests):
+                await slots.acquire()  # at the cap, stop reading: HTTP/2 flow control pushes back on the client
                 task = asyncio.create_task(self._stream_one(p, request, out))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+                task.add_done_callback(lambda _: slots.release())
             while tasks:  # no more requests (half-close or shutdown): finish the ones in flight
                 await asyncio.gather(*list(tasks), return_exceptions=True)
         finally:
