@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # 0 = off (the default: a second listening port is an explicit choice; Triton's convention is 8001)
     grpc_port: int = Field(default=0, ge=0, le=65535)
     grpc_max_message_bytes: int = 0  # largest gRPC message accepted; 0 = max_request_bytes + 1 MiB of framing
+    # grpc.aio servers sharing the gRPC port (SO_REUSEPORT): each accepts calls on its own, so many connections'
+    # requests reach the batcher together instead of one per trip of a single server's accept loop
+    grpc_listeners: int = Field(default=8, ge=1, le=64)
     ssl_certfile: Path | None = None  # PEM certificate (chain): serve HTTPS and gRPC over TLS; plain text is refused
     ssl_keyfile: Path | None = None  # PEM private key of ssl_certfile
     ssl_ca_certs: Path | None = None  # PEM CA bundle: clients must present a certificate it signed (mutual TLS)

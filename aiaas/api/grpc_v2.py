@@ -39,6 +39,7 @@ from aiaas.service.textstream import is_llm
 log = logging.getLogger("aiaas.grpc")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+STREAM_MAX_IN_FLIGHT = 256  # requests of one ModelStreamInfer served at once; more wait unread
 
 _CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
@@ -213,7 +214,7 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
     async def _infer(self, p: Principal, request: pb.ModelInferRequest) -> tuple[pb.ModelInferResponse, dict[str, str]]:
         if not request.model_name:
             raise InvalidInput("model_name is required")
-        req = decode_infer_request(request)
+        req = decode_infer_request(request, self.svc.settings.max_tensor_elements)
         requested = [o.name for o in req.outputs] if req.outputs is not None else None
         result = await self.dataplane.infer(p, request.model_name, request.model_version or None, req.inputs,
                                             _model_params(req.parameters), req.datatypes, requested,
@@ -240,11 +241,14 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
             await asyncio.gather(reader, *tasks, return_exceptions=True)
 
     async def _read_stream(self, requests: Any, p: Principal, out: asyncio.Queue[Any], tasks: set[asyncio.Task[None]]) -> None:
+        slots = asyncio.Semaphore(STREAM_MAX_IN_FLIGHT)
         try:
             async for request in self._until_draining(requests):
+                await slots.acquire()  # at the cap, stop reading: HTTP/2 flow control pushes back on the client
                 task = asyncio.create_task(self._stream_one(p, request, out))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+                task.add_done_callback(lambda _: slots.release())
             while tasks:  # no more requests (half-close or shutdown): finish the ones in flight
                 await asyncio.gather(*list(tasks), return_exceptions=True)
         finally:
@@ -280,7 +284,7 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
             out.put_nowait(_stream_error(request, _unexpected(e, "ModelStreamInfer")))
 
     async def _generate(self, p: Principal, request: pb.ModelInferRequest, out: asyncio.Queue[Any]) -> None:
-        req = decode_infer_request(request)
+        req = decode_infer_request(request, self.svc.settings.max_tensor_elements)
         text = req.inputs.get("text")
         if text is None or len(req.inputs) != 1 or text.size != 1 or req.datatypes["text"] != "BYTES":
             raise InvalidInput(f"model {request.model_name!r} streams one prompt: input 'text' (BYTES, one element)")

@@ -15,6 +15,7 @@ import numpy as np
 
 from aiaas.codecs.datatypes import numpy_dtype, v2_datatype
 from aiaas.codecs.v2 import (
+    MAX_ELEMENTS,
     DecodedRequest,
     RequestedOutput,
     _count,
@@ -75,7 +76,7 @@ def _from_contents(name: str, datatype: str, shape: tuple[int, ...], contents: A
     return np.asarray(values, dtype=dtype).reshape(shape)
 
 
-def decode_infer_request(msg: Any) -> DecodedRequest:
+def decode_infer_request(msg: Any, max_elements: int = MAX_ELEMENTS) -> DecodedRequest:
     """A ModelInferRequest as the REST codec's DecodedRequest; raises InvalidInput naming the tensor."""
     if not msg.inputs:
         raise InvalidInput("request needs at least one input")
@@ -98,7 +99,7 @@ def decode_infer_request(msg: Any) -> DecodedRequest:
             numpy_dtype(t.datatype)
         except InvalidInput as e:
             raise InvalidInput(f"input {name!r}: {e.message}") from None
-        shape = _shape(name, t.shape[:])  # a slice is a plain list, built in C
+        shape = _shape(name, t.shape[:], max_elements)  # a slice is a plain list, built in C
         if raw:
             if t.HasField("contents"):
                 raise InvalidInput(f"input {name!r} has both contents and raw_input_contents")

@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -265,6 +266,27 @@ class AppTransport(httpx.BaseTransport):
 
 
 # -- a real server --------------------------------------------------------------------------------
+@contextlib.contextmanager
+def uvicorn_thread(app: Any, port: int, start_timeout: float = 120.0) -> Iterator[Any]:
+    """``app`` under uvicorn in a daemon thread on 127.0.0.1:``port``; yields the ``uvicorn.Server`` once started
+    (``should_exit = True`` begins its graceful shutdown) and stops and joins it on exit."""
+    import uvicorn
+
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not srv.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield srv
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=60)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
 from models import mlp
-from v2kit import ADMIN_KEY, free_port, write_python_model, write_sleepy_model, write_upper_model
+from v2kit import (
+    ADMIN_KEY,
+    free_port,
+    uvicorn_thread,
+    write_python_model,
+    write_sleepy_model,
+    write_upper_model,
+)
 
 from aiaas.registry import ModelRepository
 from aiaas.registry.onnx_import import import_onnx
@@ -76,28 +81,15 @@ def write_models(home: Path, tmp: Path, llm: bool = True) -> None:
 
 @contextlib.contextmanager
 def run_server(**settings: Any) -> Iterator[Served]:
-    """create_app under uvicorn in a thread, on free ports; stopped (gracefully) on exit."""
-    import uvicorn
-
+    """create_app under uvicorn in a thread, on free ports (HTTP and gRPC); stopped (gracefully) on exit."""
     from aiaas.server.app import create_app
     from aiaas.settings import Settings
 
     http_port, grpc_port = free_port(), free_port()
     settings.setdefault("admin_key", ADMIN_KEY)
     app = create_app(Settings(catalog="none", host="127.0.0.1", port=http_port, grpc_port=grpc_port, **settings))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=http_port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    try:
+    with uvicorn_thread(app, http_port) as srv:
         yield Served(app, http_port, grpc_port, srv)
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=60)
 
 
 @pytest.fixture(scope="package")

@@ -1,17 +1,21 @@
-"""Graceful shutdown drains gRPC: a stream's in-flight request is answered and the stream ends cleanly, health
-turns NOT_SERVING, and the server then refuses new calls."""
+"""Graceful shutdown drains gRPC: a stream's in-flight request is answered and the stream ends cleanly, and the
+server then refuses new calls; a gRPC port already in use is a clear error."""
 
 from __future__ import annotations
 
 import queue
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import tritonclient.grpc as tg
 from conftest import run_server, write_models
 from v2kit import ADMIN_KEY
+
+from aiaas.server.grpc_server import _check_free
 
 H = {"authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -39,3 +43,11 @@ def test_shutdown_drains_streams(tmp_path: Path) -> None:
             raise AssertionError("the gRPC server still answers after shutdown")
         except tg.InferenceServerException as e:
             assert e.status() in ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED")
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(RuntimeError, match=r"cannot bind gRPC on 127\.0\.0\.1:\d+: it is in use"):
+            _check_free("127.0.0.1", taken.getsockname()[1])

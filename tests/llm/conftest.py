@@ -4,9 +4,7 @@ plus tiny python-backend embedding, speech-recognition and speech-synthesis mode
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,10 @@ pytest.importorskip("transformers", reason="the llm extra is not installed")
 pytest.importorskip("openai", reason="the llm extra is not installed")
 
 from aiaas.llm.tiny import build_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+
+from v2kit import free_port, uvicorn_thread
 
 ADMIN_KEY = "test-admin-key"
 
@@ -95,16 +97,8 @@ class Server:
         return vr.executor.instances[0].engine
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tiny_llm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    import uvicorn
-
     from aiaas.server.app import create_app
     from aiaas.settings import Settings
 
@@ -117,20 +111,9 @@ def server(tiny_llm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     _py_model(models, "tiny-asr", "Asr", "audio", "text", "BYTES", "[-1]", "speech-recognition")
     _py_model(models, "tiny-tts", "Tts", "text", "audio", "BYTES", "[-1]", "speech-synthesis")
     app = create_app(Settings(home=home, admin_key=ADMIN_KEY, catalog="none"))  # type: ignore[call-arg]
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    try:
+    port = free_port()
+    with uvicorn_thread(app, port):
         yield Server(f"http://127.0.0.1:{port}", app)
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
 
 
 @pytest.fixture
