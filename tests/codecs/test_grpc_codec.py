@@ -43,7 +43,8 @@ def test_decode_raw_and_typed_alike(raw: bool) -> None:
     [
         (lambda r: r.raw_input_contents.pop(), "2 inputs"),
         (lambda r: r.raw_input_contents.__setitem__(0, b"\x00" * 12), "needs 16 bytes"),
-        (lambda r: r.raw_input_contents.__setitem__(1, b"\x09\x00\x00\x00a"), "runs past the end"),
+        (lambda r: r.raw_input_contents.__setitem__(1, b"\x09\x00\x00\x00a\x01\x00\x00\x00b"), "runs past the end"),
+        (lambda r: r.raw_input_contents.__setitem__(1, b"\x01\x00\x00\x00a"), "holds at most 1"),
         (lambda r: r.inputs[0].shape.__setitem__(0, -2), "negative dimension"),
         (lambda r: setattr(r.inputs[0], "datatype", "FP8"), "unknown datatype"),
         (lambda r: setattr(r.inputs[1], "name", "x"), "appears twice"),
