@@ -21,7 +21,9 @@ def services(request: Request) -> Services:
 
 
 async def principal(request: Request) -> Principal:
-    return await request.app.state.services.governance.authenticate(request.headers.get("authorization"))
+    p: Principal = await request.app.state.services.governance.authenticate(request.headers.get("authorization"))
+    request.scope["aiaas.tenant"] = p.tenant_id  # for the access log
+    return p
 
 
 def require_role(p: Principal, *roles: str) -> None:

@@ -160,6 +160,10 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         docs_url=None,  # served from the package by docs.install (FastAPI's default loads them from a CDN)
         redoc_url=None,
     )
+    if settings.log_format == "json" or settings.access_log:  # request ids + access log; off: no cost at all
+        from aiaas.server.observe import ObservedApp
+
+        app.__class__ = ObservedApp
     app.state.services = svc
     app.state.governance = svc.governance
     app.state.governance_admin = svc.governance_admin
