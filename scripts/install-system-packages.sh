@@ -12,6 +12,7 @@ PACKAGES=(
   fonts-dejavu-core      # OCR test images
   wrk                    # make bench load generator
   chromium               # browser tests (/docs offline) through pytest-playwright
+  ffmpeg                 # /v1/audio/speech in mp3, opus, aac, flac and pcm (wav needs nothing)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -33,6 +33,7 @@ import orjson
 from aiaas.errors import AiaasError, InferenceError, InvalidInput, NotFound, RateLimited
 from aiaas.llm.base import Engine, Generation, SamplingParams, TokenOut
 from aiaas.llm.text import FALLBACK_STOP, Detokenizer, content_text, render_chat
+from aiaas.service import audio_formats
 from aiaas.service.dataplane import DataPlane, _ref
 from aiaas.service.governance import Admission, Governance, ModelRef, Outcome, Principal
 from aiaas.service.metrics import Metrics
@@ -572,14 +573,13 @@ class OpenAIService:
         return oa.Transcription(text=value)
 
     async def speech(self, principal: Principal, req: oa.SpeechRequest) -> bytes:
-        if req.response_format != "wav":
-            raise InvalidInput(f"response_format {req.response_format!r} is not supported; use wav", param="response_format")
+        audio_formats.check_format(req.response_format)
         outputs = await self._infer(principal, req.model, {"text": np.array([req.input.encode()], dtype=object)}, "openai.speech")
         audio = outputs.get("audio")
         if audio is None:
             raise InvalidInput(f"model {req.model!r} is not a speech synthesizer (output 'audio')", param="model")
         first = np.asarray(audio).reshape(-1)[0]
-        return bytes(first)
+        return await asyncio.to_thread(audio_formats.encode, bytes(first), req.response_format)
 
 
 _WORDS = re.compile(r"\w+|[^\w\s]")
