@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # text | json: JSON lines (ts, level, logger, msg, request_id, access fields) on stderr. json or access_log
     # gives every request an id (x-request-id, echoed) carried by its log lines, and one access line per request
     log_format: Literal["text", "json"] = "text"
+    # OTLP/HTTP collector (e.g. http://127.0.0.1:4318): a span per request with queue/batch/model children;
+    # "" = no tracing (needs the otel extra)
+    otel_endpoint: str = ""
 
     @cached_property
     def models_dir(self) -> Path:

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -23,6 +24,7 @@ from aiaas.api import optimizations as optimizations_api
 from aiaas.api import resident as resident_api
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
+from aiaas.server import tracing
 from aiaas.server.adminkey import ensure_admin_key
 from aiaas.service.catalog import CatalogRunner
 from aiaas.service.control import ModelControl
@@ -120,9 +122,12 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
     return Services(settings, metrics, governance, models, dataplane, control, store, admin, files, jobs, optimizations)
 
 
-def create_app(settings: Settings | None = None, governance: Governance | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, governance: Governance | None = None, tracer_provider: Any = None) -> FastAPI:
     settings = settings or Settings()
     svc = build_services(settings, governance)
+    tracer_provider = tracer_provider or tracing.tracer_provider(settings)  # AIAAS_OTEL_ENDPOINT (server/tracing.py)
+    if tracer_provider is not None:
+        svc.dataplane.tracer = tracer_provider.get_tracer("aiaas")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -157,6 +162,7 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         version=__version__,
         description="AI models as a service: KServe V2 inference, model repository and operations.",
         lifespan=lifespan,
+        telemetry={"tracer_provider": tracer_provider} if tracer_provider is not None else None,
         docs_url=None,  # served from the package by docs.install (FastAPI's default loads them from a CDN)
         redoc_url=None,
     )
