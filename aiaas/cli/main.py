@@ -185,18 +185,31 @@ def _short(e: Exception) -> str:
 @models_app.command("list")
 def models_list(home: HomeOpt = None, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Models with their versions and states (live from the server when it runs, else checked on disk)."""
-    from aiaas.registry import ModelRepository
+    import httpx  # not aiaas.client: it pulls numpy, and listing should start fast
+
+    from aiaas.server.adminkey import read_admin_key
 
     settings = settings_for(home)
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]] = []
     source = "server"
-    from aiaas.client import ClientError
-
+    key = read_admin_key(settings)
     try:
-        rows = _client(settings, url).repository_index()
-    except ClientError as e:  # the server answered (e.g. 401): say so rather than pretend it is down
-        raise fail(_short(e)) from None
-    except Exception:
+        r = httpx.post((url or f"http://{settings.host}:{settings.port}") + "/v2/repository/index", json={},
+                       headers={"Authorization": f"Bearer {key.key}"} if key else {}, timeout=300)  # fmt: skip
+    except httpx.HTTPError:
+        r = None
+    if r is not None and r.status_code >= 400:  # the server answered (e.g. 401): say so rather than pretend it is down
+        try:
+            err = r.json().get("error")
+            message = err.get("message") if isinstance(err, dict) else str(err)
+        except ValueError:
+            message = r.text[:500]
+        raise fail(f"HTTP {r.status_code}: {message}")
+    if r is not None:
+        rows = r.json()
+    else:
+        from aiaas.registry import ModelRepository
+
         source = "repository (server not reachable)"
         rows = []
         for entry in ModelRepository(settings.models_dir).scan():
@@ -209,9 +222,9 @@ def models_list(home: HomeOpt = None, url: UrlOpt = None, as_json: JsonOpt = Fal
     table = Table(title=f"models ({source})")
     for col in ("name", "version", "state", "reason"):
         table.add_column(col)
-    for r in rows:
-        color = {"READY": "green", "UNAVAILABLE": "red"}.get(r["state"], "yellow")
-        table.add_row(r["name"], str(r.get("version", "")), f"[{color}]{r['state']}[/{color}]", r.get("reason", ""))
+    for row in rows:
+        color = {"READY": "green", "UNAVAILABLE": "red"}.get(row["state"], "yellow")
+        table.add_row(row["name"], str(row.get("version", "")), f"[{color}]{row['state']}[/{color}]", row.get("reason", ""))
     console.print(table)
 
 
