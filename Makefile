@@ -3,7 +3,7 @@ PY      ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
-EXTRAS  ?= dev,train,catalog,llm,optimize,zero,parquet
+EXTRAS  ?= dev,train,catalog,llm,optimize,zero,parquet,otel
 
 .PHONY: install install-tf install-tvm install-horovod install-deepspeed serve test bench bench-catalog lint typecheck clean
 

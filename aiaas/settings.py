@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -102,6 +103,12 @@ class Settings(BaseSettings):
     # /v2/health/ready answers 200 only once every model in the repository (and every selected catalog model)
     # is READY, as Triton's --strict-readiness; off: ready as soon as the server has started (models may load)
     strict_readiness: bool = False
+    # text | json: JSON lines (ts, level, logger, msg, request_id, access fields) on stderr. json or access_log
+    # gives every request an id (x-request-id, echoed) carried by its log lines, and one access line per request
+    log_format: Literal["text", "json"] = "text"
+    # OTLP/HTTP collector (e.g. http://127.0.0.1:4318): a span per request with queue/batch/model children;
+    # "" = no tracing (needs the otel extra)
+    otel_endpoint: str = ""
 
     # --- web console (/ui) ---
     ui: bool = True  # serve the web console at /ui (needs governance "db": its sessions live in the database)

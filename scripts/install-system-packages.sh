@@ -13,6 +13,7 @@ PACKAGES=(
   wrk                    # make bench load generator
   nghttp2-client         # make bench: h2load drives the gRPC points
   chromium               # browser tests (web console, offline /docs) through pytest-playwright
+  ffmpeg                 # /v1/audio/speech in mp3, opus, aac, flac and pcm (wav needs nothing)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

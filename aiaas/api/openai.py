@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from aiaas.api.deps import principal
 from aiaas.errors import PayloadTooLarge
+from aiaas.service import audio_formats
 from aiaas.service.governance import Principal
 from aiaas.service.openai import OpenAIService, StreamResult
 from aiaas.types import openai as oa
@@ -87,4 +88,5 @@ async def transcriptions(
 
 @router.post("/audio/speech")
 async def speech(body: oa.SpeechRequest, request: Request, p: Principal = Depends(principal)) -> Response:
-    return Response(await _service(request).speech(p, body), media_type="audio/wav")
+    audio = await _service(request).speech(p, body)
+    return Response(audio, media_type=audio_formats.media_type(body.response_format))

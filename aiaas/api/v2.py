@@ -144,6 +144,7 @@ async def infer_asgi(scope: Scope, receive: Receive, send: Send, model: str, ver
         svc = scope["app"].state.services  # what ``services(request)`` reads, without building a Request
         client = scope.get("client")
         p = await svc.governance.authenticate(_header(headers, b"authorization"), client[0] if client else None)
+        scope["aiaas.tenant"] = p.tenant_id  # for the access log (server/observe.py)
         body = await receive_body(receive, _header(headers, b"content-length"), _header(headers, b"content-encoding"),
                                   svc.settings.max_request_bytes)  # fmt: skip
         response = await _infer(svc, p, model, version, body, _header(headers, _HEADER_LEN_KEY))

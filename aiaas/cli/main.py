@@ -5,40 +5,59 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from aiaas.cli.lazy import LazyGroup, from_attr, from_register
 from aiaas.cli.output import JsonOpt, print_json
 from aiaas.errors import AiaasError
-from aiaas.settings import Settings
 
-app = typer.Typer(help="aiaas: AI models as a service.", no_args_is_help=True, pretty_exceptions_enable=False)
-models_app = typer.Typer(help="Manage the model repository.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from aiaas.settings import Settings
+
+
+
+class _Commands(LazyGroup):
+    """Top-level commands defined in other modules, imported when they run (fast ``--help`` and listings)."""
+
+    lazy = {
+        "run": (from_register("aiaas.cli.run", "run"), "Run a model on some input and print its answer."),
+        "infer": (from_register("aiaas.cli.run", "infer"), "Same as `aiaas run`."),
+        "chat": (from_register("aiaas.cli.run", "chat"), "Chat with an LLM, streaming its answers; multi-turn."),
+        "ps": (from_register("aiaas.cli.run", "ps"), "What is loaded now: versions, replicas, memory, requests/s."),
+        "catalog": (from_attr("aiaas.cli.catalog", "catalog_app"), "The built-in scenario catalog."),
+        "tenants": (from_register("aiaas.cli.governance", "tenants"), "Manage tenants."),
+        "keys": (from_register("aiaas.cli.governance", "keys"), "Manage API keys."),
+        "usage": (from_register("aiaas.cli.governance", "usage"), "Show metered usage and cost."),
+        "audit": (from_register("aiaas.cli.governance", "audit"), "Show the audit trail, newest first."),
+        "files": (from_attr("aiaas.cli.jobs", "files_app"), "Upload and manage training files."),
+        "jobs": (from_attr("aiaas.cli.jobs", "jobs_app"), "Training jobs: create, list, show, cancel, watch."),
+        "optimize": (from_register("aiaas.cli.optimize", "optimize", with_models=True),
+                     "Optimize a model: passes, measured against the baseline, gated, registered."),
+        "optimizations": (from_register("aiaas.cli.optimize", "optimizations", with_models=True),
+                          "Optimization jobs: list, show, cancel, watch."),
+    }  # fmt: skip
+
+
+class _ModelsCommands(LazyGroup):
+    lazy = {
+        "replicas": (from_register("aiaas.cli.replicas", "replicas", group="models", with_models=True),
+                     "A model's replicas: placement, node, pid, state, batches, restarts, last error."),
+        "scale": (from_register("aiaas.cli.replicas", "scale", group="models", with_models=True),
+                  "Change a model's replica count without dropping a request."),
+        "compare": (from_register("aiaas.cli.optimize", "compare", group="models", with_models=True),
+                    "Measure two versions of a model against each other (the optimization gate)."),
+    }  # fmt: skip
+
+
+app = typer.Typer(help="aiaas: AI models as a service.", no_args_is_help=True, pretty_exceptions_enable=False,
+                  cls=_Commands)  # fmt: skip
+models_app = typer.Typer(help="Manage the model repository.", no_args_is_help=True, cls=_ModelsCommands)
 app.add_typer(models_app, name="models")
-
-
-def _register_governance() -> None:
-    from aiaas.cli.catalog import catalog_app
-    from aiaas.cli.governance import register
-    from aiaas.cli.jobs import files_app, jobs_app
-    from aiaas.cli.optimize import register as register_optimize
-    from aiaas.cli.replicas import register as register_replicas
-    from aiaas.cli.run import register as register_run
-
-    register(app)
-    register_run(app)
-    register_optimize(app, models_app)
-    register_replicas(models_app)
-    app.add_typer(catalog_app, name="catalog")
-    app.add_typer(files_app, name="files")
-    app.add_typer(jobs_app, name="jobs")
-
-
-_register_governance()
 
 
 def _version(value: bool) -> None:
@@ -64,6 +83,8 @@ HomeOpt = Annotated[Path | None, typer.Option("--home", help="aiaas home (models
 
 
 def settings_for(home: Path | None, **overrides: Any) -> Settings:
+    from aiaas.settings import Settings
+
     if home is not None:
         overrides["home"] = home
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -182,18 +203,31 @@ def _short(e: Exception) -> str:
 @models_app.command("list")
 def models_list(home: HomeOpt = None, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Models with their versions and states (live from the server when it runs, else checked on disk)."""
-    from aiaas.registry import ModelRepository
+    import httpx  # not aiaas.client: it pulls numpy, and listing should start fast
+
+    from aiaas.server.adminkey import read_admin_key
 
     settings = settings_for(home)
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]] = []
     source = "server"
-    from aiaas.client import ClientError
-
+    key = read_admin_key(settings)
     try:
-        rows = _client(settings, url).repository_index()
-    except ClientError as e:  # the server answered (e.g. 401): say so rather than pretend it is down
-        raise fail(_short(e)) from None
-    except Exception:
+        r = httpx.post((url or f"http://{settings.host}:{settings.port}") + "/v2/repository/index", json={},
+                       headers={"Authorization": f"Bearer {key.key}"} if key else {}, timeout=300)  # fmt: skip
+    except httpx.HTTPError:
+        r = None
+    if r is not None and r.status_code >= 400:  # the server answered (e.g. 401): say so rather than pretend it is down
+        try:
+            err = r.json().get("error")
+            message = err.get("message") if isinstance(err, dict) else str(err)
+        except ValueError:
+            message = r.text[:500]
+        raise fail(f"HTTP {r.status_code}: {message}")
+    if r is not None:
+        rows = r.json()
+    else:
+        from aiaas.registry import ModelRepository
+
         source = "repository (server not reachable)"
         rows = []
         for entry in ModelRepository(settings.models_dir).scan():
@@ -206,9 +240,9 @@ def models_list(home: HomeOpt = None, url: UrlOpt = None, as_json: JsonOpt = Fal
     table = Table(title=f"models ({source})")
     for col in ("name", "version", "state", "reason"):
         table.add_column(col)
-    for r in rows:
-        color = {"READY": "green", "UNAVAILABLE": "red"}.get(r["state"], "yellow")
-        table.add_row(r["name"], str(r.get("version", "")), f"[{color}]{r['state']}[/{color}]", r.get("reason", ""))
+    for row in rows:
+        color = {"READY": "green", "UNAVAILABLE": "red"}.get(row["state"], "yellow")
+        table.add_row(row["name"], str(row.get("version", "")), f"[{color}]{row['state']}[/{color}]", row.get("reason", ""))
     console.print(table)
 
 

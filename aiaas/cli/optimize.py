@@ -119,6 +119,9 @@ def comparison_table(report: dict[str, Any], title: str = "optimization") -> Tab
         loss, speedup = d.get("relative_loss"), d.get("speedup")
         delta = f"{-loss * 100:+.1f}%" if isinstance(loss, int | float) and abs(loss) < 1e9 else "-"
         speed = f"{speedup:.2f}x" if isinstance(speedup, int | float) else "-"
+        ci = d.get("speedup_ci")
+        if isinstance(ci, list) and len(ci) == 2:  # the interval the gate judged (interleaved runs)
+            speed += f" [{ci[0]:.2f}-{ci[1]:.2f}]"
         verdict = "accepted" if d.get("accepted") else ("failed" if c.get("error") else "rejected")
         chosen = c.get("name") == report.get("chosen")
         row(c.get("name", "?") + (" *" if chosen else ""), c.get("measurement"), delta, speed, verdict,

@@ -31,7 +31,7 @@ def print_replicas(doc: dict[str, Any]) -> None:
     console.print(table)
 
 
-def register(models_app: typer.Typer) -> None:
+def register(app: typer.Typer, models_app: typer.Typer) -> None:  # app: the CLI's signature (aiaas.cli.lazy)
     @models_app.command("replicas")
     def replicas(model: str, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None) -> None:
         """A model's replicas: placement, node, pid, state, batches, restarts, last error."""

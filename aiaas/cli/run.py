@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from aiaas.cli.jobs import _Server
 from aiaas.errors import AiaasError
 
 console = Console()
@@ -35,33 +36,13 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-class _Http:
-    """The server's base URL and key; error answers become a red one-line message and exit code 1."""
+class _Http(_Server):
+    """``jobs._Server`` (URL, key, error answers as one red line and exit 1) plus what ``run`` and ``chat`` need."""
 
     def __init__(self, url: str | None, api_key: str | None, home: Path | None, timeout: float = 300.0) -> None:
-        import httpx
-
-        from aiaas.server.adminkey import read_admin_key
-        from aiaas.settings import Settings
-
-        settings = Settings(home=home) if home is not None else Settings()
-        if api_key is None:
-            admin = read_admin_key(settings)
-            api_key = admin.key if admin else None
-        self.base = url or f"http://{settings.host}:{settings.port}"
-        self.key = api_key
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.Client(base_url=self.base, headers=headers, timeout=timeout)
-
-    def request(self, method: str, path: str, **kw: Any) -> Any:
-        import httpx
-
-        try:
-            r = self.http.request(method, path, **kw)
-        except httpx.HTTPError as e:
-            raise self.unreachable(e) from None
-        _check(r)
-        return r.json()
+        super().__init__(url, api_key, home, timeout)
+        self.base = str(self.http.base_url).rstrip("/")
+        self.key = self.http.headers["Authorization"].removeprefix("Bearer ")
 
     def unreachable(self, e: Exception) -> typer.Exit:
         return _fail(f"cannot reach the server at {self.base} ({e}); start it with `aiaas serve`")
@@ -98,7 +79,7 @@ def run(
     from aiaas.client import Client, ClientError
 
     server = _Http(url, api_key, home)
-    meta = server.request("GET", f"/v2/models/{model}" + (f"/versions/{version}" if version else ""))
+    meta = server("GET", f"/v2/models/{model}" + (f"/versions/{version}" if version else ""))
     try:
         tensors = build_inputs(meta, list(inputs or []), sys.stdin.buffer if "-" in (inputs or []) else None)
         parameters = dict(_param(p) for p in param or [])
@@ -208,11 +189,11 @@ def ps(
 ) -> None:
     """What is loaded now: versions, replicas, memory, requests/s (sampled over --interval)."""
     server = _Http(url, api_key, home, timeout=30)
-    first = server.request("GET", "/v2/resident")
+    first = server("GET", "/v2/resident")
     second = first
     if interval > 0:
         time.sleep(interval)
-        second = server.request("GET", "/v2/resident")
+        second = server("GET", "/v2/resident")
     elapsed = max(second["time"] - first["time"], 1e-9)
     before = {(m["name"], m["version"]): m["inference_count"] for m in first["models"]}
     for m in second["models"]:

@@ -38,6 +38,7 @@ from aiaas.optimize.gate import Decision, gate
 from aiaas.optimize.measure import measure, pareto
 from aiaas.optimize.passes import PassContext, export_onnx, run_pass
 from aiaas.optimize.plan import PASSES, PassSpec, describe, plan
+from aiaas.optimize.speedci import speedup_ci
 from aiaas.optimize.sysinfo import cpu_info, tool_versions
 from aiaas.registry import ModelRepository
 from aiaas.registry.onnx_import import config_from_onnx
@@ -237,6 +238,7 @@ def _run(
             step = "measure"
             progress(start + share * 0.7, f"{cand.name}: measuring")
             cand.measurement = measure(art, evaluation, workload)
+            cand.measurement["speedup_ci"] = speedup_ci(base, art, evaluation, workload)
             cand.decision = gate(criterion, baseline, cand.measurement, workload.batch_size)
         except InvalidInput as e:
             cand.error = f"{step}: {e.message}"
@@ -336,6 +338,8 @@ def compare(
     t0 = time.perf_counter()
     try:
         cand.measurement = measure(cand.artifact, evaluation, workload)  # type: ignore[arg-type]
+        cand.measurement["speedup_ci"] = speedup_ci(Artifact("onnx", path=baseline.path), cand.artifact,  # type: ignore[arg-type]
+                                                    evaluation, workload)  # fmt: skip
         cand.decision = gate(criterion, base, cand.measurement, workload.batch_size)
     except Exception as e:  # a version that cannot run on these rows is reported, not raised
         cand.error = f"measure: {type(e).__name__}: {e}"

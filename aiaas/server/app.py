@@ -25,6 +25,7 @@ from aiaas.api import resident as resident_api
 from aiaas.placement.factory import PlacementOptions
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
+from aiaas.server import tracing
 from aiaas.server.adminkey import ensure_admin_key
 from aiaas.server.bodylimit import BodyLimits
 from aiaas.service.catalog import CatalogRunner
@@ -131,9 +132,12 @@ async def _start_grpc(svc: Services) -> Any:
     return server
 
 
-def create_app(settings: Settings | None = None, governance: Governance | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, governance: Governance | None = None, tracer_provider: Any = None) -> FastAPI:
     settings = settings or Settings()
     svc = build_services(settings, governance)
+    tracer_provider = tracer_provider or tracing.tracer_provider(settings)  # AIAAS_OTEL_ENDPOINT (server/tracing.py)
+    if tracer_provider is not None:
+        svc.dataplane.tracer = tracer_provider.get_tracer("aiaas")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,10 +175,15 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         version=__version__,
         description="AI models as a service: KServe V2 inference, model repository and operations.",
         lifespan=lifespan,
+        telemetry={"tracer_provider": tracer_provider} if tracer_provider is not None else None,
         docs_url=None,  # served from the package by docs.install (FastAPI's default loads them from a CDN)
         redoc_url=None,
     )
     app.body_limits = BodyLimits(settings)
+    if settings.log_format == "json" or settings.access_log:  # request ids + access log; off: no cost at all
+        from aiaas.server.observe import ObservedApp
+
+        app.__class__ = ObservedApp
     app.state.services = svc
     app.state.governance = svc.governance
     app.state.governance_admin = svc.governance_admin

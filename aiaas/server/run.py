@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import logging
 import signal
 import socket
 import sys
@@ -11,6 +10,7 @@ import sys
 import uvicorn
 
 from aiaas.server.app import create_app
+from aiaas.server.observe import configure_logging
 from aiaas.server.protocol import protocol_class
 from aiaas.server.tls import tls_from
 from aiaas.settings import Settings
@@ -46,11 +46,7 @@ def check_port(host: str, port: int) -> str | None:
 
 
 def serve(settings: Settings) -> int:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings)  # text or JSON lines, with the request id when there is one
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000.0)
     tls = tls_from(settings)  # checked before anything starts: a bad pair is a clear error, not a failed handshake
     app = create_app(settings)
@@ -61,7 +57,8 @@ def serve(settings: Settings) -> int:
         loop=_loop(),
         http=protocol_class(),  # httptools, each response in one write (server/protocol.py)
         lifespan="on",
-        access_log=settings.access_log,
+        access_log=False,  # aiaas writes its own access log (server/observe.py): model, tenant, request id
+        log_config=None,  # keep configure_logging's handler for uvicorn's own lines too
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
         timeout_keep_alive=30,

@@ -21,6 +21,7 @@ from aiaas.runtime import Tensors
 from aiaas.service.governance import Governance, ModelRef, Outcome, Principal
 from aiaas.service.metrics import Metrics
 from aiaas.service.models import PLATFORMS, ModelManager, VersionRecord, parse_version
+from aiaas.service.spans import infer_spans
 from aiaas.types.model_config import TensorSpec
 
 EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "parameters"]
@@ -74,6 +75,8 @@ def _ref(vr: VersionRecord, name: str) -> ModelRef:
 
 
 class DataPlane:
+    tracer: Any = None  # an OpenTelemetry tracer when AIAAS_OTEL_ENDPOINT is set (server/tracing.py)
+
     def __init__(self, models: ModelManager, governance: Governance, metrics: Metrics) -> None:
         self.models = models
         self.governance = governance
@@ -220,6 +223,8 @@ class DataPlane:
                     raise InvalidInput(f"model {name!r} did not produce output(s) {missing}")
                 outputs = {r: outputs[r] for r in requested}
             status = 200
+            if self.tracer is not None:  # AIAAS_OTEL_ENDPOINT: queue / batch / model child spans
+                infer_spans(self.tracer, name, label_v, time.time_ns(), result)
             return InferOutcome(outputs, label_v, result, admission.headers)
         except AiaasError as e:
             status = e.status_code

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from aiaas.training.launcher import Scheduler
 
 log = logging.getLogger("aiaas.training")
+lifecycle = logging.getLogger("aiaas.jobs")  # one line per job state change (with job and event fields in JSON logs)
 MAX_PAGE = 100
 MAX_EVENTS_PAGE = 1000
 LOG_TAIL_DEFAULT = 64 * 1024
@@ -115,6 +116,7 @@ class DbJobStore:
             _apply(row, field, getattr(job, field))
         with self.store.session() as session:
             session.add(row)
+        lifecycle.info("%s job %s created (%s)", job.kind, job.id, job.state, extra={"job": job.id, "event": job.state})
 
     def get(self, job_id: str) -> JobRecord:
         with self.store.session() as session:
@@ -131,10 +133,16 @@ class DbJobStore:
             row = session.get(TrainingJobRow, job_id, with_for_update=True)
             if row is None:
                 raise job_not_found(job_id)
+            before = row.state
             for k, v in fields.items():
                 _apply(row, k, v)
             session.flush()
-            return _record(row)
+            record = _record(row)
+        if "state" in fields and fields["state"] != before:
+            reason = f": {record.reason}" if record.reason and record.state in ("failed", "cancelled") else ""
+            lifecycle.info("%s job %s %s -> %s%s", record.kind, job_id, before, record.state, reason,
+                           extra={"job": job_id, "event": record.state})  # fmt: skip
+        return record
 
     def append_events(self, job_id: str, events: list[dict[str, Any]], events_offset: int | None = None) -> None:
         for attempt in range(5):  # two writers racing for the same seq: the loser retries with the next one

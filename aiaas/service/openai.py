@@ -33,6 +33,7 @@ import orjson
 from aiaas.errors import AiaasError, InferenceError, InvalidInput, NotFound, RateLimited
 from aiaas.llm.base import Engine, Generation, SamplingParams, TokenOut
 from aiaas.llm.text import FALLBACK_STOP, Detokenizer, content_text, render_chat
+from aiaas.service import audio_formats
 from aiaas.service.dataplane import DataPlane, _ref
 from aiaas.service.governance import Admission, Governance, ModelRef, Outcome, Principal
 from aiaas.service.metrics import Metrics
@@ -568,18 +569,38 @@ class OpenAIService:
         if response_format == "text":
             return value
         if response_format == "verbose_json":
-            return {"task": "transcribe", "text": value, "duration": _wav_seconds(audio), "language": None, "segments": []}
+            return verbose_transcription(value, _wav_seconds(audio), outputs.get("words"))
         return oa.Transcription(text=value)
 
     async def speech(self, principal: Principal, req: oa.SpeechRequest) -> bytes:
-        if req.response_format != "wav":
-            raise InvalidInput(f"response_format {req.response_format!r} is not supported; use wav", param="response_format")
+        audio_formats.check_format(req.response_format)
         outputs = await self._infer(principal, req.model, {"text": np.array([req.input.encode()], dtype=object)}, "openai.speech")
         audio = outputs.get("audio")
         if audio is None:
             raise InvalidInput(f"model {req.model!r} is not a speech synthesizer (output 'audio')", param="model")
         first = np.asarray(audio).reshape(-1)[0]
-        return bytes(first)
+        return await asyncio.to_thread(audio_formats.encode, bytes(first), req.response_format)
+
+
+def verbose_transcription(text: str, duration: float | None, words_out: Any) -> dict[str, Any]:
+    """OpenAI's verbose_json: one segment for the utterance and, when the recognizer gives them (an output
+    ``words``: JSON [{word, start, end}]), word timestamps; without them the segment spans the audio."""
+    words: list[dict[str, Any]] = []
+    if words_out is not None:
+        raw = np.asarray(words_out).reshape(-1)[0]
+        try:
+            words = [{"word": str(w["word"]), "start": float(w["start"]), "end": float(w["end"])}
+                     for w in orjson.loads(raw)]  # fmt: skip
+        except (ValueError, TypeError, KeyError):
+            words = []
+    start = words[0]["start"] if words else 0.0
+    end = words[-1]["end"] if words else (duration or 0.0)
+    segments = [{"id": 0, "seek": 0, "start": start, "end": end, "text": text}] if text else []
+    doc: dict[str, Any] = {"task": "transcribe", "language": None, "duration": duration, "text": text,
+                           "segments": segments}  # fmt: skip
+    if words:
+        doc["words"] = words
+    return doc
 
 
 _WORDS = re.compile(r"\w+|[^\w\s]")

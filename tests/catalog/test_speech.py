@@ -152,3 +152,17 @@ def test_wer_counts_word_edits() -> None:
     assert wer(["the cat sat on the mat"], ["the cat sat on the mat"]) == 0.0
     assert wer(["the cat sat on the mat"], ["a cat sat on mat"]) == pytest.approx(2 / 6)
     assert wer(["I'm here"], ["i am here"]) == 0.0  # contractions are spelling, not recognition errors
+
+
+def test_verbose_json_transcription_has_word_timestamps(client: TestClient, spoken: bytes) -> None:
+    needs("pocketsphinx-asr")
+    r = client.post("/v1/audio/transcriptions", headers=AUTH, files={"file": ("a.wav", spoken, "audio/wav")},
+                    data={"model": "pocketsphinx-asr", "response_format": "verbose_json"})
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    words = doc["words"]
+    assert " ".join(w["word"] for w in words) == doc["text"] and len(words) >= 6
+    starts = [w["start"] for w in words]
+    assert starts == sorted(starts) and all(w["start"] < w["end"] for w in words)
+    assert words[0]["start"] >= 0 and words[-1]["end"] <= doc["duration"] + 0.05
+    assert doc["segments"][0]["start"] == words[0]["start"] and doc["segments"][0]["text"] == doc["text"]

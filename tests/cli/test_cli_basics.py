@@ -62,3 +62,16 @@ def test_catalog_list_fits_80_columns(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert max(len(line) for line in result.output.splitlines()) <= 80
     assert "fashion-cnn" in result.output
+
+
+def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
+    """Start-up time is import time: `aiaas --help` must not load the database, HTTP or settings stacks (the
+    commands that need them import them when they run)."""
+    code = ("import sys; sys.argv = ['aiaas', '--help']\n"
+            "try:\n    import aiaas.cli.main as m; m.app()\nexcept SystemExit:\n    pass\n"
+            "heavy = [n for n in ('sqlalchemy', 'httpx', 'pydantic_settings', 'aiaas.settings', 'numpy', 'torch')"
+            " if n in sys.modules]\nprint('HEAVY', heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"})
+    assert "HEAVY []" in r.stdout, r.stdout[-300:] + r.stderr[-500:]
+    assert "optimizations" in r.stdout and "chat" in r.stdout  # lazy commands are listed all the same

@@ -31,6 +31,20 @@ def _job(job_id: str, created: float, **kw: object) -> JobRecord:
     return JobRecord(id=job_id, spec=spec, job_dir=f"/jobs/{job_id}", created_at=created, **kw)  # type: ignore[arg-type]
 
 
+def test_job_lifecycle_is_logged(db: Store, caplog: pytest.LogCaptureFixture) -> None:
+    db.upgrade()
+    s = DbJobStore(db)
+    with caplog.at_level("INFO", logger="aiaas.jobs"):
+        s.create(_job("j9", 1.0))
+        s.update("j9", state="queued")
+        s.update("j9", progress={"step": 1})  # not a state change: no line
+        s.update("j9", state="failed", reason="out of memory")
+    lines = [(r.getMessage(), r.__dict__.get("event")) for r in caplog.records if r.name == "aiaas.jobs"]
+    assert lines == [("training job j9 created (validating)", "validating"),
+                     ("training job j9 validating -> queued", "queued"),
+                     ("training job j9 queued -> failed: out of memory", "failed")]
+
+
 def test_job_store_contract(db: Store) -> None:
     db.upgrade()
     s = DbJobStore(db)

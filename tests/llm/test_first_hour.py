@@ -132,3 +132,31 @@ def test_v2_llm_parameters_are_checked_like_v1(server: Server) -> None:
     r = infer({"max_tokens": 3, "temperature": 1, "seed": 7, "top_k": 5, "binary_data_output": False})
     assert r.status_code == 200, r.text
     assert r.json()["outputs"][0]["name"] == "text"
+
+
+def test_speech_in_every_openai_format(server: Server) -> None:
+    import shutil
+
+    import httpx
+    import pytest
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (scripts/install-system-packages.sh)")
+
+    def speech(fmt: str) -> httpx.Response:
+        return httpx.post(server.url + "/v1/audio/speech", headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                          json={"model": "tiny-tts", "input": "hello world", "response_format": fmt}, timeout=60)
+
+    seconds = 100 * len("hello world") / 8000  # the tiny synthesizer: 100 samples per character at 8 kHz
+    checks = {
+        "mp3": lambda b: b[:3] == b"ID3" or b[0] == 0xFF,
+        "opus": lambda b: b[:4] == b"OggS" and b"OpusHead" in b[:64],
+        "aac": lambda b: b[0] == 0xFF and b[1] & 0xF0 == 0xF0,  # ADTS sync word
+        "flac": lambda b: b[:4] == b"fLaC",
+        "pcm": lambda b: abs(len(b) - seconds * 24000 * 2) <= 2 * 2400,  # 16-bit mono at 24 kHz
+    }
+    types = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac", "pcm": "audio/pcm"}
+    for fmt, ok in checks.items():
+        r = speech(fmt)
+        assert r.status_code == 200, (fmt, r.text)
+        assert r.headers["content-type"] == types[fmt] and ok(r.content), fmt

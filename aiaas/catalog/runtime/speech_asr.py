@@ -6,6 +6,7 @@ accented audio. Audio of any rate/channels is mixed to mono and resampled to 16 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -34,8 +35,13 @@ def pocketsphinx_decoder() -> Any:
 
 def recognize(decoder: Any, samples: np.ndarray) -> str:
     """Words in 16 kHz mono float ``samples`` (an empty string for silence)."""
+    return recognize_words(decoder, samples)[0]
+
+
+def recognize_words(decoder: Any, samples: np.ndarray) -> tuple[str, list[dict[str, Any]]]:
+    """The text and its words with start/end seconds (the decoder's segmentation, 100 frames per second)."""
     if len(samples) < RATE // 10:
-        return ""
+        return "", []
     peak = float(np.max(np.abs(samples))) or 1.0
     pad = np.zeros(RATE // 4, dtype=np.float32)  # the decoder wants a little silence around tightly cut speech
     x = np.concatenate([pad, samples * (0.9 / peak if peak < 0.25 else 1.0), pad])  # and lifts very quiet audio
@@ -44,11 +50,20 @@ def recognize(decoder: Any, samples: np.ndarray) -> str:
     decoder.process_raw(pcm.tobytes(), no_search=False, full_utt=True)
     decoder.end_utt()
     hyp = decoder.hyp()
-    return hyp.hypstr.strip() if hyp is not None else ""
+    if hyp is None:
+        return "", []
+    offset = len(pad) / RATE
+    words = [
+        {"word": seg.word.split("(")[0], "start": round(max(0.0, seg.start_frame / 100 - offset), 2),
+         "end": round(max(0.0, (seg.end_frame + 1) / 100 - offset), 2)}
+        for seg in decoder.seg()
+        if not (seg.word.startswith("<") or seg.word.startswith("[") or seg.word.startswith("+"))
+    ]  # fmt: skip
+    return hyp.hypstr.strip(), words
 
 
 class PocketSphinxASR(Model):
-    """``audio`` | ``audio_b64`` (WAV) -> ``text`` (lower-case words)."""
+    """``audio`` | ``audio_b64`` (WAV) -> ``text`` (lower-case words) and ``words`` (JSON: word, start, end s)."""
 
     def load(self) -> None:
         self.max_seconds = float(self.config.parameters.get("max_seconds", 300))
@@ -56,7 +71,9 @@ class PocketSphinxASR(Model):
 
     def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         signals = [load_audio(b, RATE, self.max_seconds) for b in audio_rows(inputs)]
-        return {"text": bytes_tensor([recognize(self.decoder, s) for s in signals])}
+        results = [recognize_words(self.decoder, s) for s in signals]
+        return {"text": bytes_tensor([text for text, _ in results]),
+                "words": bytes_tensor([json.dumps(words) for _, words in results])}  # fmt: skip
 
     def unload(self) -> None:
         self.decoder = None
