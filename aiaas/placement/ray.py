@@ -14,6 +14,7 @@ answer again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -33,6 +34,7 @@ from aiaas.types.model_config import ModelConfig, TensorSpec
 
 log = logging.getLogger("aiaas.placement")
 _READY_TIMEOUT_S = 600.0
+_RECOVER_WAIT_S = 15.0  # a lost actor Ray has not restarted within this is killed and started anew
 _SHIP_MAX_BYTES = 512 * 1024 * 1024  # version directories up to this size are shipped to nodes that lack them
 
 
@@ -173,14 +175,14 @@ class RayReplica(Replica):
         self._connect(ray)
         self.set_state("ready")
 
-    def _connect(self, ray: Any, grouped: bool = True) -> None:
+    def _connect(self, ray: Any, grouped: bool = True, timeout: float = _READY_TIMEOUT_S) -> None:
         try:
             self.actor = ray.get_actor(self.actor_name, namespace=self.cluster.namespace)
             self.reused = True
         except ValueError:
             self.actor = self._create(ray, grouped)
             self.reused = False
-        error, node_id, ip, pid, sig = ray.get(self.actor.ready.remote(), timeout=_READY_TIMEOUT_S)
+        error, node_id, ip, pid, sig = ray.get(self.actor.ready.remote(), timeout=timeout)
         if error:
             ray.kill(self.actor, no_restart=True)
             self.actor = None
@@ -277,11 +279,17 @@ class RayReplica(Replica):
 
     def _recover(self) -> None:
         import ray
+        from ray.exceptions import GetTimeoutError
 
         delay = 0.2
         while not self._closed and not self.retiring:
             try:  # the group may have gone with the server that owned it: a recreated actor goes without one
-                self._connect(ray, grouped=False)
+                self._connect(ray, grouped=False, timeout=_RECOVER_WAIT_S)
+            except GetTimeoutError:  # Ray could not restart it where it was: start it anew wherever there is room
+                log.warning("replica %s: no answer after %.0fs; starting it anew", self.actor_name, _RECOVER_WAIT_S)
+                with contextlib.suppress(Exception):
+                    ray.kill(self.actor, no_restart=True)
+                continue
             except Exception as e:  # still being recreated (or gone: _connect creates it again)
                 log.debug("replica %s not back yet: %s", self.actor_name, e)
                 time.sleep(delay)
