@@ -2,19 +2,17 @@
 
 The server keeps the front door (HTTP, auth, limits, batching); a replica actor gets one ``run`` call per batch.
 Actors are named ``<model>:<version>:<fingerprint>:<replica>`` in the deployment's namespace
-(``AIAAS_RAY_NAMESPACE``), so a second aiaas server of the same deployment finds and uses them instead of
-starting its own; the fingerprint (config + artifact files) keeps a changed model from reusing old actors. They
-belong to the server that created them (not detached: nothing outlives every server and holds the cluster's
-CPUs); when that server stops, the others see their replicas lost and recreate them, now their own. Replicas of
-one version share a placement group (``resources.strategy``: SPREAD or PACK). When a node dies Ray restarts its
-actors where resources allow (``max_restarts=-1``); the batch that was running there fails with
-``ReplicaLost`` and the batcher retries it once on another replica, while this replica waits for its actor to
-answer again.
+(``AIAAS_RAY_NAMESPACE``) and detached, so a second aiaas server of the same deployment finds and uses them
+instead of starting its own; the fingerprint (config + artifact files) keeps a changed model from reusing old
+actors. A server that stops removes the actors it started (the others see them lost and start their own) and
+leaves those it reused. Replicas of one version share a placement group (``resources.strategy``: SPREAD or PACK). When a node
+dies Ray restarts its actors where resources allow (``max_restarts=-1``); the batch that was running there
+fails with ``ReplicaLost`` and the batcher retries it once on another replica, while this replica waits for its
+actor to answer again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -34,7 +32,6 @@ from aiaas.types.model_config import ModelConfig, TensorSpec
 
 log = logging.getLogger("aiaas.placement")
 _READY_TIMEOUT_S = 600.0
-_RECOVER_WAIT_S = 15.0  # a lost actor Ray has not restarted within this is killed and started anew
 _SHIP_MAX_BYTES = 512 * 1024 * 1024  # version directories up to this size are shipped to nodes that lack them
 
 
@@ -48,7 +45,7 @@ class RayCluster:
         self._connected = False
         self._groups: dict[str, Any] = {}  # placement group name -> group
         self._users: dict[str, int] = {}  # placement group name -> replicas of this server using it
-        self.shutting_down = False  # the server stops: its actors go with it; it does not kill other servers' ones
+        self.shutting_down = False  # the server stops: it removes the actors it started, leaves those it reused
         self.actor_cls: Any = None
 
     def connect(self) -> Any:
@@ -75,7 +72,7 @@ class RayCluster:
             return ray
 
     def group(self, name: str, bundles: list[dict[str, float]], strategy: str) -> Any:
-        """The named placement group of one model version (found, or created by this server)."""
+        """The named placement group of one model version (found, or created detached)."""
         ray = self.connect()
         from ray.util import get_placement_group, placement_group
 
@@ -86,7 +83,7 @@ class RayCluster:
                 try:
                     pg = get_placement_group(name)
                 except ValueError:
-                    pg = placement_group(bundles, strategy=strategy, name=name)
+                    pg = placement_group(bundles, strategy=strategy, name=name, lifetime="detached")
                 self._groups[name] = pg
         ray.get(pg.ready(), timeout=_READY_TIMEOUT_S)
         return pg
@@ -97,7 +94,7 @@ class RayCluster:
             left = self._users.get(name, 0) - 1
             self._users[name] = max(0, left)
             pg = self._groups.pop(name, None) if left <= 0 else None
-        if pg is not None and not self.shutting_down:
+        if pg is not None:
             from ray.util import remove_placement_group
 
             try:
@@ -175,14 +172,14 @@ class RayReplica(Replica):
         self._connect(ray)
         self.set_state("ready")
 
-    def _connect(self, ray: Any, grouped: bool = True, timeout: float = _READY_TIMEOUT_S) -> None:
+    def _connect(self, ray: Any) -> None:
         try:
             self.actor = ray.get_actor(self.actor_name, namespace=self.cluster.namespace)
             self.reused = True
         except ValueError:
-            self.actor = self._create(ray, grouped)
+            self.actor = self._create(ray)
             self.reused = False
-        error, node_id, ip, pid, sig = ray.get(self.actor.ready.remote(), timeout=timeout)
+        error, node_id, ip, pid, sig = ray.get(self.actor.ready.remote(), timeout=_READY_TIMEOUT_S)
         if error:
             ray.kill(self.actor, no_restart=True)
             self.actor = None
@@ -193,7 +190,7 @@ class RayReplica(Replica):
         self._where = (node_id, ip, pid)
         self.stats.started_at = time.time()
 
-    def _create(self, ray: Any, grouped: bool = True) -> Any:
+    def _create(self, ray: Any) -> Any:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         res = self.config.resources
@@ -204,14 +201,15 @@ class RayReplica(Replica):
             bundle["memory"] = float(res.memory)
         index = int(self.id[1:]) if self.id[1:].isdigit() else 1 << 30
         strategy: Any = "SPREAD" if res.strategy == "SPREAD" else "DEFAULT"
-        if grouped and index < self.config.instances:  # the replicas a load starts share the version's group
+        if index < self.config.instances:  # the replicas a load starts share the version's placement group
             pg = self.cluster.group(self.group_name, [bundle] * self.config.instances, res.strategy)
             self._grouped = True
             strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=index)
         spec = {"config": self.config.model_dump(mode="json"), "version_dir": str(self.version_dir),
                 "threads": self.threads}  # fmt: skip
         opts: dict[str, Any] = {
-            "name": self.actor_name, "namespace": self.cluster.namespace, "get_if_exists": True, "max_restarts": -1, "max_task_retries": 0, "max_concurrency": 1,
+            "name": self.actor_name, "namespace": self.cluster.namespace, "lifetime": "detached",
+            "get_if_exists": True, "max_restarts": -1, "max_task_retries": 0, "max_concurrency": 1,
             "num_cpus": res.num_cpus, "num_gpus": res.num_gpus, "scheduling_strategy": strategy,
         }  # fmt: skip
         if res.memory:
@@ -222,8 +220,8 @@ class RayReplica(Replica):
         self._closed = True
         super().close()
         actor, self.actor = self.actor, None
-        if self.cluster.shutting_down:
-            return  # shared with the other servers of this deployment
+        if self.cluster.shutting_down and self.reused:
+            return  # started by another server of this deployment, which still uses it
         if actor is not None:
             import ray
 
@@ -279,17 +277,11 @@ class RayReplica(Replica):
 
     def _recover(self) -> None:
         import ray
-        from ray.exceptions import GetTimeoutError
 
         delay = 0.2
         while not self._closed and not self.retiring:
-            try:  # the group may have gone with the server that owned it: a recreated actor goes without one
-                self._connect(ray, grouped=False, timeout=_RECOVER_WAIT_S)
-            except GetTimeoutError:  # Ray could not restart it where it was: start it anew wherever there is room
-                log.warning("replica %s: no answer after %.0fs; starting it anew", self.actor_name, _RECOVER_WAIT_S)
-                with contextlib.suppress(Exception):
-                    ray.kill(self.actor, no_restart=True)
-                continue
+            try:
+                self._connect(ray)
             except Exception as e:  # still being recreated (or gone: _connect creates it again)
                 log.debug("replica %s not back yet: %s", self.actor_name, e)
                 time.sleep(delay)
