@@ -10,6 +10,7 @@ in the background with exponential backoff while the server and every other mode
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -171,7 +172,7 @@ class ProcessReplica(Replica):
         )
 
     def _restart(self) -> None:
-        for attempt in range(1_000_000):
+        for attempt in itertools.count():
             time.sleep(_BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)])
             if self._closed or self.retiring:
                 return

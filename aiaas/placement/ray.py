@@ -4,7 +4,8 @@ The server keeps the front door (HTTP, auth, limits, batching); a replica actor 
 Actors are named ``<model>:<version>:<fingerprint>:<replica>`` in the deployment's namespace
 (``AIAAS_RAY_NAMESPACE``) and detached, so a second aiaas server of the same deployment finds and uses them
 instead of starting its own; the fingerprint (config + artifact files) keeps a changed model from reusing old
-actors. Replicas of one version share a placement group (``resources.strategy``: SPREAD or PACK). When a node
+actors. A server that stops removes the actors it started (the others see them lost and start their own) and
+leaves those it reused. Replicas of one version share a placement group (``resources.strategy``: SPREAD or PACK). When a node
 dies Ray restarts its actors where resources allow (``max_restarts=-1``); the batch that was running there
 fails with ``ReplicaLost`` and the batcher retries it once on another replica, while this replica waits for its
 actor to answer again.
@@ -44,7 +45,7 @@ class RayCluster:
         self._connected = False
         self._groups: dict[str, Any] = {}  # placement group name -> group
         self._users: dict[str, int] = {}  # placement group name -> replicas of this server using it
-        self.shutting_down = False  # the server stops: leave the shared actors to the other servers
+        self.shutting_down = False  # the server stops: it removes the actors it started, leaves those it reused
         self.actor_cls: Any = None
 
     def connect(self) -> Any:
@@ -93,7 +94,7 @@ class RayCluster:
             left = self._users.get(name, 0) - 1
             self._users[name] = max(0, left)
             pg = self._groups.pop(name, None) if left <= 0 else None
-        if pg is not None and not self.shutting_down:
+        if pg is not None:
             from ray.util import remove_placement_group
 
             try:
@@ -177,6 +178,7 @@ class RayReplica(Replica):
             self.reused = True
         except ValueError:
             self.actor = self._create(ray)
+            self.reused = False
         error, node_id, ip, pid, sig = ray.get(self.actor.ready.remote(), timeout=_READY_TIMEOUT_S)
         if error:
             ray.kill(self.actor, no_restart=True)
@@ -218,8 +220,8 @@ class RayReplica(Replica):
         self._closed = True
         super().close()
         actor, self.actor = self.actor, None
-        if self.cluster.shutting_down:
-            return  # shared with the other servers of this deployment
+        if self.cluster.shutting_down and self.reused:
+            return  # started by another server of this deployment, which still uses it
         if actor is not None:
             import ray
 

@@ -11,9 +11,9 @@ import numpy as np
 import psutil
 import pytest
 from fastapi.testclient import TestClient
-from models import mlp
+from models import mlp, scale
 from placekit import v2_body, write_crashy
-from v2kit import AUTH, write_upper_model
+from v2kit import AUTH, write_pipeline, write_upper_model
 
 from aiaas.registry import ModelRepository
 from aiaas.registry.onnx_import import import_onnx
@@ -33,6 +33,10 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     write_crashy(home / "models", "pair", instances=2, placement="process")
     write_crashy(home / "models", "scaly", placement="process")
     write_upper_model(home / "models")  # BYTES in and out through the worker
+    import_onnx(repo, scale(home.parent / "double.onnx", 2.0), "double", max_batch_size=8)
+    write_pipeline(home / "models", "mixed", steps=[  # a process step, then a thread step
+        {"name": "a", "model": "crashy", "inputs": {"x": "x"}}, {"name": "b", "model": "double", "inputs": {"x": "a.y"}},
+    ], outputs={"y": "b.y"}, inputs=[{"name": "x", "datatype": "FP32", "shape": [-1, 2]}])  # fmt: skip
     settings = Settings(home=home, admin_key="test-admin-key", catalog="none", governance="off")
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
@@ -55,6 +59,13 @@ def test_python_models_run_in_worker_processes(client: TestClient) -> None:
     [rep] = _replicas(client, "crashy")
     assert rep["placement"] == "process" and rep["pid"] == worker and rep["state"] == "ready"
     assert _replicas(client, "mlp")[0]["placement"] == "thread"
+
+
+def test_a_pipeline_mixes_placements(client: TestClient) -> None:
+    r = client.post("/v2/models/mixed/infer", json=v2_body([[1, 2]]), headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json()["outputs"][0]["data"] == [4, 8]  # crashy (worker process) doubles, double (thread) doubles
+    assert _replicas(client, "mixed")[0]["placement"] == "thread"
 
 
 def test_bytes_and_parameters_cross_to_the_worker(client: TestClient) -> None:
