@@ -9,6 +9,7 @@ on another ready replica while the replica restarts itself.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from aiaas import errors
 from aiaas.errors import AiaasError, InferenceError, ServiceUnavailable
 from aiaas.runtime.base import Tensors
 from aiaas.types.model_config import ModelConfig, TensorSpec
@@ -36,6 +38,28 @@ class ReplicaLost(ServiceUnavailable):
 
 class RemoteError(Exception):
     """The model raised inside a worker process or actor (which lives on); the message says what and why."""
+
+
+def encode_error(error: BaseException) -> bytes:
+    """What a worker or actor sends back when the model raised: the message, and the class when it is one of
+    aiaas's own errors (``InvalidInput`` -> 400), so the caller gets the same answer as with ``thread``."""
+    if isinstance(error, errors.AiaasError):
+        return json.dumps({"class": type(error).__name__, "message": error.message, "param": error.param}).encode()
+    return json.dumps({"class": None, "message": f"{type(error).__name__}: {error}"}).encode()
+
+
+def decode_error(payload: bytes) -> BaseException:
+    """The error ``encode_error`` described; only classes of ``aiaas.errors`` are rebuilt, anything else is a
+    ``RemoteError`` with the message."""
+    try:
+        doc = json.loads(payload)
+        message = str(doc["message"])
+    except (ValueError, KeyError, TypeError):
+        return RemoteError(payload.decode("utf-8", "replace"))
+    cls = getattr(errors, str(doc.get("class")), None) if doc.get("class") else None
+    if isinstance(cls, type) and issubclass(cls, errors.AiaasError):
+        return cls(message, param=doc.get("param"))
+    return RemoteError(message)
 
 
 @dataclass

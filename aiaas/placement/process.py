@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from aiaas.placement import channel as ch
 from aiaas.placement import wire
-from aiaas.placement.base import RemoteError, Replica, ReplicaLost
+from aiaas.placement.base import Replica, ReplicaLost, decode_error
 from aiaas.runtime.base import Tensors
 from aiaas.types.model_config import ModelConfig, TensorSpec
 
@@ -134,7 +134,7 @@ class ProcessReplica(Replica):
         ch.send(sock, ch.INFER, ch.U32.pack(len(params)) + params + header)
         kind, payload, _ = ch.recv(sock)
         if kind == ch.ERROR:
-            raise RemoteError(bytes(payload).decode("utf-8", "replace"))
+            raise decode_error(bytes(payload))
         if payload[0] == 0:
             assert self._response is not None
             return wire.read(payload[1:], self._response.view, copy=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from aiaas.placement import wire
-from aiaas.placement.base import RemoteError, Replica, ReplicaLost
+from aiaas.placement.base import Replica, ReplicaLost, decode_error
 from aiaas.runtime.base import Tensors
 from aiaas.types.model_config import ModelConfig, TensorSpec
 
@@ -259,7 +259,7 @@ class RayReplica(Replica):
         except RayError as e:
             raise self._lost(e) from None
         if kind == b"E":
-            raise RemoteError(out_header.decode("utf-8", "replace"))
+            raise decode_error(out_header)
         return wire.unpack(out_header, out_data)
 
     def _lost(self, error: BaseException) -> ReplicaLost:

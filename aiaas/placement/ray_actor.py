@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aiaas.placement import wire
+from aiaas.placement.base import encode_error
 
 
 class ReplicaActor:
@@ -62,5 +63,5 @@ class ReplicaActor:
             outputs = self.model.predict(inputs, json.loads(params) if params else {})
             out_header, out_data = wire.pack(outputs)
         except Exception as e:
-            return b"E", f"{type(e).__name__}: {e}".encode(), b""
+            return b"E", encode_error(e), b""
         return b"K", out_header, out_data

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiaas.placement import channel as ch
 from aiaas.placement import wire
+from aiaas.placement.base import encode_error
 from aiaas.runtime.base import RuntimeContext, backend_class
 from aiaas.types.model_config import ModelConfig
 
@@ -60,7 +61,7 @@ def serve(sock: socket.socket) -> None:
             outputs = model.predict(inputs, parameters)
             plan, size = wire.layout(outputs)
         except Exception as e:
-            ch.send(sock, ch.ERROR, f"{type(e).__name__}: {e}".encode())
+            ch.send(sock, ch.ERROR, encode_error(e))
             continue
         if response is not None and size <= response.size:
             ch.send(sock, ch.OK, b"\0" + wire.write(plan, response.view))

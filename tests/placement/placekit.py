@@ -28,6 +28,10 @@ class Crashy(Model):
             ctypes.string_at(0)  # reads address 0: SIGSEGV
         if (x == -2).any():
             raise ValueError("x holds -2, which this model refuses")
+        if (x == -3).any():
+            from aiaas.errors import InvalidInput
+
+            raise InvalidInput("x holds -3, which is not a valid input", param="x")
         return {"y": x * 2, "pid": np.full((x.shape[0], 1), os.getpid(), dtype=np.int64)}
 '''
 

@@ -85,6 +85,12 @@ def test_a_model_error_is_a_clear_500_and_the_worker_lives_on(client: TestClient
     assert _replicas(client, "crashy")[0]["pid"] == pid
 
 
+def test_a_client_mistake_raised_in_the_worker_keeps_its_status(client: TestClient) -> None:
+    r = client.post("/v2/models/crashy/infer", json=v2_body([[-3, 0]]), headers=AUTH)
+    assert r.status_code == 400, r.text  # InvalidInput in the worker is a 400, exactly as with placement: thread
+    assert "x holds -3" in r.json()["error"]
+
+
 def test_a_segfault_fails_its_request_only_and_the_replica_restarts(client: TestClient) -> None:
     before = _replicas(client, "crashy")[0]
     other = client.post("/v2/models/mlp/infer", json={"inputs": [

@@ -44,3 +44,17 @@ def test_object_tensors_and_unknown_dtypes_are_refused() -> None:
     bad[-16:] = struct.pack("<2q", 3, 3)  # shape 3x3 does not match 16 bytes
     with pytest.raises(ValueError, match="do not match"):
         wire.unpack(bytes(bad), data)
+
+
+def test_errors_from_a_replica_keep_aiaas_classes_only() -> None:
+    from aiaas.errors import InvalidInput, ServiceUnavailable
+    from aiaas.placement.base import RemoteError, decode_error, encode_error
+
+    back = decode_error(encode_error(InvalidInput("bad x", param="x")))
+    assert type(back) is InvalidInput and back.message == "bad x" and back.param == "x"
+    assert type(decode_error(encode_error(ServiceUnavailable("busy")))) is ServiceUnavailable
+    other = decode_error(encode_error(ValueError("nope")))
+    assert type(other) is RemoteError and str(other) == "ValueError: nope"
+    # a peer can name only classes of aiaas.errors: anything else is a RemoteError with the message
+    assert type(decode_error(b'{"class": "Any", "message": "m"}')) is RemoteError
+    assert type(decode_error(b"not json")) is RemoteError
