@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # several times slower; 0.8 leaves room for timing noise around passes that do not change speed.
     optimize_min_speedup: float = Field(default=0.8, ge=0)
 
+    # --- llm engines ---
+    # decode threads of LLM engines whose model.yaml sets none (0 = every core this process may use; under load an
+    # engine drops to one fewer so the HTTP path keeps a core: parameters busy_threads / busy_streams)
+    llm_threads: int = Field(default=0, ge=0)
+
     @cached_property
     def models_dir(self) -> Path:
         return self.home / "models"

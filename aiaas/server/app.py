@@ -101,7 +101,8 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
                 redis_prefix=settings.redis_prefix,
                 concurrency_lease_s=settings.concurrency_lease_s,
             )
-    context = RuntimeContext(default_intra_op_threads=settings.default_intra_op_threads)
+    context = RuntimeContext(default_intra_op_threads=settings.default_intra_op_threads,
+                             extra={"llm_threads": settings.llm_threads})  # fmt: skip
     models = ModelManager(repository, context, metrics)
     dataplane = DataPlane(models, governance, metrics)
     control = ModelControl(models, governance)
