@@ -68,6 +68,9 @@ def _lib() -> Any:
         raise ValueError(f"the llamacpp engine needs llama-cpp-python: {INSTALL_HINT}") from e
     with _BACKEND_LOCK:
         if not _BACKEND_READY:
+            quiet = logging.getLogger("llama-cpp-python")  # its log callback prints everything while NOTSET
+            if quiet.level == logging.NOTSET:
+                quiet.setLevel(logging.ERROR)
             llama_cpp.llama_backend_init()
             _BACKEND_READY = True
     return llama_cpp
@@ -128,6 +131,7 @@ class LlamaCppEngine(Engine):
         cparams.n_ctx = self.max_num_tokens
         cparams.n_batch = cparams.n_ubatch = self.max_prefill_tokens + max_num_seqs
         cparams.n_seq_max = slots
+        cparams.n_outputs_max = slots  # one row of logits per sequence per step (a 262k vocabulary is 1 MB a row)
         cparams.n_threads = cparams.n_threads_batch = self.threads.idle
         cparams.kv_unified = True
         cparams.swa_full = True  # prefix reuse needs every layer's cells of the copied prefix

@@ -86,11 +86,11 @@ class TorchEngine(Engine):
         )
         self.model.to(self.device)  # type: ignore[arg-type]
         self.model.eval()
+        self.vocab = int(self.model.get_output_embeddings().weight.shape[0])
         self.quantize = quantize
         quantize_model(self.model, quantize)
         self.load_s = time.monotonic() - t0
         cfg = self.model.config.get_text_config()
-        self.vocab = int(self.model.get_output_embeddings().weight.shape[0])
         positions = int(getattr(cfg, "max_position_embeddings", 0) or 2048)
         self.max_model_len = min(positions, max_model_len) if max_model_len else positions
         self.max_num_seqs = max_num_seqs
