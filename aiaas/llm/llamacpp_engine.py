@@ -27,22 +27,21 @@ own vocabulary by transformers) so chat templates, detokenization and stop strin
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from aiaas.errors import InferenceError, ServiceUnavailable
-from aiaas.llm.base import Engine, EngineStats, Generation, SamplingParams, Step
-from aiaas.llm.sampling import RowState, sample
-from aiaas.llm.seq import QueuedGeneration, Seq, check_prompt, check_room, deliver
+from aiaas.errors import InferenceError
+from aiaas.llm.base import EngineStats, Step
+from aiaas.llm.queue_engine import QueueEngine
+from aiaas.llm.sampling import sample
+from aiaas.llm.seq import Seq, deliver
 from aiaas.llm.threads import ThreadPolicy
 
 log = logging.getLogger("aiaas.llm")
@@ -84,7 +83,9 @@ def load_tokenizer(gguf: Path, tokenizer_dir: Path | None = None) -> Any:
     return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
 
 
-class LlamaCppEngine(Engine):
+class LlamaCppEngine(QueueEngine):
+    thread_name = "aiaas-llamacpp-engine"
+
     def __init__(
         self,
         gguf: str | Path,
@@ -151,35 +152,13 @@ class LlamaCppEngine(Engine):
         self.eos_ids = frozenset(t for t in eos if t >= 0)
         self._free_slots = list(range(slots))
         self._kept: OrderedDict[int, list[int]] = OrderedDict()  # slot -> tokens in its cells (prefix cache)
-        self._cv = threading.Condition()
-        self._waiting: deque[Seq] = deque()
-        self._running: list[Seq] = []  # admitted: prefilling (fed < len(prompt)) or decoding
-        self._reserved = 0
-        self._ids = itertools.count(1)
-        self._stop = False
-        self._thread: threading.Thread | None = None
-        self._stats = EngineStats()
+        self._init_queue()  # _running: admitted sequences, prefilling (fed < len(prompt)) or decoding
         self._prefix_hits = 0
         self._prefix_tokens = 0
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="aiaas-llamacpp-engine", daemon=True)
-            self._thread.start()
-
     def close(self) -> None:
-        with self._cv:
-            self._stop = True
-            self._cv.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-        with self._cv:
-            left = list(self._waiting) + self._running
-            self._waiting.clear()
-            self._running = []
-        deliver([(s, Step([], "abort")) for s in left])
+        self._shutdown()
         lib = self._lib
         if self._ctx:
             lib.llama_batch_free(self._batch)
@@ -196,30 +175,11 @@ class LlamaCppEngine(Engine):
         return EngineStats(len(self._running), waiting, self._reserved, s.steps, s.generated, s.cancelled, extra)
 
     # -- requests (event loop side) -----------------------------------------------------------------
-    def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
-        if self._stop or self._thread is None:
-            raise ServiceUnavailable("the LLM engine is not running", retry_after=5)
-        check_prompt(prompt_ids, params, self.max_model_len)
-        row = RowState.create(params, self.vocab, torch.device("cpu"))
-        seq = Seq(next(self._ids), list(prompt_ids), params, row, asyncio.get_running_loop())
-        with self._cv:
-            check_room(len(self._running), len(self._waiting), self.max_waiting)
-            self._waiting.append(seq)
-            self._cv.notify()
-        return QueuedGeneration(self, seq)
-
-    def _cancel(self, seq: Seq) -> None:
-        with self._cv:
-            seq.cancelled = True
-            self._cv.notify()
-
     # -- the scheduler thread -----------------------------------------------------------------------
     def _loop(self) -> None:
         while True:
             with self._cv:
-                while not self._stop and not self._waiting and not self._running:
-                    self._cv.wait(timeout=1.0)
-                if self._stop:
+                if not self._wait_for_work_locked():
                     return
                 self._admit_locked()
                 want = self.threads.pick(len(self._running) + len(self._waiting))

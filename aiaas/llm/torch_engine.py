@@ -27,23 +27,20 @@ sequence. Padding costs compute only while short and long sequences share the ba
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import itertools
 import logging
-import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from aiaas.errors import InferenceError, ServiceUnavailable
-from aiaas.llm.base import Engine, EngineStats, Generation, SamplingParams, Step
+from aiaas.errors import InferenceError
+from aiaas.llm.base import EngineStats, Step
 from aiaas.llm.quant import quantize as quantize_model
-from aiaas.llm.sampling import RowState, sample
-from aiaas.llm.seq import QueuedGeneration, Seq, check_prompt, check_room, deliver
+from aiaas.llm.queue_engine import QueueEngine
+from aiaas.llm.sampling import sample
+from aiaas.llm.seq import Seq, deliver
 from aiaas.llm.threads import ThreadPolicy
 
 log = logging.getLogger("aiaas.llm")
@@ -51,7 +48,7 @@ log = logging.getLogger("aiaas.llm")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class TorchEngine(Engine):
+class TorchEngine(QueueEngine):
     def __init__(
         self,
         path: str | Path,
@@ -124,36 +121,17 @@ class TorchEngine(Engine):
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._logits_to_keep = "logits_to_keep" in params
         # scheduler state (the thread owns everything below except _waiting, guarded by _cv)
-        self._cv = threading.Condition()
-        self._waiting: deque[Seq] = deque()
-        self._running: list[Seq] = []
+        self._init_queue()
         self._cache: Any = None
         self._valid: torch.Tensor | None = None  # [B, L] real (not padding) cache columns
-        self._reserved = 0
-        self._ids = itertools.count(1)
-        self._stop = False
-        self._thread: threading.Thread | None = None
-        self._stats = EngineStats()
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="aiaas-llm-engine", daemon=True)
-            self._thread.start()
-
     def close(self) -> None:
-        with self._cv:
-            self._stop = True
-            self._cv.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-        with self._cv:
-            left = list(self._waiting) + self._running
-            self._waiting.clear()
-            self._running = []
-        self._deliver([(s, Step([], "abort")) for s in left])
+        self._shutdown()
         self._cache = self._valid = None
+
+    def _row_device(self) -> Any:
+        return self.device
 
     def stats(self) -> EngineStats:
         s = self._stats
@@ -163,23 +141,6 @@ class TorchEngine(Engine):
                            {"batch_len": 0 if self._valid is None else int(self._valid.shape[1])})  # fmt: skip
 
     # -- requests (event loop side) -----------------------------------------------------------------
-    def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
-        if self._stop or self._thread is None:
-            raise ServiceUnavailable("the LLM engine is not running", retry_after=5)
-        check_prompt(prompt_ids, params, self.max_model_len)
-        row = RowState.create(params, self.vocab, self.device)
-        seq = Seq(next(self._ids), list(prompt_ids), params, row, asyncio.get_running_loop())
-        with self._cv:
-            check_room(len(self._running), len(self._waiting), self.max_waiting)
-            self._waiting.append(seq)
-            self._cv.notify()
-        return QueuedGeneration(self, seq)
-
-    def _cancel(self, seq: Seq) -> None:
-        with self._cv:
-            seq.cancelled = True
-            self._cv.notify()
-
     def _deliver(self, events: list[tuple[Seq, Step | BaseException]]) -> None:
         deliver(events)
 
@@ -188,9 +149,7 @@ class TorchEngine(Engine):
         with torch.inference_mode():
             while True:
                 with self._cv:
-                    while not self._stop and not self._waiting and not self._running:
-                        self._cv.wait(timeout=1.0)
-                    if self._stop:
+                    if not self._wait_for_work_locked():
                         return
                     admitted = self._admit_locked()
                     want = self.threads.pick(len(self._running) + len(admitted) + len(self._waiting))
