@@ -43,8 +43,8 @@ FILLER = ("The history of science is the study of the development of science and
 
 
 def long_prompt(tok: Any, n: int, salt: str = "") -> list[int]:
-    ids = tok.encode(FILLER * (n // 10 + 2))[: n - 8]
-    return ids + tok.encode(" " + salt + " In summary,", add_special_tokens=False)[:8]
+    """``n`` tokens; prompts with different ``salt`` differ from their first tokens (no shared prefix)."""
+    return tok.encode(f"Note {salt}: " + FILLER * (n // 10 + 2))[:n]
 
 
 async def stream(engine: Engine, ids: list[int], n: int, gaps: list[float] | None = None) -> tuple[int, float, float]:
@@ -78,7 +78,7 @@ async def measure_engine(engine: Engine, args: argparse.Namespace, extra: bool) 
         res[f"agg{c}"] = sum(o[0] for o in out) / (time.perf_counter() - t0)
     if extra:
         base = long_prompt(tok, 512, "first")
-        again = base[:496] + tok.encode(" and yet another ending here", add_special_tokens=False)[:16]
+        again = base[:496] + long_prompt(tok, 40, "second")[-16:]
         await stream(engine, base, 1)
         res["ttft512_prefix"] = (await stream(engine, again, 1))[1]
         gaps: list[float] = []
