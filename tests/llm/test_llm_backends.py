@@ -4,6 +4,7 @@ written here (skipped where llama-cpp-python is not installed: ``make install-ll
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,3 +147,35 @@ def test_llamacpp_prefix_cache_and_cancel(lc_engine: llamacpp_engine.LlamaCppEng
     a = run_one(lc_engine, [4, 5, 6], SamplingParams(max_tokens=6, temperature=0.9, seed=7, ignore_eos=True))
     b = run_one(lc_engine, [4, 5, 6], SamplingParams(max_tokens=6, temperature=0.9, seed=7, ignore_eos=True))
     assert a == b and len(a[0]) == 6
+
+
+@needs_llamacpp
+def test_llamacpp_behind_the_openai_routes(tiny_llm: Path, tiny_gguf: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from aiaas.server.app import create_app
+    from aiaas.settings import Settings
+
+    home = tmp_path / "home"
+    version = home / "models" / "tiny-gguf" / "1"
+    shutil.copytree(tiny_llm, version)
+    shutil.copy2(tiny_gguf, version / "tiny.gguf")
+    (version.parent / "model.yaml").write_text(
+        "backend: llm\ntask: text-generation\nparameters: {engine: llamacpp, threads: 1, max_num_seqs: 2, "
+        "max_num_tokens: 1024, max_prefill_tokens: 16}\n"
+    )
+    auth = {"Authorization": "Bearer k"}
+    with TestClient(create_app(Settings(home=home, admin_key="k", catalog="none"))) as c:  # type: ignore[call-arg]
+        r = c.post("/v1/completions", headers=auth,
+                   json={"model": "tiny-gguf", "prompt": "Hello world", "max_tokens": 5, "temperature": 0})  # fmt: skip
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["usage"]["completion_tokens"] == 5 or body["choices"][0]["finish_reason"] == "stop"
+        with c.stream("POST", "/v1/completions", headers=auth, json={"model": "tiny-gguf", "prompt": "Hello world",
+                      "max_tokens": 5, "temperature": 0, "stream": True}) as s:  # fmt: skip
+            chunks = [line for line in s.iter_lines() if line.startswith("data: ")]
+        assert chunks[-1] == "data: [DONE]" and len(chunks) >= 2
+        streamed = "".join(json.loads(x[6:])["choices"][0]["text"] for x in chunks[:-1])
+        assert streamed == body["choices"][0]["text"]
