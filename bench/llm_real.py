@@ -3,7 +3,9 @@ speed of the best CPU engines).
 
 Same GGUF (Q4_K_M), same prompts, greedy, ``ignore_eos``, same threads, all in one process, one after another:
 
-* **llama.cpp** (the anchor): llama-cpp-python's ``Llama`` on the GGUF, one sequence at a time (its
+* **llama.cpp-c** (the anchor): llama.cpp's C API as its ``simple`` example uses it (one sequence, greedy
+  argmax over the last logits), through llama-cpp-python's ctypes bindings.
+* **llama.cpp**: llama-cpp-python's high-level ``Llama`` on the GGUF, one sequence at a time (its
   high-level API has no multi-sequence batching, so its 4- and 16-stream figure is its sequential rate).
 * **aiaas llamacpp**: ``aiaas.llm.llamacpp_engine`` on the same GGUF (multi-sequence decode, chunked prefill,
   prefix cache), when llama-cpp-python is installed.
@@ -122,13 +124,67 @@ def measure_llamacpp_anchor(gguf: Path, tok: Any, args: argparse.Namespace) -> d
     return res
 
 
+def measure_llamacpp_c(gguf: Path, tok: Any, args: argparse.Namespace) -> dict[str, float]:
+    """llama.cpp through its C API the way its ``simple`` example decodes: one sequence, ``llama_batch_get_one``,
+    greedy argmax of the last logits -- llama.cpp without llama-cpp-python's Python-side sampling."""
+    import ctypes
+
+    import numpy as np
+
+    lc = llamacpp_lib()
+    model = lc.llama_model_load_from_file(str(gguf).encode(), lc.llama_model_default_params())
+    cp = lc.llama_context_default_params()
+    cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_threads, cp.n_threads_batch = 4096, 512, 512, args.threads, args.threads
+    ctx = lc.llama_init_from_model(model, cp)
+    mem = lc.llama_get_memory(ctx)
+    vocab = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(model))
+
+    def run(ids: list[int], n: int) -> tuple[int, float, float]:
+        lc.llama_memory_clear(mem, True)
+        t0 = time.perf_counter()
+        first, count, pending = 0.0, 0, list(ids)
+        while count < n:
+            for i in range(0, len(pending), 512):
+                chunk = (ctypes.c_int32 * len(pending[i : i + 512]))(*pending[i : i + 512])
+                if lc.llama_decode(ctx, lc.llama_batch_get_one(chunk, len(pending[i : i + 512]))) != 0:
+                    raise RuntimeError("llama_decode failed")
+            logits = np.ctypeslib.as_array(lc.llama_get_logits_ith(ctx, -1), shape=(vocab,))
+            pending = [int(logits.argmax())]
+            count += 1
+            if count == 1:
+                first = time.perf_counter() - t0
+        return count, first, time.perf_counter() - t0
+
+    try:
+        run(tok.encode(PROMPTS[0]), 4)
+        res: dict[str, float] = {}
+        k, f, dt = run(tok.encode(PROMPTS[3]), args.tokens)
+        res["decode"] = (k - 1) / (dt - f)
+        res["ttft512"] = min(run(long_prompt(tok, 512, f"case {i}"), 1)[1] for i in range(2))
+        for c in (4, 16):  # one sequence at a time
+            t0 = time.perf_counter()
+            total = sum(run(tok.encode(PROMPTS[i % len(PROMPTS)]), args.tokens)[0] for i in range(4))
+            res[f"agg{c}"] = total / (time.perf_counter() - t0)
+        return res
+    finally:
+        lc.llama_free(ctx)
+        lc.llama_model_free(model)
+
+
+def llamacpp_lib() -> Any:
+    from aiaas.llm.llamacpp_engine import _lib
+
+    return _lib()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gguf", type=Path, required=True)
     ap.add_argument("--hf", type=Path, required=True, help="the HF directory converted from the GGUF (aiaas.llm.gemma)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=32)
-    ap.add_argument("--backends", default="llama.cpp,aiaas-llamacpp,torch-int8,torch-fp32")
+    ap.add_argument("--backends", default="llama.cpp-c,llama.cpp,aiaas-llamacpp,torch-int8,torch-fp32")
+    ap.add_argument("--anchor", default="llama.cpp-c", help="the row the ratios are taken against")
     args = ap.parse_args()
     from transformers import AutoTokenizer
 
@@ -140,7 +196,11 @@ def main() -> None:
     have_lc = llamacpp_engine.available()
     for name in wanted:
         t0 = time.perf_counter()
-        if name == "llama.cpp":
+        if name == "llama.cpp-c":
+            if not have_lc:
+                continue
+            rows[name] = measure_llamacpp_c(args.gguf, tok, args)
+        elif name == "llama.cpp":
             if not have_lc:
                 print(f"llama.cpp anchor skipped: {llamacpp_engine.INSTALL_HINT}")
                 continue
@@ -176,12 +236,12 @@ def _cell(r: dict[str, float], anchor: dict[str, float] | None, key: str, width:
 
 
 def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
-    anchor = rows.get("llama.cpp")
+    anchor = rows.get(args.anchor) or rows.get("llama.cpp")
     print(f"\nGemma-3-270M Q4_K_M, greedy, {args.tokens} new tokens, threads {args.threads}; ratio = x llama.cpp (same run)")
     head = f"{'backend':<16}{'decode tok/s':>14}{'TTFT 512 ms':>13}{'4 streams':>11}{'16 streams':>12}{'16 / 1':>8}"
     print(head)
     for name, r in rows.items():
-        ref = None if name == "llama.cpp" else anchor
+        ref = None if name.startswith("llama.cpp") else anchor
         print(f"{name:<16}{_cell(r, ref, 'decode', 14)}{_cell(r, ref, 'ttft512', 13, 1e3, lower=True)}"
               f"{_cell(r, ref, 'agg4', 11)}{_cell(r, ref, 'agg16', 12)}{r['agg16'] / r['decode']:>8.1f}")  # fmt: skip
     lc = rows.get("aiaas-llamacpp")
