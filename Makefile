@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 EXTRAS  ?= dev,train,catalog,llm,optimize,zero,parquet,otel
 
-.PHONY: install install-tf install-tvm install-horovod install-deepspeed serve test bench bench-catalog lint typecheck clean
+.PHONY: install install-tf install-tvm install-horovod install-deepspeed install-llamacpp serve test bench bench-catalog lint typecheck clean
 
 install: $(STAMP)
 
@@ -33,6 +33,12 @@ install-deepspeed: install
 
 install-horovod: install
 	bash scripts/install-horovod.sh $(VENV)
+
+# optional LLM engine `llamacpp` (docs/llm.md): llama-cpp-python builds llama.cpp from source (~15-30 min on 2 cores;
+# cmake and g++). LLAMACPP_WHEEL=path installs a wheel built before (pip wheel 'llama-cpp-python==0.3.36').
+install-llamacpp: install
+	if [ -n "$(LLAMACPP_WHEEL)" ]; then $(BIN)/python -m pip install -q --disable-pip-version-check "$(LLAMACPP_WHEEL)"; \
+	else CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --disable-pip-version-check -e '.[llamacpp]'; fi
 
 serve: install
 	$(BIN)/aiaas serve

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     ui: bool = True  # serve the web console at /ui (needs governance "db": its sessions live in the database)
     ui_session_ttl_s: float = Field(default=8 * 3600, gt=0)  # a console sign-in lasts this long, then asks again
 
+    # --- llm engines ---
+    # decode threads of LLM engines whose model.yaml sets none (0 = every core this process may use; under load an
+    # engine drops to one fewer so the HTTP path keeps a core: parameters busy_threads / busy_streams)
+    llm_threads: int = Field(default=0, ge=0)
+
     @cached_property
     def models_dir(self) -> Path:
         return self.home / "models"

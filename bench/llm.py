@@ -15,6 +15,9 @@ Targets: aggregate tokens/s at 16 streams >= 5x sequential; one stream's tokens/
 one run, and ``--repeat`` takes the best of several passes for each figure.
 
     .venv/bin/python bench/llm.py [--model DIR] [--tokens 64] [--requests 32] [--threads 2]
+
+The real-model mode -- the catalog's Gemma-3-270M on every aiaas engine against llama.cpp in the same run --
+is ``bench/llm_real.py`` (docs/llm.md).
 """
 
 from __future__ import annotations

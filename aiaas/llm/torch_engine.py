@@ -27,95 +27,28 @@ sequence. Padding costs compute only while short and long sequences share the ba
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import inspect
-import itertools
 import logging
-import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from aiaas.errors import InferenceError, InvalidInput, ServiceUnavailable
-from aiaas.llm.base import Engine, EngineStats, Generation, SamplingParams, Step
-from aiaas.llm.sampling import RowState, sample
+from aiaas.errors import InferenceError
+from aiaas.llm.base import EngineStats, Step
+from aiaas.llm.quant import quantize as quantize_model
+from aiaas.llm.queue_engine import QueueEngine
+from aiaas.llm.sampling import sample
+from aiaas.llm.seq import Seq, deliver
+from aiaas.llm.threads import ThreadPolicy
 
 log = logging.getLogger("aiaas.llm")
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class _Seq:
-    __slots__ = (
-        "cancelled",
-        "enqueued",
-        "finished",
-        "generated",
-        "id",
-        "last",
-        "loop",
-        "params",
-        "prompt",
-        "queue",
-        "reserve",
-        "row",
-    )  # fmt: skip
-
-    def __init__(self, sid: int, prompt: list[int], params: SamplingParams, row: RowState, loop: asyncio.AbstractEventLoop) -> None:
-        self.id = sid
-        self.prompt = prompt
-        self.params = params
-        self.row = row
-        self.loop = loop
-        self.queue: asyncio.Queue[Step | BaseException] = asyncio.Queue()
-        self.reserve = len(prompt) + params.max_tokens
-        self.generated = 0
-        self.last = -1  # last sampled token, not yet in the cache
-        self.finished = False  # set on the loop side once the final Step was taken
-        self.cancelled = False
-        self.enqueued = time.monotonic()
-
-
-class _TorchGeneration(Generation):
-    def __init__(self, engine: TorchEngine, seq: _Seq) -> None:
-        self._engine = engine
-        self._seq = seq
-
-    async def __anext__(self) -> Step:
-        seq = self._seq
-        if seq.finished:
-            raise StopAsyncIteration
-        try:
-            item = await seq.queue.get()
-        except BaseException:
-            self.cancel()
-            raise
-        if isinstance(item, BaseException):
-            seq.finished = True
-            raise item
-        tokens, finish = list(item.tokens), item.finish_reason
-        while finish is None and not seq.queue.empty():  # a slow consumer takes what has piled up at once
-            nxt = seq.queue.get_nowait()
-            if isinstance(nxt, BaseException):
-                seq.finished = True
-                raise nxt
-            tokens.extend(nxt.tokens)
-            finish = nxt.finish_reason
-        if finish is not None:
-            seq.finished = True
-        return Step(tokens, finish)
-
-    def cancel(self) -> None:
-        if not self._seq.finished:
-            self._seq.finished = True
-            self._engine._cancel(self._seq)
-
-
-class TorchEngine(Engine):
+class TorchEngine(QueueEngine):
     def __init__(
         self,
         path: str | Path,
@@ -129,6 +62,9 @@ class TorchEngine(Engine):
         max_prefill_tokens: int = 4096,
         default_max_tokens: int = 1024,
         threads: int = 0,
+        busy_threads: int = 0,
+        busy_streams: int = 4,
+        quantize: str = "none",
         chat_template: str | None = None,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -137,9 +73,7 @@ class TorchEngine(Engine):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-        self.threads = threads
-        if threads > 0:
-            torch.set_num_threads(threads)
+        self.threads = ThreadPolicy.create(threads, busy_threads, busy_streams)  # set in the scheduler thread
         t0 = time.monotonic()
         self.tokenizer: Any = AutoTokenizer.from_pretrained(self.path)
         if chat_template:
@@ -149,9 +83,11 @@ class TorchEngine(Engine):
         )
         self.model.to(self.device)  # type: ignore[arg-type]
         self.model.eval()
+        self.vocab = int(self.model.get_output_embeddings().weight.shape[0])
+        self.quantize = quantize
+        quantize_model(self.model, quantize)
         self.load_s = time.monotonic() - t0
         cfg = self.model.config.get_text_config()
-        self.vocab = int(self.model.get_output_embeddings().weight.shape[0])
         positions = int(getattr(cfg, "max_position_embeddings", 0) or 2048)
         self.max_model_len = min(positions, max_model_len) if max_model_len else positions
         self.max_num_seqs = max_num_seqs
@@ -185,36 +121,17 @@ class TorchEngine(Engine):
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._logits_to_keep = "logits_to_keep" in params
         # scheduler state (the thread owns everything below except _waiting, guarded by _cv)
-        self._cv = threading.Condition()
-        self._waiting: deque[_Seq] = deque()
-        self._running: list[_Seq] = []
+        self._init_queue()
         self._cache: Any = None
         self._valid: torch.Tensor | None = None  # [B, L] real (not padding) cache columns
-        self._reserved = 0
-        self._ids = itertools.count(1)
-        self._stop = False
-        self._thread: threading.Thread | None = None
-        self._stats = EngineStats()
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="aiaas-llm-engine", daemon=True)
-            self._thread.start()
-
     def close(self) -> None:
-        with self._cv:
-            self._stop = True
-            self._cv.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-        with self._cv:
-            left = list(self._waiting) + self._running
-            self._waiting.clear()
-            self._running = []
-        self._deliver([(s, Step([], "abort")) for s in left])
+        self._shutdown()
         self._cache = self._valid = None
+
+    def _row_device(self) -> Any:
+        return self.device
 
     def stats(self) -> EngineStats:
         s = self._stats
@@ -224,56 +141,20 @@ class TorchEngine(Engine):
                            {"batch_len": 0 if self._valid is None else int(self._valid.shape[1])})  # fmt: skip
 
     # -- requests (event loop side) -----------------------------------------------------------------
-    def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
-        if self._stop or self._thread is None:
-            raise ServiceUnavailable("the LLM engine is not running", retry_after=5)
-        if not prompt_ids:
-            raise InvalidInput("the prompt is empty", param="prompt")
-        room = self.max_model_len - len(prompt_ids)
-        if room < 1:
-            raise InvalidInput(
-                f"the prompt has {len(prompt_ids)} tokens; this model's context is {self.max_model_len} tokens",
-                param="prompt", code="context_length_exceeded",
-            )  # fmt: skip
-        if params.max_tokens > room:
-            params.max_tokens = room
-        row = RowState.create(params, self.vocab, self.device)
-        seq = _Seq(next(self._ids), list(prompt_ids), params, row, asyncio.get_running_loop())
-        with self._cv:
-            if len(self._waiting) >= self.max_waiting:
-                raise ServiceUnavailable(
-                    f"the model is at capacity: {len(self._running)} sequences running and {len(self._waiting)} "
-                    "waiting; retry later",
-                    retry_after=max(1.0, len(self._waiting) * 0.05),
-                )
-            self._waiting.append(seq)
-            self._cv.notify()
-        return _TorchGeneration(self, seq)
-
-    def _cancel(self, seq: _Seq) -> None:
-        with self._cv:
-            seq.cancelled = True
-            self._cv.notify()
-
-    def _deliver(self, events: list[tuple[_Seq, Step | BaseException]]) -> None:
-        """Hand each step to its request's queue: one thread hop per event loop per decode step."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Seq, Step | BaseException]]] = {}
-        for seq, ev in events:
-            by_loop.setdefault(seq.loop, []).append((seq, ev))
-        for loop, evs in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening any more
-                loop.call_soon_threadsafe(_put_all, evs)
+    def _deliver(self, events: list[tuple[Seq, Step | BaseException]]) -> None:
+        deliver(events)
 
     # -- the scheduler thread -----------------------------------------------------------------------
     def _loop(self) -> None:
         with torch.inference_mode():
             while True:
                 with self._cv:
-                    while not self._stop and not self._waiting and not self._running:
-                        self._cv.wait(timeout=1.0)
-                    if self._stop:
+                    if not self._wait_for_work_locked():
                         return
                     admitted = self._admit_locked()
+                    want = self.threads.pick(len(self._running) + len(admitted) + len(self._waiting))
+                if torch.get_num_threads() != want:  # another model's build in this process may have changed it
+                    torch.set_num_threads(want)
                 try:
                     self._drop([s for s in self._running if s.cancelled], cancelled=True)
                     if admitted:
@@ -288,8 +169,8 @@ class TorchEngine(Engine):
                     self._deliver([(s, err) for s in failed])
                     self._running, self._cache, self._valid, self._reserved = [], None, None, 0
 
-    def _admit_locked(self) -> list[_Seq]:
-        out: list[_Seq] = []
+    def _admit_locked(self) -> list[Seq]:
+        out: list[Seq] = []
         prefill = 0
         while self._waiting:
             seq = self._waiting[0]
@@ -309,7 +190,7 @@ class TorchEngine(Engine):
             self._reserved += seq.reserve
         return out
 
-    def _drop(self, seqs: list[_Seq], cancelled: bool = False) -> None:
+    def _drop(self, seqs: list[Seq], cancelled: bool = False) -> None:
         if not seqs:
             return
         gone = {s.id for s in seqs}
@@ -369,7 +250,7 @@ class TorchEngine(Engine):
         out = self.model(**kwargs)
         return out.logits[:, -1, :]
 
-    def _prefill(self, seqs: list[_Seq]) -> None:
+    def _prefill(self, seqs: list[Seq]) -> None:
         from transformers import DynamicCache
 
         longest = max(len(s.prompt) for s in seqs)
@@ -384,7 +265,7 @@ class TorchEngine(Engine):
         self._merge(seqs, cache, valid)
         self._emit(seqs, logits)
 
-    def _merge(self, seqs: list[_Seq], cache: Any, valid: torch.Tensor) -> None:
+    def _merge(self, seqs: list[Seq], cache: Any, valid: torch.Tensor) -> None:
         if self._cache is None or not self._running:
             self._cache, self._valid, self._running = cache, valid, list(seqs)
             return
@@ -408,10 +289,10 @@ class TorchEngine(Engine):
         self._stats.steps += 1
         self._emit(self._running, logits)
 
-    def _emit(self, seqs: list[_Seq], logits: torch.Tensor) -> None:
+    def _emit(self, seqs: list[Seq], logits: torch.Tensor) -> None:
         tokens = sample(logits, [s.row for s in seqs])
-        events: list[tuple[_Seq, Step | BaseException]] = []
-        done: list[_Seq] = []
+        events: list[tuple[Seq, Step | BaseException]] = []
+        done: list[Seq] = []
         for s, t in zip(seqs, tokens, strict=True):
             s.generated += 1
             s.last = t.token_id
@@ -429,11 +310,6 @@ class TorchEngine(Engine):
         self._deliver(events)
         if done:
             self._drop(done)
-
-
-def _put_all(events: list[tuple[_Seq, Step | BaseException]]) -> None:
-    for seq, ev in events:
-        seq.queue.put_nowait(ev)
 
 
 def _pad_left(t: torch.Tensor, length: int, dim: int) -> torch.Tensor:

@@ -6,7 +6,14 @@ files). ``parameters`` in ``model.yaml`` size the engine::
     backend: llm
     task: text-generation
     parameters:
-      engine: torch            # the only engine today; the interface (aiaas.llm.base.Engine) admits llama.cpp
+      engine: auto             # auto | torch | llamacpp; auto = llamacpp where llama-cpp-python is installed and
+                               # the version holds a .gguf, else torch (GGUF-only versions need llamacpp)
+      quantize: none           # torch engine: none | int8 (output + attention projections; docs/llm.md)
+      threads: 0               # decode threads while few streams run (0 = settings.llm_threads, 0 there = all cores)
+      busy_threads: 0          # threads from busy_streams on (0 = one core fewer, left to the HTTP path)
+      busy_streams: 4
+      max_prefill_tokens: 512  # llamacpp: prompt tokens per step (chunked prefill)
+      prefix_cache_slots: 4    # llamacpp: finished sequences whose cache is kept for prompt-prefix reuse
       max_num_seqs: 32         # sequences in the running batch
       max_num_tokens: 65536    # prompt + max_tokens reserved by running sequences
       max_waiting: 256         # queued beyond the batch; more answers 503 + Retry-After
@@ -14,6 +21,8 @@ files). ``parameters`` in ``model.yaml`` size the engine::
       dtype: float32           # or bfloat16
       default_max_tokens: 1024 # chat requests without max_tokens
       chat_template: null      # override the tokenizer's template
+
+The engine in use is ``LLMModel.engine_kind`` (and the model's metadata ``parameters.engine``).
 
 The OpenAI routes (``aiaas.service.openai``) use ``engine`` directly for token streaming and metering; the V2
 ``infer`` route still works through ``predict_async``: input ``text`` (BYTES [-1]) -> output ``text``, one
@@ -36,8 +45,39 @@ from aiaas.llm.base import Engine, SamplingParams
 from aiaas.runtime.base import Model, RuntimeContext, Tensors
 from aiaas.types.model_config import ModelConfig, TensorSpec
 
-_ENGINE_KEYS = ("max_num_seqs", "max_num_tokens", "max_waiting", "max_model_len", "max_prefill_tokens",
-                "default_max_tokens", "dtype", "device", "threads", "chat_template")  # fmt: skip
+_COMMON_KEYS = ("max_num_seqs", "max_num_tokens", "max_waiting", "max_model_len", "max_prefill_tokens",
+                "default_max_tokens", "threads", "busy_threads", "busy_streams", "chat_template")  # fmt: skip
+_ENGINE_KEYS = {"torch": (*_COMMON_KEYS, "dtype", "device", "quantize"),
+                "llamacpp": (*_COMMON_KEYS, "prefix_cache_slots")}  # fmt: skip
+ENGINES = ("auto", "torch", "llamacpp")
+
+
+def find_gguf(version_dir: Path) -> Path | None:
+    """The version's GGUF file: in the directory itself or one level down (exactly one, else an error)."""
+    if not version_dir.is_dir():
+        return None
+    found = sorted(version_dir.glob("*.gguf")) or sorted(version_dir.glob("*/*.gguf"))
+    if len(found) > 1:
+        raise ValueError(f"{version_dir} holds {len(found)} GGUF files; keep one per version")
+    return found[0] if found else None
+
+
+def pick_engine(kind: str, version_dir: Path) -> str:
+    """Resolve ``engine: auto`` to the fastest engine this installation can run for this version."""
+    from aiaas.llm import llamacpp_engine
+
+    if kind not in ENGINES:
+        raise ValueError(f"unknown LLM engine {kind!r}; available: {', '.join(ENGINES)}")
+    gguf = find_gguf(version_dir)
+    if kind == "llamacpp":
+        if gguf is None:
+            raise ValueError(f"engine llamacpp serves a GGUF file; {version_dir} holds none")
+        if not llamacpp_engine.available():
+            raise ValueError(f"engine llamacpp needs llama-cpp-python: {llamacpp_engine.INSTALL_HINT}")
+        return kind
+    if kind == "auto":
+        return "llamacpp" if gguf is not None and llamacpp_engine.available() else "torch"
+    return kind
 
 
 # request-level keys of the V2 protocol itself (not sampling settings), accepted and ignored here
@@ -100,20 +140,32 @@ class LLMModel(Model):
     def __init__(self, config: ModelConfig, version_dir: Path, context: RuntimeContext) -> None:
         super().__init__(config, version_dir, context)
         self.engine: Engine | None = None
+        self.engine_kind = ""
 
     def load(self) -> None:
         params = dict(self.config.parameters)
-        kind = params.get("engine", "torch")
-        if kind != "torch":
-            raise ValueError(f"unknown LLM engine {kind!r}; available: torch")
-        from aiaas.llm.torch_engine import TorchEngine
+        kind = pick_engine(str(params.get("engine", "auto")), self.version_dir)
+        kwargs: dict[str, Any] = {k: params[k] for k in _ENGINE_KEYS[kind] if k in params}
+        threads = self.config.runtime.intra_op_threads or int(self.context.extra.get("llm_threads", 0))
+        if "threads" not in kwargs and threads:
+            kwargs["threads"] = threads
+        engine: Engine
+        if kind == "llamacpp":
+            from aiaas.llm.llamacpp_engine import LlamaCppEngine
 
-        kwargs: dict[str, Any] = {k: params[k] for k in _ENGINE_KEYS if k in params}
-        if "threads" not in kwargs and self.config.runtime.intra_op_threads:
-            kwargs["threads"] = self.config.runtime.intra_op_threads
-        engine = TorchEngine(model_dir(self.version_dir), **kwargs)
+            gguf = find_gguf(self.version_dir)
+            assert gguf is not None
+            try:
+                tok_dir: Path | None = model_dir(self.version_dir)
+            except ValueError:
+                tok_dir = None
+            engine = LlamaCppEngine(gguf, tokenizer_dir=tok_dir, **kwargs)
+        else:
+            from aiaas.llm.torch_engine import TorchEngine
+
+            engine = TorchEngine(model_dir(self.version_dir), **kwargs)
         engine.start()
-        self.engine = engine
+        self.engine, self.engine_kind = engine, kind
 
     def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         raise NotImplementedError("the llm backend runs on the event loop (predict_async)")

@@ -99,7 +99,8 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
                 concurrency_lease_s=settings.concurrency_lease_s,
                 **resilience_options(settings),
             )
-    context = RuntimeContext(default_intra_op_threads=settings.default_intra_op_threads)
+    context = RuntimeContext(default_intra_op_threads=settings.default_intra_op_threads,
+                             extra={"llm_threads": settings.llm_threads})  # fmt: skip
     placement = PlacementOptions(settings.python_placement, settings.ray_address, settings.ray_namespace)
     models = ModelManager(repository, context, metrics, placement)
     metrics.registry.register(ReplicaCollector(models))

@@ -19,6 +19,16 @@ HELD_OUT = [
 ]
 
 
+def serving_engine() -> str:
+    """What ``engine: auto`` serves this model with on this installation (stated on the card)."""
+    from aiaas.llm import llamacpp_engine
+
+    if llamacpp_engine.available():
+        return "llamacpp (GGUF Q4_K_M served by llama.cpp; pin with parameters.engine in model.yaml)"
+    return ("torch, int8 output and attention projections (faster: make install-llamacpp; pin with "
+            "parameters.engine in model.yaml)")
+
+
 @timed
 def build_gemma(ctx: BuildContext) -> BuildResult:
     import torch
@@ -55,7 +65,9 @@ def build_gemma(ctx: BuildContext) -> BuildResult:
     }
     del model
     files = {p.name: p for p in hf.iterdir() if p.is_file()}
-    ctx.write(files, gemma.MODEL_YAML, {**gemma.CARD, "extra": {"sample": tok.decode(gen[0], skip_special_tokens=True)}})
+    engine = serving_engine()
+    card = {**gemma.CARD, "extra": {"sample": tok.decode(gen[0], skip_special_tokens=True), "engine": engine}}
+    ctx.write(files, gemma.MODEL_YAML, card)
     ctx.progress(1.0, f"perplexity {metrics['perplexity']:.1f}, {metrics['tokens_per_s']:.1f} tok/s")
     return BuildResult(metrics)
 

@@ -1,0 +1,257 @@
+"""aiaas's LLM engines against llama.cpp on the catalog's Gemma-3-270M, in one run (issue: LLM serving at the
+speed of the best CPU engines).
+
+Same GGUF (Q4_K_M), same prompts, greedy, ``ignore_eos``, same threads, all in one process, one after another:
+
+* **llama.cpp-c** (the anchor): llama.cpp's C API as its ``simple`` example uses it (one sequence, greedy
+  argmax over the last logits), through llama-cpp-python's ctypes bindings.
+* **llama.cpp**: llama-cpp-python's high-level ``Llama`` on the GGUF, one sequence at a time (its
+  high-level API has no multi-sequence batching, so its 4- and 16-stream figure is its sequential rate).
+* **aiaas llamacpp**: ``aiaas.llm.llamacpp_engine`` on the same GGUF (multi-sequence decode, chunked prefill,
+  prefix cache), when llama-cpp-python is installed.
+* **aiaas torch int8** / **torch fp32**: ``aiaas.llm.torch_engine`` on the Hugging Face directory converted
+  from the GGUF (``aiaas.llm.gemma``), ``quantize: int8`` and ``none``.
+
+Per backend: single-stream decode tokens/s (after the first token), time to first token for a 512-token
+prompt, aggregate tokens/s at 4 and 16 streams; for the aiaas llamacpp engine also the TTFT of a second
+512-token prompt sharing its first 496 tokens (prefix cache) and the longest gap between two tokens of a
+running stream while a 2,048-token prompt is admitted (chunked prefill). Every figure is also printed as a
+ratio to llama.cpp measured in the same run. The machine is shared: run it ``nice`` d and read the ratios.
+
+    nice .venv/bin/python bench/llm_real.py --gguf G.gguf --hf HF_DIR [--threads 2] [--tokens 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aiaas.llm.base import Engine, SamplingParams
+
+PROMPTS = [
+    "The quick brown fox jumps over the lazy dog and then",
+    "A model as a service answers requests from many users at once, so",
+    "Continuous batching lets new requests join the running batch between decode steps;",
+    "The capital of France is",
+]
+FILLER = ("The history of science is the study of the development of science and scientific knowledge, "
+          "including both the natural and social sciences. ")  # fmt: skip
+
+
+def long_prompt(tok: Any, n: int, salt: str = "") -> list[int]:
+    """``n`` tokens; prompts with different ``salt`` differ from their first tokens (no shared prefix)."""
+    return tok.encode(f"Note {salt}: " + FILLER * (n // 10 + 2))[:n]
+
+
+async def stream(engine: Engine, ids: list[int], n: int, gaps: list[float] | None = None) -> tuple[int, float, float]:
+    """Tokens, time to first token, total time of one greedy request."""
+    t0 = time.perf_counter()
+    first = last = 0.0
+    count = 0
+    async for step in engine.generate(list(ids), SamplingParams(max_tokens=n, temperature=0.0, ignore_eos=True)):
+        now = time.perf_counter()
+        if count == 0:
+            first = now - t0
+        elif gaps is not None:
+            gaps.append(now - last)
+        last = now
+        count += len(step.tokens)
+    return count, first, time.perf_counter() - t0
+
+
+async def measure_engine(engine: Engine, args: argparse.Namespace, extra: bool) -> dict[str, float]:
+    tok = engine.tokenizer
+    prompts = [tok.encode(p) for p in PROMPTS]
+    n = args.tokens
+    await stream(engine, prompts[0], 4)  # warm-up
+    res: dict[str, float] = {}
+    k, f, dt = await stream(engine, prompts[3], n)
+    res["decode"] = (k - 1) / (dt - f)
+    res["ttft512"] = min([(await stream(engine, long_prompt(tok, 512, f"case {i}"), 1))[1] for i in range(2)])
+    for c in (4, 16):
+        t0 = time.perf_counter()
+        out = await asyncio.gather(*(stream(engine, prompts[i % len(prompts)], n) for i in range(c)))
+        res[f"agg{c}"] = sum(o[0] for o in out) / (time.perf_counter() - t0)
+    if extra:
+        base = long_prompt(tok, 512, "first")
+        again = base[:496] + long_prompt(tok, 40, "second")[-16:]
+        await stream(engine, base, 1)
+        res["ttft512_prefix"] = (await stream(engine, again, 1))[1]
+        gaps: list[float] = []
+        runner = asyncio.create_task(stream(engine, prompts[0], n, gaps))
+        await asyncio.sleep(0.3)
+        await stream(engine, long_prompt(tok, 2048, "long"), 1)
+        await runner
+        res["gap_max_ms"] = max(gaps) * 1e3 if gaps else 0.0
+        res["gap_p50_ms"] = sorted(gaps)[len(gaps) // 2] * 1e3 if gaps else 0.0
+    return res
+
+
+def measure_llamacpp_anchor(gguf: Path, tok: Any, args: argparse.Namespace) -> dict[str, float]:
+    import llama_cpp
+
+    llm = llama_cpp.Llama(str(gguf), n_threads=args.threads, n_threads_batch=args.threads, n_ctx=4096,
+                          n_batch=512, verbose=False)  # fmt: skip
+
+    def run(ids: list[int], n: int) -> tuple[int, float, float]:
+        llm.reset()
+        t0 = time.perf_counter()
+        first = 0.0
+        count = 0
+        for _ in llm.generate(ids, temp=0.0, reset=True):
+            count += 1
+            if count == 1:
+                first = time.perf_counter() - t0
+            if count >= n:
+                break
+        return count, first, time.perf_counter() - t0
+
+    run(tok.encode(PROMPTS[0]), 4)
+    res: dict[str, float] = {}
+    k, f, dt = run(tok.encode(PROMPTS[3]), args.tokens)
+    res["decode"] = (k - 1) / (dt - f)
+    res["ttft512"] = min(run(long_prompt(tok, 512, f"case {i}"), 1)[1] for i in range(2))
+    for c in (4, 16):  # one sequence at a time: aggregate = total tokens / total time
+        t0 = time.perf_counter()
+        total = sum(run(tok.encode(PROMPTS[i % len(PROMPTS)]), args.tokens)[0] for i in range(min(c, 4)))
+        res[f"agg{c}"] = total / (time.perf_counter() - t0)
+    return res
+
+
+def measure_llamacpp_c(gguf: Path, tok: Any, args: argparse.Namespace) -> dict[str, float]:
+    """llama.cpp through its C API the way its ``simple`` example decodes: one sequence, ``llama_batch_get_one``,
+    greedy argmax of the last logits -- llama.cpp without llama-cpp-python's Python-side sampling."""
+    import ctypes
+
+    import numpy as np
+
+    lc = llamacpp_lib()
+    model = lc.llama_model_load_from_file(str(gguf).encode(), lc.llama_model_default_params())
+    cp = lc.llama_context_default_params()
+    cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_threads, cp.n_threads_batch = 4096, 512, 512, args.threads, args.threads
+    ctx = lc.llama_init_from_model(model, cp)
+    mem = lc.llama_get_memory(ctx)
+    vocab = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(model))
+
+    def run(ids: list[int], n: int) -> tuple[int, float, float]:
+        lc.llama_memory_clear(mem, True)
+        t0 = time.perf_counter()
+        first, count, pending = 0.0, 0, list(ids)
+        while count < n:
+            for i in range(0, len(pending), 512):
+                chunk = (ctypes.c_int32 * len(pending[i : i + 512]))(*pending[i : i + 512])
+                if lc.llama_decode(ctx, lc.llama_batch_get_one(chunk, len(pending[i : i + 512]))) != 0:
+                    raise RuntimeError("llama_decode failed")
+            logits = np.ctypeslib.as_array(lc.llama_get_logits_ith(ctx, -1), shape=(vocab,))
+            pending = [int(logits.argmax())]
+            count += 1
+            if count == 1:
+                first = time.perf_counter() - t0
+        return count, first, time.perf_counter() - t0
+
+    try:
+        run(tok.encode(PROMPTS[0]), 4)
+        res: dict[str, float] = {}
+        k, f, dt = run(tok.encode(PROMPTS[3]), args.tokens)
+        res["decode"] = (k - 1) / (dt - f)
+        res["ttft512"] = min(run(long_prompt(tok, 512, f"case {i}"), 1)[1] for i in range(2))
+        for c in (4, 16):  # one sequence at a time
+            t0 = time.perf_counter()
+            total = sum(run(tok.encode(PROMPTS[i % len(PROMPTS)]), args.tokens)[0] for i in range(4))
+            res[f"agg{c}"] = total / (time.perf_counter() - t0)
+        return res
+    finally:
+        lc.llama_free(ctx)
+        lc.llama_model_free(model)
+
+
+def llamacpp_lib() -> Any:
+    from aiaas.llm.llamacpp_engine import _lib
+
+    return _lib()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gguf", type=Path, required=True)
+    ap.add_argument("--hf", type=Path, required=True, help="the HF directory converted from the GGUF (aiaas.llm.gemma)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--backends", default="llama.cpp-c,llama.cpp,aiaas-llamacpp,torch-int8,torch-fp32")
+    ap.add_argument("--anchor", default="llama.cpp-c", help="the row the ratios are taken against")
+    args = ap.parse_args()
+    from transformers import AutoTokenizer
+
+    from aiaas.llm import llamacpp_engine
+
+    tok = AutoTokenizer.from_pretrained(str(args.hf))
+    wanted = args.backends.split(",")
+    rows: dict[str, dict[str, float]] = {}
+    have_lc = llamacpp_engine.available()
+    for name in wanted:
+        t0 = time.perf_counter()
+        if name == "llama.cpp-c":
+            if not have_lc:
+                continue
+            rows[name] = measure_llamacpp_c(args.gguf, tok, args)
+        elif name == "llama.cpp":
+            if not have_lc:
+                print(f"llama.cpp anchor skipped: {llamacpp_engine.INSTALL_HINT}")
+                continue
+            rows[name] = measure_llamacpp_anchor(args.gguf, tok, args)
+        else:
+            engine: Engine
+            if name == "aiaas-llamacpp":
+                if not have_lc:
+                    continue
+                engine = llamacpp_engine.LlamaCppEngine(args.gguf, tokenizer_dir=args.hf, threads=args.threads,
+                                                        max_num_tokens=8192, max_num_seqs=16)  # fmt: skip
+            else:
+                from aiaas.llm.torch_engine import TorchEngine
+
+                engine = TorchEngine(args.hf, threads=args.threads, max_num_seqs=16,
+                                     quantize="int8" if name == "torch-int8" else "none")  # fmt: skip
+            engine.start()
+            try:
+                rows[name] = asyncio.run(measure_engine(engine, args, extra=name == "aiaas-llamacpp"))
+            finally:
+                engine.close()
+        print(f"{name}: {rows[name]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    report(rows, args)
+
+
+def _cell(r: dict[str, float], anchor: dict[str, float] | None, key: str, width: int, scale: float = 1.0,
+          lower: bool = False) -> str:  # fmt: skip
+    v = r[key] * scale
+    if anchor is None:
+        return f"{v:>{width}.1f}"
+    ratio = (anchor[key] / r[key]) if lower else (r[key] / anchor[key])
+    return f"{f'{v:.1f} ({ratio:.2f}x)':>{width}}"
+
+
+def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+    anchor = rows.get(args.anchor) or rows.get("llama.cpp")
+    print(f"\nGemma-3-270M Q4_K_M, greedy, {args.tokens} new tokens, threads {args.threads}; ratio = x llama.cpp (same run)")
+    head = f"{'backend':<16}{'decode tok/s':>14}{'TTFT 512 ms':>13}{'4 streams':>11}{'16 streams':>12}{'16 / 1':>8}"
+    print(head)
+    for name, r in rows.items():
+        ref = None if name.startswith("llama.cpp") else anchor
+        print(f"{name:<16}{_cell(r, ref, 'decode', 14)}{_cell(r, ref, 'ttft512', 13, 1e3, lower=True)}"
+              f"{_cell(r, ref, 'agg4', 11)}{_cell(r, ref, 'agg16', 12)}{r['agg16'] / r['decode']:>8.1f}")  # fmt: skip
+    lc = rows.get("aiaas-llamacpp")
+    if lc and "ttft512_prefix" in lc:
+        print(f"\nprefix cache (aiaas llamacpp): TTFT 512-token prompt {lc['ttft512'] * 1e3:.0f} ms -> "
+              f"{lc['ttft512_prefix'] * 1e3:.0f} ms with its first 496 tokens cached ({lc['ttft512'] / lc['ttft512_prefix']:.1f}x)")  # fmt: skip
+        print(f"chunked prefill (aiaas llamacpp): a running stream's inter-token gap while a 2,048-token prompt is "
+              f"admitted: max {lc['gap_max_ms']:.0f} ms, p50 {lc['gap_p50_ms']:.0f} ms")  # fmt: skip
+    print("(TTFT ratio = llama.cpp / backend: > 1 is faster)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Engine choice, decode threads, int8 weights for the torch engine, and the llamacpp engine on a tiny GGUF
+written here (skipped where llama-cpp-python is not installed: ``make install-llamacpp``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from aiaas.llm import llamacpp_engine
+from aiaas.llm.base import SamplingParams
+from aiaas.llm.quant import int8_targets, quantize
+from aiaas.llm.threads import ThreadPolicy, cores
+from aiaas.llm.torch_engine import TorchEngine
+from aiaas.runtime.llm import find_gguf, pick_engine
+
+from .gguf_tiny import write_gguf
+from .test_engine import collect, reference_greedy
+
+needs_llamacpp = pytest.mark.skipif(
+    not llamacpp_engine.available(), reason=f"llama-cpp-python is not installed: {llamacpp_engine.INSTALL_HINT}"
+)
+
+
+def test_thread_policy() -> None:
+    p = ThreadPolicy.create()
+    assert p.idle == cores() and p.busy == max(1, cores() - 1)
+    q = ThreadPolicy.create(threads=4, busy_threads=2, busy_streams=3)
+    assert [q.pick(n) for n in (0, 2, 3, 16)] == [4, 4, 2, 2]
+    assert ThreadPolicy.create(threads=2, busy_streams=0).pick(100) == 2
+    with pytest.raises(ValueError):
+        ThreadPolicy.create(threads=-1)
+
+
+def test_pick_engine(tmp_path: Path) -> None:
+    assert pick_engine("auto", tmp_path) == "torch"
+    assert pick_engine("torch", tmp_path) == "torch"
+    with pytest.raises(ValueError, match="unknown LLM engine 'vllm'"):
+        pick_engine("vllm", tmp_path)
+    with pytest.raises(ValueError, match="holds none"):
+        pick_engine("llamacpp", tmp_path)
+    (tmp_path / "a.gguf").write_bytes(b"x")
+    assert find_gguf(tmp_path) == tmp_path / "a.gguf"
+    assert pick_engine("auto", tmp_path) == ("llamacpp" if llamacpp_engine.available() else "torch")
+    (tmp_path / "b.gguf").write_bytes(b"x")
+    with pytest.raises(ValueError, match="2 GGUF files"):
+        find_gguf(tmp_path)
+
+
+def test_int8_replaces_output_and_attention(tiny_llm: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llm).eval()
+    ids = torch.tensor([[5, 17, 42, 99, 7, 3]])
+    with torch.inference_mode():
+        ref = model(input_ids=ids).logits[0, -1]
+    targets = int8_targets(model)
+    assert "lm_head" in targets and all(("self_attn" in t) or t == "lm_head" for t in targets)
+    assert quantize(model, "int8") == len(targets) == 1 + 4 * model.config.num_hidden_layers
+    assert not any(type(m) is torch.nn.Linear and "self_attn" in n for n, m in model.named_modules())
+    assert any(type(m) is torch.nn.Linear and "mlp" in n for n, m in model.named_modules())  # the MLP stays float
+    with torch.inference_mode():
+        got = model(input_ids=ids).logits[0, -1]
+    assert torch.nn.functional.cosine_similarity(ref, got, dim=0) > 0.99
+    with pytest.raises(ValueError, match="quantize must be one of"):
+        quantize(model, "int3")
+
+
+def test_torch_engine_int8_serves(tiny_llm: Path) -> None:
+    eng = TorchEngine(tiny_llm, quantize="int8", threads=1, max_num_seqs=2)
+    eng.start()
+    try:
+        async def two() -> list[tuple[list[int], str | None]]:
+            p = SamplingParams(max_tokens=6, temperature=0.0, ignore_eos=True)
+            return await asyncio.gather(collect(eng.generate([5, 6, 7], p)), collect(eng.generate([8, 9], p)))
+
+        (a, fa), (b, fb) = asyncio.run(two())
+        assert len(a) == len(b) == 6 and fa == fb == "length"
+        # activations are quantized per call (per tensor), so a row's numbers depend a little on its batch
+        # neighbours: the start of the text matches the unbatched int8 forward, not necessarily all of it
+        assert a[:3] == reference_greedy(eng, [5, 6, 7], 3)
+    finally:
+        eng.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tiny_llm: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_gguf(tiny_llm, tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+
+
+@pytest.fixture(scope="module")
+def lc_engine(tiny_gguf: Path, tiny_llm: Path) -> Iterator[llamacpp_engine.LlamaCppEngine]:
+    if not llamacpp_engine.available():
+        pytest.skip(f"llama-cpp-python is not installed: {llamacpp_engine.INSTALL_HINT}")
+    eng = llamacpp_engine.LlamaCppEngine(tiny_gguf, tokenizer_dir=tiny_llm, threads=1, max_num_seqs=3,
+                                         max_num_tokens=2048, max_prefill_tokens=16, prefix_cache_slots=2)  # fmt: skip
+    eng.start()
+    yield eng
+    eng.close()
+
+
+@needs_llamacpp
+def test_llamacpp_matches_torch_greedy_batched(lc_engine: llamacpp_engine.LlamaCppEngine, tiny_llm: Path) -> None:
+    ref_engine = TorchEngine(tiny_llm, threads=1)
+    prompts = [[5, 6, 7, 8], list(range(10, 50)), [3, 1, 4, 1, 5, 9, 2, 6]]  # 40 tokens: 3 prefill chunks of 16
+    want = [reference_greedy(ref_engine, p, 8) for p in prompts]
+
+    async def all_at_once() -> list[tuple[list[int], str | None]]:
+        p = SamplingParams(max_tokens=8, temperature=0.0, ignore_eos=True)
+        return await asyncio.gather(*(collect(lc_engine.generate(ids, p)) for ids in prompts))
+
+    got = asyncio.run(all_at_once())
+    assert [g[0] for g in got] == want
+    assert all(g[1] == "length" for g in got)
+
+
+def run_one(engine: llamacpp_engine.LlamaCppEngine, ids: list[int], p: SamplingParams) -> tuple[list[int], str | None]:
+    async def go() -> tuple[list[int], str | None]:
+        return await collect(engine.generate(ids, p))
+
+    return asyncio.run(go())
+
+
+@needs_llamacpp
+def test_llamacpp_prefix_cache_and_cancel(lc_engine: llamacpp_engine.LlamaCppEngine, tiny_llm: Path) -> None:
+    ref_engine = TorchEngine(tiny_llm, threads=1)
+    system = list(range(100, 140))
+    first, second = [*system, 7, 8, 9], [*system, 11, 12]
+    p = SamplingParams(max_tokens=5, temperature=0.0, ignore_eos=True)
+    run_one(lc_engine, first, p)
+    hits = lc_engine.stats().extra["prefix_hits"]
+    out, _ = run_one(lc_engine, second, p)
+    assert lc_engine.stats().extra["prefix_hits"] == hits + 1  # the 40-token system prompt was reused
+    assert out == reference_greedy(ref_engine, second, 5)  # and the text is what a full prefill gives
+
+    async def cancel_early() -> None:
+        gen = lc_engine.generate([1, 2, 3], SamplingParams(max_tokens=500, temperature=0.0, ignore_eos=True))
+        async for _ in gen:
+            break
+        await gen.aclose()
+
+    asyncio.run(cancel_early())
+    a = run_one(lc_engine, [4, 5, 6], SamplingParams(max_tokens=6, temperature=0.9, seed=7, ignore_eos=True))
+    b = run_one(lc_engine, [4, 5, 6], SamplingParams(max_tokens=6, temperature=0.9, seed=7, ignore_eos=True))
+    assert a == b and len(a[0]) == 6
+
+
+@needs_llamacpp
+def test_llamacpp_behind_the_openai_routes(tiny_llm: Path, tiny_gguf: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from aiaas.server.app import create_app
+    from aiaas.settings import Settings
+
+    home = tmp_path / "home"
+    version = home / "models" / "tiny-gguf" / "1"
+    shutil.copytree(tiny_llm, version)
+    shutil.copy2(tiny_gguf, version / "tiny.gguf")
+    (version.parent / "model.yaml").write_text(
+        "backend: llm\ntask: text-generation\nparameters: {engine: llamacpp, threads: 1, max_num_seqs: 2, "
+        "max_num_tokens: 1024, max_prefill_tokens: 16}\n"
+    )
+    auth = {"Authorization": "Bearer k"}
+    with TestClient(create_app(Settings(home=home, admin_key="k", catalog="none"))) as c:  # type: ignore[call-arg]
+        r = c.post("/v1/completions", headers=auth,
+                   json={"model": "tiny-gguf", "prompt": "Hello world", "max_tokens": 5, "temperature": 0})  # fmt: skip
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["usage"]["completion_tokens"] == 5 or body["choices"][0]["finish_reason"] == "stop"
+        with c.stream("POST", "/v1/completions", headers=auth, json={"model": "tiny-gguf", "prompt": "Hello world",
+                      "max_tokens": 5, "temperature": 0, "stream": True}) as s:  # fmt: skip
+            chunks = [line for line in s.iter_lines() if line.startswith("data: ")]
+        assert chunks[-1] == "data: [DONE]" and len(chunks) >= 2
+        streamed = "".join(json.loads(x[6:])["choices"][0]["text"] for x in chunks[:-1])
+        assert streamed == body["choices"][0]["text"]
