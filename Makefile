@@ -44,7 +44,7 @@ serve: install
 	$(BIN)/aiaas serve
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 bench: install
 	$(BIN)/python bench/serving.py
