@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from models import mlp
 
+from aiaas.registry import ModelRepository
+from aiaas.registry.onnx_import import import_onnx
 from aiaas.server.app import create_app
 from aiaas.service.metrics import Metrics
 from aiaas.settings import Settings
@@ -126,3 +129,15 @@ def test_usage_exports_csv_and_bad_filters_get_a_clear_page(client: TestClient) 
     assert r.status_code == 400 and "group_by" in r.text and "<h1>" in r.text
     r = client.get("/ui/jobs/trjob-nope", headers={"accept": "text/html"})
     assert r.status_code == 404 and "Not found" in r.text
+
+
+def test_the_model_page_lists_its_replicas(tmp_path: Path) -> None:
+    repo = ModelRepository(tmp_path / "home" / "models")
+    repo.ensure()
+    import_onnx(repo, mlp(tmp_path / "mlp.onnx"), "mlp", max_batch_size=8)
+    app = create_app(Settings(home=tmp_path / "home", admin_key=KEY, catalog="none"))  # type: ignore[call-arg]
+    with TestClient(app) as c:
+        sign_in(c)
+        page = c.get("/ui/models/mlp")
+        assert page.status_code == 200, page.text
+        assert 'id="replicas-h"' in page.text and "<td>thread</td>" in page.text and "<td>ready</td>" in page.text

@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from aiaas.catalog.registry import all_specs
 from aiaas.errors import NotFound
+from aiaas.service.replicas import replica_rows
 from aiaas.ui.web import Console, PageRoute, checked, console
 
 router = APIRouter(prefix="/ui", route_class=PageRoute, include_in_schema=False)
@@ -80,7 +81,8 @@ async def model_page(name: str, ctx: Console = Depends(console)) -> Response:
     if meta is not None and cfg is not None:
         play = {"name": name, "task": cfg.task or "", "backend": cfg.backend, "inputs": meta["inputs"],
                 "outputs": meta["outputs"], "example": json.loads(spec.example) if spec and spec.example else None}  # fmt: skip
-    return ctx.render("model.html", m=rows[0], meta=meta, card=card, config=cfg,
+    replicas = [r for v in sorted(rec.versions) for r in replica_rows(name, rec.versions[v])] if rec is not None else []
+    return ctx.render("model.html", m=rows[0], meta=meta, card=card, config=cfg, replicas=replicas,
                       floors=floors_of(name, card.get("metrics", {})), play=json.dumps(play) if play else None)  # fmt: skip
 
 
