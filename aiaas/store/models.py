@@ -7,14 +7,13 @@ compare identically.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -124,17 +123,18 @@ class UsageRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
 
 
-class UsageDaily(Base):
-    """Exact totals of the raw usage rows of one UTC day, tenant, key and model, once past retention (0005)."""
+class UsageHourly(Base):
+    """Exact totals of the usage rows of one UTC hour, tenant, key and model, kept up to date by the usage
+    writer in the transaction that inserts the raw rows (0005)."""
 
-    __tablename__ = "usage_daily"
+    __tablename__ = "usage_hourly"
     __table_args__ = (
-        UniqueConstraint("day", "tenant_id", "key_id", "model", name="uq_usage_daily_group"),
-        Index("ix_usage_daily_tenant_day", "tenant_id", "day"),
+        UniqueConstraint("hour", "tenant_id", "key_id", "model", name="uq_usage_hourly_group"),
+        Index("ix_usage_hourly_tenant_hour", "tenant_id", "hour"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    day: Mapped[date] = mapped_column(Date)
+    hour: Mapped[datetime] = mapped_column(DateTime())  # the start of the UTC hour
     tenant_id: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(128))
@@ -144,7 +144,7 @@ class UsageDaily(Base):
     units_out: Mapped[float] = mapped_column(Float)
     compute_s: Mapped[float] = mapped_column(Float)
     cost: Mapped[float] = mapped_column(Float)
-    latency_ms: Mapped[float] = mapped_column(Float)  # sum over the day's requests
+    latency_ms: Mapped[float] = mapped_column(Float)  # sum over the hour's requests, so averages stay exact
 
 
 class AuditEntry(Base):

@@ -189,12 +189,12 @@ class DbGovernance(Governance):
                     log.exception("governance maintenance failed; retrying")
 
     def rollup_usage(self, now: datetime | None = None) -> int:
-        """Roll raw usage rows past ``usage_retention_days`` into daily totals (blocking; call off the loop)."""
+        """Delete raw usage rows past ``usage_retention_days``; ``usage_hourly`` keeps their totals (blocking)."""
         if self.usage_retention_days <= 0:
             return 0
         moved = rollup_usage(self.store, retention_cutoff(self.usage_retention_days, now))
         if moved:
-            log.info("usage retention: %d raw usage rows rolled into daily totals", moved)
+            log.info("usage retention: %d raw usage rows deleted (their hourly totals stay)", moved)
         return moved
 
     def refresh(self) -> None:

@@ -3,6 +3,13 @@
 ``record`` only appends to a list (no I/O, no await); a background task writes the buffer in one
 transaction at least every ``interval_s`` and ``close`` writes whatever is left. A failed write puts the rows
 back (up to ``max_buffer`` rows, then the oldest are dropped and counted) so a database hiccup loses nothing.
+
+The same transaction adds the batch to ``usage_hourly``: one row per (UTC hour, tenant, key, model) with the
+exact counts and sums, upserted with ``INSERT .. ON CONFLICT DO UPDATE SET n = n + excluded.n`` (atomic on
+PostgreSQL and SQLite >= 3.24, in key order so two writers cannot deadlock). ``query_usage`` sums whole hours
+from that table and raw rows only for the partial hours at the edges of the requested range, so its cost no
+longer grows with the number of raw rows -- and every total stays exact, because each instant of the range
+is read from exactly one of the two.
 """
 
 from __future__ import annotations
@@ -12,13 +19,13 @@ import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 
 from aiaas.store.db import Store
-from aiaas.store.models import UsageDaily, UsageRecord, utcnow
+from aiaas.store.models import UsageHourly, UsageRecord, utcnow
 
 log = logging.getLogger("aiaas.governance.usage")
 
@@ -45,6 +52,29 @@ assert _ROW_FIELDS == ("tenant_id", "key_id", "model", "version", "endpoint", "s
                        "units_out", "compute_s", "cost", "created_at")  # fmt: skip
 
 
+_SUMS = ("requests", "errors", "units_in", "units_out", "compute_s", "cost", "latency_ms")
+
+
+def _hourly(rows: list[UsageRow], text_time: bool) -> list[tuple[Any, ...]]:
+    """The batch's totals per (UTC hour, tenant, key, model), in key order (the upsert's lock order)."""
+    totals: dict[tuple[datetime, str, str, str], list[float]] = {}
+    for r in rows:
+        t = totals.get(k := (r.created_at.replace(minute=0, second=0, microsecond=0), r.tenant_id, r.key_id, r.model))
+        if t is None:
+            t = totals[k] = [0, 0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        t[0] += 1
+        t[1] += r.status >= 400
+        t[2] += r.units_in or 0.0
+        t[3] += r.units_out or 0.0
+        t[4] += r.compute_s or 0.0
+        t[5] += r.cost or 0.0
+        t[6] += r.latency_ms or 0.0
+    return [
+        (hour.isoformat(" ", "microseconds") if text_time else hour, tenant, key, model, int(t[0]), int(t[1]), *t[2:])
+        for (hour, tenant, key, model), t in sorted(totals.items())
+    ]
+
+
 class UsageWriter:
     def __init__(self, store: Store, *, interval_s: float = 1.0, max_buffer: int = 1_000_000) -> None:
         self._store = store
@@ -57,9 +87,16 @@ class UsageWriter:
         self.dropped = 0
         self.written = 0
         dialect = store.engine.dialect
-        marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(_ROW_FIELDS))
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        marks = ", ".join([mark] * len(_ROW_FIELDS))
         self._insert_sql = f"INSERT INTO {UsageRecord.__tablename__} ({', '.join(_ROW_FIELDS)}) VALUES ({marks})"
         self._text_time = dialect.name == "sqlite"  # SQLite stores DateTime as text (see _write)
+        h = UsageHourly.__tablename__
+        self._upsert_sql = (
+            f"INSERT INTO {h} (hour, tenant_id, key_id, model, {', '.join(_SUMS)}) VALUES ({', '.join([mark] * 11)}) "
+            "ON CONFLICT (hour, tenant_id, key_id, model) DO UPDATE SET "
+            + ", ".join(f"{c} = {h}.{c} + excluded.{c}" for c in _SUMS)
+        )
 
     def record(self, row: UsageRow) -> None:
         with self._lock:
@@ -114,6 +151,7 @@ class UsageWriter:
         ]  # fmt: skip
         with self._store.engine.begin() as conn:
             conn.exec_driver_sql(self._insert_sql, params)
+            conn.exec_driver_sql(self._upsert_sql, _hourly(rows, text_time))
 
     async def close(self) -> None:
         if self._task is not None:
@@ -124,10 +162,36 @@ class UsageWriter:
         await self.flush()
 
 
-def _day(store: Store) -> ColumnElement[str]:
+def _day(store: Store, column: Any) -> ColumnElement[str]:
     if store.dialect == "postgresql":
-        return func.to_char(UsageRecord.created_at, "YYYY-MM-DD")
-    return func.strftime("%Y-%m-%d", UsageRecord.created_at)
+        return func.to_char(column, "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", column)
+
+
+def _floor_hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(t: datetime) -> datetime:
+    floor = _floor_hour(t)
+    return floor if floor == t else floor + timedelta(hours=1)
+
+
+def split_range(
+    start: datetime | None, end: datetime | None
+) -> tuple[tuple[datetime | None, datetime | None] | None, list[tuple[datetime | None, datetime | None]]]:
+    """[start, end) as the whole UTC hours to read from ``usage_hourly`` (None: none) and the partial-hour
+    ranges to read from raw rows; together they cover every instant of [start, end) exactly once."""
+    lo = None if start is None else _ceil_hour(start)
+    hi = None if end is None else _floor_hour(end)
+    if lo is not None and hi is not None and lo >= hi:  # no whole hour inside: raw rows only
+        return None, [(start, end)]
+    raw: list[tuple[datetime | None, datetime | None]] = []
+    if start is not None and start != lo:
+        raw.append((start, lo))
+    if end is not None and end != hi:
+        raw.append((hi, end))
+    return (lo, hi), raw
 
 
 def query_usage(
@@ -139,14 +203,17 @@ def query_usage(
     group_by: str,
     key: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Totals per model, key or UTC day within [start, end), for one tenant (or all when None): the raw rows
-    plus the daily rollups of rows past retention (whole days, see ``rollup``)."""
+    """Totals per model, key or UTC day within [start, end), for one tenant (or all when None): whole UTC
+    hours from ``usage_hourly``, the partial hours at the edges from raw rows (see ``split_range``)."""
+    hours, raw = split_range(start, end)
+    stmts = [] if hours is None else [_hourly_query(store, tenant, *hours, group_by, key)]
+    if raw:
+        stmts.append(_raw_query(store, tenant, raw, group_by, key))
     totals: dict[str, list[float]] = {}  # group -> [requests, errors, units_in, units_out, compute_s, cost, latency]
     with store.session() as session:
-        for stmt in (_raw_query(store, tenant, start, end, group_by, key), _daily_query(tenant, start, end, group_by, key)):
+        for stmt in stmts:
             for row in session.execute(stmt):
-                group = row.group.isoformat() if isinstance(row.group, date) else row.group
-                acc = totals.setdefault(group, [0, 0, 0.0, 0.0, 0.0, 0.0, 0.0])
+                acc = totals.setdefault(row.group, [0, 0, 0.0, 0.0, 0.0, 0.0, 0.0])
                 for i, value in enumerate(row[1:]):  # PostgreSQL sums integers as NUMERIC (Decimal)
                     acc[i] += (int(value) if i < 2 else float(value)) if value is not None else 0
     return [
@@ -165,11 +232,12 @@ def query_usage(
 
 
 def _raw_query(
-    store: Store, tenant: str | None, start: datetime | None, end: datetime | None, group_by: str, key: str | None
-) -> Select[*tuple[Any, ...]]:
+    store: Store, tenant: str | None, ranges: list[tuple[datetime | None, datetime | None]], group_by: str,
+    key: str | None,
+) -> Select[*tuple[Any, ...]]:  # fmt: skip
     r = UsageRecord
     group = {"model": r.model, "key": r.key_id}.get(group_by)
-    group_col = group if group is not None else _day(store)
+    group_col = group if group is not None else _day(store, r.created_at)
     stmt = select(
         group_col.label("group"), func.count(), func.sum(case((r.status >= 400, 1), else_=0)), func.sum(r.units_in),
         func.sum(r.units_out), func.sum(r.compute_s), func.sum(r.cost), func.sum(r.latency_ms),
@@ -178,28 +246,26 @@ def _raw_query(
         stmt = stmt.where(r.tenant_id == tenant)
     if key is not None:
         stmt = stmt.where(r.key_id == key)
-    if start is not None:
-        stmt = stmt.where(r.created_at >= start)
-    if end is not None:
-        stmt = stmt.where(r.created_at < end)
+    stmt = stmt.where(or_(*(and_(*_between(r.created_at, lo, hi)) for lo, hi in ranges)))
     return stmt.group_by(group_col)
 
 
-def _daily_query(
-    tenant: str | None, start: datetime | None, end: datetime | None, group_by: str, key: str | None
+def _hourly_query(
+    store: Store, tenant: str | None, lo: datetime | None, hi: datetime | None, group_by: str, key: str | None
 ) -> Select[*tuple[Any, ...]]:
-    d = UsageDaily
-    group_col = {"model": d.model, "key": d.key_id}.get(group_by, d.day)
+    h = UsageHourly
+    group = {"model": h.model, "key": h.key_id}.get(group_by)
+    group_col = group if group is not None else _day(store, h.hour)
     stmt = select(
-        group_col.label("group"), func.sum(d.requests), func.sum(d.errors), func.sum(d.units_in), func.sum(d.units_out),
-        func.sum(d.compute_s), func.sum(d.cost), func.sum(d.latency_ms),
+        group_col.label("group"), func.sum(h.requests), func.sum(h.errors), func.sum(h.units_in), func.sum(h.units_out),
+        func.sum(h.compute_s), func.sum(h.cost), func.sum(h.latency_ms),
     )  # fmt: skip
     if tenant is not None:
-        stmt = stmt.where(d.tenant_id == tenant)
+        stmt = stmt.where(h.tenant_id == tenant)
     if key is not None:
-        stmt = stmt.where(d.key_id == key)
-    if start is not None:  # a day counts when its midnight lies in [start, end)
-        stmt = stmt.where(d.day >= (start.date() if start.time() == time() else start.date() + timedelta(days=1)))
-    if end is not None:
-        stmt = stmt.where(d.day < (end.date() if end.time() == time() else end.date() + timedelta(days=1)))
-    return stmt.group_by(group_col)
+        stmt = stmt.where(h.key_id == key)
+    return stmt.where(*_between(h.hour, lo, hi)).group_by(group_col)
+
+
+def _between(column: Any, lo: datetime | None, hi: datetime | None) -> list[ColumnElement[bool]]:
+    return [c for c in (None if lo is None else column >= lo, None if hi is None else column < hi) if c is not None]
