@@ -9,7 +9,6 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import and_, func, or_, select
 
 from aiaas.service.governance.rollup import retention_cutoff, rollup_usage
