@@ -2,13 +2,16 @@
 
 Method: a fresh SQLite database (or a fresh schema of ``--postgres URL``) gets ``--rows`` usage rows through
 the server's own writer (raw insert + hourly upsert in one transaction per 20,000-row batch; both parts are
-timed), spread over ``--days`` days, 3 tenants x 5 keys x 4 models. Then the usage query behind
-``GET /v1/usage`` (one tenant, grouped by model, key and day; best of 3) is timed two ways on the same data:
+timed), spread over ``--days`` days in time order as a server writes them, 3 tenants x 5 keys x 4 models
+(a real flush holds about a second of traffic: fewer hours per batch, so a smaller upsert share). Then the
+usage query behind ``GET /v1/usage`` (one tenant, grouped by model, key and day; best of 3) is timed two ways
+on the same data:
 
 * ``raw scan``: one aggregate over every raw row in the range -- the query before the hourly totals;
 * ``hourly``: ``query_usage`` -- whole hours from ``usage_hourly``, the partial edge hours from raw rows.
 
-for two ranges: /v1/usage's default (the last 30 days, so the start is not on an hour) and all time. The
+for three ranges: /v1/usage's default (the last 30 days, so the start is not on an hour), all time, and the
+last 24 hours up to now (both edges partial: the raw rows of two hours are read). The
 totals must be identical (exit 1 if not). Last, retention deletes raw rows older than ``--retention`` days and
 the hourly answer is checked again.
 
@@ -45,12 +48,13 @@ def fill(store: Store, rows: int, days: int, now: datetime) -> tuple[float, floa
     rng = random.Random(1)
     writer = UsageWriter(store)
     raw_s = hourly_s = 0.0
+    ages = sorted((rng.randrange(days * 86_400_000) for _ in range(rows)), reverse=True)  # in time order
     for start in range(0, rows, 20_000):
         batch = [
             UsageRow(f"t{rng.randrange(3)}", f"k{rng.randrange(5)}", f"m{rng.randrange(4)}", "1", "infer", 200,
                      rng.randint(1, 64) / 8, rng.randint(0, 16), 1.0, rng.randint(0, 32) / 1024,
-                     rng.randint(0, 8) / 64, now - timedelta(seconds=rng.randrange(days * 86_400)))
-            for _ in range(min(20_000, rows - start))
+                     rng.randint(0, 8) / 64, now - timedelta(milliseconds=age))
+            for age in ages[start : start + 20_000]
         ]  # fmt: skip
         with store.engine.begin() as conn:  # what UsageWriter._write does, timed part by part
             t0 = time.perf_counter()
@@ -71,9 +75,9 @@ def timed(query: Callable[[str], list[dict[str, Any]]]) -> tuple[float, Answer]:
     return best, result
 
 
-def compare(store: Store, start: datetime | None) -> tuple[float, float, bool]:
-    scan_s, scan = timed(lambda g: answer(store, [raw_query(store, "t1", [(start, None)], g, None)], g))
-    hourly_s, hourly = timed(lambda g: query_usage(store, tenant="t1", start=start, end=None, group_by=g))
+def compare(store: Store, start: datetime | None, end: datetime | None) -> tuple[float, float, bool]:
+    scan_s, scan = timed(lambda g: answer(store, [raw_query(store, "t1", [(start, end)], g, None)], g))
+    hourly_s, hourly = timed(lambda g: query_usage(store, tenant="t1", start=start, end=end, group_by=g))
     return scan_s, hourly_s, scan == hourly
 
 
@@ -83,8 +87,12 @@ def main(rows: int, days: int, retention: float, postgres: str | None) -> int:
         store = Store(url or f"sqlite:///{tmp}/usage.db")
         store.upgrade()
         raw_s, hourly_s = fill(store, rows, days, now)
-        ranges = {"default (last 30 days)": now - timedelta(days=30), "all time": None}
-        results = {name: compare(store, start) for name, start in ranges.items()}
+        ranges = {
+            "default (last 30 days)": (now - timedelta(days=30), None),
+            "all time": (None, None),
+            "last 24 h, end = now": (now - timedelta(days=1), now),
+        }
+        results = {name: compare(store, *edges) for name, edges in ranges.items()}
         _, before = timed(lambda g: query_usage(store, tenant="t1", start=None, end=None, group_by=g))
         t0 = time.perf_counter()
         deleted = rollup_usage(store, retention_cutoff(retention))
