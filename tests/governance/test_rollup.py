@@ -108,6 +108,8 @@ def test_split_range_covers_every_instant_once() -> None:
                                    [(t0, h + timedelta(hours=1)), (h + timedelta(hours=2), t1)])  # fmt: skip
     assert split_range(t0, h + timedelta(minutes=50)) == (None, [(t0, h + timedelta(minutes=50))])
     assert split_range(t0, None) == ((h + timedelta(hours=1), None), [(t0, h + timedelta(hours=1))])
+    last = datetime(9999, 12, 31, 23, 30)  # no next hour to round up to
+    assert split_range(last, None) == ((datetime.max, None), [(last, datetime.max)])
 
 
 def test_totals_are_exact_for_every_grouping_and_filter_across_hour_edges(store: Store) -> None:

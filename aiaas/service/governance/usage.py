@@ -187,7 +187,9 @@ def _floor_hour(t: datetime) -> datetime:
 
 def _ceil_hour(t: datetime) -> datetime:
     floor = _floor_hour(t)
-    return floor if floor == t else floor + timedelta(hours=1)
+    if floor == t:
+        return floor
+    return floor + timedelta(hours=1) if floor < datetime.max - timedelta(hours=1) else datetime.max  # year 9999
 
 
 def split_range(
