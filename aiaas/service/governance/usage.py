@@ -47,7 +47,7 @@ class UsageRow:
 
 
 _ROW_FIELDS = tuple(f.name for f in fields(UsageRow))
-# UsageWriter._write builds each row's tuple by hand (getattr per field costs): this is that tuple's order
+# UsageWriter.insert_rows builds each row's tuple by hand (getattr per field costs): this is that tuple's order
 assert _ROW_FIELDS == ("tenant_id", "key_id", "model", "version", "endpoint", "status", "latency_ms", "units_in",
                        "units_out", "compute_s", "cost", "created_at")  # fmt: skip
 
@@ -96,7 +96,7 @@ class UsageWriter:
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         marks = ", ".join([mark] * len(_ROW_FIELDS))
         self._insert_sql = f"INSERT INTO {UsageRecord.__tablename__} ({', '.join(_ROW_FIELDS)}) VALUES ({marks})"
-        self._text_time = dialect.name == "sqlite"  # SQLite stores DateTime as text (see _write)
+        self._text_time = dialect.name == "sqlite"  # SQLite stores DateTime as text (see insert_rows)
         h = UsageHourly.__tablename__
         self._upsert_sql = (
             f"INSERT INTO {h} (hour, tenant_id, key_id, model, {', '.join(_SUMS)}) VALUES ({', '.join([mark] * 11)}) "
