@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     negative_key_cache_size: int = Field(default=10_000, ge=0)  # unknown key ids remembered (no database lookup while cached)
     negative_key_cache_ttl_s: float = Field(default=10.0, ge=0)  # how long an unknown key id is remembered
     usage_retention_days: float = Field(default=30.0, ge=0)  # raw usage rows older than this are deleted; hourly totals keep /v1/usage exact (0 = keep)
-    usage_rollup_interval_s: float = Field(default=3600.0, gt=0)  # how often the rollup of old usage rows runs
+    usage_rollup_interval_s: float = Field(default=3600.0, gt=0)  # how often raw usage rows past retention are deleted
 
     # --- placement (model replicas in worker processes and on a Ray cluster; docs/cluster.md) ---
     python_placement: str = Field(default="process", pattern="^(thread|process)$")  # placement: auto for python models
