@@ -118,6 +118,7 @@ class ModelExecutor:
         self._next_id = len(self.replicas)
         self.observer = observer
         self.stats = ModelStats()
+        self.retried = 0  # requests retried on another replica after theirs was lost (a count, for operators and tests)
         b = config.batching
         self.max_batch = max(1, config.max_batch_size)
         self.batching = config.max_batch_size > 0
@@ -488,6 +489,7 @@ class ModelExecutor:
             else:
                 out.append((it, InferResult(res, t0 - it.enqueued, batch_s, batch_rows)))
         if retry:
+            self.retried += len(retry)
             log.warning("model %r: retrying %d request(s) of lost replica %s", self.config.name, len(retry), replica.id)
             with self._cond:
                 self._queue.extendleft(reversed(retry))

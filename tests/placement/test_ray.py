@@ -206,7 +206,15 @@ def test_a_node_removed_mid_load_loses_no_request(cluster: Any, client: TestClie
     head = cluster.head_node.node_id
     [worker] = [n for n in cluster.list_all_nodes() if n.node_id != head]
     assert worker.node_id in {r["node"] for r in reps}
+
+    def retried() -> int:
+        versions = client.app.state.services.models.models["mlp"].versions.values()
+        return sum(vr.executor.retried for vr in versions if vr.executor is not None)
+
+    before = retried()
     codes = _under_load(client, lambda: cluster.remove_node(worker))
+    print(f"node removed mid-load: {len(codes)} requests sent, {sum(c != 200 for c in codes)} not answered 200, "
+          f"{retried() - before} retried on the other replica")
     assert len(codes) > 10 and set(codes) == {200}  # retried on the other replica; none lost
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
