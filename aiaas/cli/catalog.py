@@ -12,7 +12,6 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from aiaas.cli.output import JsonOpt, print_json
-from aiaas.settings import Settings
 
 catalog_app = typer.Typer(help="The built-in scenario catalog.", no_args_is_help=True)
 console = Console()
@@ -22,6 +21,7 @@ HomeOpt = Annotated[Path | None, typer.Option("--home", help="aiaas home; env AI
 
 def _repo(home: Path | None) -> Any:
     from aiaas.registry import ModelRepository
+    from aiaas.settings import Settings
 
     settings = Settings(home=home) if home else Settings()
     repo = ModelRepository(settings.models_dir)
@@ -31,18 +31,17 @@ def _repo(home: Path | None) -> Any:
 
 def _served(home: Path | None) -> dict[str, tuple[str, str]]:
     """Model -> (state, detail) from a running server's repository index; {} when none answers at once."""
-    import httpx
-
+    from aiaas.cli.http import call
     from aiaas.server.adminkey import read_admin_key
+    from aiaas.settings import Settings
 
     settings = Settings(home=home) if home else Settings()
     key = read_admin_key(settings)
-    try:
-        r = httpx.post(f"http://{settings.host}:{settings.port}/v2/repository/index", json={}, timeout=1.0,
-                       headers={"Authorization": f"Bearer {key.key}"} if key else {})
-        rows = r.json() if r.status_code == 200 else []
-    except (httpx.HTTPError, ValueError):
+    r = call(f"http://{settings.host}:{settings.port}", "POST", "/v2/repository/index", body={}, timeout=1.0,
+             key=key.key if key else None)  # fmt: skip
+    if r is None or (r.status == 200 and not isinstance(r.body, list)):
         return {}
+    rows: list[dict[str, Any]] = r.body if r.status == 200 else []
     out: dict[str, tuple[str, str]] = {}
     for row in rows:
         if row.get("state") == "READY":

@@ -4,6 +4,12 @@ The commands work on the database directly through ``GovernanceAdmin`` (no runni
 as the bootstrap admin: whoever can run them can already read the database. The database is the one the
 server uses: ``--home`` (default $AIAAS_HOME or ~/.aiaas) and ``AIAAS_DATABASE_URL``. Register with
 ``register(app)`` or add ``tenants_app``, ``keys_app``, ``usage`` and ``audit`` to the main Typer app.
+
+The listings (``tenants list``, ``keys list``, ``usage``, ``audit``) first ask a running server of the same home
+(its ``/v1`` management API, authenticated with the home's admin key) and print the same rows; only when none
+answers them (no server, or a server that refuses this home's key) do they open the database, which costs
+SQLAlchemy, the store and its migrations at start. The service imports stay inside the functions, so
+``aiaas keys --help`` imports none of them.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,10 +26,12 @@ from rich.table import Table
 
 from aiaas.cli.output import JsonOpt, print_json
 from aiaas.errors import AiaasError, InvalidInput
-from aiaas.service.governance.admin import CLI_PRINCIPAL, GovernanceAdmin
-from aiaas.service.governance.validation import PERIODS, check_number
-from aiaas.settings import Settings
-from aiaas.store.db import Store
+
+if TYPE_CHECKING:
+    from aiaas.service.governance.admin import GovernanceAdmin
+    from aiaas.service.governance.base import Principal
+    from aiaas.settings import Settings
+    from aiaas.store.db import Store
 
 console = Console()
 tenants_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
@@ -32,10 +40,19 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="aiaas home (default: $AIAAS_HOME or ~/.aiaas)")]
 
 
+def _settings(home: Path | None) -> Settings:
+    from aiaas.settings import Settings
+
+    return Settings(home=home) if home is not None else Settings()
+
+
 @contextmanager
 def _admin(home: Path | None) -> Iterator[GovernanceAdmin]:
     """Open the store (migrating it), yield the admin service, and turn service errors into exit code 1."""
-    settings = Settings(home=home) if home is not None else Settings()
+    from aiaas.service.governance.admin import GovernanceAdmin
+    from aiaas.store.db import Store
+
+    settings = _settings(home)
     store: Store | None = None
     try:
         store = Store(settings.effective_database_url)
@@ -49,6 +66,28 @@ def _admin(home: Path | None) -> Iterator[GovernanceAdmin]:
     finally:
         if store is not None:
             store.dispose()
+
+
+def _listing(home: Path | None, path: str, params: dict[str, Any], read: Callable[[GovernanceAdmin], Any]) -> Any:
+    """What a running server of this home answers to ``GET path`` (the ``data`` of a list); else ``read`` on the
+    database. Any answer but 200 goes to the database too, which gives the same rows and the same errors."""
+    from aiaas.cli.http import call
+    from aiaas.server.adminkey import read_admin_key
+
+    settings = _settings(home)
+    key = read_admin_key(settings)  # no key: no server of this home can be asked
+    answer = call(f"http://{settings.host}:{settings.port}", "GET", path, key=key.key, params=params) if key else None
+    if answer is not None and answer.status == 200 and isinstance(answer.body, dict):
+        return answer.body["data"] if answer.body.get("object") == "list" else answer.body
+    with _admin(home) as admin:
+        return read(admin)
+
+
+def _cli() -> Principal:
+    """The bootstrap admin the commands act as on the database (imported here: it pulls SQLAlchemy)."""
+    from aiaas.service.governance.admin import CLI_PRINCIPAL
+
+    return CLI_PRINCIPAL
 
 
 def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -70,6 +109,8 @@ def _fmt(value: Any) -> str:
 
 def parse_budget(text: str) -> tuple[float, str]:
     """``10/month`` -> (10.0, "month"); a bare number means per month."""
+    from aiaas.service.governance.validation import PERIODS, check_number
+
     amount, _, period = text.partition("/")
     period = period.strip() or "month"
     try:
@@ -87,15 +128,14 @@ def parse_budget(text: str) -> tuple[float, str]:
 def tenants_create(name: str, home: HomeOpt = None) -> None:
     """Create a tenant."""
     with _admin(home) as admin:
-        info = admin.create_tenant(CLI_PRINCIPAL, name)
+        info = admin.create_tenant(_cli(), name)
     console.print(f"created tenant [bold]{info['id']}[/bold]")
 
 
 @tenants_app.command("list")
 def tenants_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """List tenants."""
-    with _admin(home) as admin:
-        rows = admin.list_tenants(CLI_PRINCIPAL)
+    rows = _listing(home, "/v1/tenants", {}, lambda admin: admin.list_tenants(_cli()))
     if as_json:
         return print_json(rows)
     _table("tenants", rows, ["id", "active_keys", "created_at"])
@@ -109,7 +149,7 @@ def tenants_delete(
     if not yes:
         typer.confirm(f"delete tenant {name!r} and all its keys?", abort=True)
     with _admin(home) as admin:
-        info = admin.delete_tenant(CLI_PRINCIPAL, name)
+        info = admin.delete_tenant(_cli(), name)
     console.print(f"deleted tenant [bold]{name}[/bold] and {info['deleted_keys']} key(s)")
 
 
@@ -128,16 +168,18 @@ def keys_create(
     home: HomeOpt = None,
 ) -> None:
     """Create an API key; its secret is printed once and cannot be shown again."""
+    from aiaas.service.governance.validation import check_number
+
     with _admin(home) as admin:
         parsed_budget = parse_budget(budget) if budget else None
         for value, param in ((rpm, "rpm"), (upm, "upm"), (concurrency, "concurrency")):
             check_number(value, param)
         allow = [m.strip() for m in models.split(",") if m.strip()] if models else None
-        info = admin.create_key(CLI_PRINCIPAL, tenant, role, name=name, models=allow, expires_days=expires_days)
+        info = admin.create_key(_cli(), tenant, role, name=name, models=allow, expires_days=expires_days)
         if rpm is not None or upm is not None or concurrency is not None:
-            admin.set_limits(CLI_PRINCIPAL, "key", info["id"], rpm=rpm, upm=upm, concurrency=concurrency)
+            admin.set_limits(_cli(), "key", info["id"], rpm=rpm, upm=upm, concurrency=concurrency)
         if parsed_budget is not None:
-            admin.set_budget(CLI_PRINCIPAL, "key", info["id"], amount=parsed_budget[0], period=parsed_budget[1])
+            admin.set_budget(_cli(), "key", info["id"], amount=parsed_budget[0], period=parsed_budget[1])
     _table("key", [info], ["id", "tenant", "role", "models", "expires_at"])
     console.print("[yellow]API key (shown once, store it now):[/yellow]")
     console.print(info["key"], soft_wrap=True, highlight=False)
@@ -150,8 +192,7 @@ def keys_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List keys (never their secrets)."""
-    with _admin(home) as admin:
-        rows = admin.list_keys(CLI_PRINCIPAL, tenant)
+    rows = _listing(home, "/v1/keys", {"tenant": tenant}, lambda admin: admin.list_keys(_cli(), tenant))
     if as_json:
         return print_json(rows)
     _table("API keys", rows, ["id", "tenant", "role", "name", "status", "models", "created_at", "expires_at"])
@@ -161,7 +202,7 @@ def keys_list(
 def keys_revoke(key_id: str, home: HomeOpt = None) -> None:
     """Revoke a key (running servers stop accepting it within their key cache TTL, 5 s by default)."""
     with _admin(home) as admin:
-        admin.revoke_key(CLI_PRINCIPAL, key_id)
+        admin.revoke_key(_cli(), key_id)
     console.print(f"revoked key [bold]{key_id}[/bold]")
 
 
@@ -169,7 +210,7 @@ def keys_revoke(key_id: str, home: HomeOpt = None) -> None:
 def keys_rotate(key_id: str, home: HomeOpt = None) -> None:
     """Replace a key by a new one with the same settings; the old one is revoked."""
     with _admin(home) as admin:
-        info = admin.rotate_key(CLI_PRINCIPAL, key_id)
+        info = admin.rotate_key(_cli(), key_id)
     console.print(f"rotated key [bold]{key_id}[/bold] -> [bold]{info['id']}[/bold]; the old key is revoked")
     console.print("[yellow]new API key (shown once, store it now):[/yellow]")
     console.print(info["key"], soft_wrap=True, highlight=False)
@@ -186,8 +227,8 @@ def usage(
     as_json: JsonOpt = False,
 ) -> None:
     """Show metered usage and cost."""
-    with _admin(home) as admin:
-        result = admin.usage(CLI_PRINCIPAL, tenant=tenant, start=start, end=end, group_by=group_by, key=key)
+    params: dict[str, Any] = {"tenant": tenant, "start": start, "end": end, "group_by": group_by, "key": key}
+    result = _listing(home, "/v1/usage", params, lambda admin: admin.usage(_cli(), **params))
     if as_json:
         return print_json(result)
     columns = [group_by, "requests", "errors", "units_in", "units_out", "compute_s", "cost", "avg_latency_ms"]
@@ -202,8 +243,8 @@ def audit(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the audit trail, newest first."""
-    with _admin(home) as admin:
-        rows = admin.audit(CLI_PRINCIPAL, tenant=tenant, action=action, limit=limit)
+    params: dict[str, Any] = {"tenant": tenant, "action": action, "limit": limit}
+    rows = _listing(home, "/v1/audit", params, lambda admin: admin.audit(_cli(), **params))
     if as_json:
         return print_json(rows)
     _table("audit log", rows, ["at", "actor_key", "tenant", "action", "target", "details"])

@@ -11,9 +11,8 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -21,8 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from aiaas.cli.output import JsonOpt, print_json
-from aiaas.server.adminkey import read_admin_key
-from aiaas.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 console = Console()
 files_app = typer.Typer(help="Upload and manage training files (CSV, JSONL, NPZ, Parquet).", no_args_is_help=True)
@@ -38,6 +38,11 @@ class _Server:
     """An httpx client that turns error answers into a red message and exit code 1."""
 
     def __init__(self, url: str | None, api_key: str | None, home: Path | None, timeout: float = 600.0) -> None:
+        import httpx  # here, not at the top: `aiaas jobs --help` should not pay for it
+
+        from aiaas.server.adminkey import read_admin_key
+        from aiaas.settings import Settings
+
         settings = Settings(home=home) if home is not None else Settings()
         if api_key is None:
             admin = read_admin_key(settings)
@@ -45,9 +50,11 @@ class _Server:
         if not api_key:
             raise _fail("no API key: pass --api-key, or --home of a server whose admin.key you can read")
         base = url or f"http://{settings.host}:{settings.port}"
-        self.http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout)
+        self.http: httpx.Client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout)
 
     def __call__(self, method: str, path: str, **kw: Any) -> Any:
+        import httpx
+
         try:
             r = self.http.request(method, path, **kw)
         except httpx.HTTPError as e:

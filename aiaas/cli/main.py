@@ -203,28 +203,19 @@ def _short(e: Exception) -> str:
 @models_app.command("list")
 def models_list(home: HomeOpt = None, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Models with their versions and states (live from the server when it runs, else checked on disk)."""
-    import httpx  # not aiaas.client: it pulls numpy, and listing should start fast
-
+    from aiaas.cli.http import call  # not httpx nor aiaas.client (numpy): listing should start fast
     from aiaas.server.adminkey import read_admin_key
 
     settings = settings_for(home)
     rows: list[dict[str, Any]] = []
     source = "server"
     key = read_admin_key(settings)
-    try:
-        r = httpx.post((url or f"http://{settings.host}:{settings.port}") + "/v2/repository/index", json={},
-                       headers={"Authorization": f"Bearer {key.key}"} if key else {}, timeout=300)  # fmt: skip
-    except httpx.HTTPError:
-        r = None
-    if r is not None and r.status_code >= 400:  # the server answered (e.g. 401): say so rather than pretend it is down
-        try:
-            err = r.json().get("error")
-            message = err.get("message") if isinstance(err, dict) else str(err)
-        except ValueError:
-            message = r.text[:500]
-        raise fail(f"HTTP {r.status_code}: {message}")
+    r = call(url or f"http://{settings.host}:{settings.port}", "POST", "/v2/repository/index", body={},
+             key=key.key if key else None, timeout=300)  # fmt: skip
+    if r is not None and r.status >= 400:  # the server answered (e.g. 401): say so rather than pretend it is down
+        raise fail(f"HTTP {r.status}: {r.error_message()}")
     if r is not None:
-        rows = r.json()
+        rows = r.body
     else:
         from aiaas.registry import ModelRepository
 
