@@ -26,7 +26,7 @@ install-tf: install
 install-tvm: install
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[optimize-tvm]'
 
-# optional training strategies (README "Train a model"): zero = DeepSpeed ZeRO on CPU (~20 s; compiles a small op
+# optional training strategies (docs/training.md): zero = DeepSpeed ZeRO on CPU (~20 s; compiles a small op
 # with g++ on its first job); horovod = built from source against the pinned torch (~3.5-6 min, needs cmake and g++)
 install-deepspeed: install
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[zero]'

@@ -1,5 +1,6 @@
-"""Write the README's "Built-in catalog" section from the catalog specs, so the curl examples are the ones the
-tests and the benchmark send (``CatalogSpec.example``) and cannot drift from the code.
+"""Write the "Built-in catalog" section of docs/catalog.md (the catalog reference; the README links it)
+from the catalog specs, so the curl examples are the ones the tests and the benchmark send
+(``CatalogSpec.example``) and cannot drift from the code.
 
     .venv/bin/python scripts/catalog_readme.py           # rewrite the section and examples/catalog/*.json
     .venv/bin/python scripts/catalog_readme.py --check   # exit 1 when either is stale (CI)
@@ -7,7 +8,7 @@ tests and the benchmark send (``CatalogSpec.example``) and cannot drift from the
 Per scenario: a table (model, what it does, source, licence, floor) and one working ``curl`` per model. A body
 that carries base64 data or is long goes into ``examples/catalog/<name>.json`` and is sent with ``-d @file``
 (run the commands from the repository root). The section runs from its ``## Built-in catalog`` heading to the
-next ``## `` heading; the rest of the README is left alone.
+next ``## `` heading; the rest of the page is left alone.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ sys.path.insert(0, str(ROOT))
 from aiaas.catalog.base import CatalogSpec  # noqa: E402
 from aiaas.catalog.registry import SCENARIO_MODULES, all_specs  # noqa: E402
 
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "catalog.md"  # the page that holds the generated section
 EXAMPLES = ROOT / "examples" / "catalog"
 HEADING = "## Built-in catalog"
-INSERT_BEFORE = "## Train a model"  # where a README without the section gets it
+INSERT_BEFORE = "## Related"  # where a page without the section gets it (else at its end)
 INLINE_MAX = 400  # longer bodies (and any base64 payload) go into a file
 
 TITLES = {
@@ -135,8 +136,8 @@ def expected_files(specs: dict[str, CatalogSpec]) -> dict[Path, str]:
     return {ROOT / path: s.example + "\n" for s in specs.values() if s.example and (path := example_file(s))}
 
 
-def stale(readme: Path = README, specs: dict[str, CatalogSpec] | None = None) -> list[str]:
-    """What is out of date: the README section and/or example files (paths relative to the repository)."""
+def stale(readme: Path = PAGE, specs: dict[str, CatalogSpec] | None = None) -> list[str]:
+    """What is out of date: the generated section and/or example files (paths relative to the repository)."""
     specs = specs if specs is not None else all_specs()
     problems = []
     _, current, _ = split_readme(readme.read_text())
@@ -152,7 +153,7 @@ def stale(readme: Path = README, specs: dict[str, CatalogSpec] | None = None) ->
     return problems
 
 
-def write(readme: Path = README, specs: dict[str, CatalogSpec] | None = None) -> None:
+def write(readme: Path = PAGE, specs: dict[str, CatalogSpec] | None = None) -> None:
     specs = specs if specs is not None else all_specs()
     before, _, after = split_readme(readme.read_text())
     readme.write_text(before + section(specs) + after)
@@ -166,8 +167,8 @@ def write(readme: Path = README, specs: dict[str, CatalogSpec] | None = None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate the README's catalog section from the catalog specs.")
-    parser.add_argument("--check", action="store_true", help="exit 1 when the README section or examples are stale")
+    parser = argparse.ArgumentParser(description="Generate docs/catalog.md's catalog section from the specs.")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the section or examples are stale")
     args = parser.parse_args(argv)
     if args.check:
         problems = stale()
@@ -176,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             print("run: .venv/bin/python scripts/catalog_readme.py", file=sys.stderr)
             return 1
-        print("README catalog section is up to date")
+        print(f"the catalog section of {PAGE.relative_to(ROOT)} is up to date")
         return 0
     write()
-    print(f"wrote the '{HEADING}' section of {README.name} and {len(expected_files(all_specs()))} file(s) in "
-          f"{EXAMPLES.relative_to(ROOT)}")
+    count = len(expected_files(all_specs()))
+    page, examples = PAGE.relative_to(ROOT), EXAMPLES.relative_to(ROOT)
+    print(f"wrote the '{HEADING}' section of {page} and {count} file(s) in {examples}")
     return 0
 
 

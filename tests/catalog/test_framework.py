@@ -1,6 +1,6 @@
-"""The catalog framework: every spec is complete and its README example is a valid V2 request, dependency
+"""The catalog framework: every spec is complete and its docs example is a valid V2 request, dependency
 order, install commands for what is missing, build states, failed builds leave nothing behind, `aiaas catalog
-list` shows measured metrics next to floors, and the README section is the one the specs generate."""
+list` shows measured metrics next to floors, and docs/catalog.md's section is the one the specs generate."""
 
 from __future__ import annotations
 
@@ -268,7 +268,7 @@ def test_catalog_list_shows_measured_metrics_next_to_floors(cheap_repo: ModelRep
     assert "pair_accuracy - (>= 0.9)" in lines["minilm-embedding"]
 
 
-# -- README ---------------------------------------------------------------------------------------------------
+# -- docs/catalog.md ------------------------------------------------------------------------------------------
 def test_readme_catalog_section_is_current() -> None:
     script = load_script()
     assert script.stale() == [], "run: .venv/bin/python scripts/catalog_readme.py"
@@ -291,23 +291,23 @@ def test_readme_section_has_a_curl_example_for_every_model() -> None:
 
 def test_readme_check_detects_a_stale_section(tmp_path: Path) -> None:
     script = load_script()
-    readme = tmp_path / "README.md"
-    current = (ROOT / "README.md").read_text()
+    readme = tmp_path / "catalog.md"
+    current = (ROOT / "docs" / "catalog.md").read_text()
     readme.write_text(current)
     assert script.stale(readme) == []
     readme.write_text(current.replace("localhost:8000/v2/models/breast-cancer/infer",
                                       "localhost:8000/v2/models/breast-cancer/predict"))
-    assert script.stale(readme) == ["README.md: the '## Built-in catalog' section"]
+    assert script.stale(readme) == ["catalog.md: the '## Built-in catalog' section"]
     changed = dict(SPECS)
     changed["breast-cancer"] = fake_spec("breast-cancer", example='{"inputs": []}')
     readme.write_text(current)
-    assert "README.md: the '## Built-in catalog' section" in script.stale(readme, changed)
+    assert "catalog.md: the '## Built-in catalog' section" in script.stale(readme, changed)
 
 
-def test_readme_section_goes_before_training_when_missing() -> None:
+def test_readme_section_goes_before_related_when_missing() -> None:
     script = load_script()
-    before, current, after = script.split_readme("# t\n\nintro\n\n## Train a model\n\ntext\n")
-    assert (before, current, after) == ("# t\n\nintro\n\n", "", "## Train a model\n\ntext\n")
+    before, current, after = script.split_readme("# t\n\nintro\n\n## Related\n\ntext\n")
+    assert (before, current, after) == ("# t\n\nintro\n\n", "", "## Related\n\ntext\n")
     before, current, after = script.split_readme("# t\n\n## Built-in catalog\n\nold\n\n## API\n")
     assert (before, current, after) == ("# t\n\n", "## Built-in catalog\n\nold\n\n", "## API\n")
 

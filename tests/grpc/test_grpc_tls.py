@@ -1,6 +1,6 @@
 """TLS on both transports of a real ``aiaas serve`` process: ``tritonclient.http`` (HTTPS) and
-``tritonclient.grpc`` with the README's self-signed pair, plain-text clients refused, and mutual TLS (a client
-without a certificate signed by AIAAS_SSL_CA_CERTS is refused on both ports)."""
+``tritonclient.grpc`` with the self-signed pair of docs/grpc.md, plain-text clients refused, and mutual TLS
+(a client without a certificate signed by AIAAS_SSL_CA_CERTS is refused on both ports)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Test certificates made at run time with the openssl CLI: the README's self-signed pair, and a small CA that
-signs a server and a client certificate for mutual TLS. Valid for 127.0.0.1 and localhost."""
+"""Test certificates made at run time with the openssl CLI: the self-signed pair of docs/grpc.md, and a small
+CA that signs a server and a client certificate for mutual TLS. Valid for 127.0.0.1 and localhost."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _run(*args: str) -> None:
 
 
 def self_signed(d: Path) -> tuple[Path, Path]:
-    """Exactly the README's recipe: (cert.pem, key.pem)."""
+    """Exactly the recipe of docs/grpc.md: (cert.pem, key.pem)."""
     d.mkdir(parents=True, exist_ok=True)
     cert, key = d / "cert.pem", d / "key.pem"
     _run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "30",
