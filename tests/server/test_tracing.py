@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 from models import mlp
 from v2kit import ADMIN_KEY
 
+from aiaas.api import v2
 from aiaas.registry import ModelRepository
 from aiaas.registry.onnx_import import import_onnx
 from aiaas.server import tracing
@@ -26,22 +28,26 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 ROW = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6, 7, 8]}]}
 
 
-def test_request_span_with_queue_batch_and_model_children(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "routed"])
+def test_request_span_with_queue_batch_and_model_children(tmp_path: Path, fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    served = _spy_fast_path(monkeypatch)
     repo = ModelRepository(tmp_path / "models")
     repo.ensure()
     import_onnx(repo, mlp(tmp_path / "mlp.onnx"), "mlp", max_batch_size=8)
     exporter = InMemorySpanExporter()
     provider = sdk.TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    settings = Settings(home=tmp_path, admin_key=ADMIN_KEY, catalog="none", governance="off")  # type: ignore[call-arg]
+    settings = Settings(home=tmp_path, admin_key=ADMIN_KEY, catalog="none", governance="off", fast_path=fast)  # type: ignore[call-arg]
     with TestClient(create_app(settings, tracer_provider=provider)) as c:
         r = c.post("/v2/models/mlp/infer", json=ROW, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
         assert r.status_code == 200
+    assert served == ([1] if fast else [])  # tracing on, the fast path still serves (and carries the span)
     spans = exporter.get_finished_spans()
     by_name = {s.name: s for s in spans}
     assert {"queue", "batch", "model"} <= set(by_name)
     server = next(s for s in spans if s.kind.name == "SERVER")
-    assert "/v2/models/{model}/infer" in server.name or server.attributes.get("http.route") == "/v2/models/{model}/infer"
+    assert server.name == "POST /v2/models/{model}/infer" and server.attributes["http.route"] == "/v2/models/{model}/infer"
+    assert server.attributes["http.response.status_code"] == 200 and server.attributes["url.path"] == "/v2/models/mlp/infer"
     ids = {sp.context.span_id: sp for sp in spans}
 
     def ancestors(sp):  # type: ignore[no-untyped-def]
@@ -54,6 +60,41 @@ def test_request_span_with_queue_batch_and_model_children(tmp_path: Path) -> Non
     assert by_name["model"].parent.span_id == by_name["batch"].context.span_id
     assert by_name["batch"].attributes["aiaas.batch_size"] == 2 and by_name["model"].attributes["aiaas.model"] == "mlp"
     assert by_name["queue"].end_time <= by_name["batch"].start_time <= by_name["model"].end_time <= server.end_time
+
+
+def _spy_fast_path(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    served: list[int] = []
+    real = v2.infer_raw
+
+    async def spy(*args: Any) -> Any:
+        served.append(1)
+        return await real(*args)
+
+    monkeypatch.setattr(v2, "infer_raw", spy)
+    return served
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "routed"])
+def test_the_fast_path_span_is_the_routed_one(tmp_path: Path, fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Version route, an error answer and a propagated parent: the same server span either way."""
+    served = _spy_fast_path(monkeypatch)
+    repo = ModelRepository(tmp_path / "models")
+    repo.ensure()
+    import_onnx(repo, mlp(tmp_path / "mlp.onnx"), "mlp", max_batch_size=8)
+    exporter = InMemorySpanExporter()
+    provider = sdk.TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = Settings(home=tmp_path, admin_key=ADMIN_KEY, catalog="none", governance="off", fast_path=fast)  # type: ignore[call-arg]
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with TestClient(create_app(settings, tracer_provider=provider)) as c:
+        auth = {"Authorization": f"Bearer {ADMIN_KEY}", "traceparent": parent}
+        assert c.post("/v2/models/mlp/versions/1/infer", json=ROW, headers=auth).status_code == 200
+        assert c.post("/v2/models/nope/infer", json=ROW, headers=auth).status_code == 404
+    assert served == ([1, 1] if fast else [])
+    servers = [s for s in exporter.get_finished_spans() if s.kind.name == "SERVER"]
+    assert [s.name for s in servers] == ["POST /v2/models/{model}/versions/{version}/infer", "POST /v2/models/{model}/infer"]
+    assert [s.attributes["http.response.status_code"] for s in servers] == [200, 404]
+    assert all(s.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C for s in servers)
 
 
 def test_off_without_an_endpoint_and_a_clear_error_without_the_extra(tmp_path: Path) -> None:
