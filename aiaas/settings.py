@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     # engine drops to one fewer so the HTTP path keeps a core: parameters busy_threads / busy_streams)
     llm_threads: int = Field(default=0, ge=0)
 
+    # --- serving internals ---
+    # 1 = the V2 infer fast path (server/fastpath.py: infer requests skip FastAPI's routing, one write per response;
+    # leans on pinned framework internals, and turns itself off if they changed); 0 = plain FastAPI routing and
+    # uvicorn's stock protocol, no framework internals touched. Responses are the same bytes either way.
+    fast_path: bool = True
+
     @cached_property
     def models_dir(self) -> Path:
         return self.home / "models"

@@ -7,14 +7,13 @@ infer route reads raw bytes and answers raw bytes (no pydantic per request) beca
 from __future__ import annotations
 
 import asyncio
-import inspect
 import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Scope
 
 from aiaas.api.deps import principal, read_body, receive_body, services
 from aiaas.codecs.v2 import decode_request, encode_response
@@ -123,43 +122,27 @@ async def _infer(svc: Services, p: Principal, model: str, version: str | None, b
     return Response(out, media_type="application/octet-stream", headers=headers)
 
 
-# The same route without FastAPI's routing, dependency and middleware layers, which cost more CPU per request
-# than everything aiaas itself does for a small model (see bench/serving.py). ``App.__call__`` sends POSTs whose
-# path matches here; the routed ``infer`` above stays for OpenAPI and for apps with middleware or overrides.
+# The same route straight from the ASGI request, without FastAPI's routing, dependency and middleware layers,
+# which cost more CPU per request than everything aiaas itself does for a small model (bench/serving.py).
+# ``server/fastpath.py`` sends POSTs whose path matches here and renders errors with the app's handlers; the
+# routed ``infer`` above stays for OpenAPI, for AIAAS_FAST_PATH=0 and for apps with middleware or overrides.
 INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 
 
-async def infer_asgi(scope: Scope, receive: Receive, send: Send, model: str, version: str | None) -> None:
-    """Serve one infer request with the routed version's auth, parsing, errors and response, byte for byte.
-
-    Errors go through the app's own exception handlers, looked up as Starlette does: the most specific class
-    handler, else the ``Exception`` handler -- whose response is sent before the error is re-raised to the
-    server, as Starlette's ServerErrorMiddleware does.
-    """
+async def infer_raw(scope: Scope, receive: Receive, model: str, version: str | None) -> Response:
+    """The routed ``infer``'s auth, parsing and response from the ASGI scope and ``receive``, byte for byte;
+    raises the same errors. ``scope["app"]`` is the app."""
     headers: dict[bytes, bytes] = {}
     for k, v in scope["headers"]:  # names are lower case (ASGI); the first of repeated headers wins, as in Starlette
         if k not in headers:
             headers[k] = v
-    try:
-        svc = scope["app"].state.services  # what ``services(request)`` reads, without building a Request
-        client = scope.get("client")
-        p = await svc.governance.authenticate(_header(headers, b"authorization"), client[0] if client else None)
-        scope["aiaas.tenant"] = p.tenant_id  # for the access log (server/observe.py)
-        body = await receive_body(receive, _header(headers, b"content-length"), _header(headers, b"content-encoding"),
-                                  svc.settings.max_request_bytes)  # fmt: skip
-        response = await _infer(svc, p, model, version, body, _header(headers, _HEADER_LEN_KEY))
-    except Exception as exc:
-        request = Request(scope, receive, send)  # the handlers' argument; only errors need one
-        handlers = request.app.exception_handlers
-        handler = next((handlers[c] for c in type(exc).__mro__ if c is not Exception and c in handlers), None)
-        if handler is not None:
-            response = await _call(handler, request, exc)
-        else:
-            fallback = handlers.get(Exception) or handlers.get(500)
-            if fallback is not None:
-                await (await _call(fallback, request, exc))(scope, receive, send)
-            raise
-    await response(scope, receive, send)
+    svc = scope["app"].state.services  # what ``services(request)`` reads, without building a Request
+    client = scope.get("client")
+    p = await svc.governance.authenticate(_header(headers, b"authorization"), client[0] if client else None)
+    scope["aiaas.tenant"] = p.tenant_id  # for the access log (server/observe.py)
+    body = await receive_body(receive, _header(headers, b"content-length"), _header(headers, b"content-encoding"),
+                              svc.settings.max_request_bytes)  # fmt: skip
+    return await _infer(svc, p, model, version, body, _header(headers, _HEADER_LEN_KEY))
 
 
 _HEADER_LEN_KEY = HEADER_LEN.encode()
@@ -168,11 +151,6 @@ _HEADER_LEN_KEY = HEADER_LEN.encode()
 def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
     value = headers.get(name)
     return None if value is None else value.decode("latin-1")
-
-
-async def _call(handler: Any, request: Request, exc: Exception) -> Response:
-    result = handler(request, exc)
-    return await result if inspect.isawaitable(result) else result
 
 
 _PROTOCOL_PARAMS = frozenset({"binary_data_output", "binary_data_size", "headers", "timeout"})

@@ -1,3 +1,5 @@
-from aiaas.batching.batcher import BatchObserver, InferResult, ModelExecutor, ModelStats, release_memory
+from aiaas.batching.batcher import ModelExecutor
+from aiaas.batching.items import InferResult
+from aiaas.batching.stats import BatchObserver, ModelStats
 
-__all__ = ["BatchObserver", "InferResult", "ModelExecutor", "ModelStats", "release_memory"]
+__all__ = ["BatchObserver", "InferResult", "ModelExecutor", "ModelStats"]

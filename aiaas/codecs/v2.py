@@ -192,51 +192,14 @@ def _from_binary(name: str, datatype: str, shape: tuple[int, ...], buf: memoryvi
 
 def decode_request(body: bytes, header_length: int | None = None, max_elements: int = MAX_ELEMENTS) -> DecodedRequest:
     """Parse a V2 infer request body into numpy arrays; raises InvalidInput with the tensor's name."""
-    if header_length is not None:
-        if header_length < 0 or header_length > len(body):
-            raise InvalidInput(
-                f"Inference-Header-Content-Length {header_length} is outside the body of {len(body)} bytes"
-            )
-        head, binary = body[:header_length], memoryview(body)[header_length:]
-    else:
-        head, binary = body, memoryview(b"")
-    try:
-        doc = orjson.loads(head)
-    except orjson.JSONDecodeError as e:
-        raise InvalidInput(f"request body is not valid JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise InvalidInput("request body must be a JSON object with an 'inputs' list")
-    raw_inputs = doc.get("inputs")
-    if not isinstance(raw_inputs, list) or not raw_inputs:
-        raise InvalidInput("request needs a non-empty 'inputs' list")
-    params = doc.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise InvalidInput("'parameters' must be an object")
-
+    head, binary = _split_body(body, header_length)
+    doc, raw_inputs, params = _parse_head(head)
     inputs: dict[str, np.ndarray] = {}
     datatypes: dict[str, str] = {}
     offset = 0
     last_binary: str | None = None
     for raw in raw_inputs:
-        if not isinstance(raw, dict):
-            raise InvalidInput("each element of 'inputs' must be an object with name, shape, datatype, data")
-        name = raw.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidInput("an input has no 'name'")
-        if len(name) > MAX_NAME:
-            raise InvalidInput(f"input name {clip(name)!r} is longer than {MAX_NAME} characters")
-        if name in inputs:
-            raise InvalidInput(f"input {name!r} appears twice")
-        datatype = raw.get("datatype")
-        if not isinstance(datatype, str):
-            raise InvalidInput(f"input {name!r}: missing 'datatype'")
-        try:
-            numpy_dtype(datatype)  # validates the name
-        except InvalidInput as e:
-            raise InvalidInput(f"input {name!r}: {e.message}") from None
-        shape = _shape(name, raw.get("shape"), max_elements)
-        iparams = raw.get("parameters") or {}
-        size = iparams.get("binary_data_size") if isinstance(iparams, dict) else None
+        name, datatype, shape, size = _input_header(raw, inputs, max_elements)
         if size is not None:
             if header_length is None:
                 raise InvalidInput(
@@ -255,29 +218,80 @@ def decode_request(body: bytes, header_length: int | None = None, max_elements: 
     if offset != len(binary):
         after = f"after the last binary input {last_binary!r}" if last_binary else "but no input has binary_data_size"
         raise InvalidInput(f"{len(binary) - offset} bytes of binary data {after}")
-
-    outputs: list[RequestedOutput] | None = None
-    raw_outputs = doc.get("outputs")
-    if raw_outputs is not None:
-        if not isinstance(raw_outputs, list):
-            raise InvalidInput("'outputs' must be a list of {name, parameters}")
-        outputs = []
-        for o in raw_outputs:
-            if not isinstance(o, dict) or not isinstance(o.get("name"), str):
-                raise InvalidInput("each requested output needs a 'name'")
-            op = o.get("parameters") or {}
-            if not isinstance(op, dict):
-                raise InvalidInput(f"requested output {o['name']!r}: 'parameters' must be an object")
-            outputs.append(RequestedOutput(o["name"], bool(op.get("binary_data", False)), op))
     rid = doc.get("id")
     return DecodedRequest(
         id=str(rid) if rid is not None else None,
         inputs=inputs,
         datatypes=datatypes,
         parameters=params,
-        outputs=outputs,
+        outputs=_requested_outputs(doc.get("outputs")),
         binary_output_default=bool(params.get("binary_data_output", False)),
     )
+
+
+def _split_body(body: bytes, header_length: int | None) -> tuple[bytes, memoryview]:
+    """The JSON head and the binary tail of a body (the binary tensor extension)."""
+    if header_length is None:
+        return body, memoryview(b"")
+    if header_length < 0 or header_length > len(body):
+        raise InvalidInput(f"Inference-Header-Content-Length {header_length} is outside the body of {len(body)} bytes")
+    return body[:header_length], memoryview(body)[header_length:]
+
+
+def _parse_head(head: bytes) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
+    """The JSON document, its non-empty 'inputs' list and its 'parameters' object."""
+    try:
+        doc = orjson.loads(head)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"request body is not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise InvalidInput("request body must be a JSON object with an 'inputs' list")
+    raw_inputs = doc.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise InvalidInput("request needs a non-empty 'inputs' list")
+    params = doc.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise InvalidInput("'parameters' must be an object")
+    return doc, raw_inputs, params
+
+
+def _input_header(raw: Any, seen: dict[str, np.ndarray], max_elements: int) -> tuple[str, str, tuple[int, ...], Any]:
+    """An input's name, datatype and shape, checked, and its binary_data_size (None: the data is JSON)."""
+    if not isinstance(raw, dict):
+        raise InvalidInput("each element of 'inputs' must be an object with name, shape, datatype, data")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidInput("an input has no 'name'")
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"input name {clip(name)!r} is longer than {MAX_NAME} characters")
+    if name in seen:
+        raise InvalidInput(f"input {name!r} appears twice")
+    datatype = raw.get("datatype")
+    if not isinstance(datatype, str):
+        raise InvalidInput(f"input {name!r}: missing 'datatype'")
+    try:
+        numpy_dtype(datatype)  # validates the name
+    except InvalidInput as e:
+        raise InvalidInput(f"input {name!r}: {e.message}") from None
+    shape = _shape(name, raw.get("shape"), max_elements)
+    iparams = raw.get("parameters") or {}
+    return name, datatype, shape, iparams.get("binary_data_size") if isinstance(iparams, dict) else None
+
+
+def _requested_outputs(raw_outputs: Any) -> list[RequestedOutput] | None:
+    if raw_outputs is None:
+        return None
+    if not isinstance(raw_outputs, list):
+        raise InvalidInput("'outputs' must be a list of {name, parameters}")
+    outputs = []
+    for o in raw_outputs:
+        if not isinstance(o, dict) or not isinstance(o.get("name"), str):
+            raise InvalidInput("each requested output needs a 'name'")
+        op = o.get("parameters") or {}
+        if not isinstance(op, dict):
+            raise InvalidInput(f"requested output {o['name']!r}: 'parameters' must be an object")
+        outputs.append(RequestedOutput(o["name"], bool(op.get("binary_data", False)), op))
+    return outputs
 
 
 def _json_data(array: np.ndarray) -> tuple[Any, dict[str, Any] | None]:

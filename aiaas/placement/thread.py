@@ -5,6 +5,9 @@ onnxruntime releases the GIL, so instances run truly in parallel; nothing crosse
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 from typing import Any, ClassVar
 
 from aiaas.placement.base import Replica
@@ -37,7 +40,15 @@ class ThreadReplica(Replica):
 
     def close(self) -> None:
         super().close()
-        self.model.unload()
+        self.model.unload()  # its memory is freed here; release_memory() hands the heap back to the OS
+
+
+def release_memory() -> None:
+    """Return freed heap to the OS after in-process models were unloaded (glibc keeps it otherwise, and RSS would
+    not drop). Called once after closing a model's replicas, or once after unloading many models."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
     def pid(self) -> int | None:
         import os

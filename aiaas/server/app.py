@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
 
 from aiaas import __version__, ui
 from aiaas.api import docs, errors, ops, spec, v2
@@ -25,9 +23,11 @@ from aiaas.api import resident as resident_api
 from aiaas.placement.factory import PlacementOptions
 from aiaas.registry import ModelRepository
 from aiaas.runtime import RuntimeContext
-from aiaas.server import tracing
+from aiaas.server import fastpath, tracing
 from aiaas.server.adminkey import ensure_admin_key
 from aiaas.server.bodylimit import BodyLimits
+from aiaas.server.fastpath import App
+from aiaas.server.observe import AccessLog, observed
 from aiaas.service.catalog import CatalogRunner
 from aiaas.service.container import Services
 from aiaas.service.control import ModelControl
@@ -45,36 +45,6 @@ from aiaas.settings import Settings
 from aiaas.training.uploadcheck import UploadLimits
 
 log = logging.getLogger("aiaas.server")
-
-
-class App(FastAPI):
-    """FastAPI that answers V2 infer requests directly (``v2.infer_asgi``): routing, dependency solving and
-    the middleware stack cost more CPU per request than the rest of a small model's request. Anything else,
-    and everything once middleware, dependency overrides or tracing are configured, takes the routed path."""
-
-    _traced = False
-    _traced_checked = -1.0
-    body_limits: BodyLimits | None = None  # set by create_app: the per-route body limits
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not self.root_path:
-            m = v2.INFER_PATH.fullmatch(scope["path"])
-            if m is not None and not self.user_middleware and not self.dependency_overrides and not self._tracing():
-                scope["app"] = self
-                await v2.infer_asgi(scope, receive, send, m.group(1), m.group(2))
-                return
-        if scope["type"] == "http" and self.body_limits is not None:
-            await self.body_limits.guard(super().__call__, scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
-
-    def _tracing(self) -> bool:
-        """Whether FastAPI's OpenTelemetry instrumentation is on; re-checked each second (it reads the
-        environment and costs ~9 us)."""
-        now = time.monotonic()
-        if now - self._traced_checked > 1.0:
-            self._traced, self._traced_checked = self._native_telemetry.enabled(), now
-        return self._traced
 
 
 def build_services(settings: Settings, governance: Governance | None = None) -> Services:
@@ -133,7 +103,7 @@ async def _start_grpc(svc: Services) -> Any:
     return server
 
 
-def create_app(settings: Settings | None = None, governance: Governance | None = None, tracer_provider: Any = None) -> FastAPI:
+def create_app(settings: Settings | None = None, governance: Governance | None = None, tracer_provider: Any = None) -> App:
     settings = settings or Settings()
     svc = build_services(settings, governance)
     tracer_provider = tracer_provider or tracing.tracer_provider(settings)  # AIAAS_OTEL_ENDPOINT (server/tracing.py)
@@ -181,10 +151,9 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         redoc_url=None,
     )
     app.body_limits = BodyLimits(settings)
-    if settings.log_format == "json" or settings.access_log:  # request ids + access log; off: no cost at all
-        from aiaas.server.observe import ObservedApp
-
-        app.__class__ = ObservedApp
+    if observed(settings):  # request ids + access log (AIAAS_LOG_FORMAT=json or AIAAS_ACCESS_LOG=1)
+        app.access_log = AccessLog()
+    fastpath.install(app, settings.fast_path)  # AIAAS_FAST_PATH: V2 infer without routing (server/fastpath.py)
     app.state.services = svc
     app.state.governance = svc.governance
     app.state.governance_admin = svc.governance_admin

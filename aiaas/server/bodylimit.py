@@ -9,7 +9,7 @@ then sees a disconnect, and whatever it tries to answer is dropped.
 Limits differ per route (``Settings``): V2 infer bodies carry tensors (``max_request_bytes``), OpenAI routes
 carry prompts and audio (``max_openai_request_bytes``), everything else is a small control document
 (``max_control_request_bytes``). Uploads (``POST /v1/files``) stream to disk under their own limit. The V2 infer
-fast path (``v2.infer_asgi``) checks its own limit while reading and is not wrapped (it is performance-critical).
+fast path (``server/fastpath.py``) runs under the same guard, so its 413s are the routed path's.
 """
 
 from __future__ import annotations

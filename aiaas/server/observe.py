@@ -1,10 +1,10 @@
 """Request ids, access logs and JSON logs, without slowing the V2 fast path when they are off.
 
-With ``AIAAS_LOG_FORMAT=json`` or ``AIAAS_ACCESS_LOG=1`` the app's class becomes ``ObservedApp``: every HTTP
-request gets a request id (the caller's ``x-request-id`` when it is a sane token, else a new one), echoed as
+With ``AIAAS_LOG_FORMAT=json`` or ``AIAAS_ACCESS_LOG=1`` the app gets an ``AccessLog`` (``App.__call__`` in
+server/fastpath.py wraps every HTTP request with it, outermost): every HTTP request gets a request id (the caller's ``x-request-id`` when it is a sane token, else a new one), echoed as
 ``x-request-id``, carried by every log line written while the request runs (a context variable), and ends
-with one access-log line: method, path, status, latency, model and tenant. Off (the default), the app class
-is untouched: no wrapper, no context variable, not one extra call per request.
+with one access-log line: method, path, status, latency, model and tenant. Off (the default), there is no
+wrapper and no context variable: one attribute check per request.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aiaas.server.app import App
 from aiaas.settings import Settings
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("aiaas_request_id", default=None)
@@ -82,13 +81,10 @@ def observed(settings: Settings) -> bool:
     return settings.log_format == "json" or settings.access_log
 
 
-class ObservedApp(App):
-    """``App`` with a request id and an access-log line per HTTP request."""
+class AccessLog:
+    """A request id and an access-log line around one HTTP request (a plain ASGI wrapper, no framework parts)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
+    async def __call__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         rid = _incoming_id(scope) or uuid.uuid4().hex
         token = REQUEST_ID.set(rid)
         header = (b"x-request-id", rid.encode())
@@ -103,7 +99,7 @@ class ObservedApp(App):
             await send(message)
 
         try:
-            await super().__call__(scope, receive, send_with_id)
+            await app(scope, receive, send_with_id)
         finally:
             path = scope.get("path", "")
             m = _MODEL.match(path)

@@ -10,8 +10,8 @@ import sys
 import uvicorn
 
 from aiaas.server.app import create_app
+from aiaas.server.fastpath import http_protocol
 from aiaas.server.observe import configure_logging
-from aiaas.server.protocol import protocol_class
 from aiaas.server.tls import tls_from
 from aiaas.settings import Settings
 
@@ -55,7 +55,7 @@ def serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         loop=_loop(),
-        http=protocol_class(),  # httptools, each response in one write (server/protocol.py)
+        http=http_protocol(settings.fast_path),  # httptools, each response in one write (server/fastpath.py)
         lifespan="on",
         access_log=False,  # aiaas writes its own access log (server/observe.py): model, tenant, request id
         log_config=None,  # keep configure_logging's handler for uvicorn's own lines too

@@ -1,7 +1,7 @@
 """Optional OpenTelemetry tracing (``AIAAS_OTEL_ENDPOINT``; needs the ``otel`` extra).
 
 Each HTTP request gets a server span from FastAPI's own instrumentation (the app is given the tracer provider;
-requests then take the routed path, which is what makes the span). A V2 or OpenAI inference adds child spans
+V2 infer requests on the fast path run inside the same instrumentation, server/fastpath.py). A V2 or OpenAI inference adds child spans
 built from what the batcher measured: ``queue`` (waiting for a batch), ``batch`` (the batch it ran in, with
 its size) and inside it ``model`` (the model call). Spans go to an OTLP/HTTP collector through a batching span
 processor. Off (no endpoint), nothing is imported and the data plane checks one attribute.

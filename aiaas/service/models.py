@@ -17,10 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiaas.batching import ModelExecutor, release_memory
+from aiaas.batching import ModelExecutor
 from aiaas.errors import InvalidInput, NotFound, ServiceUnavailable, clip
 from aiaas.placement.base import Replica
 from aiaas.placement.factory import PlacementOptions, make_replica, resolve
+from aiaas.placement.thread import release_memory
 from aiaas.registry import ModelEntry, ModelRepository
 from aiaas.runtime import RuntimeContext, backend_class
 from aiaas.service.autoscale import Autoscaler

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,3 +29,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     write_upper_model(home / "models")
     with running_server(home, ADMIN_KEY, AIAAS_MAX_REQUEST_BYTES=str(1 << 20)) as server:
         yield server
+
+
+@pytest.fixture
+def fast_path_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The model of every request the V2 infer fast path served (server/fastpath.py calls ``v2.infer_raw``)."""
+    from aiaas.api import v2
+
+    calls: list[str] = []
+    real = v2.infer_raw
+
+    async def spy(scope: Any, receive: Any, model: str, version: str | None) -> Any:
+        calls.append(model)
+        return await real(scope, receive, model, version)
+
+    monkeypatch.setattr(v2, "infer_raw", spy)
+    return calls

@@ -19,7 +19,7 @@ from v2kit import ADMIN_KEY
 from aiaas.registry import ModelRepository
 from aiaas.registry.onnx_import import import_onnx
 from aiaas.server.app import App, create_app
-from aiaas.server.observe import JsonFormatter, ObservedApp, RequestIdFilter
+from aiaas.server.observe import AccessLog, JsonFormatter, RequestIdFilter
 from aiaas.settings import Settings
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -50,14 +50,14 @@ def _app(tmp_path: Path, **kw: object) -> App:
 
 def test_off_by_default_the_app_is_untouched(tmp_path: Path) -> None:
     app = _app(tmp_path, governance="off")
-    assert type(app) is App
+    assert type(app) is App and app.access_log is None
     with TestClient(app) as c:
         assert "x-request-id" not in c.post("/v2/models/mlp/infer", json=ROW, headers=AUTH).headers
 
 
 def test_json_lines_carry_the_request_id_and_end_with_an_access_line(tmp_path: Path, log_lines: io.StringIO) -> None:
     app = _app(tmp_path, log_format="json")
-    assert isinstance(app, ObservedApp)
+    assert type(app) is App and isinstance(app.access_log, AccessLog)
     with TestClient(app) as c:
         r = c.post("/v2/models/mlp/infer", json=ROW, headers={**AUTH, "x-request-id": "req-42"})
         assert r.status_code == 200 and r.headers["x-request-id"] == "req-42"

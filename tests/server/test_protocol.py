@@ -1,4 +1,4 @@
-"""The one-write HTTP protocol (aiaas/server/protocol.py), driven the way uvicorn's own tests drive theirs:
+"""The one-write HTTP protocol (aiaas/server/fastpath.py: http_protocol), driven the way uvicorn's own tests drive theirs:
 a protocol object on a fake transport, requests fed as bytes, the writes recorded."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from uvicorn.server import ServerState
 
-from aiaas.server.protocol import protocol_class
+from aiaas.server.fastpath import http_protocol
 
 pytestmark = pytest.mark.anyio
 
@@ -69,7 +69,7 @@ def _app() -> Starlette:
 
 
 def _protocol(app: Starlette) -> tuple[Any, FakeTransport]:
-    cls = protocol_class()
+    cls = http_protocol(True)
     assert not isinstance(cls, str), "httptools is installed: the one-write protocol must be in use"
     config = uvicorn.Config(app, http=cls, lifespan="off", log_level="critical")
     config.load()

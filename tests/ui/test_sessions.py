@@ -14,6 +14,7 @@ from models import mlp
 from aiaas.registry import ModelRepository
 from aiaas.registry.onnx_import import import_onnx
 from aiaas.server.app import create_app
+from aiaas.service.governance.admin import CLI_PRINCIPAL
 from aiaas.service.metrics import Metrics
 from aiaas.settings import Settings
 from aiaas.ui.routes.auth import _safe_next
@@ -141,3 +142,24 @@ def test_the_model_page_lists_its_replicas(tmp_path: Path) -> None:
         page = c.get("/ui/models/mlp")
         assert page.status_code == 200, page.text
         assert 'id="replicas-h"' in page.text and "<td>thread</td>" in page.text and "<td>ready</td>" in page.text
+
+
+def test_the_limits_and_budget_forms_render_from_one_macro_and_set_what_they_say(client: TestClient) -> None:
+    csrf = sign_in(client)
+    page = client.get("/ui/keys").text
+    for heading, prefix, action in (("limits-h", "l", "/ui/limits"), ("budget-h", "b", "/ui/budgets")):
+        form = page[page.index(f'aria-labelledby="{heading}"') :]
+        form = form[: form.index("</section>")]
+        assert f'<form method="post" action="{action}">' in form and f'name="csrf" value="{csrf}"' in form
+        assert f'<select id="{prefix}-scope" name="scope"><option>key</option><option>tenant</option></select>' in form
+        assert f'<input id="{prefix}-subject" name="subject" type="text" required>' in form
+    r = client.post("/ui/limits", data={"csrf": csrf, "scope": "tenant", "subject": "system", "rpm": "7", "upm": "",
+                                        "concurrency": "3"})  # fmt: skip
+    assert r.status_code == 200 and "limits of tenant system set" in r.text
+    r = client.post("/ui/budgets", data={"csrf": csrf, "scope": "tenant", "subject": "system", "limit": "12.5",
+                                         "period": "day"})  # fmt: skip
+    assert r.status_code == 200 and "budget of tenant system set" in r.text
+    admin = client.app.state.governance_admin  # type: ignore[attr-defined]
+    limits, budget = admin.get_limits(CLI_PRINCIPAL, "tenant", "system"), admin.get_budget(CLI_PRINCIPAL, "tenant", "system")
+    assert (limits["requests_per_minute"], limits["units_per_minute"], limits["concurrency"]) == (7, None, 3), limits
+    assert (budget["limit"], budget["period"]) == (12.5, "day"), budget
