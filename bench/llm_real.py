@@ -199,6 +199,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from aiaas.llm import llamacpp_engine
+    from aiaas.llm.queue_engine import EngineLimits
 
     tok = AutoTokenizer.from_pretrained(str(args.hf))
     wanted = args.backends.split(",")
@@ -217,16 +218,15 @@ def main() -> None:
             rows[name] = on_own_thread(measure_llamacpp_anchor, args.gguf, tok, args)
         else:
             engine: Engine
+            limits = EngineLimits(threads=args.threads, max_num_seqs=16, max_num_tokens=8192)
             if name == "aiaas-llamacpp":
                 if not have_lc:
                     continue
-                engine = llamacpp_engine.LlamaCppEngine(args.gguf, tokenizer_dir=args.hf, threads=args.threads,
-                                                        max_num_tokens=8192, max_num_seqs=16)  # fmt: skip
+                engine = llamacpp_engine.LlamaCppEngine(args.gguf, tokenizer_dir=args.hf, limits=limits)
             else:
                 from aiaas.llm.torch_engine import TorchEngine
 
-                engine = TorchEngine(args.hf, threads=args.threads, max_num_seqs=16,
-                                     quantize="int8" if name == "torch-int8" else "none")  # fmt: skip
+                engine = TorchEngine(args.hf, limits=limits, quantize="int8" if name == "torch-int8" else "none")
             engine.start()
             try:
                 rows[name] = asyncio.run(measure_engine(engine, args, extra=name == "aiaas-llamacpp"))
