@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -227,6 +228,7 @@ def main() -> None:
 
     tok = AutoTokenizer.from_pretrained(str(args.hf))
     ids = anchor_prompts(tok)
+    print(f"start {time.strftime('%H:%M:%S')} UTC, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     rows: dict[str, dict[str, float]] = {}
     have_lc = llamacpp_engine.available()
     for name in args.backends.split(","):
@@ -254,6 +256,7 @@ def main() -> None:
             finally:
                 engine.close()
         print(f"{name}: {rows[name]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"end {time.strftime('%H:%M:%S')} UTC, load average {os.getloadavg()[0]:.1f}", flush=True)
     report(rows, args)
 
 
