@@ -295,3 +295,15 @@ def test_torch_long_prompt_is_read_between_decode_steps(tiny_llm: Path) -> None:
         assert asyncio.run(go()) >= 4
     finally:
         eng.close()
+
+
+def test_engine_limits_parse() -> None:
+    base = EngineLimits(max_num_seqs=8)
+    got = EngineLimits.parse({"threads": 2, "max_prefill_tokens": 64, "quantize": "int8"}, base)
+    assert (got.max_num_seqs, got.threads, got.max_prefill_tokens, got.max_model_len) == (8, 2, 64, None)
+    with pytest.raises(ValueError, match="max_num_seqs must be an integer"):
+        EngineLimits.parse({"max_num_seqs": "8"})
+    with pytest.raises(ValueError, match="max_prefill_tokens must be >= 1"):
+        EngineLimits.parse({"max_prefill_tokens": 0})
+    with pytest.raises(ValueError, match="threads must be >= 0"):
+        EngineLimits(threads=-1)
