@@ -34,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiaas.llm.base import SamplingParams
+from aiaas.llm.queue_engine import EngineLimits
 from aiaas.llm.tiny import build_model
 from aiaas.llm.torch_engine import TorchEngine
 
@@ -90,7 +91,7 @@ def main() -> None:
     else:
         label = str(args.model)
     t0 = time.perf_counter()
-    engine = TorchEngine(args.model, max_num_seqs=16, threads=args.threads)
+    engine = TorchEngine(args.model, limits=EngineLimits(max_num_seqs=16, threads=args.threads))
     engine.start()
     print(f"model: {label}; load {time.perf_counter() - t0:.1f}s; {sum(p.numel() for p in engine.model.parameters()) / 1e6:.0f}M params; "
           f"threads {args.threads}; N={args.tokens} new tokens per request, greedy")  # fmt: skip

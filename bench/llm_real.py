@@ -1,22 +1,25 @@
 """aiaas's LLM engines against llama.cpp on the catalog's Gemma-3-270M, in one run (issue: LLM serving at the
 speed of the best CPU engines).
 
-Same GGUF (Q4_K_M), same prompts, greedy, ``ignore_eos``, same threads, all in one process, one after another:
+Same GGUF (Q4_K_M), same prompts (token ids), greedy, ``ignore_eos``, same threads, one after another:
 
 * **llama.cpp-c** (the anchor): llama.cpp's C API as its ``simple`` example uses it (one sequence, greedy
   argmax over the last logits), through llama-cpp-python's ctypes bindings.
 * **llama.cpp**: llama-cpp-python's high-level ``Llama`` on the GGUF, one sequence at a time (its
   high-level API has no multi-sequence batching, so its 4- and 16-stream figure is its sequential rate).
-* **aiaas llamacpp**: ``aiaas.llm.llamacpp_engine`` on the same GGUF (multi-sequence decode, chunked prefill,
+  Both anchors run in a child process that never imports torch, on a thread of their own (on Python's main
+  thread of a process that had imported torch llama.cpp decoded 2-3x slower here).
+* **aiaas-llamacpp**: ``aiaas.llm.llamacpp_engine`` on the same GGUF (multi-sequence decode, chunked prefill,
   prefix cache), when llama-cpp-python is installed.
-* **aiaas torch int8** / **torch fp32**: ``aiaas.llm.torch_engine`` on the Hugging Face directory converted
-  from the GGUF (``aiaas.llm.gemma``), ``quantize: int8`` and ``none``.
+* **torch-int8** / **torch-fp32**: ``aiaas.llm.torch_engine`` on the Hugging Face directory converted
+  from the GGUF (``aiaas.llm.gemma``), ``quantize: int8`` and ``none`` (chunked prefill, prefix cache).
 
 Per backend: single-stream decode tokens/s (after the first token), time to first token for a 512-token
-prompt, aggregate tokens/s at 4 and 16 streams; for the aiaas llamacpp engine also the TTFT of a second
-512-token prompt sharing its first 496 tokens (prefix cache) and the longest gap between two tokens of a
-running stream while a 2,048-token prompt is admitted (chunked prefill). Every figure is also printed as a
-ratio to llama.cpp measured in the same run. The machine is shared: run it ``nice`` d and read the ratios.
+prompt, aggregate tokens/s at 4 and 16 streams; for every aiaas engine also the TTFT of a second 512-token
+prompt sharing its first 496 tokens (prefix cache) and the gaps between two tokens of a running stream while
+a 2,048-token prompt is admitted (chunked prefill). Every figure is also printed as a ratio to the anchor
+measured in the same run. The engines decode on ``--threads`` at every load (``--busy-streams 0``: the bench
+has no HTTP path to leave a core to). The machine is shared: run it ``nice`` d and read the ratios.
 
     nice .venv/bin/python bench/llm_real.py --gguf G.gguf --hf HF_DIR [--threads 2] [--tokens 32]
 """
@@ -25,6 +28,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -65,7 +71,7 @@ async def stream(engine: Engine, ids: list[int], n: int, gaps: list[float] | Non
     return count, first, time.perf_counter() - t0
 
 
-async def measure_engine(engine: Engine, args: argparse.Namespace, extra: bool) -> dict[str, float]:
+async def measure_engine(engine: Engine, args: argparse.Namespace) -> dict[str, float]:
     tok = engine.tokenizer
     prompts = [tok.encode(p) for p in PROMPTS]
     n = args.tokens
@@ -78,33 +84,53 @@ async def measure_engine(engine: Engine, args: argparse.Namespace, extra: bool) 
         t0 = time.perf_counter()
         out = await asyncio.gather(*(stream(engine, prompts[i % len(prompts)], n) for i in range(c)))
         res[f"agg{c}"] = sum(o[0] for o in out) / (time.perf_counter() - t0)
-    if extra:
-        base = long_prompt(tok, 512, "first")
-        again = base[:496] + long_prompt(tok, 40, "second")[-16:]
-        await stream(engine, base, 1)
-        res["ttft512_prefix"] = (await stream(engine, again, 1))[1]
-        gaps: list[float] = []
-        runner = asyncio.create_task(stream(engine, prompts[0], n, gaps))
-        await asyncio.sleep(0.3)
-        await stream(engine, long_prompt(tok, 2048, "long"), 1)
-        await runner
-        res["gap_max_ms"] = max(gaps) * 1e3 if gaps else 0.0
-        res["gap_p50_ms"] = sorted(gaps)[len(gaps) // 2] * 1e3 if gaps else 0.0
+    # prefix cache and chunked prefill (every aiaas engine has both)
+    base = long_prompt(tok, 512, "first")
+    again = base[:496] + long_prompt(tok, 40, "second")[-16:]
+    await stream(engine, base, 1)
+    res["ttft512_prefix"] = (await stream(engine, again, 1))[1]
+    gaps: list[float] = []
+    runner = asyncio.create_task(stream(engine, prompts[0], n, gaps))
+    await asyncio.sleep(0.3)
+    await stream(engine, long_prompt(tok, 2048, "long"), 1)
+    await runner
+    res["gap_max_ms"] = max(gaps) * 1e3 if gaps else 0.0
+    res["gap_p50_ms"] = sorted(gaps)[len(gaps) // 2] * 1e3 if gaps else 0.0
     return res
 
 
-def measure_llamacpp_anchor(gguf: Path, tok: Any, args: argparse.Namespace) -> dict[str, float]:
+def anchor_prompts(tok: Any) -> dict[str, Any]:
+    """The token ids the anchors run (computed here, so the child process needs no tokenizer and no torch)."""
+    return {"warm": tok.encode(PROMPTS[0]), "decode": tok.encode(PROMPTS[3]),
+            "ttft": [long_prompt(tok, 512, f"case {i}") for i in range(2)],
+            "streams": [tok.encode(p) for p in PROMPTS]}  # fmt: skip
+
+
+def anchor_figures(run: Any, ids: dict[str, Any], n: int) -> dict[str, float]:
+    """The figures of a one-sequence-at-a-time anchor; ``run(ids, n)`` -> (tokens, TTFT, total time)."""
+    run(ids["warm"], 4)
+    res: dict[str, float] = {}
+    k, f, dt = run(ids["decode"], n)
+    res["decode"] = (k - 1) / (dt - f)
+    res["ttft512"] = min(run(p, 1)[1] for p in ids["ttft"])
+    t0 = time.perf_counter()  # one sequence at a time: aggregate = total tokens / total time (same for 4 and 16)
+    total = sum(run(p, n)[0] for p in ids["streams"])
+    res["agg4"] = res["agg16"] = total / (time.perf_counter() - t0)
+    return res
+
+
+def measure_llamacpp_anchor(gguf: Path, ids: dict[str, Any], threads: int, n: int) -> dict[str, float]:
     import llama_cpp
 
-    llm = llama_cpp.Llama(str(gguf), n_threads=args.threads, n_threads_batch=args.threads, n_ctx=4096,
-                          n_batch=512, verbose=False)  # fmt: skip
+    llm = llama_cpp.Llama(str(gguf), n_threads=threads, n_threads_batch=threads, n_ctx=4096, n_batch=512,
+                          verbose=False)  # fmt: skip
 
-    def run(ids: list[int], n: int) -> tuple[int, float, float]:
+    def run(prompt: list[int], n: int) -> tuple[int, float, float]:
         llm.reset()
         t0 = time.perf_counter()
         first = 0.0
         count = 0
-        for _ in llm.generate(ids, temp=0.0, reset=True):
+        for _ in llm.generate(prompt, temp=0.0, reset=True):
             count += 1
             if count == 1:
                 first = time.perf_counter() - t0
@@ -112,37 +138,29 @@ def measure_llamacpp_anchor(gguf: Path, tok: Any, args: argparse.Namespace) -> d
                 break
         return count, first, time.perf_counter() - t0
 
-    run(tok.encode(PROMPTS[0]), 4)
-    res: dict[str, float] = {}
-    k, f, dt = run(tok.encode(PROMPTS[3]), args.tokens)
-    res["decode"] = (k - 1) / (dt - f)
-    res["ttft512"] = min(run(long_prompt(tok, 512, f"case {i}"), 1)[1] for i in range(2))
-    for c in (4, 16):  # one sequence at a time: aggregate = total tokens / total time
-        t0 = time.perf_counter()
-        total = sum(run(tok.encode(PROMPTS[i % len(PROMPTS)]), args.tokens)[0] for i in range(min(c, 4)))
-        res[f"agg{c}"] = total / (time.perf_counter() - t0)
-    return res
+    return anchor_figures(run, ids, n)
 
 
-def measure_llamacpp_c(gguf: Path, tok: Any, args: argparse.Namespace) -> dict[str, float]:
+def measure_llamacpp_c(gguf: Path, ids: dict[str, Any], threads: int, n: int) -> dict[str, float]:
     """llama.cpp through its C API the way its ``simple`` example decodes: one sequence, ``llama_batch_get_one``,
     greedy argmax of the last logits -- llama.cpp without llama-cpp-python's Python-side sampling."""
     import ctypes
 
+    import llama_cpp as lc
     import numpy as np
 
-    lc = llamacpp_lib()
+    lc.llama_backend_init()
     model = lc.llama_model_load_from_file(str(gguf).encode(), lc.llama_model_default_params())
     cp = lc.llama_context_default_params()
-    cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_threads, cp.n_threads_batch = 4096, 512, 512, args.threads, args.threads
+    cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_threads, cp.n_threads_batch = 4096, 512, 512, threads, threads
     ctx = lc.llama_init_from_model(model, cp)
     mem = lc.llama_get_memory(ctx)
     vocab = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(model))
 
-    def run(ids: list[int], n: int) -> tuple[int, float, float]:
+    def run(prompt: list[int], n: int) -> tuple[int, float, float]:
         lc.llama_memory_clear(mem, True)
         t0 = time.perf_counter()
-        first, count, pending = 0.0, 0, list(ids)
+        first, count, pending = 0.0, 0, list(prompt)
         while count < n:
             for i in range(0, len(pending), 512):
                 chunk = (ctypes.c_int32 * len(pending[i : i + 512]))(*pending[i : i + 512])
@@ -156,25 +174,10 @@ def measure_llamacpp_c(gguf: Path, tok: Any, args: argparse.Namespace) -> dict[s
         return count, first, time.perf_counter() - t0
 
     try:
-        run(tok.encode(PROMPTS[0]), 4)
-        res: dict[str, float] = {}
-        k, f, dt = run(tok.encode(PROMPTS[3]), args.tokens)
-        res["decode"] = (k - 1) / (dt - f)
-        res["ttft512"] = min(run(long_prompt(tok, 512, f"case {i}"), 1)[1] for i in range(2))
-        for c in (4, 16):  # one sequence at a time
-            t0 = time.perf_counter()
-            total = sum(run(tok.encode(PROMPTS[i % len(PROMPTS)]), args.tokens)[0] for i in range(4))
-            res[f"agg{c}"] = total / (time.perf_counter() - t0)
-        return res
+        return anchor_figures(run, ids, n)
     finally:
         lc.llama_free(ctx)
         lc.llama_model_free(model)
-
-
-def llamacpp_lib() -> Any:
-    from aiaas.llm.llamacpp_engine import _lib
-
-    return _lib()
 
 
 def on_own_thread(fn: Any, *args: Any) -> Any:
@@ -187,11 +190,33 @@ def on_own_thread(fn: Any, *args: Any) -> Any:
         return pool.submit(fn, *args).result()
 
 
+def anchor_in_child(name: str, gguf: Path, ids: dict[str, Any], threads: int, n: int) -> dict[str, float]:
+    """Measure anchor ``name`` in a fresh Python process that never imports torch (only llama_cpp and numpy),
+    on a thread of its own: the anchor then runs as llama.cpp's own users run it, with one OpenMP runtime."""
+    job = json.dumps({"name": name, "gguf": str(gguf), "ids": ids, "threads": threads, "tokens": n})
+    out = subprocess.run([sys.executable, __file__, "--anchor-child"], input=job, capture_output=True, text=True,
+                         check=False)  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"anchor {name} failed: {out.stderr[-2000:]}")
+    res: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return res
+
+
+def child_main() -> None:
+    job = json.loads(sys.stdin.read())
+    fn = measure_llamacpp_c if job["name"] == "llama.cpp-c" else measure_llamacpp_anchor
+    res = on_own_thread(fn, Path(job["gguf"]), job["ids"], job["threads"], job["tokens"])
+    assert "torch" not in sys.modules, "the anchor process must not import torch"
+    print(json.dumps(res))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gguf", type=Path, required=True)
     ap.add_argument("--hf", type=Path, required=True, help="the HF directory converted from the GGUF (aiaas.llm.gemma)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--busy-streams", type=int, default=0,
+                    help="the engines' busy_streams (0: decode on --threads at every load; the bench has no HTTP path)")
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--backends", default="llama.cpp-c,llama.cpp,aiaas-llamacpp,torch-int8,torch-fp32")
     ap.add_argument("--anchor", default="llama.cpp-c", help="the row the ratios are taken against")
@@ -199,40 +224,39 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from aiaas.llm import llamacpp_engine
+    from aiaas.llm.queue_engine import EngineLimits
 
     tok = AutoTokenizer.from_pretrained(str(args.hf))
-    wanted = args.backends.split(",")
+    ids = anchor_prompts(tok)
+    print(f"start {time.strftime('%H:%M:%S')} UTC, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     rows: dict[str, dict[str, float]] = {}
     have_lc = llamacpp_engine.available()
-    for name in wanted:
+    for name in args.backends.split(","):
         t0 = time.perf_counter()
-        if name == "llama.cpp-c":
+        if name in ("llama.cpp-c", "llama.cpp"):
             if not have_lc:
+                print(f"{name} anchor skipped: {llamacpp_engine.INSTALL_HINT}")
                 continue
-            rows[name] = on_own_thread(measure_llamacpp_c, args.gguf, tok, args)
-        elif name == "llama.cpp":
-            if not have_lc:
-                print(f"llama.cpp anchor skipped: {llamacpp_engine.INSTALL_HINT}")
-                continue
-            rows[name] = on_own_thread(measure_llamacpp_anchor, args.gguf, tok, args)
+            rows[name] = anchor_in_child(name, args.gguf, ids, args.threads, args.tokens)
         else:
             engine: Engine
+            limits = EngineLimits(threads=args.threads, busy_streams=args.busy_streams, max_num_seqs=16,
+                                  max_num_tokens=8192)  # fmt: skip
             if name == "aiaas-llamacpp":
                 if not have_lc:
                     continue
-                engine = llamacpp_engine.LlamaCppEngine(args.gguf, tokenizer_dir=args.hf, threads=args.threads,
-                                                        max_num_tokens=8192, max_num_seqs=16)  # fmt: skip
+                engine = llamacpp_engine.LlamaCppEngine(args.gguf, tokenizer_dir=args.hf, limits=limits)
             else:
                 from aiaas.llm.torch_engine import TorchEngine
 
-                engine = TorchEngine(args.hf, threads=args.threads, max_num_seqs=16,
-                                     quantize="int8" if name == "torch-int8" else "none")  # fmt: skip
+                engine = TorchEngine(args.hf, limits=limits, quantize="int8" if name == "torch-int8" else "none")
             engine.start()
             try:
-                rows[name] = asyncio.run(measure_engine(engine, args, extra=name == "aiaas-llamacpp"))
+                rows[name] = asyncio.run(measure_engine(engine, args))
             finally:
                 engine.close()
         print(f"{name}: {rows[name]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"end {time.strftime('%H:%M:%S')} UTC, load average {os.getloadavg()[0]:.1f}", flush=True)
     report(rows, args)
 
 
@@ -254,14 +278,14 @@ def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
         ref = None if name.startswith("llama.cpp") else anchor
         print(f"{name:<16}{_cell(r, ref, 'decode', 14)}{_cell(r, ref, 'ttft512', 13, 1e3, lower=True)}"
               f"{_cell(r, ref, 'agg4', 11)}{_cell(r, ref, 'agg16', 12)}{r['agg16'] / r['decode']:>8.1f}")  # fmt: skip
-    lc = rows.get("aiaas-llamacpp")
-    if lc and "ttft512_prefix" in lc:
-        print(f"\nprefix cache (aiaas llamacpp): TTFT 512-token prompt {lc['ttft512'] * 1e3:.0f} ms -> "
-              f"{lc['ttft512_prefix'] * 1e3:.0f} ms with its first 496 tokens cached ({lc['ttft512'] / lc['ttft512_prefix']:.1f}x)")  # fmt: skip
-        print(f"chunked prefill (aiaas llamacpp): a running stream's inter-token gap while a 2,048-token prompt is "
-              f"admitted: max {lc['gap_max_ms']:.0f} ms, p50 {lc['gap_p50_ms']:.0f} ms")  # fmt: skip
+    for name, r in rows.items():
+        if "ttft512_prefix" in r:
+            print(f"{name}: prefix cache: TTFT of a 512-token prompt {r['ttft512'] * 1e3:.0f} ms -> "
+                  f"{r['ttft512_prefix'] * 1e3:.0f} ms with its first 496 tokens cached ({r['ttft512'] / r['ttft512_prefix']:.1f}x); "
+                  f"chunked prefill: a running stream's inter-token gap while a 2,048-token prompt is admitted: "
+                  f"max {r['gap_max_ms']:.0f} ms, p50 {r['gap_p50_ms']:.0f} ms")  # fmt: skip
     print("(TTFT ratio = llama.cpp / backend: > 1 is faster)")
 
 
 if __name__ == "__main__":
-    main()
+    child_main() if sys.argv[1:] == ["--anchor-child"] else main()

@@ -39,10 +39,9 @@ import torch
 
 from aiaas.errors import InferenceError
 from aiaas.llm.base import EngineStats, Step
-from aiaas.llm.queue_engine import QueueEngine
+from aiaas.llm.queue_engine import EngineLimits, QueueEngine
 from aiaas.llm.sampling import sample
 from aiaas.llm.seq import Seq, deliver
-from aiaas.llm.threads import ThreadPolicy
 
 log = logging.getLogger("aiaas.llm")
 
@@ -91,16 +90,8 @@ class LlamaCppEngine(QueueEngine):
         gguf: str | Path,
         *,
         tokenizer_dir: str | Path | None = None,
-        max_num_seqs: int = 16,
-        max_num_tokens: int = 16384,
-        max_waiting: int = 256,
-        max_model_len: int | None = None,
-        max_prefill_tokens: int = 512,
+        limits: EngineLimits | None = None,
         prefix_cache_slots: int = 4,
-        default_max_tokens: int = 1024,
-        threads: int = 0,
-        busy_threads: int = 0,
-        busy_streams: int = 4,
         chat_template: str | None = None,
     ) -> None:
         lib = self._lib = _lib()
@@ -118,15 +109,11 @@ class LlamaCppEngine(QueueEngine):
         self._vocab = lib.llama_model_get_vocab(self._model)
         self.vocab = int(lib.llama_vocab_n_tokens(self._vocab))
         trained = int(lib.llama_model_n_ctx_train(self._model)) or 2048
-        self.max_model_len = min(trained, max_model_len) if max_model_len else trained
-        self.max_num_seqs = max_num_seqs
-        self.max_num_tokens = max(max_num_tokens, self.max_model_len)
-        self.max_waiting = max_waiting
-        self.max_prefill_tokens = max(int(max_prefill_tokens), 1)
+        # _running: admitted sequences, prefilling (fed < len(prompt)) or decoding
+        self._init_queue(limits or EngineLimits(), trained)
         self.prefix_cache_slots = max(0, prefix_cache_slots)
-        self.default_max_tokens = default_max_tokens
         self.add_bos = True
-        self.threads = ThreadPolicy.create(threads, busy_threads, busy_streams)
+        max_num_seqs = self.max_num_seqs
         slots = max_num_seqs + self.prefix_cache_slots
         cparams = lib.llama_context_default_params()
         cparams.n_ctx = self.max_num_tokens
@@ -152,7 +139,6 @@ class LlamaCppEngine(QueueEngine):
         self.eos_ids = frozenset(t for t in eos if t >= 0)
         self._free_slots = list(range(slots))
         self._kept: OrderedDict[int, list[int]] = OrderedDict()  # slot -> tokens in its cells (prefix cache)
-        self._init_queue()  # _running: admitted sequences, prefilling (fed < len(prompt)) or decoding
         self._prefix_hits = 0
         self._prefix_tokens = 0
 

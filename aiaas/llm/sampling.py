@@ -56,7 +56,9 @@ def sample(logits: torch.Tensor, rows: list[RowState]) -> list[TokenOut]:
 
     greedy = [i for i, r in enumerate(rows) if r.params.greedy]
     chosen = torch.empty(batch, dtype=torch.long)
-    if greedy:
+    if len(greedy) == batch:  # the common case: no row gather (a copy of [B, V]), one argmax
+        chosen = logits.argmax(dim=-1).cpu()
+    elif greedy:
         chosen[greedy] = logits[greedy].argmax(dim=-1).cpu()
     sampled = [i for i, r in enumerate(rows) if not r.params.greedy]
     if sampled:

@@ -13,12 +13,17 @@ How a step works. One scheduler thread owns the model and the running batch. The
 
 1. drop sequences whose consumer cancelled (the client disconnected) or that finished;
 2. admit waiting sequences while the running batch has room (``max_num_seqs``, ``max_num_tokens`` reserved
-   as prompt + max_tokens) and prefill them together (left-padded, ``max_prefill_tokens`` per step), which
-   yields their first token; their cache rows are padded to the batch's L (or the batch to theirs) and
-   concatenated -- this is how new requests join between decode steps;
-3. one decode step for every running sequence: input [B, 1], an explicit 4D attention mask built from
+   as prompt + max_tokens); a new prompt whose first whole blocks of 16 tokens were prefilled before takes
+   their keys and values from the prefix cache (``aiaas.llm.prefix_cache``) and reads only the rest;
+3. one prefill step of at most ``max_prefill_tokens`` prompt tokens (chunked prefill): either several short
+   prompts together (left-padded), or the next chunk of one long prompt on its own cache -- so a 2k-token
+   prompt is read over several steps, each followed by a decode step of the running batch, and the running
+   streams' inter-token latency is bounded by one chunk, not the whole prompt. Intermediate chunks skip the
+   output projection. A prompt read to its end yields its first token; its cache rows are padded to the
+   batch's L (or the batch to theirs) and concatenated -- this is how new requests join between decode steps;
+4. one decode step for every running sequence: input [B, 1], an explicit 4D attention mask built from
    ``valid`` (and the sliding window for sliding-attention layers), per-row position ids;
-4. per-row sampling (``aiaas.llm.sampling``) and delivery of the new tokens to each request's asyncio queue
+5. per-row sampling (``aiaas.llm.sampling``) and delivery of the new tokens to each request's asyncio queue
    with one ``call_soon_threadsafe`` per step.
 
 After rows leave, columns that are padding in every remaining row are trimmed, so L stays the longest live
@@ -37,11 +42,11 @@ import torch
 
 from aiaas.errors import InferenceError
 from aiaas.llm.base import EngineStats, Step
+from aiaas.llm.prefix_cache import PrefixCache
 from aiaas.llm.quant import quantize as quantize_model
-from aiaas.llm.queue_engine import QueueEngine
+from aiaas.llm.queue_engine import EngineLimits, QueueEngine
 from aiaas.llm.sampling import sample
 from aiaas.llm.seq import Seq, deliver
-from aiaas.llm.threads import ThreadPolicy
 
 log = logging.getLogger("aiaas.llm")
 
@@ -53,18 +58,11 @@ class TorchEngine(QueueEngine):
         self,
         path: str | Path,
         *,
+        limits: EngineLimits | None = None,
         device: str | None = None,
         dtype: str = "float32",
-        max_num_seqs: int = 32,
-        max_num_tokens: int = 65536,
-        max_waiting: int = 256,
-        max_model_len: int | None = None,
-        max_prefill_tokens: int = 4096,
-        default_max_tokens: int = 1024,
-        threads: int = 0,
-        busy_threads: int = 0,
-        busy_streams: int = 4,
         quantize: str = "none",
+        prefix_cache_tokens: int = 4096,
         chat_template: str | None = None,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -73,7 +71,6 @@ class TorchEngine(QueueEngine):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-        self.threads = ThreadPolicy.create(threads, busy_threads, busy_streams)  # set in the scheduler thread
         t0 = time.monotonic()
         self.tokenizer: Any = AutoTokenizer.from_pretrained(self.path)
         if chat_template:
@@ -88,13 +85,8 @@ class TorchEngine(QueueEngine):
         quantize_model(self.model, quantize)
         self.load_s = time.monotonic() - t0
         cfg = self.model.config.get_text_config()
-        positions = int(getattr(cfg, "max_position_embeddings", 0) or 2048)
-        self.max_model_len = min(positions, max_model_len) if max_model_len else positions
-        self.max_num_seqs = max_num_seqs
-        self.max_num_tokens = max(max_num_tokens, self.max_model_len)  # one full-length sequence always fits
-        self.max_waiting = max_waiting
-        self.max_prefill_tokens = max(max_prefill_tokens, 1)
-        self.default_max_tokens = default_max_tokens
+        # scheduler state (the thread owns everything but _waiting, guarded by _cv): see QueueEngine
+        self._init_queue(limits or EngineLimits(), int(getattr(cfg, "max_position_embeddings", 0) or 2048))
         self.add_bos = True
         eos: set[int] = set()
         for src in (self.model.generation_config.eos_token_id, cfg.eos_token_id, self.tokenizer.eos_token_id):
@@ -120,15 +112,18 @@ class TorchEngine(QueueEngine):
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._logits_to_keep = "logits_to_keep" in params
-        # scheduler state (the thread owns everything below except _waiting, guarded by _cv)
-        self._init_queue()
+        self._base = getattr(self.model, self.model.base_model_prefix, None)  # the model without its output projection
         self._cache: Any = None
         self._valid: torch.Tensor | None = None  # [B, L] real (not padding) cache columns
+        self._past: dict[int, Any] = {}  # seq id -> its own cache while its prompt is read in chunks
+        self.prefix_cache = PrefixCache(prefix_cache_tokens)
+        self._prefill_tokens = 0  # prompt tokens run through the model (not taken from the prefix cache)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def close(self) -> None:
         self._shutdown()
         self._cache = self._valid = None
+        self._past.clear()
 
     def _row_device(self) -> Any:
         return self.device
@@ -137,8 +132,12 @@ class TorchEngine(QueueEngine):
         s = self._stats
         with self._cv:
             waiting = len(self._waiting)
-        return EngineStats(len(self._running), waiting, self._reserved, s.steps, s.generated, s.cancelled,
-                           {"batch_len": 0 if self._valid is None else int(self._valid.shape[1])})  # fmt: skip
+        pc = self.prefix_cache
+        extra = {"batch_len": 0 if self._valid is None else int(self._valid.shape[1]), "prefilling": len(self._prefilling),
+                 "prefill_tokens": self._prefill_tokens, "prefix_hits": pc.hits, "prefix_tokens_reused": pc.tokens_reused,
+                 "prefix_cached_tokens": pc.tokens}  # fmt: skip
+        return EngineStats(len(self._running), waiting + len(self._prefilling), self._reserved, s.steps, s.generated,
+                           s.cancelled, extra)  # fmt: skip
 
     # -- requests (event loop side) -----------------------------------------------------------------
     def _deliver(self, events: list[tuple[Seq, Step | BaseException]]) -> None:
@@ -152,43 +151,66 @@ class TorchEngine(QueueEngine):
                     if not self._wait_for_work_locked():
                         return
                     admitted = self._admit_locked()
-                    want = self.threads.pick(len(self._running) + len(admitted) + len(self._waiting))
+                    want = self.threads.pick(len(self._running) + len(self._prefilling) + len(self._waiting))
                 if torch.get_num_threads() != want:  # another model's build in this process may have changed it
                     torch.set_num_threads(want)
                 try:
-                    self._drop([s for s in self._running if s.cancelled], cancelled=True)
-                    if admitted:
-                        self._prefill(admitted)
-                        self._drop([s for s in self._running if s.cancelled], cancelled=True)
+                    for seq in admitted:
+                        self._reuse_prefix(seq)
+                    self._drop_cancelled()
+                    if self._prefilling:
+                        self._prefill_step()
+                        self._drop_cancelled()
                     if self._running:
                         self._decode()
                 except Exception as e:  # a failed step fails the sequences in it, never the engine
                     log.exception("LLM engine step failed")
                     err = InferenceError(f"generation failed: {type(e).__name__}: {e}")
-                    failed = self._running + [s for s in admitted if s not in self._running]
-                    self._deliver([(s, err) for s in failed])
-                    self._running, self._cache, self._valid, self._reserved = [], None, None, 0
+                    self._deliver([(s, err) for s in self._running + self._prefilling])
+                    self._running, self._prefilling, self._cache, self._valid, self._reserved = [], [], None, None, 0
+                    self._past.clear()
 
     def _admit_locked(self) -> list[Seq]:
         out: list[Seq] = []
-        prefill = 0
         while self._waiting:
             seq = self._waiting[0]
             if seq.cancelled:
                 self._waiting.popleft()
                 self._stats.cancelled += 1
                 continue
-            if len(self._running) + len(out) >= self.max_num_seqs:
+            if len(self._running) + len(self._prefilling) >= self.max_num_seqs:
                 break
             if self._reserved + seq.reserve > self.max_num_tokens:
                 break
-            if out and prefill + len(seq.prompt) > self.max_prefill_tokens:
-                break
             self._waiting.popleft()
+            self._prefilling.append(seq)
             out.append(seq)
-            prefill += len(seq.prompt)
             self._reserved += seq.reserve
         return out
+
+    def _reuse_prefix(self, seq: Seq) -> None:
+        """Start ``seq`` from the prefix cache's longest hit: a cache of its own holding those tokens."""
+        from transformers import DynamicCache
+
+        hit = self.prefix_cache.lookup(seq.prompt)
+        if hit is None:
+            return
+        n, kv = hit
+        cache = DynamicCache()
+        for i, (key, value) in enumerate(kv):
+            cache.update(key, value, i)
+        self._past[seq.id] = cache
+        seq.fed = n
+
+    def _drop_cancelled(self) -> None:
+        gone = [s for s in self._prefilling if s.cancelled]
+        if gone:
+            self._prefilling = [s for s in self._prefilling if not s.cancelled]
+            for s in gone:
+                self._past.pop(s.id, None)
+                self._reserved -= s.reserve
+            self._stats.cancelled += len(gone)
+        self._drop([s for s in self._running if s.cancelled], cancelled=True)
 
     def _drop(self, seqs: list[Seq], cancelled: bool = False) -> None:
         if not seqs:
@@ -235,7 +257,9 @@ class TorchEngine(QueueEngine):
             return sliding if self.window is not None else full
         return {"full_attention": full, "sliding_attention": sliding}
 
-    def _forward(self, input_ids: torch.Tensor, valid: torch.Tensor, cache: Any) -> torch.Tensor:
+    def _forward(self, input_ids: torch.Tensor, valid: torch.Tensor, cache: Any, logits: bool = True) -> torch.Tensor | None:
+        """Run ``input_ids`` [B, q] on ``cache``; the last position's logits [B, V], or None (``logits`` False:
+        the output projection is skipped -- an intermediate prompt chunk needs only its keys and values)."""
         q = input_ids.shape[1]
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)[:, valid.shape[1] - q :]
         kwargs: dict[str, Any] = {
@@ -245,12 +269,32 @@ class TorchEngine(QueueEngine):
             self._cache_kw: cache,
             "use_cache": True,
         }
+        if not logits and self._base is not None:
+            self._base(**kwargs)
+            return None
         if self._logits_to_keep:
             kwargs["logits_to_keep"] = 1
         out = self.model(**kwargs)
         return out.logits[:, -1, :]
 
-    def _prefill(self, seqs: list[Seq]) -> None:
+    def _prefill_step(self) -> None:
+        """Read at most ``max_prefill_tokens`` prompt tokens: several whole short prompts together, or the next
+        chunk of the first prompt in line when it is long or already has a cache (a chunk read, a prefix hit)."""
+        head = self._prefilling[0]
+        budget = self.max_prefill_tokens
+        if head.id in self._past or len(head.prompt) > budget:
+            self._prefill_chunk(head)
+            return
+        group: list[Seq] = []
+        total = 0
+        for s in self._prefilling:
+            if s.id in self._past or total + len(s.prompt) > budget:
+                break
+            group.append(s)
+            total += len(s.prompt)
+        self._prefill_group(group)
+
+    def _prefill_group(self, seqs: list[Seq]) -> None:
         from transformers import DynamicCache
 
         longest = max(len(s.prompt) for s in seqs)
@@ -262,8 +306,45 @@ class TorchEngine(QueueEngine):
         ids, valid = ids.to(self.device), valid.to(self.device)
         cache = DynamicCache()
         logits = self._forward(ids, valid, cache)
+        assert logits is not None
+        self._prefill_tokens += sum(len(s.prompt) for s in seqs)
+        for j, s in enumerate(seqs):
+            s.fed = len(s.prompt)
+            self._remember(s, cache, j, longest - len(s.prompt))
+        self._prefilling = self._prefilling[len(seqs) :]
         self._merge(seqs, cache, valid)
         self._emit(seqs, logits)
+
+    def _prefill_chunk(self, seq: Seq) -> None:
+        from transformers import DynamicCache
+
+        cache = self._past.pop(seq.id, None) or DynamicCache()
+        take = min(self.max_prefill_tokens, len(seq.prompt) - seq.fed)
+        ids = torch.tensor([seq.prompt[seq.fed : seq.fed + take]], dtype=torch.long, device=self.device)
+        valid = torch.ones((1, seq.fed + take), dtype=torch.bool, device=self.device)
+        last = seq.fed + take == len(seq.prompt)
+        logits = self._forward(ids, valid, cache, logits=last)
+        seq.fed += take
+        self._prefill_tokens += take
+        if not last:
+            self._past[seq.id] = cache
+            return
+        assert logits is not None
+        self._remember(seq, cache, 0, 0)
+        self._prefilling.remove(seq)
+        self._merge([seq], cache, valid)
+        self._emit([seq], logits)
+
+    def _remember(self, seq: Seq, cache: Any, row: int, start: int) -> None:
+        """Offer ``seq``'s prompt (row ``row`` of ``cache``, from column ``start``) to the prefix cache."""
+        if self.prefix_cache.max_tokens == 0:
+            return
+
+        def kv_of(n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+            return [(layer.keys[row : row + 1, :, start : start + n], layer.values[row : row + 1, :, start : start + n])
+                    for layer in cache.layers]  # fmt: skip
+
+        self.prefix_cache.store(seq.prompt, kv_of)
 
     def _merge(self, seqs: list[Seq], cache: Any, valid: torch.Tensor) -> None:
         if self._cache is None or not self._running:
@@ -285,6 +366,7 @@ class TorchEngine(QueueEngine):
         ids = torch.tensor([[s.last] for s in self._running], dtype=torch.long, device=self.device)
         valid = torch.cat([self._valid, torch.ones((len(self._running), 1), dtype=torch.bool, device=self.device)], 1)
         logits = self._forward(ids, valid, self._cache)
+        assert logits is not None
         self._valid = valid
         self._stats.steps += 1
         self._emit(self._running, logits)

@@ -12,10 +12,11 @@ files). ``parameters`` in ``model.yaml`` size the engine::
       threads: 0               # decode threads while few streams run (0 = settings.llm_threads, 0 there = all cores)
       busy_threads: 0          # threads from busy_streams on (0 = one core fewer, left to the HTTP path)
       busy_streams: 4
-      max_prefill_tokens: 512  # llamacpp: prompt tokens per step (chunked prefill)
+      max_prefill_tokens: 512  # prompt tokens read per step (chunked prefill)
       prefix_cache_slots: 4    # llamacpp: finished sequences whose cache is kept for prompt-prefix reuse
-      max_num_seqs: 32         # sequences in the running batch
-      max_num_tokens: 65536    # prompt + max_tokens reserved by running sequences
+      prefix_cache_tokens: 4096 # torch: prompt tokens whose keys/values are kept for prompt-prefix reuse (0 = off)
+      max_num_seqs: 16         # sequences in the running batch
+      max_num_tokens: 16384    # prompt + max_tokens reserved by running sequences (llamacpp: its KV cache)
       max_waiting: 256         # queued beyond the batch; more answers 503 + Retry-After
       max_model_len: 4096      # context (default: the model's max_position_embeddings)
       dtype: float32           # or bfloat16
@@ -45,10 +46,9 @@ from aiaas.llm.base import Engine, SamplingParams
 from aiaas.runtime.base import Model, RuntimeContext, Tensors
 from aiaas.types.model_config import ModelConfig, TensorSpec
 
-_COMMON_KEYS = ("max_num_seqs", "max_num_tokens", "max_waiting", "max_model_len", "max_prefill_tokens",
-                "default_max_tokens", "threads", "busy_threads", "busy_streams", "chat_template")  # fmt: skip
-_ENGINE_KEYS = {"torch": (*_COMMON_KEYS, "dtype", "device", "quantize"),
-                "llamacpp": (*_COMMON_KEYS, "prefix_cache_slots")}  # fmt: skip
+# engine-specific parameters; the limits every engine shares are EngineLimits' fields
+_ENGINE_KEYS = {"torch": ("chat_template", "dtype", "device", "quantize", "prefix_cache_tokens"),
+                "llamacpp": ("chat_template", "prefix_cache_slots")}  # fmt: skip
 ENGINES = ("auto", "torch", "llamacpp")
 
 
@@ -143,12 +143,15 @@ class LLMModel(Model):
         self.engine_kind = ""
 
     def load(self) -> None:
+        from aiaas.llm.queue_engine import EngineLimits  # imports torch: only where an llm model loads
+
         params = dict(self.config.parameters)
         kind = pick_engine(str(params.get("engine", "auto")), self.version_dir)
         kwargs: dict[str, Any] = {k: params[k] for k in _ENGINE_KEYS[kind] if k in params}
         threads = self.config.runtime.intra_op_threads or int(self.context.extra.get("llm_threads", 0))
-        if "threads" not in kwargs and threads:
-            kwargs["threads"] = threads
+        if "threads" not in params and threads:
+            params["threads"] = threads
+        kwargs["limits"] = EngineLimits.parse(params)
         engine: Engine
         if kind == "llamacpp":
             from aiaas.llm.llamacpp_engine import LlamaCppEngine

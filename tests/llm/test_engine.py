@@ -12,12 +12,13 @@ import torch
 
 from aiaas.errors import InvalidInput, ServiceUnavailable
 from aiaas.llm.base import SamplingParams
+from aiaas.llm.queue_engine import EngineLimits
 from aiaas.llm.torch_engine import TorchEngine
 
 
 @pytest.fixture(scope="module")
 def engine(tiny_llm: Path) -> Iterator[TorchEngine]:
-    eng = TorchEngine(tiny_llm, max_num_seqs=3, max_waiting=4)
+    eng = TorchEngine(tiny_llm, limits=EngineLimits(max_num_seqs=3, max_waiting=4))
     eng.start()
     yield eng
     eng.close()

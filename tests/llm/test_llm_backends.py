@@ -14,6 +14,7 @@ import torch
 from aiaas.llm import llamacpp_engine
 from aiaas.llm.base import SamplingParams
 from aiaas.llm.quant import int8_targets, quantize
+from aiaas.llm.queue_engine import EngineLimits
 from aiaas.llm.threads import ThreadPolicy, cores
 from aiaas.llm.torch_engine import TorchEngine
 from aiaas.runtime.llm import find_gguf, pick_engine
@@ -71,7 +72,7 @@ def test_int8_replaces_output_and_attention(tiny_llm: Path) -> None:
 
 
 def test_torch_engine_int8_serves(tiny_llm: Path) -> None:
-    eng = TorchEngine(tiny_llm, quantize="int8", threads=1, max_num_seqs=2)
+    eng = TorchEngine(tiny_llm, quantize="int8", limits=EngineLimits(threads=1, max_num_seqs=2))
     eng.start()
     try:
         async def two() -> list[tuple[list[int], str | None]]:
@@ -96,8 +97,9 @@ def tiny_gguf(tiny_llm: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def lc_engine(tiny_gguf: Path, tiny_llm: Path) -> Iterator[llamacpp_engine.LlamaCppEngine]:
     if not llamacpp_engine.available():
         pytest.skip(f"llama-cpp-python is not installed: {llamacpp_engine.INSTALL_HINT}")
-    eng = llamacpp_engine.LlamaCppEngine(tiny_gguf, tokenizer_dir=tiny_llm, threads=1, max_num_seqs=3,
-                                         max_num_tokens=2048, max_prefill_tokens=16, prefix_cache_slots=2)  # fmt: skip
+    eng = llamacpp_engine.LlamaCppEngine(
+        tiny_gguf, tokenizer_dir=tiny_llm, prefix_cache_slots=2,
+        limits=EngineLimits(threads=1, max_num_seqs=3, max_num_tokens=2048, max_prefill_tokens=16))
     eng.start()
     yield eng
     eng.close()
@@ -105,7 +107,7 @@ def lc_engine(tiny_gguf: Path, tiny_llm: Path) -> Iterator[llamacpp_engine.Llama
 
 @needs_llamacpp
 def test_llamacpp_matches_torch_greedy_batched(lc_engine: llamacpp_engine.LlamaCppEngine, tiny_llm: Path) -> None:
-    ref_engine = TorchEngine(tiny_llm, threads=1)
+    ref_engine = TorchEngine(tiny_llm, limits=EngineLimits(threads=1))
     prompts = [[5, 6, 7, 8], list(range(10, 50)), [3, 1, 4, 1, 5, 9, 2, 6]]  # 40 tokens: 3 prefill chunks of 16
     want = [reference_greedy(ref_engine, p, 8) for p in prompts]
 
@@ -127,7 +129,7 @@ def run_one(engine: llamacpp_engine.LlamaCppEngine, ids: list[int], p: SamplingP
 
 @needs_llamacpp
 def test_llamacpp_prefix_cache_and_cancel(lc_engine: llamacpp_engine.LlamaCppEngine, tiny_llm: Path) -> None:
-    ref_engine = TorchEngine(tiny_llm, threads=1)
+    ref_engine = TorchEngine(tiny_llm, limits=EngineLimits(threads=1))
     system = list(range(100, 140))
     first, second = [*system, 7, 8, 9], [*system, 11, 12]
     p = SamplingParams(max_tokens=5, temperature=0.0, ignore_eos=True)
@@ -179,3 +181,129 @@ def test_llamacpp_behind_the_openai_routes(tiny_llm: Path, tiny_gguf: Path, tmp_
         assert chunks[-1] == "data: [DONE]" and len(chunks) >= 2
         streamed = "".join(json.loads(x[6:])["choices"][0]["text"] for x in chunks[:-1])
         assert streamed == body["choices"][0]["text"]
+
+
+def _greedy_all(eng: TorchEngine, prompts: list[list[int]], n: int) -> list[list[int]]:
+    async def go() -> list[tuple[list[int], str | None]]:
+        p = SamplingParams(max_tokens=n, temperature=0.0, ignore_eos=True)
+        return await asyncio.gather(*(collect(eng.generate(ids, p)) for ids in prompts))
+
+    return [out for out, _ in asyncio.run(go())]
+
+
+def test_torch_chunked_prefill_gives_the_same_tokens(tiny_llm: Path) -> None:
+    """Prompts longer than one chunk are read over several steps, interleaved with decoding; greedy tokens are
+    those of an engine that reads each prompt at once, and of the plain forward."""
+    prompts = [list(range(10, 50)), [5, 6, 7], list(range(200, 237)), [3, 1, 4, 1, 5, 9, 2, 6]]
+    whole = TorchEngine(tiny_llm, prefix_cache_tokens=0, limits=EngineLimits(threads=1, max_prefill_tokens=512))
+    chunked = TorchEngine(tiny_llm, prefix_cache_tokens=0, limits=EngineLimits(threads=1, max_prefill_tokens=8))
+    for e in (whole, chunked):
+        e.start()
+    try:
+        want = _greedy_all(whole, prompts, 8)
+        got = _greedy_all(chunked, prompts, 8)
+        assert got == want
+        assert want[0] == reference_greedy(whole, prompts[0], 8)
+        # every prompt token ran through the model once; the 40-token prompt took ceil(40 / 8) = 5 steps
+        assert chunked.stats().extra["prefill_tokens"] == sum(len(p) for p in prompts)
+        assert whole.stats().extra["prefill_tokens"] == sum(len(p) for p in prompts)
+    finally:
+        whole.close()
+        chunked.close()
+
+
+def test_torch_prefix_cache_skips_prefill_and_keeps_the_text(tiny_llm: Path) -> None:
+    """A second prompt sharing a 40-token system prompt reuses its first two 16-token blocks: 32 fewer tokens
+    run through the model, and greedy tokens equal those of an engine without the cache."""
+    system = list(range(100, 140))
+    first, second = [*system, 7, 8, 9], [*system, 11, 12]
+    plain = TorchEngine(tiny_llm, prefix_cache_tokens=0, limits=EngineLimits(threads=1))
+    cached = TorchEngine(tiny_llm, prefix_cache_tokens=256, limits=EngineLimits(threads=1, max_prefill_tokens=16))
+    for e in (plain, cached):
+        e.start()
+    try:
+        _greedy_all(cached, [first], 4)
+        before = cached.stats().extra
+        assert before["prefix_hits"] == 0 and before["prefill_tokens"] == len(first)
+        assert before["prefix_cached_tokens"] == 32  # whole blocks of the 43-token prompt
+        got = _greedy_all(cached, [second], 6)
+        after = cached.stats().extra
+        assert after["prefix_hits"] == 1 and after["prefix_tokens_reused"] == 32
+        assert after["prefill_tokens"] - before["prefill_tokens"] == len(second) - 32
+        assert got == _greedy_all(plain, [second], 6)
+        assert got[0] == reference_greedy(plain, second, 6)
+        # a prompt that is the cached prefix itself still computes its last token
+        exact = system[:32]
+        assert _greedy_all(cached, [exact], 3) == _greedy_all(plain, [exact], 3)
+        assert cached.stats().extra["prefix_tokens_reused"] == 32 + 16
+    finally:
+        plain.close()
+        cached.close()
+
+
+def test_prefix_cache_is_bounded_lru() -> None:
+    from aiaas.llm.prefix_cache import PrefixCache
+
+    pc = PrefixCache(max_tokens=24, block=4)
+
+    def kv(n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(torch.zeros(1, 1, 8, 2)[:, :, :n], torch.ones(1, 1, 8, 2)[:, :, :n])]
+
+    a, b, c = [1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 10, 11, 12, 13, 14], [20, 21, 22, 23, 24]
+    pc.store(a, kv)
+    pc.store(b, kv)
+    assert pc.tokens == 16 and len(pc) == 2
+    hit = pc.lookup([1, 2, 3, 4, 5, 6, 7, 8, 0])
+    assert hit is not None and hit[0] == 8 and hit[1][0][0].shape == (1, 1, 8, 2)
+    assert pc.lookup([1, 2, 3, 4, 5])[0] == 4  # type: ignore[index]  # shares block 0 with both
+    assert pc.lookup([1, 2, 3, 4]) is None  # the last prompt token is never taken from the cache
+    pc.store(a, kv)  # already held: nothing added
+    assert pc.tokens == 16
+    pc.store(list(range(50, 67)), kv)  # 16 tokens more: over 24, the least recently used (b) goes
+    assert pc.tokens == 24 and len(pc) == 2
+    assert pc.lookup([1, 2, 3, 4, 10, 11, 12, 13, 0])[0] == 4  # type: ignore[index]  # a still holds block 0
+    pc.store(c, kv)
+    assert pc.tokens <= 24
+    with pytest.raises(ValueError):
+        PrefixCache(-1)
+
+
+def test_torch_long_prompt_is_read_between_decode_steps(tiny_llm: Path) -> None:
+    """While a 40-token prompt is read in 8-token chunks, a running stream keeps getting tokens: one decode step
+    after each of the first four chunks, before the long prompt's first token."""
+    eng = TorchEngine(tiny_llm, prefix_cache_tokens=0, limits=EngineLimits(threads=1, max_prefill_tokens=8))
+    eng.start()
+    try:
+        async def go() -> int:
+            p = SamplingParams(max_tokens=200, temperature=0.0, ignore_eos=True)
+            running = eng.generate([5, 6, 7], p)
+            seen = 0
+            async for step in running:
+                seen += len(step.tokens)
+                if seen >= 3:
+                    break
+            long = eng.generate(list(range(10, 50)), SamplingParams(max_tokens=1, temperature=0.0, ignore_eos=True))
+            first = asyncio.ensure_future(collect(long))
+            during = 0
+            while not first.done():
+                step = await running.__anext__()
+                if not first.done():
+                    during += len(step.tokens)
+            await running.aclose()
+            return during
+
+        assert asyncio.run(go()) >= 4
+    finally:
+        eng.close()
+
+
+def test_engine_limits_parse() -> None:
+    base = EngineLimits(max_num_seqs=8)
+    got = EngineLimits.parse({"threads": 2, "max_prefill_tokens": 64, "quantize": "int8"}, base)
+    assert (got.max_num_seqs, got.threads, got.max_prefill_tokens, got.max_model_len) == (8, 2, 64, None)
+    with pytest.raises(ValueError, match="max_num_seqs must be an integer"):
+        EngineLimits.parse({"max_num_seqs": "8"})
+    with pytest.raises(ValueError, match="max_prefill_tokens must be >= 1"):
+        EngineLimits.parse({"max_prefill_tokens": 0})
+    with pytest.raises(ValueError, match="threads must be >= 0"):
+        EngineLimits(threads=-1)
