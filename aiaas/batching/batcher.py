@@ -288,7 +288,7 @@ class ModelExecutor:
         self._enter()
         t0 = time.monotonic()
         try:
-            outputs = await self.instances[0].predict_async(inputs, parameters)  # async: a thread replica
+            outputs = await self.instances[0].predict(inputs, parameters)  # on the loop: one thread replica
         except AiaasError:
             self.stats.fail.add(time.monotonic() - t0)
             raise

@@ -25,8 +25,7 @@ class PlacementOptions:
 
 def resolve(config: ModelConfig, version_dir: Path, options: PlacementOptions) -> str:
     """The placement ``config`` runs with; a clear error when it asks for one its backend cannot use."""
-    cls = backend_class(config.backend)
-    in_process = cls.is_async or config.backend in _IN_PROCESS_ONLY or _python_in_process(config, version_dir)
+    in_process = config.backend in _IN_PROCESS_ONLY or on_loop(config, version_dir) or _python_streams(config, version_dir)
     if config.placement == "auto":
         if config.backend == "python" and not in_process:
             return options.python_placement
@@ -44,8 +43,16 @@ def resolve(config: ModelConfig, version_dir: Path, options: PlacementOptions) -
     return config.placement
 
 
-def _python_in_process(config: ModelConfig, version_dir: Path) -> bool:
-    """A python model that runs on the event loop (async) or streams stays in the server."""
+def on_loop(config: ModelConfig, version_dir: Path) -> bool:
+    """Whether ``config``'s model runs on the event loop: one instance serves every request, in this process."""
+    try:
+        return backend_class(config.backend).on_loop(config, version_dir)
+    except Exception:
+        return False  # a python class that does not import: the replica reports the error with its load
+
+
+def _python_streams(config: ModelConfig, version_dir: Path) -> bool:
+    """A python model that streams stays in the server."""
     if config.backend != "python":
         return False
     from aiaas.runtime.base import Model
@@ -55,7 +62,7 @@ def _python_in_process(config: ModelConfig, version_dir: Path) -> bool:
         cls = resolve_class(str(config.parameters.get("class", "")), version_dir)
     except Exception:
         return False  # the worker reports the import error with its load
-    return bool(cls.is_async) or cls.predict_stream is not Model.predict_stream
+    return cls.predict_stream is not Model.predict_stream
 
 
 def make_replica(
