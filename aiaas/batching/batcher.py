@@ -165,6 +165,11 @@ class ModelExecutor:
         self._threads[replica.id] = t
         t.start()
 
+    def loop_model(self) -> Model | None:
+        """The one in-process instance of a model that runs on the event loop (an LLM, a pipeline), else None."""
+        replica = self.replicas[0] if self.is_async and self.replicas else None
+        return replica.model if isinstance(replica, ThreadReplica) else None
+
     @property
     def instances(self) -> list[Model]:
         """The in-process model instances (thread placement), e.g. the LLM engine the OpenAI routes stream from."""
@@ -288,7 +293,10 @@ class ModelExecutor:
         self._enter()
         t0 = time.monotonic()
         try:
-            outputs = await self.instances[0].predict(inputs, parameters)  # on the loop: one thread replica
+            model = self.loop_model()
+            if model is None:
+                raise ServiceUnavailable(f"model {self.config.name!r} is unloading", retry_after=1)
+            outputs = await model.predict(inputs, parameters)
         except AiaasError:
             self.stats.fail.add(time.monotonic() - t0)
             raise

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiaas.errors import AuthenticationError
+from aiaas.service.governance.limits import RateState
 
 Role = Literal["admin", "developer", "user"]
 
@@ -58,7 +59,8 @@ class Admission:
     model: ModelRef
     endpoint: str
     started: float  # time.monotonic() at admission
-    headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* headers for the response
+    limits: RateState = field(default_factory=RateState)  # what the binding rate limits had left at admission
+    headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* headers for the response (limits rendered)
     state: dict[str, Any] = field(default_factory=dict)  # implementation-private (reservations, ...)
 
 

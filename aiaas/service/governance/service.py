@@ -50,7 +50,7 @@ from aiaas.service.governance.keys import (
     load_key,
     verify,
 )
-from aiaas.service.governance.limits import Limiter, LimitSpec, MemoryLimiter, RedisLimiter
+from aiaas.service.governance.limits import Limiter, LimitSpec, MemoryLimiter, RateState, RedisLimiter
 from aiaas.service.governance.limitstore import FailureMode, ResilientLimiter
 from aiaas.service.governance.rollup import retention_cutoff, rollup_usage
 from aiaas.service.governance.usage import UsageRow, UsageWriter
@@ -397,7 +397,7 @@ class DbGovernance(Governance):
         key_scope, tenant_scope = f"key:{principal.key_id}", f"tenant:{principal.tenant_id}"
         scopes = [(s, policy.limits[s]) for s in (key_scope, tenant_scope) if s in policy.limits]
         lease = f"{self._instance}-{next(self._leases)}"
-        headers = await self.limiter.acquire(scopes, lease) if scopes else {}
+        limits = await self.limiter.acquire(scopes, lease) if scopes else RateState()
         # A model without a price costs nothing, so it cannot exceed a budget: an exhausted budget stops the
         # paid models only. (A priced model is refused once the budget is spent, even when its estimate is 0.)
         priced = any(model.pricing.values()) if model.pricing else False
@@ -417,7 +417,8 @@ class DbGovernance(Governance):
             model=model,
             endpoint=endpoint,
             started=time.monotonic(),
-            headers=headers,
+            limits=limits,
+            headers=limits.headers(),
             state={"scopes": scopes, "lease": lease, "reservations": reservations, "estimate": estimate},
         )
 
