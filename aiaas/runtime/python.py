@@ -62,6 +62,11 @@ def _legacy_async(cls: type[Model]) -> bool:
     return bool(getattr(cls, "is_async", False)) and inspect.iscoroutinefunction(getattr(cls, "predict_async", None))
 
 
+def user_on_loop(cls: type[Model], config: ModelConfig, version_dir: Path) -> bool:
+    """Whether the user's class runs on the event loop (its ``predict`` awaits) rather than in threads."""
+    return cls.on_loop(config, version_dir) and not legacy_sync(cls)
+
+
 class PythonModel(Model):
     """Delegates to the user's class; exists so the backend name 'python' resolves like any other."""
 
@@ -77,8 +82,7 @@ class PythonModel(Model):
 
     @classmethod
     def on_loop(cls, config: ModelConfig, version_dir: Path) -> bool:
-        inner = resolve_class(str(config.parameters.get("class", "")), version_dir)
-        return inner.on_loop(config, version_dir) and not legacy_sync(inner)
+        return user_on_loop(resolve_class(str(config.parameters.get("class", "")), version_dir), config, version_dir)
 
     def load(self) -> None:
         self.inner.load()
