@@ -39,7 +39,15 @@ from sqlalchemy import select
 from aiaas.errors import AuthenticationError, NotFound
 from aiaas.service.governance.audit import write_audit
 from aiaas.service.governance.authguard import FailedAuthLimiter
-from aiaas.service.governance.base import Admission, Governance, ModelRef, Outcome, Principal, parse_bearer
+from aiaas.service.governance.base import (
+    Admission,
+    Governance,
+    Grant,
+    ModelRef,
+    Outcome,
+    Principal,
+    parse_bearer,
+)
 from aiaas.service.governance.budgets import BudgetState, DbLedger, Ledger, MemoryLedger, Reservation
 from aiaas.service.governance.keys import (
     BOOTSTRAP_KEY_ID,
@@ -419,14 +427,14 @@ class DbGovernance(Governance):
             started=time.monotonic(),
             limits=limits,
             headers=limits.headers(),
-            state={"scopes": scopes, "lease": lease, "reservations": reservations, "estimate": estimate},
+            grant=Grant(scopes=scopes, lease=lease, reservations=reservations, estimate=estimate),
         )
 
     async def finish(self, admission: Admission, outcome: Outcome) -> None:
-        state = admission.state
-        if state.get("finished"):
+        grant = admission.grant
+        if grant.finished:
             return
-        state["finished"] = True
+        grant.finished = True
         model, principal = admission.model, admission.principal
         # Failed requests are not billed (their units still count against units/minute).
         cost = price(model.pricing, outcome) if model.pricing and outcome.status < 400 else 0.0
@@ -436,10 +444,10 @@ class DbGovernance(Governance):
             compute = outcome.compute_s * float(model.pricing.get("per_compute_second", 0.0))
             previous = self._compute_costs.get(model.name)
             self._compute_costs[model.name] = compute if previous is None else 0.9 * previous + 0.1 * compute
-        if state.get("reservations"):
-            self.ledger.settle(state["reservations"], cost)
-        if state.get("scopes"):
-            await self.limiter.release(state["scopes"], state["lease"], outcome.units_in + outcome.units_out)
+        if grant.reservations:
+            self.ledger.settle(grant.reservations, cost)
+        if grant.scopes:
+            await self.limiter.release(grant.scopes, grant.lease, outcome.units_in + outcome.units_out)
         self.usage.record(
             UsageRow(
                 tenant_id=principal.tenant_id,
