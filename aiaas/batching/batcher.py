@@ -82,6 +82,11 @@ class ModelExecutor(ReplicaThreads):
             for r in self.replicas:
                 self._spawn(r)
 
+    def loop_model(self) -> Model | None:
+        """The one in-process instance of a model that runs on the event loop (an LLM, a pipeline), else None."""
+        replica = self.replicas[0] if self.is_async and self.replicas else None
+        return replica.model if isinstance(replica, ThreadReplica) else None
+
     @property
     def instances(self) -> list[Model]:
         """The in-process model instances (thread placement), e.g. the LLM engine the OpenAI routes stream from."""
@@ -205,7 +210,10 @@ class ModelExecutor(ReplicaThreads):
         self._enter()
         t0 = time.monotonic()
         try:
-            outputs = await self.instances[0].predict_async(inputs, parameters)  # async: a thread replica
+            model = self.loop_model()
+            if model is None:
+                raise ServiceUnavailable(f"model {self.config.name!r} is unloading", retry_after=1)
+            outputs = await model.predict(inputs, parameters)
         except AiaasError:
             self.stats.fail.add(time.monotonic() - t0)
             raise

@@ -76,7 +76,7 @@ class Replica(ABC):
     """Lifecycle (``start`` / ``wait_ready`` / ``close``), one model call per batch (``predict``), and ``run``."""
 
     placement: ClassVar[str]
-    is_async: bool = False  # True: the executor awaits ``model.predict_async`` on the event loop (thread only)
+    is_async: bool = False  # True: the model runs on the event loop, the executor awaits ``Model.predict`` (thread only)
 
     def __init__(self, rid: str, config: ModelConfig) -> None:
         self.id = rid

@@ -25,8 +25,7 @@ class PlacementOptions:
 
 def resolve(config: ModelConfig, version_dir: Path, options: PlacementOptions) -> str:
     """The placement ``config`` runs with; a clear error when it asks for one its backend cannot use."""
-    cls = backend_class(config.backend)
-    in_process = cls.is_async or config.backend in _IN_PROCESS_ONLY or _python_in_process(config, version_dir)
+    in_process = config.backend in _IN_PROCESS_ONLY or _stays_in_process(config, version_dir)
     if config.placement == "auto":
         if config.backend == "python" and not in_process:
             return options.python_placement
@@ -44,18 +43,27 @@ def resolve(config: ModelConfig, version_dir: Path, options: PlacementOptions) -
     return config.placement
 
 
-def _python_in_process(config: ModelConfig, version_dir: Path) -> bool:
-    """A python model that runs on the event loop (async) or streams stays in the server."""
+def on_loop(config: ModelConfig, version_dir: Path) -> bool:
+    """Whether ``config``'s model runs on the event loop: one instance serves every request, in this process."""
+    try:
+        return backend_class(config.backend).on_loop(config, version_dir)
+    except Exception:
+        return False  # a python class that does not import: the replica reports the error with its load
+
+
+def _stays_in_process(config: ModelConfig, version_dir: Path) -> bool:
+    """A model on the event loop, or a python model that streams, stays in the server (the user's class is
+    imported once for both questions)."""
     if config.backend != "python":
-        return False
+        return on_loop(config, version_dir)
     from aiaas.runtime.base import Model
-    from aiaas.runtime.python import resolve_class
+    from aiaas.runtime.python import resolve_class, user_on_loop
 
     try:
         cls = resolve_class(str(config.parameters.get("class", "")), version_dir)
     except Exception:
         return False  # the worker reports the import error with its load
-    return bool(cls.is_async) or cls.predict_stream is not Model.predict_stream
+    return user_on_loop(cls, config, version_dir) or cls.predict_stream is not Model.predict_stream
 
 
 def make_replica(

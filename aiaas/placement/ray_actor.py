@@ -30,7 +30,7 @@ class ReplicaActor:
             self.error = f"{type(e).__name__}: {e}"
 
     def _load(self, spec: dict[str, Any], files: bytes | None) -> None:
-        from aiaas.runtime.base import RuntimeContext, backend_class
+        from aiaas.runtime.base import RuntimeContext, backend_class, predict_blocking
         from aiaas.types.model_config import ModelConfig
 
         config = ModelConfig.model_validate(spec["config"])
@@ -47,6 +47,7 @@ class ReplicaActor:
         sig = model.signature()
         self.signature = None if sig is None else [[t.model_dump() for t in sig[0]], [t.model_dump() for t in sig[1]]]
         self.model = model
+        self.predict = predict_blocking  # imported here, like the runtime, when the actor starts
 
     def ready(self) -> tuple[str, str, str, int, str]:
         """(error or "", node id, node ip, pid, signature JSON)."""
@@ -60,7 +61,7 @@ class ReplicaActor:
         """One batch: (b"K", header, data) or (b"E", message, b"")."""
         try:
             inputs = wire.unpack(header, data)
-            outputs = self.model.predict(inputs, json.loads(params) if params else {})
+            outputs = self.predict(self.model, inputs, json.loads(params) if params else {})
             out_header, out_data = wire.pack(outputs)
         except Exception as e:
             return b"E", encode_error(e), b""

@@ -11,7 +11,7 @@ import gc
 from typing import Any, ClassVar
 
 from aiaas.placement.base import Replica
-from aiaas.runtime.base import Model, Tensors
+from aiaas.runtime.base import BlockingFn, Model, Tensors
 from aiaas.types.model_config import TensorSpec
 
 
@@ -21,7 +21,8 @@ class ThreadReplica(Replica):
     def __init__(self, rid: str, model: Model) -> None:
         super().__init__(rid, model.config)
         self.model = model
-        self.is_async = model.is_async
+        self._blocking: BlockingFn | None = model.blocking()
+        self.is_async = self._blocking is None
 
     def start(self) -> None:
         self.model.load()
@@ -33,7 +34,9 @@ class ThreadReplica(Replica):
         return self
 
     def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
-        return self.model.predict(inputs, parameters)
+        if self._blocking is None:
+            raise RuntimeError(f"model {self.config.name!r} runs on the event loop; await model.predict")
+        return self._blocking(inputs, parameters)
 
     def signature(self) -> tuple[list[TensorSpec], list[TensorSpec]] | None:
         return self.model.signature()

@@ -16,7 +16,7 @@ from pathlib import Path
 from aiaas.placement import channel as ch
 from aiaas.placement import wire
 from aiaas.placement.base import encode_error
-from aiaas.runtime.base import RuntimeContext, backend_class
+from aiaas.runtime.base import RuntimeContext, backend_class, predict_blocking
 from aiaas.types.model_config import ModelConfig
 
 
@@ -58,7 +58,7 @@ def serve(sock: socket.socket) -> None:
         parameters = json.loads(bytes(payload[4 : 4 + plen])) if plen else {}
         try:
             inputs = wire.read(payload[4 + plen :], request.view, copy=False)
-            outputs = model.predict(inputs, parameters)
+            outputs = predict_blocking(model, inputs, parameters)
             plan, size = wire.layout(outputs)
         except Exception as e:
             ch.send(sock, ch.ERROR, encode_error(e))

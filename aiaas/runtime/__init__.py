@@ -1,3 +1,15 @@
-from aiaas.runtime.base import InferFn, Model, RuntimeContext, Tensors, backend_class, register_backend
+from aiaas.runtime.base import (
+    BlockingModel,
+    InferFn,
+    Model,
+    RuntimeContext,
+    Tensors,
+    backend_class,
+    predict_blocking,
+    register_backend,
+)
 
-__all__ = ["InferFn", "Model", "RuntimeContext", "Tensors", "backend_class", "register_backend"]
+__all__ = [
+    "BlockingModel", "InferFn", "Model", "RuntimeContext", "Tensors", "backend_class", "predict_blocking",
+    "register_backend",
+]  # fmt: skip

@@ -7,12 +7,13 @@ it; they never subclass it. Tensors are ``dict[str, numpy.ndarray]``; BYTES tens
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -33,31 +34,46 @@ class RuntimeContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Model(ABC):
-    """Load / predict / unload; ``predict_stream`` for models that produce results incrementally."""
+BlockingFn = Callable[[Tensors, dict[str, Any]], Tensors]  # a model's blocking call, run in a worker thread
 
-    # True for models whose predict must run on the event loop (``predict_async``), e.g. pipelines.
-    is_async: ClassVar[bool] = False
+
+class Model(ABC):
+    """Load / ``predict`` (async) / unload; ``predict_stream`` for models that produce results incrementally.
+
+    ``predict`` is the one inference call. A model whose work is Python awaiting other things (a pipeline, an
+    LLM engine's queues) implements it directly and runs on the server's event loop with exactly one instance.
+    A framework whose call blocks (onnxruntime, TVM, numpy code) subclasses ``BlockingModel`` and implements
+    ``run``: the batcher's replica threads and worker processes call ``run`` directly, ``predict`` runs it in a
+    worker thread for anyone else on the event loop.
+    """
 
     def __init__(self, config: ModelConfig, version_dir: Path, context: RuntimeContext) -> None:
         self.config = config
         self.version_dir = version_dir
         self.context = context
 
+    @classmethod
+    def on_loop(cls, config: ModelConfig, version_dir: Path) -> bool:
+        """Whether instances of this class for ``config`` run on the event loop (one instance serves every
+        request) rather than in batcher threads or worker processes. Decided per class, before loading."""
+        return not issubclass(cls, BlockingModel)
+
     @abstractmethod
     def load(self) -> None:
         """Read artifacts and get ready; raise with a clear message if they are broken."""
 
     @abstractmethod
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
-        """Run on a (possibly batched) set of inputs. Called from a worker thread."""
+    async def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+        """Run on a (possibly batched) set of inputs."""
 
-    async def predict_async(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
-        raise NotImplementedError
+    def blocking(self) -> BlockingFn | None:
+        """The blocking call behind ``predict`` that a worker thread may call directly; None when ``predict``
+        must run on the event loop."""
+        return None
 
     async def predict_stream(self, inputs: Tensors, parameters: dict[str, Any]) -> AsyncIterator[Tensors]:
         """Yield partial results; the default yields the whole prediction once."""
-        yield self.predict(inputs, parameters)
+        yield await self.predict(inputs, parameters)
 
     def unload(self) -> None:
         """Release memory and handles."""
@@ -65,6 +81,28 @@ class Model(ABC):
     def signature(self) -> tuple[list[TensorSpec], list[TensorSpec]] | None:
         """Inputs and outputs read from the artifact after load, for configs that leave them out."""
         return None
+
+
+class BlockingModel(Model):
+    """The adapter for frameworks whose call blocks: implement ``run`` (called from a worker thread)."""
+
+    @abstractmethod
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+        """Run on a (possibly batched) set of inputs; blocks, so it is never called on the event loop."""
+
+    async def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+        return await asyncio.to_thread(self.run, inputs, parameters)
+
+    def blocking(self) -> BlockingFn:
+        return self.run
+
+
+def predict_blocking(model: Model, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    """One prediction from a thread without an event loop (a batcher thread, a worker process, a Ray actor)."""
+    fn = model.blocking()
+    if fn is not None:
+        return fn(inputs, parameters)
+    return asyncio.run(model.predict(inputs, parameters))
 
 
 _BACKENDS: dict[str, type[Model]] = {}

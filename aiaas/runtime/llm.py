@@ -26,7 +26,7 @@ files). ``parameters`` in ``model.yaml`` size the engine::
 The engine in use is ``LLMModel.engine_kind`` (and the model's metadata ``parameters.engine``).
 
 The OpenAI routes (``aiaas.service.openai``) use ``engine`` directly for token streaming and metering; the V2
-``infer`` route still works through ``predict_async``: input ``text`` (BYTES [-1]) -> output ``text``, one
+``infer`` route still works through ``predict``: input ``text`` (BYTES [-1]) -> output ``text``, one
 greedy completion per row with ``parameters.max_tokens`` (default 64). Its parameters are checked as ``/v1``
 checks them (same names and bounds, unknown ones refused with 400).
 """
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -135,7 +135,7 @@ def model_dir(version_dir: Path) -> Path:
 
 
 class LLMModel(Model):
-    is_async: ClassVar[bool] = True  # one engine per version; requests go straight to it on the event loop
+    """One engine per version; requests go straight to it on the event loop (``Model.on_loop``)."""
 
     def __init__(self, config: ModelConfig, version_dir: Path, context: RuntimeContext) -> None:
         super().__init__(config, version_dir, context)
@@ -170,10 +170,7 @@ class LLMModel(Model):
         engine.start()
         self.engine, self.engine_kind = engine, kind
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
-        raise NotImplementedError("the llm backend runs on the event loop (predict_async)")
-
-    async def predict_async(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    async def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         assert self.engine is not None
         if "text" not in inputs:
             raise InvalidInput("an llm model takes input 'text' (BYTES)")

@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from aiaas.codecs.datatypes import ONNX_TYPE_TO_V2, utf8_array
-from aiaas.runtime.base import Model, Tensors
+from aiaas.runtime.base import BlockingModel, Tensors
 from aiaas.types.model_config import TensorSpec
 
 _LEVELS = {
@@ -47,7 +47,7 @@ def _spec(arg: Any) -> TensorSpec:
     return TensorSpec(name=arg.name, datatype=datatype, shape=dims)  # type: ignore[arg-type]
 
 
-class OnnxModel(Model):
+class OnnxModel(BlockingModel):
     def load(self) -> None:
         rt = self.config.runtime
         opts = ort.SessionOptions()
@@ -79,7 +79,7 @@ class OnnxModel(Model):
         assert self.session is not None
         return [_spec(i) for i in self.session.get_inputs()], [_spec(o) for o in self.session.get_outputs()]
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         session = self.session
         if session is None:
             raise RuntimeError("model is not loaded")

@@ -14,7 +14,7 @@ from aiaas.runtime.base import Model, Tensors
 
 
 class PipelineModel(Model):
-    is_async = True
+    """Runs on the event loop (``predict`` awaits the other models), one instance per version."""
 
     def load(self) -> None:
         pipe = self.config.pipeline
@@ -37,10 +37,7 @@ class PipelineModel(Model):
             if src.split(".", 1)[0] not in produced:
                 raise ValueError(f"pipeline output {out!r}: {src!r} names no step")
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
-        raise RuntimeError("pipelines run on the event loop; call predict_async")
-
-    async def predict_async(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    async def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         pipe = self.config.pipeline
         infer = self.context.infer
         assert pipe is not None and infer is not None

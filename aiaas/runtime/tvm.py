@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from aiaas.runtime.base import Model, Tensors
+from aiaas.runtime.base import BlockingModel, Tensors
 from aiaas.types.model_config import ModelConfig, TensorSpec
 
 TVM_INSTALL = "pip install apache-tvm==0.27.0.post1  (in a checkout: make install-tvm)"
@@ -120,8 +120,8 @@ class TvmRunner:
         return [o.numpy() for o in items]
 
 
-class TvmModel(Model):
-    """``aiaas.runtime.Model`` over ``model.so`` + ``tvm.json`` in the version directory."""
+class TvmModel(BlockingModel):
+    """``aiaas.runtime.BlockingModel`` over ``model.so`` + ``tvm.json`` in the version directory."""
 
     runner: TvmRunner | None = None
 
@@ -131,7 +131,7 @@ class TvmModel(Model):
             raise FileNotFoundError(f"{library} does not exist")
         self.runner = TvmRunner(library)
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         runner = self.runner
         if runner is None:
             raise RuntimeError("model is not loaded")

@@ -61,7 +61,8 @@ def check_inputs(model: str, specs: list[TensorSpec], inputs: Tensors, datatypes
 _PRICING: dict[int, tuple[Any, dict[str, float]]] = {}  # id(config) -> (config, pricing): model_dump per request costs
 
 
-def _ref(vr: VersionRecord, name: str) -> ModelRef:
+def model_ref(vr: VersionRecord, name: str) -> ModelRef:
+    """What governance needs to know about version ``vr`` of model ``name`` (pricing cached per config)."""
     cfg = vr.config
     pricing: dict[str, float] = {}
     if cfg:
@@ -200,7 +201,7 @@ class DataPlane:
         batched = vr.config is not None and vr.config.max_batch_size > 0
         units = float(_rows(inputs) if batched else 1)  # what a success meters: known before it runs
         try:
-            admission = await self.governance.admit(principal, _ref(vr, name), endpoint, units)
+            admission = await self.governance.admit(principal, model_ref(vr, name), endpoint, units)
         except AiaasError as e:
             self.metrics.ops.refused(name, principal.tenant_id, e.status_code)
             raise

@@ -20,10 +20,10 @@ from typing import Any
 from aiaas.batching import ModelExecutor
 from aiaas.errors import InvalidInput, NotFound, ServiceUnavailable, clip
 from aiaas.placement.base import Replica
-from aiaas.placement.factory import PlacementOptions, make_replica, resolve
+from aiaas.placement.factory import PlacementOptions, make_replica, on_loop, resolve
 from aiaas.placement.thread import release_memory
 from aiaas.registry import ModelEntry, ModelRepository
-from aiaas.runtime import RuntimeContext, backend_class
+from aiaas.runtime import RuntimeContext
 from aiaas.service.autoscale import Autoscaler
 from aiaas.service.metrics import Metrics
 from aiaas.types.model_config import ModelConfig, TensorSpec
@@ -287,7 +287,12 @@ class ModelManager:
 
     def _build(self, config: ModelConfig, vdir: Any, version: int = 1) -> tuple[list[Replica], ModelConfig]:
         placement = resolve(config, vdir, self.placement)
-        count = 1 if placement == "thread" and backend_class(config.backend).is_async else config.instances
+        count = config.instances
+        if placement == "thread" and on_loop(config, vdir):  # one instance serves every request on the loop
+            if count > 1:
+                log.info("model %s: instances %d -> 1 (it runs on the event loop; one instance serves all)",
+                         config.name, count)  # fmt: skip
+            count = 1
         replicas = [
             make_replica(f"r{i}", placement, config, vdir, self.context, self.placement, version) for i in range(count)
         ]

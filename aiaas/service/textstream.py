@@ -15,9 +15,11 @@ from typing import Any
 import pydantic
 
 from aiaas.errors import AiaasError, InvalidInput
-from aiaas.llm.base import Engine
 from aiaas.llm.text import Detokenizer
-from aiaas.service.openai import OpenAIService, _Choice, _Meter
+from aiaas.service.openai import OpenAIService
+from aiaas.service.openai import generation as g
+from aiaas.service.openai.admission import Meter, admit
+from aiaas.service.openai.completions import prompt_ids
 from aiaas.types import openai as oa
 
 # V2 request parameters a stream may set (OpenAI's completion sampling names); others are refused by name
@@ -37,12 +39,7 @@ class TextStream:
 def is_llm(oai: OpenAIService, name: str) -> bool:
     """Whether ``name`` is a loaded text-generation model (without any visibility check: callers then go
     through ``start`` which checks, so an invisible model still answers exactly like a missing one)."""
-    rec = oai.models.models.get(name)
-    if rec is None:
-        return False
-    vr = rec.latest_ready()
-    instances = vr.executor.instances if vr is not None and vr.executor is not None else []
-    return bool(instances) and isinstance(getattr(instances[0], "engine", None), Engine)
+    return oai.models.is_llm(name)
 
 
 async def start(oai: OpenAIService, principal: Any, model: str, prompt: str, params: dict[str, Any],
@@ -56,24 +53,20 @@ async def start(oai: OpenAIService, principal: Any, model: str, prompt: str, par
     except pydantic.ValidationError as e:
         first = e.errors()[0]
         raise InvalidInput(f"parameter {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    vr, engine = oai._llm(principal, model)
-    ids = oai._prompts(engine, prompt)[0]
+    vr, engine = oai.models.llm(principal, model)
+    ids = prompt_ids(engine, prompt)[0]
     max_tokens = req.max_tokens or 16
-    oai._check_length(engine, len(ids), max_tokens, "prompt")
-    choice = _Choice(0, ids, oai._sampling(req, max_tokens, None, 0), Detokenizer(engine.tokenizer, ids, req.stop_list()))
-    meter = await oai._admit(principal, vr, model, endpoint, len(ids))
-    try:
-        oai._start(engine, [choice])
-    except AiaasError as e:
-        await meter.finish(e.status_code, 0)
-        raise
-    return TextStream(_events(oai, meter, choice), str(vr.version), dict(meter.admission.headers))
+    g.check_length(engine, len(ids), max_tokens, "prompt")
+    choice = g.Choice(0, ids, g.sampling(req, max_tokens, None, 0), Detokenizer(engine.tokenizer, ids, req.stop_list()))
+    meter = await admit(oai.governance, oai.metrics, principal, vr, model, endpoint, len(ids))
+    await g.start(engine, [choice], meter)
+    return TextStream(_events(meter, choice), str(vr.version), dict(meter.admission.headers))
 
 
-async def _events(oai: OpenAIService, meter: _Meter, choice: _Choice) -> AsyncIterator[tuple[str, str | None]]:
+async def _events(meter: Meter, choice: g.Choice) -> AsyncIterator[tuple[str, str | None]]:
     status = 500
     try:
-        async for ev in oai._events([choice], meter):
+        async for ev in g.events([choice], meter):
             yield ev.text, ev.finish
         status = 200
     except AiaasError as e:

@@ -18,13 +18,13 @@ import pytest
 
 from aiaas.batching import InferResult, ModelExecutor
 from aiaas.errors import DeadlineExceeded, InferenceError, InvalidInput, ServiceUnavailable
-from aiaas.runtime import Model, RuntimeContext, Tensors
+from aiaas.runtime import BlockingModel, Model, RuntimeContext, Tensors
 from aiaas.types.model_config import BatchingConfig, ModelConfig
 
 POISON = -1.0  # a row holding this value makes the fake model raise
 
 
-class Recorder(Model):
+class Recorder(BlockingModel):
     """y = 2x; records the batches it sees; can block on a gate, meet a barrier, or fail on a poison row."""
 
     def __init__(
@@ -49,7 +49,7 @@ class Recorder(Model):
     def load(self) -> None:
         pass
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         self.batches.append({k: np.array(v, copy=True) for k, v in inputs.items()})
         self.parameters.append(parameters)
         self.started.set()
@@ -70,8 +70,6 @@ class Recorder(Model):
 
 
 class AsyncRecorder(Model):
-    is_async = True
-
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, Path("."), RuntimeContext())
         self.calls = 0
@@ -79,10 +77,7 @@ class AsyncRecorder(Model):
     def load(self) -> None:
         pass
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
-        raise AssertionError("async models are called through predict_async")
-
-    async def predict_async(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    async def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         self.calls += 1
         await asyncio.sleep(0)
         if np.any(inputs["x"] == POISON):

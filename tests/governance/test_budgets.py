@@ -131,7 +131,7 @@ async def test_finish_settles_the_real_cost(budgeted: DbGovernance) -> None:
     admin.set_budget(root, "tenant", "acme", amount=100.0, period="month")
     model = ModelRef("metered", pricing={"per_request": 0.01, "per_1k_units": 2.0, "per_compute_second": 0.5})
     admission = await budgeted.admit(user, model, "infer")
-    assert admission.state["estimate"] == pytest.approx(0.01)
+    assert admission.grant.estimate == pytest.approx(0.01)
     await budgeted.finish(admission, Outcome(200, units_in=300, units_out=200, compute_s=2.0))
     expected = 0.01 + 500 / 1000 * 2.0 + 2.0 * 0.5
     await budgeted.ledger.flush()

@@ -8,9 +8,10 @@ import pytest
 
 from aiaas.errors import RateLimited
 from aiaas.service.governance.admin import GovernanceAdmin
-from aiaas.service.governance.base import ModelRef, Outcome, Principal
-from aiaas.service.governance.limits import LimitSpec, MemoryLimiter
+from aiaas.service.governance.base import Admission, ModelRef, Outcome, Principal
+from aiaas.service.governance.limits import Allowance, LimitSpec, MemoryLimiter, RateState
 from aiaas.service.governance.service import DbGovernance
+from aiaas.service.openai.admission import units_refusal
 from aiaas.store.db import Store
 
 from .conftest import ADMIN_SECRET, REDIS_URL
@@ -147,9 +148,9 @@ def test_gcra_refills_continuously() -> None:
     with pytest.raises(RateLimited):
         limiter.acquire_sync(scopes)
     now[0] += 0.2
-    assert limiter.acquire_sync(scopes)["x-ratelimit-remaining-requests"] == "0"
+    assert limiter.acquire_sync(scopes).headers()["x-ratelimit-remaining-requests"] == "0"
     now[0] += 60
-    assert limiter.acquire_sync(scopes)["x-ratelimit-remaining-requests"] == "5"
+    assert limiter.acquire_sync(scopes).headers()["x-ratelimit-remaining-requests"] == "5"
 
 
 def test_refused_request_takes_nothing_from_other_buckets() -> None:
@@ -158,4 +159,22 @@ def test_refused_request_takes_nothing_from_other_buckets() -> None:
     limiter.acquire_sync(both)
     with pytest.raises(RateLimited, match="tenant"):
         limiter.acquire_sync(both)
-    assert limiter.acquire_sync(key_only)["x-ratelimit-remaining-requests"] == "3"
+    assert limiter.acquire_sync(key_only).headers()["x-ratelimit-remaining-requests"] == "3"
+
+
+def test_admission_limits_are_typed_and_render_the_headers() -> None:
+    """What the binding limits had left is a typed value; the x-ratelimit-* headers are its rendering."""
+    limiter = MemoryLimiter(clock=lambda: 1000.0)
+    state = limiter.acquire_sync([("key:k", LimitSpec(rpm=10, upm=100.0)), ("tenant:t", LimitSpec(upm=30.5))])
+    assert state == RateState(requests=Allowance(limit=10, remaining=9), units=Allowance(limit=30.5, remaining=30))
+    assert state.headers() == {"x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "9",
+                               "x-ratelimit-limit-units": "30.5", "x-ratelimit-remaining-units": "30"}  # fmt: skip
+    assert RateState().headers() == {}
+
+
+def test_a_generation_refusal_reads_the_typed_admission() -> None:
+    admission = Admission(principal=Principal("k", "t", "user"), model=ModelRef("m"), endpoint="openai.chat",
+                          started=0.0, limits=RateState(units=Allowance(limit=60, remaining=5)))  # fmt: skip
+    err = units_refusal(admission, used=12, cap=5, during=True)
+    assert err.status_code == 429 and "ran out during generation (12 tokens needed, 5 were left)" in err.message
+    assert err.headers == {"x-ratelimit-limit-units": "60", "x-ratelimit-remaining-units": "5", "Retry-After": "7"}

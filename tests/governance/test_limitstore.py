@@ -16,7 +16,7 @@ import pytest
 from security.kit import ROOT, X, make_world
 
 from aiaas.errors import RateLimited
-from aiaas.service.governance.limits import LimitSpec, MemoryLimiter, Scopes
+from aiaas.service.governance.limits import LimitSpec, MemoryLimiter, RateState, Scopes
 from aiaas.service.governance.limitstore import LimitStoreUnavailable, ResilientLimiter
 
 BOUND_S = 3.0  # far below the redis client's default 5 s socket timeout, far above the configured 0.2 s
@@ -119,7 +119,7 @@ class FlakyStore(MemoryLimiter):
         self.down = False
         self.calls = 0
 
-    async def acquire(self, scopes: Scopes, lease: str) -> dict[str, str]:
+    async def acquire(self, scopes: Scopes, lease: str) -> RateState:
         self.calls += 1
         if self.down:
             raise ConnectionError("store down")

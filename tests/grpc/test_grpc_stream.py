@@ -19,6 +19,8 @@ from models import mlp_reference
 from tritonclient.utils import InferenceServerException
 from v2kit import ADMIN_KEY
 
+from aiaas.service.openai.engine import llm_engine
+
 H = {"authorization": f"Bearer {ADMIN_KEY}"}
 
 
@@ -78,7 +80,7 @@ def test_llm_streams_tokens_with_final_flag(served: Served, llm_name: str) -> No
 
 
 def test_llm_stream_cancel_stops_generation(served: Served, llm_name: str) -> None:
-    engine = served.services.models.resolve(llm_name, None).executor.instances[0].engine
+    engine = llm_engine(served.services.models.resolve(llm_name, None))
     cancelled_before = engine.stats().cancelled
     got: queue.Queue[Any] = queue.Queue()
     c = tg.InferenceServerClient(served.grpc_url)

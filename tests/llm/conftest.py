@@ -93,8 +93,9 @@ class Server:
     app: Any
 
     def engine(self, name: str = "tiny-llm") -> Any:
-        vr = self.app.state.services.models.resolve(name, None)
-        return vr.executor.instances[0].engine
+        from aiaas.service.openai.engine import llm_engine
+
+        return llm_engine(self.app.state.services.models.resolve(name, None))
 
 
 @pytest.fixture(scope="module")

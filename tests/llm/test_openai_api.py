@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 import time
 import wave
+from collections.abc import Callable
 
 import httpx
 import numpy as np
 import openai
 import pytest
 
+from aiaas.llm.base import Generation, SamplingParams, Step
 from aiaas.llm.text import FALLBACK_TEMPLATE, Detokenizer, render_chat
 
 from .conftest import ADMIN_KEY, Server
@@ -117,8 +120,43 @@ def test_unknown_model_and_bad_key(server: Server, client: openai.OpenAI) -> Non
         bad.models.list()
 
 
-def test_client_disconnect_stops_generation(server: Server) -> None:
+class _Watched(Generation):
+    """The engine's sequence, passed through; records when its consumer cancels it and whether it had ended."""
+
+    def __init__(self, inner: Generation, cancelled: threading.Event) -> None:
+        self.inner, self.cancelled = inner, cancelled
+        self.ended = False  # a step with a finish reason came out before the cancel
+
+    async def __anext__(self) -> Step:
+        step = await self.inner.__anext__()
+        self.ended = self.ended or step.finish_reason is not None
+        return step
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.inner.cancel()
+
+
+def _until(predicate: Callable[[], bool], what: str) -> None:
+    """Wait for a state the server reaches on its own; the bound only turns a hang into a failure."""
+    for _ in range(12000):
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_client_disconnect_stops_generation(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = server.engine()
+    cancelled = threading.Event()
+    watched: list[_Watched] = []
+
+    def generate(prompt_ids: list[int], params: SamplingParams) -> Generation:
+        watched.append(_Watched(real_generate(prompt_ids, params), cancelled))
+        return watched[-1]
+
+    real_generate = engine.generate
+    monkeypatch.setattr(engine, "generate", generate)
     before = engine.stats()
     body = {"model": "tiny-llm", "messages": MSG, "max_tokens": 1900, "stream": True, "temperature": 0, "ignore_eos": True}
     with httpx.stream("POST", server.url + "/v1/chat/completions", json=body,
@@ -126,13 +164,11 @@ def test_client_disconnect_stops_generation(server: Server) -> None:
         lines = r.iter_lines()
         for _ in range(4):
             next(lines)
-    # the connection is closed: the sequence is cancelled and its slot freed well before 1900 tokens
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        s = engine.stats()
-        if s.running == 0 and s.cancelled > before.cancelled:
-            break
-        time.sleep(0.05)
+    # the connection is closed: the server cancels the sequence (event-driven, no time window) ...
+    _until(cancelled.is_set, "the server cancelled the sequence of a client that went away")
+    assert len(watched) == 1 and not watched[0].ended  # ... while it was still generating
+    # ... and the engine drops it and frees its slot at its next step
+    _until(lambda: engine.stats().cancelled > before.cancelled and engine.stats().running == 0, "the slot was freed")
     s = engine.stats()
     assert s.cancelled == before.cancelled + 1 and s.running == 0 and s.tokens_reserved == 0
     assert s.generated - before.generated < 1900

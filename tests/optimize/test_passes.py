@@ -220,7 +220,7 @@ def test_tvm_compiles_and_serves_through_the_runtime_interface(
     (version / "tvm.json").write_text(art.path.with_suffix(".json").read_text())
     model = TvmModel(ModelConfig(backend="tvm", max_batch_size=8), version, RuntimeContext())
     model.load()
-    out = model.predict({"x": task.x_te[:5]}, {})
+    out = model.run({"x": task.x_te[:5]}, {})
     np.testing.assert_allclose(out["logits"], ort_out(onnx_mlp, task.x_te[:5]), atol=1e-4)
     inputs, outputs = model.signature()
     assert inputs[0].name == "x" and inputs[0].shape == [-1, 16] and outputs[0].name == "logits"

@@ -70,7 +70,7 @@ def test_accepted_candidate_becomes_a_served_version_with_its_report(
     assert saved["candidates"][0]["details"]["quantize-dynamic"]["quantized_ops"]
     model = OnnxModel(entry.config, repo.version_dir("toy", 2), RuntimeContext())
     model.load()
-    out = model.predict({"x": task.x_te[:4]}, {})
+    out = model.run({"x": task.x_te[:4]}, {})
     assert out["logits"].shape == (4, 4)
 
 

@@ -14,7 +14,7 @@ from models import identity, mlp, mlp_reference
 from onnx import TensorProto
 
 from aiaas.errors import InferenceError, InvalidInput
-from aiaas.runtime import Model, RuntimeContext, Tensors, backend_class
+from aiaas.runtime import Model, RuntimeContext, Tensors, backend_class, predict_blocking
 from aiaas.runtime.onnx import OnnxModel
 from aiaas.runtime.pipeline import PipelineModel
 from aiaas.runtime.python import PythonModel
@@ -42,10 +42,10 @@ def test_onnx_signature_and_predict(tmp_path: Path) -> None:
     assert [(t.name, t.datatype, t.shape) for t in inputs] == [("x", "FP32", [-1, 4])]
     assert [(t.name, t.datatype, t.shape) for t in outputs] == [("y", "FP32", [-1, 3])]
     x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
-    np.testing.assert_allclose(m.predict({"x": x}, {})["y"], mlp_reference(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(m.run({"x": x}, {})["y"], mlp_reference(x), rtol=1e-5, atol=1e-5)
     m.unload()
     with pytest.raises(RuntimeError, match="not loaded"):
-        m.predict({"x": x}, {})
+        m.run({"x": x}, {})
 
 
 def test_onnx_runtime_options_are_applied(tmp_path: Path) -> None:
@@ -74,7 +74,7 @@ def test_onnx_bytes_tensors(tmp_path: Path) -> None:
     m.load()
     assert m.signature()[0][0].datatype == "BYTES"
     words = np.array([[b"caf\xc3\xa9", b"x"]], dtype=object)
-    out = m.predict({"inp": words}, {})["out"]
+    out = m.run({"inp": words}, {})["out"]
     assert [str(v) for v in out.reshape(-1)] == ["caf\u00e9", "x"]
 
 
@@ -131,7 +131,7 @@ def test_python_class_from_file_in_version_dir(tmp_path: Path) -> None:
     (vdir / "model.py").write_text(USER_MODEL)
     m = PythonModel(py_config("model.py:Doubler", factor=3), vdir, RuntimeContext())
     m.load()
-    np.testing.assert_array_equal(m.predict({"x": np.array([1.0, 2.0])}, {})["y"], [3.0, 6.0])
+    np.testing.assert_array_equal(asyncio.run(m.predict({"x": np.array([1.0, 2.0])}, {}))["y"], [3.0, 6.0])
     assert m.signature() is None
 
 
@@ -141,7 +141,7 @@ def test_python_class_from_file_in_model_dir(tmp_path: Path) -> None:
     (vdir.parent / "shared.py").write_text(USER_MODEL)
     m = PythonModel(py_config("shared.py:Doubler"), vdir, RuntimeContext())
     m.load()
-    assert m.predict({"x": np.array([4.0])}, {})["y"][0] == 8.0
+    assert asyncio.run(m.predict({"x": np.array([4.0])}, {}))["y"][0] == 8.0
 
 
 def test_python_class_from_importable_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,7 +152,7 @@ def test_python_class_from_importable_module(tmp_path: Path, monkeypatch: pytest
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     m = PythonModel(py_config("userpkg_rt.models:Doubler"), tmp_path, RuntimeContext())
     m.load()
-    assert m.predict({"x": np.array([1.5])}, {})["y"][0] == 3.0
+    assert asyncio.run(m.predict({"x": np.array([1.5])}, {}))["y"][0] == 3.0
 
 
 @pytest.mark.parametrize(
@@ -192,7 +192,7 @@ def test_python_file_is_reread_for_a_new_load(tmp_path: Path) -> None:
     a.load()
     b.load()
     x = {"x": np.array([1.0])}
-    assert (a.predict(x, {})["y"][0], b.predict(x, {})["y"][0]) == (2.0, 3.0)
+    assert (predict_blocking(a, x, {})["y"][0], predict_blocking(b, x, {})["y"][0]) == (2.0, 3.0)
 
 
 # -- pipeline ---------------------------------------------------------------------------------------
@@ -235,15 +235,13 @@ def load_pipe(cfg: ModelConfig, server: FakeServer | None = None) -> PipelineMod
 def test_pipeline_chains_two_models() -> None:
     server = FakeServer()
     m = load_pipe(pipe_config(CHAIN, {"out": "b.y", "mid": "a.y", "total": "b.sum"}), server)
-    assert m.is_async
+    assert m.blocking() is None and PipelineModel.on_loop(m.config, Path("."))
     x = np.array([[1.0, 2.0]], dtype=np.float32)
-    out = asyncio.run(m.predict_async({"input": x}, {}))
+    out = asyncio.run(m.predict({"input": x}, {}))
     np.testing.assert_array_equal(out["mid"], x * 2)
     np.testing.assert_array_equal(out["out"], x * 2 + 1)
     np.testing.assert_array_equal(out["total"], x * 2 + x)
     assert server.calls == [("double", None, ["x"]), ("plus1", 3, ["x", "z"])]
-    with pytest.raises(RuntimeError, match="predict_async"):
-        m.predict({"input": x}, {})
 
 
 @pytest.mark.parametrize(
@@ -254,7 +252,7 @@ def test_pipeline_failing_step_is_named(model: str, error: type, status: int) ->
     steps = [CHAIN[0], {"name": "second", "model": model, "inputs": {"x": "a.y"}}]
     m = load_pipe(pipe_config(steps, {"out": "second.y"}))
     with pytest.raises(error) as info:
-        asyncio.run(m.predict_async({"input": np.ones(2)}, {}))
+        asyncio.run(m.predict({"input": np.ones(2)}, {}))
     assert info.value.status_code == status
     assert f"pipeline step 'second' (model '{model}')" in info.value.message
 
@@ -263,13 +261,13 @@ def test_pipeline_step_output_that_does_not_exist() -> None:
     steps = [CHAIN[0], {"name": "b", "model": "plus1", "inputs": {"x": "a.nope"}}]
     m = load_pipe(pipe_config(steps, {"out": "b.y"}))
     with pytest.raises(InferenceError, match=r"pipeline step 'b': input 'x' needs 'a\.nope'"):
-        asyncio.run(m.predict_async({"input": np.ones(2)}, {}))
+        asyncio.run(m.predict({"input": np.ones(2)}, {}))
 
 
 def test_pipeline_output_that_no_step_produced_is_an_error() -> None:
     m = load_pipe(pipe_config(CHAIN, {"out": "b.y", "extra": "b.missing"}))
     with pytest.raises(InferenceError, match=r"pipeline output 'extra'.*'b\.missing'"):
-        asyncio.run(m.predict_async({"input": np.ones(2)}, {}))
+        asyncio.run(m.predict({"input": np.ones(2)}, {}))
 
 
 @pytest.mark.parametrize(
@@ -301,7 +299,7 @@ def test_model_interface_default_stream() -> None:
         def load(self) -> None:
             pass
 
-        def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+        async def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
             return dict(inputs)
 
     async def collect() -> list[Tensors]:

@@ -111,7 +111,7 @@ def build_astar(ctx: BuildContext) -> BuildResult:
             ctx.progress(0.05 + 0.8 * i / n, f"random grid {i}/{n} vs Dijkstra")
         grid, start, goal = random_problem(rng)
         conn = 8 if i % 4 else 4
-        out = planner.predict({"grid": grid[None], "start": np.array([start], dtype=np.int32),
+        out = planner.run({"grid": grid[None], "start": np.array([start], dtype=np.int32),
                                "goal": np.array([goal], dtype=np.int32)}, {"connectivity": conn})
         ref = reference_cost(grid, start, goal, conn)
         found, cost, path = bool(out["found"][0]), float(out["cost"][0]), json.loads(out["path"][0])
@@ -129,7 +129,7 @@ def build_astar(ctx: BuildContext) -> BuildResult:
     times = []
     for _ in range(20):
         t0 = time.perf_counter()
-        planner.predict(feed, {})
+        planner.run(feed, {})
         times.append((time.perf_counter() - t0) * 1000)
     metrics = {
         "success_rate": found_ok / max(solvable, 1),

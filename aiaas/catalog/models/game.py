@@ -286,7 +286,7 @@ def build_chess(ctx: BuildContext) -> BuildResult:
     model.load()
     try:
         t0 = time.perf_counter()
-        out = model.predict({"fen": np.array([f.encode() for f, _ in puzzles], dtype=object)}, {})
+        out = model.run({"fen": np.array([f.encode() for f, _ in puzzles], dtype=object)}, {})
         seconds = time.perf_counter() - t0
         version = model.engine_name
     finally:

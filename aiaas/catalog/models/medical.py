@@ -65,7 +65,7 @@ def build_gbm(
     ctx.progress(0.75, f"evaluating the served model on {len(y_te)} held-out rows")
     served = TabularClassifier(ModelConfig.model_validate(config), vdir, RuntimeContext())
     served.load()
-    out = served.predict({"rows": np.array([json.dumps(r).encode() for r in _rows(spec, x_te)], dtype=object)}, {"impute": True})
+    out = served.run({"rows": np.array([json.dumps(r).encode() for r in _rows(spec, x_te)], dtype=object)}, {"impute": True})
     score = out["score"].astype(np.float64)
     logit = np.log(np.clip(score, 1e-7, 1 - 1e-7) / np.clip(1 - score, 1e-7, 1))
     sums = out["contributions"].astype(np.float64).sum(axis=1) + out["bias"].astype(np.float64)
@@ -83,7 +83,7 @@ def build_gbm(
     times = []
     for _ in range(30):
         t0 = time.perf_counter()
-        served.predict(one, {"impute": True})
+        served.run(one, {"impute": True})
         times.append((time.perf_counter() - t0) * 1000)
     metrics["served_latency_p50_ms"] = float(np.percentile(times, 50))  # JSON row -> answer with contributions
     metrics["size_mb"] = size_mb(vdir)

@@ -223,11 +223,11 @@ def build_movielens(ctx: BuildContext) -> BuildResult:
                               RuntimeContext())
     served.load()
     req = {"user_id": np.array([user_ids[0]]), "k": np.array([10])}
-    served.predict(req, {})
+    served.run(req, {})
     times = []
     for _ in range(20):
         t0 = time.perf_counter()
-        served.predict(req, {})
+        served.run(req, {})
         times.append((time.perf_counter() - t0) * 1000)
     metrics.update({"latency_p50_ms": float(np.percentile(times, 50)),
                     "latency_p99_ms": float(np.percentile(times, 99)),

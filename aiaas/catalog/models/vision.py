@@ -80,11 +80,11 @@ def load_fashion(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
 
 def _python_latency_ms(model: Any, inputs: dict[str, np.ndarray], runs: int = 20) -> dict[str, float]:
     """p50/p99 of ``model.predict`` on ``inputs`` (the served code path, decoding included)."""
-    model.predict(inputs, {})
+    model.run(inputs, {})
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        model.predict(inputs, {})
+        model.run(inputs, {})
         times.append((time.perf_counter() - t0) * 1000)
     return {"latency_p50_ms": float(np.percentile(times, 50)), "latency_p99_ms": float(np.percentile(times, 99))}
 
@@ -233,7 +233,7 @@ def build_fashion_cnn(ctx: BuildContext) -> BuildResult:
         photos.append(buf.getvalue())
 
     def served_accuracy(images: np.ndarray) -> float:
-        labels = np.concatenate([served.predict({"image": images[i : i + 64]}, {})["label"]
+        labels = np.concatenate([served.run({"image": images[i : i + 64]}, {})["label"]
                                  for i in range(0, len(images), 64)])  # fmt: skip
         return float(np.mean([lab.decode() == CLASSES[y] for lab, y in zip(labels, y_te[:n_img], strict=True)]))
 
@@ -430,7 +430,7 @@ def build_fashion_vae(ctx: BuildContext) -> BuildResult:
         cfg = {**GEN_CONFIG, "parameters": {**GEN_CONFIG["parameters"], "temperature": temperature}}
         gen = _instance(cfg, ctx.workdir)  # the served code over the exported decoder
         names = _bytes_rows(*[CLASSES[i].encode() for i in labels])
-        pngs = np.concatenate([gen.predict({"label": names[i : i + 100], "seed": seeds[i : i + 100]}, {})["image"]
+        pngs = np.concatenate([gen.run({"label": names[i : i + 100], "seed": seeds[i : i + 100]}, {})["image"]
                                for i in range(0, len(labels), 100)])  # fmt: skip
         pixels = np.stack([gray(decode(b)) for b in pngs])  # what a client gets, decoded
         pred = cnn.run(None, {"pixels": pixels})[0].argmax(1)
@@ -553,7 +553,7 @@ def build_ocr(ctx: BuildContext) -> BuildResult:
     samples = ocr_samples(n, seed=ctx.seed + 4242)
     pairs = []
     for k, (ref, data) in enumerate(samples):
-        hyp = model.predict({"image": _bytes_rows(data)}, {})["text"][0].decode()
+        hyp = model.run({"image": _bytes_rows(data)}, {})["text"][0].decode()
         pairs.append((ref, hyp))
         ctx.progress(0.1 + 0.85 * (k + 1) / n, f"{k + 1}/{n} lines read")
     metrics = {**ocr_scores(pairs), "test_images": float(n)}

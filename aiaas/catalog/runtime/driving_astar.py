@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from aiaas.errors import InvalidInput
-from aiaas.runtime import Model, Tensors
+from aiaas.runtime import BlockingModel, Tensors
 
 MAX_CELLS = 512 * 512  # pure-Python search: bigger maps belong to a compiled planner
 SQRT2 = math.sqrt(2.0)
@@ -121,7 +121,7 @@ def parse_cell(value: Any, name: str, shape: tuple[int, int]) -> tuple[int, int]
     return r, c
 
 
-class AStarPlanner(Model):
+class AStarPlanner(BlockingModel):
     """``grid``/``start``/``goal`` tensors or JSON ``request`` -> ``path`` (JSON), ``cost``, ``found``."""
 
     def load(self) -> None:
@@ -153,7 +153,7 @@ class AStarPlanner(Model):
         return [(g, parse_cell(s.tolist(), "start", g.shape), parse_cell(t.tolist(), "goal", g.shape),
                  self.connectivity) for g, s, t in zip(grids, starts, goals, strict=True)]
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         paths, costs, found, expanded = [], [], [], []
         for grid, start, goal, conn in self.problems(inputs):
             conn = int(parameters.get("connectivity", conn))

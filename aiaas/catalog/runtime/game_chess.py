@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from aiaas.errors import InvalidInput
-from aiaas.runtime import Model, Tensors
+from aiaas.runtime import BlockingModel, Tensors
 
 ENGINE_PATHS = ("/usr/games/stockfish", "/usr/bin/stockfish")
 MAX_DEPTH = 30
@@ -28,7 +28,7 @@ def find_engine(configured: str | None) -> str:
     raise FileNotFoundError("stockfish not found: apt-get install -y stockfish")
 
 
-class StockfishMove(Model):
+class StockfishMove(BlockingModel):
     """``fen`` BYTES [-1] -> ``move`` (UCI), ``san``, ``evaluation`` ("+0.35" pawns or "mate 2", side to move)."""
 
     engine: Any = None
@@ -47,7 +47,7 @@ class StockfishMove(Model):
         self.engine.configure({k: v for k, v in opts.items() if k in self.engine.options})
         self.engine_name = str(self.engine.id.get("name", "stockfish"))
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         import chess
         import chess.engine
 

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from aiaas.catalog.runtime.nlp_common import ort_session, texts
-from aiaas.runtime import Model, RuntimeContext, Tensors
+from aiaas.runtime import BlockingModel, RuntimeContext, Tensors
 
 CHUNK = 32  # rows per onnxruntime call: sorting by length and chunking keeps padding (wasted compute) small
 
 
-class TextEmbedding(Model):
+class TextEmbedding(BlockingModel):
     def load(self) -> None:
         from tokenizers import Tokenizer
 
@@ -56,7 +56,7 @@ class TextEmbedding(Model):
             out[rows] = emb
         return out
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         return {"embedding": self.embed(texts(inputs))}
 
     def unload(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from aiaas.catalog.runtime.nlp_common import bytes_tensor, texts
-from aiaas.runtime import Model, Tensors
+from aiaas.runtime import BlockingModel, Tensors
 
 POSITIVE_AT = 0.05
 NEGATIVE_AT = -0.05
@@ -25,7 +25,7 @@ def label_of(compound: float) -> str:
     return "neutral"
 
 
-class VaderSentiment(Model):
+class VaderSentiment(BlockingModel):
     def load(self) -> None:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -34,7 +34,7 @@ class VaderSentiment(Model):
     def polarity(self, text: str) -> dict[str, float]:
         return self.analyzer.polarity_scores(text)
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         rows = [self.polarity(t) for t in texts(inputs)]
         return {
             "label": bytes_tensor([label_of(r["compound"]) for r in rows]),

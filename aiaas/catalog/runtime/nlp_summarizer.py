@@ -87,18 +87,13 @@ def summarize(sentences: list[str], emb: np.ndarray, k: int) -> str:
 class ExtractiveSummarizer(Model):
     """``text`` -> ``summary``; request parameter ``sentences`` (default 3) sets the summary length."""
 
-    is_async = True
-
     def load(self) -> None:
         self.embedding_model = str(self.config.parameters.get("embedding_model", "minilm-embedding"))
         self.default_k = int(self.config.parameters.get("sentences", 3))
         if self.context.infer is None:
             raise ValueError("the summarizer calls the embedding model through the server's data plane")
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
-        raise RuntimeError("the summarizer runs on the event loop; call predict_async")
-
-    async def predict_async(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    async def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         k = int_parameter(parameters, "sentences", self.default_k, 1, 100)
         docs = [split_sentences(t)[:MAX_SENTENCES] for t in texts(inputs)]
         flat = [s for d in docs for s in d]

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiaas.catalog.runtime.nlp_common import bytes_tensor, texts
 from aiaas.errors import InferenceError, InvalidInput
-from aiaas.runtime import Model, Tensors
+from aiaas.runtime import BlockingModel, Tensors
 
 
 def apertium_pairs() -> list[str]:
@@ -52,7 +52,7 @@ def translate(text: str, pair: str, timeout_s: float = 30.0, exe: str = "apertiu
     return lead + out + trail
 
 
-class ApertiumTranslator(Model):
+class ApertiumTranslator(BlockingModel):
     """``text`` -> ``text``; parameters (config): ``pair`` e.g. "eng-spa", ``max_kb``, ``timeout_s``, ``workers``."""
 
     def load(self) -> None:
@@ -70,7 +70,7 @@ class ApertiumTranslator(Model):
                              "apt-get install -y apertium-eng-spa")
         self.pool = ThreadPoolExecutor(max(1, int(params.get("workers", 2))), thread_name_prefix=f"apertium-{self.pair}")
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         rows = texts(inputs)
         for i, t in enumerate(rows):
             size = len(t.encode("utf-8"))

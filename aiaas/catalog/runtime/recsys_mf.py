@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from aiaas.errors import InvalidInput
-from aiaas.runtime.base import Model, Tensors
+from aiaas.runtime.base import BlockingModel, Tensors
 
 MAX_K = 100
 
 
-class MovieRecommender(Model):
+class MovieRecommender(BlockingModel):
     def load(self) -> None:
         with np.load(self.version_dir / "factors.npz", allow_pickle=False) as z:
             self.arrays = {k: z[k] for k in z.files}
@@ -64,7 +64,7 @@ class MovieRecommender(Model):
         top = top[np.argsort(-scores[top], kind="stable")]
         return top, scores[top].astype(np.float32)
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         if "user_id" not in inputs:
             raise InvalidInput("input 'user_id' is required")
         users = self._index(inputs["user_id"], self.user_ids, "user_id")

@@ -14,7 +14,7 @@ import numpy as np
 
 from aiaas.catalog.runtime.nlp_common import bytes_tensor
 from aiaas.catalog.runtime.speech_audio import audio_rows, load_audio
-from aiaas.runtime import Model, Tensors
+from aiaas.runtime import BlockingModel, Tensors
 
 RATE = 16000
 
@@ -62,14 +62,14 @@ def recognize_words(decoder: Any, samples: np.ndarray) -> tuple[str, list[dict[s
     return hyp.hypstr.strip(), words
 
 
-class PocketSphinxASR(Model):
+class PocketSphinxASR(BlockingModel):
     """``audio`` | ``audio_b64`` (WAV) -> ``text`` (lower-case words) and ``words`` (JSON: word, start, end s)."""
 
     def load(self) -> None:
         self.max_seconds = float(self.config.parameters.get("max_seconds", 300))
         self.decoder = pocketsphinx_decoder()
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         signals = [load_audio(b, RATE, self.max_seconds) for b in audio_rows(inputs)]
         results = [recognize_words(self.decoder, s) for s in signals]
         return {"text": bytes_tensor([text for text, _ in results]),

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiaas.catalog.runtime.nlp_common import bytes_tensor, float_parameter, texts
 from aiaas.errors import InvalidInput
-from aiaas.runtime import Model, Tensors
+from aiaas.runtime import BlockingModel, Tensors
 
 
 def voice_files(name: str) -> tuple[str, str]:
@@ -25,7 +25,7 @@ def voice_files(name: str) -> tuple[str, str]:
     raise ValueError(f"unknown piper voice package {name!r}")
 
 
-class PiperTTS(Model):
+class PiperTTS(BlockingModel):
     """``text`` -> ``audio`` (WAV bytes)."""
 
     def load(self) -> None:
@@ -49,7 +49,7 @@ class PiperTTS(Model):
                 w.writeframes(chunk.audio_int16_bytes)
         return buf.getvalue()
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         rows = texts(inputs)
         for i, t in enumerate(rows):
             if len(t) > self.max_chars:

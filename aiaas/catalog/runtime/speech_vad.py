@@ -15,7 +15,7 @@ import numpy as np
 
 from aiaas.catalog.runtime.nlp_common import float_parameter, int_parameter, json_tensor, ort_session
 from aiaas.catalog.runtime.speech_audio import audio_rows, load_audio
-from aiaas.runtime import Model, Tensors
+from aiaas.runtime import BlockingModel, Tensors
 
 RATE = 16000
 FRAME = 512
@@ -93,7 +93,7 @@ def frame_labels(segments: list[tuple[int, int]], n_frames: int, frame: int = FR
     return flags
 
 
-class SileroVAD(Model):
+class SileroVAD(BlockingModel):
     """``audio`` | ``audio_b64`` -> ``segments`` (JSON [[start_s, end_s], ...] per row) + ``speech_ratio``.
 
     Request parameters: ``threshold`` (0.5), ``min_speech_ms`` (250), ``min_silence_ms`` (100),
@@ -113,7 +113,7 @@ class SileroVAD(Model):
         return [segments_from_probs(p, len(s), threshold, min_speech, min_silence, pad)
                 for p, s in zip(probs, signals, strict=True)]
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         signals = [load_audio(b, RATE, self.max_seconds) for b in audio_rows(inputs)]
         found = self.detect(signals, parameters)
         ratios = [sum(b - a for a, b in segs) / max(1, len(s)) for segs, s in zip(found, signals, strict=True)]

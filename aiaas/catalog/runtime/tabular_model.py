@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from aiaas.errors import InvalidInput
-from aiaas.runtime import Model, Tensors
+from aiaas.runtime import BlockingModel, Tensors
 
 
 def load_spec(version_dir: Path) -> dict[str, Any]:
@@ -156,7 +156,7 @@ def _encode_value(f: dict[str, Any], v: Any, i: int) -> float:
     return float(v)
 
 
-class TabularClassifier(Model):
+class TabularClassifier(BlockingModel):
     """``rows`` (JSON BYTES) or named FP32 features -> label, score, probabilities [, contributions]."""
 
     def load(self) -> None:
@@ -197,7 +197,7 @@ class TabularClassifier(Model):
             raise InvalidInput(f"NaN in feature tensor(s) {[n for j, n in enumerate(self.names) if np.isnan(x[:, j]).any()]}")
         return x, None
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         impute = parameters.get("impute", False)
         if not isinstance(impute, bool):
             raise InvalidInput(f"parameters.impute must be true or false, got {impute!r}")

@@ -23,7 +23,7 @@ import numpy as np
 
 from aiaas.catalog.runtime.vision_images import bytes_tensor, decode, encoded_images, gray
 from aiaas.errors import InvalidInput
-from aiaas.runtime.base import Model, Tensors
+from aiaas.runtime.base import BlockingModel, Tensors
 
 SIDE = 28
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -58,7 +58,7 @@ def fashion_pixels(g: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
 
 
-class FashionClassifier(Model):
+class FashionClassifier(BlockingModel):
     def load(self) -> None:
         import onnxruntime as ort
 
@@ -82,7 +82,7 @@ class FashionClassifier(Model):
             (0, SIDE, SIDE), np.uint8
         )
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         px = self.pixels(inputs)
         if len(px) == 0:
             return {"label": bytes_tensor([]), "score": np.zeros(0, np.float32),

@@ -16,7 +16,7 @@ import numpy as np
 
 from aiaas.catalog.runtime.vision_images import bytes_tensor, decode, encoded_images, gray
 from aiaas.errors import InvalidInput
-from aiaas.runtime.base import Model, Tensors
+from aiaas.runtime.base import BlockingModel, Tensors
 
 DEFAULTS = {"scale_factor": 1.1, "min_neighbors": 5, "min_size": 24}
 CASCADE = "haarcascade_frontalface_default.xml"
@@ -34,7 +34,7 @@ def detect(cascade: Any, g: np.ndarray, scale_factor: float = 1.1, min_neighbors
     return sorted(boxes, key=lambda b: -b["w"] * b["h"])
 
 
-class FaceDetector(Model):
+class FaceDetector(BlockingModel):
     def load(self) -> None:
         import cv2
 
@@ -44,7 +44,7 @@ class FaceDetector(Model):
             raise RuntimeError(f"cannot load the Haar cascade {path}")
         self.options = {k: self.config.parameters.get(k, v) for k, v in DEFAULTS.items()}
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         opts = dict(self.options)
         for key in DEFAULTS:
             if key in parameters:  # per-request tuning: {"parameters": {"min_neighbors": 3}}

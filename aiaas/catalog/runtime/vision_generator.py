@@ -26,7 +26,7 @@ import numpy as np
 from aiaas.catalog.runtime.vision_classifier import CLASSES
 from aiaas.catalog.runtime.vision_images import bytes_tensor, png
 from aiaas.errors import InvalidInput
-from aiaas.runtime.base import Model, Tensors
+from aiaas.runtime.base import BlockingModel, Tensors
 
 ALIASES = {"tshirt": 0, "top": 0, "tee": 0, "trousers": 1, "pants": 1, "jeans": 1, "sweater": 2, "jumper": 2,
            "jacket": 4, "sandals": 5, "shirts": 6, "sneakers": 7, "trainer": 7, "shoe": 7, "handbag": 8,
@@ -47,7 +47,7 @@ def class_index(classes: list[str]) -> dict[str, int]:
     return index
 
 
-class FashionGenerator(Model):
+class FashionGenerator(BlockingModel):
     def load(self) -> None:
         import onnxruntime as ort
 
@@ -78,7 +78,7 @@ class FashionGenerator(Model):
             out.append(i)
         return np.asarray(out, dtype=np.int64)
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         if "label" not in inputs:
             raise InvalidInput("input 'label' (a class name) is required")
         idx = self.labels(inputs["label"])

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from aiaas.catalog.runtime.vision_images import bgr, bytes_tensor, decode, encoded_images
-from aiaas.runtime.base import Model, Tensors
+from aiaas.runtime.base import BlockingModel, Tensors
 
 DEFAULTS = {"det_limit_type": "max", "det_limit_side_len": 960, "text_score": 0.5}
 
@@ -51,7 +51,7 @@ def text_lines(results: list[Any] | None) -> list[list[Item]]:
     return [sorted(line, key=left) for line in lines]
 
 
-class OcrModel(Model):
+class OcrModel(BlockingModel):
     def load(self) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
@@ -74,7 +74,7 @@ class OcrModel(Model):
                  for line in lines for b, t, s in line]
         return "\n".join(" ".join(t for _, t, _ in line) for line in lines), boxes
 
-    def predict(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
+    def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         images = encoded_images(inputs) or []
         texts, boxes = [], []
         for data in images:

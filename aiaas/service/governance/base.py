@@ -19,9 +19,13 @@ from __future__ import annotations
 import hmac
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from aiaas.errors import AuthenticationError
+from aiaas.service.governance.limits import RateState, Scopes
+
+if TYPE_CHECKING:
+    from aiaas.service.governance.budgets import Reservation
 
 Role = Literal["admin", "developer", "user"]
 
@@ -51,6 +55,17 @@ class ModelRef:
 
 
 @dataclass(slots=True)
+class Grant:
+    """What an admission holds until ``finish``: its rate-limit buckets and lease, and its budget reservations."""
+
+    scopes: Scopes = ()  # the buckets a request slot was taken in (released with the units used)
+    lease: str = ""  # this admission's id in the limiter (concurrency slots)
+    reservations: list[Reservation] = field(default_factory=list)  # budget amounts held until settled
+    estimate: float = 0.0  # what the budgets reserved for this request
+    finished: bool = False  # finish ran (it runs once)
+
+
+@dataclass(slots=True)
 class Admission:
     """A granted request: holds the concurrency slot and what ``finish`` needs to meter it."""
 
@@ -58,8 +73,9 @@ class Admission:
     model: ModelRef
     endpoint: str
     started: float  # time.monotonic() at admission
-    headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* headers for the response
-    state: dict[str, Any] = field(default_factory=dict)  # implementation-private (reservations, ...)
+    limits: RateState = field(default_factory=RateState)  # what the binding rate limits had left at admission
+    headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* headers for the response (limits rendered)
+    grant: Grant = field(default_factory=Grant)  # the rate-limit and budget decisions, until finish
 
 
 @dataclass(slots=True)

@@ -45,12 +45,35 @@ class LimitSpec:
 Scopes = Sequence[tuple[str, LimitSpec]]  # ("key:<id>" | "tenant:<id>", spec)
 
 
-def _headers(
-    scopes: Scopes, remaining: dict[tuple[str, str], float], retry_after: float | None = None
-) -> dict[str, str]:
-    """x-ratelimit-* for the binding (least remaining) request and unit buckets."""
-    out: dict[str, str] = {}
-    for kind, attr, word in (("r", "rpm", "requests"), ("u", "upm", "units")):
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """One binding rate limit at admission: its per-minute limit and what it had left (whole units, floored)."""
+
+    limit: float
+    remaining: float
+
+
+@dataclass(frozen=True, slots=True)
+class RateState:
+    """What a request's binding (least remaining) request and unit buckets had left when it was admitted: the
+    typed admission result; ``headers()`` renders it as the x-ratelimit-* response headers."""
+
+    requests: Allowance | None = None  # requests per minute (None: no such limit applies)
+    units: Allowance | None = None  # units per minute (None: no such limit applies)
+
+    def headers(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for word, allowance in (("requests", self.requests), ("units", self.units)):
+            if allowance is not None:
+                out[f"x-ratelimit-limit-{word}"] = _num(allowance.limit)
+                out[f"x-ratelimit-remaining-{word}"] = _num(allowance.remaining)
+        return out
+
+
+def _state(scopes: Scopes, remaining: dict[tuple[str, str], float]) -> RateState:
+    """The binding (least remaining) request and unit buckets."""
+    found: dict[str, Allowance] = {}
+    for kind, attr in (("r", "rpm"), ("u", "upm")):
         best: tuple[float, float] | None = None
         for name, spec in scopes:
             limit = getattr(spec, attr)
@@ -60,8 +83,15 @@ def _headers(
             if best is None or left < best[1]:
                 best = (limit, left)
         if best is not None:
-            out[f"x-ratelimit-limit-{word}"] = _num(best[0])
-            out[f"x-ratelimit-remaining-{word}"] = _num(math.floor(best[1] + _EPS))
+            found[kind] = Allowance(limit=best[0], remaining=math.floor(best[1] + _EPS))
+    return RateState(requests=found.get("r"), units=found.get("u"))
+
+
+def _headers(
+    scopes: Scopes, remaining: dict[tuple[str, str], float], retry_after: float | None = None
+) -> dict[str, str]:
+    """x-ratelimit-* for the binding (least remaining) request and unit buckets."""
+    out = _state(scopes, remaining).headers()
     if retry_after is not None:
         out["Retry-After"] = str(max(1, math.ceil(retry_after - _EPS)))
     return out
@@ -83,8 +113,9 @@ def _refusal(what: str, scope: str, scopes: Scopes, remaining: dict[tuple[str, s
 
 class Limiter(ABC):
     @abstractmethod
-    async def acquire(self, scopes: Scopes, lease: str) -> dict[str, str]:
-        """Take a request slot in every bucket or none; the x-ratelimit-* headers, or raise ``RateLimited``."""
+    async def acquire(self, scopes: Scopes, lease: str) -> RateState:
+        """Take a request slot in every bucket or none; what the binding buckets have left, or raise
+        ``RateLimited``."""
 
     @abstractmethod
     async def release(self, scopes: Scopes, lease: str, units: float) -> None:
@@ -106,10 +137,10 @@ class MemoryLimiter(Limiter):
         self._tat: dict[tuple[str, str], float] = {}
         self._inflight: dict[str, int] = {}
 
-    async def acquire(self, scopes: Scopes, lease: str) -> dict[str, str]:
+    async def acquire(self, scopes: Scopes, lease: str) -> RateState:
         return self.acquire_sync(scopes)
 
-    def acquire_sync(self, scopes: Scopes) -> dict[str, str]:
+    def acquire_sync(self, scopes: Scopes) -> RateState:
         with self._lock:
             now = self._clock()
             remaining: dict[tuple[str, str], float] = {}
@@ -142,7 +173,7 @@ class MemoryLimiter(Limiter):
             for name, spec in scopes:
                 if spec.concurrency is not None:
                     self._inflight[name] = self._inflight.get(name, 0) + 1
-            return _headers(scopes, remaining)
+            return _state(scopes, remaining)
 
     async def release(self, scopes: Scopes, lease: str, units: float) -> None:
         self.release_sync(scopes, units)
@@ -276,10 +307,10 @@ class RedisLimiter(Limiter):
                 buckets.append((kind, name))
         return keys, args, buckets
 
-    async def acquire(self, scopes: Scopes, lease: str) -> dict[str, str]:
+    async def acquire(self, scopes: Scopes, lease: str) -> RateState:
         keys, args, buckets = self._plan(scopes, "ruc")
         if not keys:
-            return {}
+            return RateState()
         result = await self._acquire(keys=keys, args=[repr(WINDOW_S), lease, repr(self._lease_s), *args])
         denied, retry = int(result[0]), float(result[1])
         remaining = {b: float(v) for b, v in zip(buckets, result[2:], strict=True)}
@@ -287,7 +318,7 @@ class RedisLimiter(Limiter):
             kind, name = buckets[denied - 1]
             what = {"r": "requests-per-minute", "u": "units-per-minute", "c": "concurrency"}[kind]
             raise _refusal(what, name, scopes, remaining, retry)
-        return _headers(scopes, remaining)
+        return _state(scopes, remaining)
 
     async def release(self, scopes: Scopes, lease: str, units: float) -> None:
         keys, args, _ = self._plan(scopes, "uc" if units > 0 else "c")

@@ -22,7 +22,7 @@ import time
 from typing import Literal
 
 from aiaas.errors import RateLimited, ServiceUnavailable
-from aiaas.service.governance.limits import Limiter, MemoryLimiter, Scopes
+from aiaas.service.governance.limits import Limiter, MemoryLimiter, RateState, Scopes
 
 log = logging.getLogger("aiaas.governance.limits")
 LOG_EVERY_S = 30.0
@@ -124,13 +124,13 @@ class ResilientLimiter(Limiter):
             retry_after=max(1.0, self.retry_s),
         )
 
-    async def acquire(self, scopes: Scopes, lease: str) -> dict[str, str]:
+    async def acquire(self, scopes: Scopes, lease: str) -> RateState:
         if self._usable():
             try:
                 async with asyncio.timeout(self.timeout_s):
                     if self._pending:  # first free the slots released while the store was away
                         await self._replay()
-                    headers = await self.shared.acquire(scopes, lease)
+                    state = await self.shared.acquire(scopes, lease)
             except self._errors as exc:
                 self._down(exc)
             except RateLimited:  # a refusal is an answer: the store works
@@ -141,11 +141,11 @@ class ResilientLimiter(Limiter):
                 raise
             else:
                 self._up()
-                return headers
+                return state
         if self.mode == "open":
-            headers = await self.fallback.acquire(scopes, lease)
+            state = await self.fallback.acquire(scopes, lease)
             self._fallback_leases.add(lease)
-            return headers
+            return state
         raise self._unavailable()
 
     async def release(self, scopes: Scopes, lease: str, units: float) -> None:

@@ -39,7 +39,15 @@ from sqlalchemy import select
 from aiaas.errors import AuthenticationError, NotFound
 from aiaas.service.governance.audit import write_audit
 from aiaas.service.governance.authguard import FailedAuthLimiter
-from aiaas.service.governance.base import Admission, Governance, ModelRef, Outcome, Principal, parse_bearer
+from aiaas.service.governance.base import (
+    Admission,
+    Governance,
+    Grant,
+    ModelRef,
+    Outcome,
+    Principal,
+    parse_bearer,
+)
 from aiaas.service.governance.budgets import BudgetState, DbLedger, Ledger, MemoryLedger, Reservation
 from aiaas.service.governance.keys import (
     BOOTSTRAP_KEY_ID,
@@ -50,7 +58,7 @@ from aiaas.service.governance.keys import (
     load_key,
     verify,
 )
-from aiaas.service.governance.limits import Limiter, LimitSpec, MemoryLimiter, RedisLimiter
+from aiaas.service.governance.limits import Limiter, LimitSpec, MemoryLimiter, RateState, RedisLimiter
 from aiaas.service.governance.limitstore import FailureMode, ResilientLimiter
 from aiaas.service.governance.rollup import retention_cutoff, rollup_usage
 from aiaas.service.governance.usage import UsageRow, UsageWriter
@@ -397,7 +405,7 @@ class DbGovernance(Governance):
         key_scope, tenant_scope = f"key:{principal.key_id}", f"tenant:{principal.tenant_id}"
         scopes = [(s, policy.limits[s]) for s in (key_scope, tenant_scope) if s in policy.limits]
         lease = f"{self._instance}-{next(self._leases)}"
-        headers = await self.limiter.acquire(scopes, lease) if scopes else {}
+        limits = await self.limiter.acquire(scopes, lease) if scopes else RateState()
         # A model without a price costs nothing, so it cannot exceed a budget: an exhausted budget stops the
         # paid models only. (A priced model is refused once the budget is spent, even when its estimate is 0.)
         priced = any(model.pricing.values()) if model.pricing else False
@@ -417,15 +425,16 @@ class DbGovernance(Governance):
             model=model,
             endpoint=endpoint,
             started=time.monotonic(),
-            headers=headers,
-            state={"scopes": scopes, "lease": lease, "reservations": reservations, "estimate": estimate},
+            limits=limits,
+            headers=limits.headers(),
+            grant=Grant(scopes=scopes, lease=lease, reservations=reservations, estimate=estimate),
         )
 
     async def finish(self, admission: Admission, outcome: Outcome) -> None:
-        state = admission.state
-        if state.get("finished"):
+        grant = admission.grant
+        if grant.finished:
             return
-        state["finished"] = True
+        grant.finished = True
         model, principal = admission.model, admission.principal
         # Failed requests are not billed (their units still count against units/minute).
         cost = price(model.pricing, outcome) if model.pricing and outcome.status < 400 else 0.0
@@ -435,10 +444,10 @@ class DbGovernance(Governance):
             compute = outcome.compute_s * float(model.pricing.get("per_compute_second", 0.0))
             previous = self._compute_costs.get(model.name)
             self._compute_costs[model.name] = compute if previous is None else 0.9 * previous + 0.1 * compute
-        if state.get("reservations"):
-            self.ledger.settle(state["reservations"], cost)
-        if state.get("scopes"):
-            await self.limiter.release(state["scopes"], state["lease"], outcome.units_in + outcome.units_out)
+        if grant.reservations:
+            self.ledger.settle(grant.reservations, cost)
+        if grant.scopes:
+            await self.limiter.release(grant.scopes, grant.lease, outcome.units_in + outcome.units_out)
         self.usage.record(
             UsageRow(
                 tenant_id=principal.tenant_id,

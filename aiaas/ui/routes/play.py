@@ -7,9 +7,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from aiaas.api import openai as openai_api
 from aiaas.api import v2
 from aiaas.api.deps import read_body
+from aiaas.api.openai.common import reply, service
 from aiaas.types import openai as oa
 from aiaas.ui.web import Console, checked
 
@@ -25,4 +25,4 @@ async def infer(model: str, request: Request, ctx: Console = Depends(checked)) -
 
 @router.post("/chat/completions")
 async def chat(body: oa.ChatCompletionRequest, request: Request, ctx: Console = Depends(checked)) -> Response:
-    return openai_api._reply(await openai_api._service(request).chat(ctx.principal, body))
+    return reply(await service(request).chat.create(ctx.principal, body))
