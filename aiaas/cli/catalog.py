@@ -11,9 +11,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from aiaas.cli.lazy import LeanGroup
 from aiaas.cli.output import JsonOpt, print_json
 
-catalog_app = typer.Typer(help="The built-in scenario catalog.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The built-in scenario catalog.", no_args_is_help=True, cls=LeanGroup)
 console = Console()
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="aiaas home; env AIAAS_HOME")]
@@ -31,14 +32,10 @@ def _repo(home: Path | None) -> Any:
 
 def _served(home: Path | None) -> dict[str, tuple[str, str]]:
     """Model -> (state, detail) from a running server's repository index; {} when none answers at once."""
-    from aiaas.cli.http import call
-    from aiaas.server.adminkey import read_admin_key
-    from aiaas.settings import Settings
+    from aiaas.cli.http import call, local
 
-    settings = Settings(home=home) if home else Settings()
-    key = read_admin_key(settings)
-    r = call(f"http://{settings.host}:{settings.port}", "POST", "/v2/repository/index", body={}, timeout=1.0,
-             key=key.key if key else None)  # fmt: skip
+    server = local(home)
+    r = call(server.url, "POST", "/v2/repository/index", body={}, timeout=1.0, key=server.admin_key)
     if r is None or (r.status == 200 and not isinstance(r.body, list)):
         return {}
     rows: list[dict[str, Any]] = r.body if r.status == 200 else []

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from aiaas.cli.lazy import LeanGroup
 from aiaas.cli.output import JsonOpt, print_json
 from aiaas.errors import AiaasError, InvalidInput
 
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
     from aiaas.store.db import Store
 
 console = Console()
-tenants_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Manage tenants.", no_args_is_help=True, cls=LeanGroup)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True, cls=LeanGroup)
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="aiaas home (default: $AIAAS_HOME or ~/.aiaas)")]
 
@@ -71,12 +72,10 @@ def _admin(home: Path | None) -> Iterator[GovernanceAdmin]:
 def _listing(home: Path | None, path: str, params: dict[str, Any], read: Callable[[GovernanceAdmin], Any]) -> Any:
     """What a running server of this home answers to ``GET path`` (the ``data`` of a list); else ``read`` on the
     database. Any answer but 200 goes to the database too, which gives the same rows and the same errors."""
-    from aiaas.cli.http import call
-    from aiaas.server.adminkey import read_admin_key
+    from aiaas.cli.http import call, local
 
-    settings = _settings(home)
-    key = read_admin_key(settings)  # no key: no server of this home can be asked
-    answer = call(f"http://{settings.host}:{settings.port}", "GET", path, key=key.key, params=params) if key else None
+    server = local(home)  # no admin key: no server of this home can be asked
+    answer = call(server.url, "GET", path, key=server.admin_key, params=params) if server.admin_key else None
     if answer is not None and answer.status == 200 and isinstance(answer.body, dict):
         return answer.body["data"] if answer.body.get("object") == "list" else answer.body
     with _admin(home) as admin:

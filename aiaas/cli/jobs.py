@@ -19,14 +19,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from aiaas.cli.lazy import LeanGroup
 from aiaas.cli.output import JsonOpt, print_json
 
 if TYPE_CHECKING:
     import httpx
 
 console = Console()
-files_app = typer.Typer(help="Upload and manage training files (CSV, JSONL, NPZ, Parquet).", no_args_is_help=True)
-jobs_app = typer.Typer(help="Training jobs: create, list, show, cancel, watch.", no_args_is_help=True)
+files_app = typer.Typer(help="Upload and manage training files (CSV, JSONL, NPZ, Parquet).", no_args_is_help=True, cls=LeanGroup)
+jobs_app = typer.Typer(help="Training jobs: create, list, show, cancel, watch.", no_args_is_help=True, cls=LeanGroup)
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 UrlOpt = Annotated[str | None, typer.Option("--url", help="server URL (default http://AIAAS_HOST:AIAAS_PORT)")]
@@ -35,30 +36,57 @@ HomeOpt = Annotated[Path | None, typer.Option("--home", help="aiaas home, for th
 
 
 class _Server:
-    """An httpx client that turns error answers into a red message and exit code 1."""
+    """The server at ``--url`` (default: this environment's) with ``--api-key`` (default: the admin key of
+    ``--home``); an error answer becomes a red message and exit code 1. JSON calls go through the standard
+    library (``aiaas.cli.http``: listings start fast); uploads and streams through httpx, imported for them."""
 
     def __init__(self, url: str | None, api_key: str | None, home: Path | None, timeout: float = 600.0) -> None:
-        import httpx  # here, not at the top: `aiaas jobs --help` should not pay for it
+        from aiaas.cli.http import local
 
-        from aiaas.server.adminkey import read_admin_key
-        from aiaas.settings import Settings
-
-        settings = Settings(home=home) if home is not None else Settings()
-        if api_key is None:
-            admin = read_admin_key(settings)
-            api_key = admin.key if admin else None
-        if not api_key:
+        server = local(home)
+        key = api_key if api_key is not None else server.admin_key
+        if not key:
             raise _fail("no API key: pass --api-key, or --home of a server whose admin.key you can read")
-        base = url or f"http://{settings.host}:{settings.port}"
-        self.http: httpx.Client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout)
+        self.base, self.key, self.timeout = (url or server.url).rstrip("/"), key, timeout
+        self._http: httpx.Client | None = None
 
-    def __call__(self, method: str, path: str, **kw: Any) -> Any:
+    @property
+    def http(self) -> httpx.Client:
+        """An httpx client on the same URL and key, for uploads and streamed answers."""
+        if self._http is None:
+            import httpx  # here, not at the top: `aiaas jobs --help` and the listings do not pay for it
+
+            self._http = httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {self.key}"},
+                                      timeout=self.timeout)  # fmt: skip
+        return self._http
+
+    def __call__(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
+        """``method path`` with query ``params`` and a JSON body; the decoded answer (JSON, else text)."""
+        if self._http is not None:  # an httpx client is open already (after an upload): reuse its connection
+            return self._httpx(method, path, params=params, json=json)
+        from aiaas.cli.http import call
+
+        r = call(self.base, method, path, key=self.key, params=params, body=json, timeout=self.timeout)
+        if r is None:
+            raise _fail(f"cannot reach the server at {self.base}")
+        if r.status >= 400:
+            raise _fail(f"{r.error_message()} (HTTP {r.status})")
+        return r.body
+
+    def upload(self, path: Path) -> dict[str, Any]:
+        with path.open("rb") as f:  # httpx streams the file object; it is never read whole
+            info: dict[str, Any] = self._httpx(
+                "POST", "/v1/files", files={"file": (path.name, f, "application/octet-stream")}, data={"purpose": "training"}
+            )
+        return info
+
+    def _httpx(self, method: str, path: str, **kw: Any) -> Any:
         import httpx
 
         try:
             r = self.http.request(method, path, **kw)
         except httpx.HTTPError as e:
-            raise _fail(f"cannot reach the server at {self.http.base_url}: {e}") from None
+            raise _fail(f"cannot reach the server at {self.base}: {e}") from None
         if r.status_code >= 400:
             try:
                 err = r.json()["error"]
@@ -67,12 +95,6 @@ class _Server:
                 message = r.text[:500]
             raise _fail(f"{message} (HTTP {r.status_code})")
         return r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
-
-    def upload(self, path: Path) -> dict[str, Any]:
-        with path.open("rb") as f:  # httpx streams the file object; it is never read whole
-            return self(
-                "POST", "/v1/files", files={"file": (path.name, f, "application/octet-stream")}, data={"purpose": "training"}
-            )
 
 
 def _fail(message: str) -> typer.Exit:

@@ -1,6 +1,11 @@
 """Sub-commands imported only when they run: ``aiaas --help`` and ``aiaas models list`` must not pay for
 SQLAlchemy, httpx, the optimizer or the catalog (they made every command take ~1.7 s to start).
 
+Every group of the CLI is a ``LeanGroup``: its flags that are not given (``--help``, ``--install-completion``,
+``--show-completion``) read False rather than None. Typer 0.29 passes a bool flag's bool as is but coerces
+anything else -- None included -- through a pydantic ``TypeAdapter``, so ``aiaas keys --help`` imported pydantic
+(~0.1 s) for the root group's unset ``--help``. ``tests/cli/test_cli_imports.py`` notices when that changes.
+
 A ``LazyGroup`` lists its lazy commands with a one-line help from a table, and imports the module that
 defines one only when that command is invoked (or asked for its own ``--help``). The modules keep their
 ``register(app)`` functions; a loader calls it on a throwaway Typer app and takes the command by name.
@@ -13,7 +18,7 @@ from collections.abc import Callable
 
 import typer
 from typer import _click as click  # typer 0.29 vendors click: its groups take its own types
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 Loader = Callable[[], click.Command]
 
@@ -44,7 +49,18 @@ def from_attr(module: str, attr: str) -> Loader:
     return load
 
 
-class LazyGroup(TyperGroup):
+class LeanGroup(TyperGroup):
+    """A Typer group whose flags without a default default to False (see the module docstring)."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        for p in params:
+            if isinstance(p, TyperOption) and p.is_bool_flag and p.default is None:
+                p.default = False
+        return params
+
+
+class LazyGroup(LeanGroup):
     lazy: dict[str, tuple[Loader, str]] = {}  # name -> (loader, one-line help); set by subclasses
     _listing = False
 

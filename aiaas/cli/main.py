@@ -203,15 +203,13 @@ def _short(e: Exception) -> str:
 @models_app.command("list")
 def models_list(home: HomeOpt = None, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
     """Models with their versions and states (live from the server when it runs, else checked on disk)."""
-    from aiaas.cli.http import call  # not httpx nor aiaas.client (numpy): listing should start fast
-    from aiaas.server.adminkey import read_admin_key
+    # not httpx, aiaas.client (numpy) nor Settings (pydantic-settings): the listing starts fast
+    from aiaas.cli.http import call, local
 
-    settings = settings_for(home)
+    server = local(home)
     rows: list[dict[str, Any]] = []
     source = "server"
-    key = read_admin_key(settings)
-    r = call(url or f"http://{settings.host}:{settings.port}", "POST", "/v2/repository/index", body={},
-             key=key.key if key else None, timeout=300)  # fmt: skip
+    r = call(url or server.url, "POST", "/v2/repository/index", body={}, key=server.admin_key, timeout=300)
     if r is not None and r.status >= 400:  # the server answered (e.g. 401): say so rather than pretend it is down
         raise fail(f"HTTP {r.status}: {r.error_message()}")
     if r is not None:
@@ -221,7 +219,7 @@ def models_list(home: HomeOpt = None, url: UrlOpt = None, as_json: JsonOpt = Fal
 
         source = "repository (server not reachable)"
         rows = []
-        for entry in ModelRepository(settings.models_dir).scan():
+        for entry in ModelRepository(settings_for(home).models_dir).scan():
             if entry.config is None or entry.error:
                 rows.append({"name": entry.name, "version": "", "state": "UNAVAILABLE", "reason": entry.error or ""})
             for v in entry.served_versions if not entry.error else []:

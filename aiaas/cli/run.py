@@ -41,8 +41,6 @@ class _Http(_Server):
 
     def __init__(self, url: str | None, api_key: str | None, home: Path | None, timeout: float = 300.0) -> None:
         super().__init__(url, api_key, home, timeout)
-        self.base = str(self.http.base_url).rstrip("/")
-        self.key = self.http.headers["Authorization"].removeprefix("Bearer ")
 
     def unreachable(self, e: Exception) -> typer.Exit:
         return _fail(f"cannot reach the server at {self.base} ({e}); start it with `aiaas serve`")

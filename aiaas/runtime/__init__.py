@@ -3,13 +3,15 @@ from aiaas.runtime.base import (
     InferFn,
     Model,
     RuntimeContext,
+    SequenceUsage,
     Tensors,
     backend_class,
+    llm_usage,
     predict_blocking,
     register_backend,
 )
 
 __all__ = [
-    "BlockingModel", "InferFn", "Model", "RuntimeContext", "Tensors", "backend_class", "predict_blocking",
-    "register_backend",
+    "BlockingModel", "InferFn", "Model", "RuntimeContext", "SequenceUsage", "Tensors", "backend_class", "llm_usage",
+    "predict_blocking", "register_backend",
 ]  # fmt: skip

@@ -11,6 +11,7 @@ import asyncio
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,22 @@ Tensors = dict[str, np.ndarray]
 
 # (model name, version or None for latest, inputs, parameters) -> outputs; lets a pipeline call other models
 InferFn = Callable[[str, int | None, Tensors, dict[str, Any]], Awaitable[Tensors]]
+
+
+@dataclass(slots=True)
+class SequenceUsage:
+    """One generated sequence of an LLM request (one prompt row): what the token metrics and metering count."""
+
+    prompt_tokens: int
+    generated: int = 0
+    t_first: float | None = None  # time.perf_counter() when its first token came out
+    t_end: float = 0.0  # time.perf_counter() when it finished
+
+
+# The sequences an LLM ran for the inference in progress. The service layer sets a fresh list around one
+# ``infer`` and reads it afterwards; an LLM model's async ``predict`` appends one entry per prompt row. A context
+# variable because tensors, not usage, cross the batching layer, and async models run in the request's own task.
+llm_usage: ContextVar[list[SequenceUsage] | None] = ContextVar("aiaas_llm_usage", default=None)
 
 
 @dataclass(slots=True)

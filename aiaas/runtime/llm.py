@@ -34,6 +34,7 @@ checks them (same names and bounds, unknown ones refused with 400).
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from aiaas.codecs.datatypes import utf8_array
 from aiaas.errors import InvalidInput
 from aiaas.llm.base import Engine, SamplingParams
-from aiaas.runtime.base import Model, RuntimeContext, Tensors
+from aiaas.runtime.base import Model, RuntimeContext, SequenceUsage, Tensors, llm_usage
 from aiaas.types.model_config import ModelConfig, TensorSpec
 
 # engine-specific parameters; the limits every engine shares are EngineLimits' fields
@@ -186,14 +187,23 @@ class LLMModel(Model):
                     param="parameters.max_tokens",
                 )
 
+        usage = llm_usage.get()  # the request's token accounting (metrics, metering), when the caller keeps one
+
         async def one(ids: list[int]) -> bytes:
+            seq = SequenceUsage(prompt_tokens=len(ids))
+            if usage is not None:
+                usage.append(seq)
             gen = engine.generate(ids, params)
             out: list[int] = []
             try:
                 async for step in gen:
+                    if step.tokens and seq.t_first is None:
+                        seq.t_first = time.perf_counter()
                     out.extend(t.token_id for t in step.tokens)
+                    seq.generated = len(out)
             finally:
                 gen.cancel()
+                seq.t_end = time.perf_counter()
             return engine.tokenizer.decode(out, skip_special_tokens=True).encode()
 
         results = await asyncio.gather(*(one(ids) for ids in prompts))

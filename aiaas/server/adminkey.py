@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aiaas.settings import Settings
+if TYPE_CHECKING:  # only annotations: the CLI reads keys without importing pydantic-settings (start-up time)
+    from aiaas.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -18,9 +21,14 @@ class AdminKey:
 
 def read_admin_key(settings: Settings) -> AdminKey | None:
     """The configured key, without creating one (for clients such as the CLI)."""
-    if settings.admin_key:
-        return AdminKey(settings.admin_key, False, None)
-    path = settings.home / "admin.key"
+    return admin_key_of(settings.home, settings.admin_key)
+
+
+def admin_key_of(home: Path, configured: str | None) -> AdminKey | None:
+    """``configured`` (AIAAS_ADMIN_KEY) when set, else the key in ``home/admin.key``, else None."""
+    if configured:
+        return AdminKey(configured, False, None)
+    path = home / "admin.key"
     if path.is_file():
         key = path.read_text(encoding="utf-8").strip()
         if key:

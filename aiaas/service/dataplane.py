@@ -17,7 +17,7 @@ from aiaas import __version__
 from aiaas.batching import InferResult
 from aiaas.codecs.datatypes import v2_datatype
 from aiaas.errors import AiaasError, InvalidInput, NotFound, clip
-from aiaas.runtime import Tensors
+from aiaas.runtime import SequenceUsage, Tensors, llm_usage
 from aiaas.service.governance import Governance, ModelRef, Outcome, Principal
 from aiaas.service.metrics import Metrics
 from aiaas.service.models import PLATFORMS, ModelManager, VersionRecord, parse_version
@@ -206,6 +206,7 @@ class DataPlane:
             self.metrics.ops.refused(name, principal.tenant_id, e.status_code)
             raise
         status, result = 500, None
+        usage: list[SequenceUsage] = []  # filled by an LLM: metered and counted in tokens, as /v1 does
         try:
             if not vr.ready:  # a reload swapped versions while admit awaited: take the current one
                 vr = self.models.resolve(name, version)
@@ -216,7 +217,7 @@ class DataPlane:
                 unknown = [r for r in requested if known and r not in known]
                 if unknown:
                     raise InvalidInput(f"model {name!r} has no output(s) {unknown}; its outputs are {sorted(known)}")
-            result = await vr.executor.infer(inputs, parameters)
+            result = await self._run(vr, inputs, parameters, usage)
             outputs = result.outputs
             if requested is not None:
                 missing = [r for r in requested if r not in outputs]
@@ -234,10 +235,13 @@ class DataPlane:
         finally:
             elapsed = time.perf_counter() - t0
             rows = units if status == 200 else 0
-            await self.governance.finish(
-                admission,
-                Outcome(status=status, units_in=float(rows), compute_s=result.compute_s * rows / max(1, result.batch_size) if result else 0.0),
-            )
+            compute_s = result.compute_s * rows / max(1, result.batch_size) if result else 0.0
+            outcome = Outcome(status=status, units_in=float(rows), compute_s=compute_s)
+            if usage and status == 200:  # an LLM: prompt and generated tokens, as /v1 meters them
+                outcome.units_in = float(sum(u.prompt_tokens for u in usage))
+                outcome.units_out = float(sum(u.generated for u in usage))
+            await self.governance.finish(admission, outcome)
+            self._count_tokens(name, usage, t0)
             self.metrics.request_done(name, label_v, "success" if status == 200 else str(status), elapsed,
                                       result.queue_s if result is not None else None)  # fmt: skip
             if status == 503:  # the model's queue was full
@@ -246,11 +250,31 @@ class DataPlane:
     async def _infer_internal(
         self, name: str, version: int | None, inputs: Tensors, parameters: dict[str, Any]
     ) -> Tensors:
+        t0 = time.perf_counter()
         vr = self.models.resolve(name, version)
         assert vr.config is not None and vr.executor is not None
         check_inputs(name, vr.config.inputs, inputs, None)
-        result = await vr.executor.infer(inputs, parameters)
+        usage: list[SequenceUsage] = []  # the calling request meters its own units; the tokens count here
+        try:
+            result = await self._run(vr, inputs, parameters, usage)
+        finally:
+            self._count_tokens(name, usage, t0)
         return result.outputs
+
+    @staticmethod
+    async def _run(vr: VersionRecord, inputs: Tensors, parameters: dict[str, Any], usage: list[SequenceUsage]) -> InferResult:
+        """The executor's inference with ``usage`` as the place an LLM records its sequences' tokens."""
+        assert vr.executor is not None
+        reset = llm_usage.set(usage)
+        try:
+            return await vr.executor.infer(inputs, parameters)
+        finally:
+            llm_usage.reset(reset)
+
+    def _count_tokens(self, name: str, usage: list[SequenceUsage], t0: float) -> None:
+        """The vLLM-style token families for each sequence an LLM ran (the same ones /v1 requests feed)."""
+        for u in usage:
+            self.metrics.ops.llm_request(name, u.prompt_tokens, u.generated, t0, u.t_first, u.t_end)
 
 
 def _rows(inputs: Tensors) -> int:

@@ -92,6 +92,19 @@ def test_incomplete_rows_are_refused_unless_imputing_is_asked_for(client: TestCl
     assert r.status_code == 400 and "impute must be true or false" in r.json()["error"]
 
 
+def test_metadata_declares_the_imputed_output(client: TestClient) -> None:
+    r = client.get("/v2/models/credit-risk", headers=AUTH)
+    assert r.status_code == 200, r.text
+    outputs = {o["name"]: o for o in r.json()["outputs"]}
+    assert outputs["imputed"] == {"name": "imputed", "datatype": "BYTES", "shape": [-1]}
+    body = {"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": [json.dumps({"age": 30})]}],
+            "parameters": {"impute": True}, "outputs": [{"name": "imputed"}]}  # fmt: skip
+    r = client.post("/v2/models/credit-risk/infer", json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
+    [out] = r.json()["outputs"]
+    assert out["name"] == "imputed" and "age" not in json.loads(out["data"][0]) and "income" in json.loads(out["data"][0])
+
+
 def test_bad_values_are_client_errors(client: TestClient) -> None:
     for row, word in [({**SAFE, "home": "castle"}, "one of"), ({**SAFE, "salary": 1}, "unknown feature"),
                       ({**SAFE, "income": "lots"}, "number")]:

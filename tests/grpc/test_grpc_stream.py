@@ -182,3 +182,26 @@ def test_stream_without_key_is_unauthenticated(served: Served) -> None:
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _llm_tokens(served: Served, llm_name: str) -> tuple[float, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{served.http_port}/metrics", headers=H, timeout=30).text
+    got = {s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+           if s.labels.get("model") == llm_name}  # fmt: skip
+    return got.get("aiaas_llm_prompt_tokens_total", 0.0), got.get("aiaas_llm_generation_tokens_total", 0.0)
+
+
+def test_unary_llm_infer_counts_tokens_like_v1(served: Served, llm_name: str) -> None:
+    """ModelInfer (one answer, not a stream) feeds the same token families as /v1 and the stream."""
+    r = httpx.post(f"http://127.0.0.1:{served.http_port}/v1/completions", headers=H, timeout=60,
+                   json={"model": llm_name, "prompt": "hello", "max_tokens": 3, "temperature": 0, "ignore_eos": True})  # fmt: skip
+    prompt_tokens = r.json()["usage"]["prompt_tokens"]
+    before = _llm_tokens(served, llm_name)
+    with tg.InferenceServerClient(served.grpc_url) as c:
+        result = c.infer(llm_name, [_text("hello")], parameters={"max_tokens": 3, "temperature": 0.0, "ignore_eos": True},
+                         headers=H)  # fmt: skip
+    assert result.as_numpy("text")[0] == r.json()["choices"][0]["text"].encode()
+    after = _llm_tokens(served, llm_name)
+    assert (after[0] - before[0], after[1] - before[1]) == (prompt_tokens, 3)

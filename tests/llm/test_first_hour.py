@@ -7,6 +7,7 @@ import io
 import json
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from typer.testing import CliRunner
@@ -111,6 +112,43 @@ def test_llm_metrics_vllm_style(server: Server) -> None:
     assert delta["aiaas_llm_time_per_output_token_seconds_count"] == 1
     assert after["aiaas_llm_num_requests_running"] == 0 and after["aiaas_llm_num_requests_waiting"] == 0
     assert after["aiaas_llm_kv_cache_usage_perc"] == 0.0  # nothing reserved once the request is done
+
+
+def _llm_samples(server: Server) -> dict[str, float]:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).text
+    return {s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+            if s.labels.get("model") == "tiny-llm" and s.name.startswith("aiaas_llm_")}  # fmt: skip
+
+
+def test_v2_llm_requests_count_tokens_and_meter_them_like_v1(server: Server, monkeypatch: Any) -> None:
+    import httpx
+
+    usage = server.app.state.services.governance.usage
+    rows: list[Any] = []
+    record = usage.record
+    monkeypatch.setattr(usage, "record", lambda row: (rows.append(row), record(row)))
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    v1 = httpx.post(server.url + "/v1/completions", headers=headers, timeout=60,
+                    json={"model": "tiny-llm", "prompt": "The cat sat", "max_tokens": 4, "ignore_eos": True})  # fmt: skip
+    assert v1.status_code == 200, v1.text
+    prompt_tokens = v1.json()["usage"]["prompt_tokens"]
+    before = _llm_samples(server)
+    body = {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["The cat sat", "The cat sat"]}],
+            "parameters": {"max_tokens": 4, "ignore_eos": True}}  # fmt: skip
+    r = httpx.post(server.url + "/v2/models/tiny-llm/infer", json=body, headers=headers, timeout=60)
+    assert r.status_code == 200, r.text
+    after = _llm_samples(server)
+    delta = {k: after[k] - before.get(k, 0.0) for k in after}
+    assert delta["aiaas_llm_prompt_tokens_total"] == 2 * prompt_tokens  # the same tokenizer as /v1
+    assert delta["aiaas_llm_generation_tokens_total"] == 2 * 4
+    assert delta["aiaas_llm_time_to_first_token_seconds_count"] == 2  # one per sequence, as vLLM counts
+    assert delta["aiaas_llm_time_per_output_token_seconds_count"] == 2
+    v1_row, v2_row = [row for row in rows if row.model == "tiny-llm"]
+    assert (v1_row.endpoint, v1_row.units_in, v1_row.units_out) == ("openai.completions", prompt_tokens, 4)
+    assert (v2_row.endpoint, v2_row.units_in, v2_row.units_out) == ("v2.infer", 2 * prompt_tokens, 2 * 4)
 
 
 def test_v2_llm_parameters_are_checked_like_v1(server: Server) -> None:

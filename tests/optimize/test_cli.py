@@ -27,8 +27,9 @@ def w(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     with world(tmp_path) as w:
 
         def init(self: _Server, url: Any, api_key: Any, home: Any, timeout: float = 600.0) -> None:
-            self.http = w.client  # an httpx.Client on the app: every CLI request goes through the real API
-            self.http.headers.update(ROOT)
+            self.base, self.key, self.timeout = str(w.client.base_url), "", timeout
+            self._http = w.client  # an httpx.Client on the app: every CLI request goes through the real API
+            self._http.headers.update(ROOT)
 
         monkeypatch.setattr(_Server, "__init__", init)
         monkeypatch.setattr(cli_opt.console, "width", 160)  # the table's natural width (CliRunner: 80)

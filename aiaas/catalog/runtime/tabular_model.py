@@ -240,6 +240,7 @@ def tabular_config(spec: dict[str, Any], description: str, explain: bool) -> dic
         {"name": "label", "datatype": "BYTES", "shape": [-1]},
         {"name": "score", "datatype": "FP32", "shape": [-1]},
         {"name": "probabilities", "datatype": "FP32", "shape": [-1, n_cls]},
+        {"name": "imputed", "datatype": "BYTES", "shape": [-1]},  # only with parameters.impute=true: JSON list per row
     ]
     if explain:
         outputs += [
