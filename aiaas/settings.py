@@ -9,12 +9,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AIAAS_", extra="ignore")
+
+    @field_validator("log_level", "governance", "budget_mode", "redis_failure_mode", "python_placement", mode="before")
+    @classmethod
+    def _lowercase(cls, value: object) -> object:
+        """Enum-like settings accept any case (``AIAAS_LOG_LEVEL=INFO``); the values are lowercase."""
+        return value.lower() if isinstance(value, str) else value
 
     # --- where things live -------------------------------------------------------------------------
     home: Path = Field(default_factory=lambda: Path.home() / ".aiaas")  # models/, the database, logs, admin.key
@@ -28,7 +34,7 @@ class Settings(BaseSettings):
     metrics_require_key: bool = False  # True -> /metrics needs a valid key like the model endpoints
     max_request_bytes: int = 64 * 1024 * 1024  # larger request bodies are refused with 413
     graceful_shutdown_s: float = 30.0  # SIGTERM: how long in-flight requests may take to finish
-    log_level: str = "info"  # uvicorn / aiaas log level
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"  # uvicorn / aiaas log level
     access_log: bool = False  # per-request access log lines (costs CPU on the hot path)
     # How long a Python thread may hold the GIL while another waits (sys.setswitchinterval; CPython's default is
     # 5 ms). A model thread whose onnxruntime call has finished needs the GIL for a few microseconds to hand its
@@ -36,11 +42,11 @@ class Settings(BaseSettings):
     gil_switch_interval_ms: float = Field(default=0.5, gt=0, le=100)
 
     # --- governance (tenants, keys, limits, budgets, usage) -------------------------------------------
-    governance: str = "db"  # db: tenants and keys in the database | off: only the bootstrap admin key, no metering
+    governance: Literal["db", "off"] = "db"  # db: tenants and keys in the database | off: only the bootstrap admin key, no metering
     key_cache_ttl_s: float = 5.0  # API keys are cached this long; a revocation via another process lands within it
     governance_refresh_s: float = 5.0  # how often ownership, grants, limits and budgets are re-read
     usage_flush_s: float = 1.0  # usage rows are buffered and written this often (and at shutdown)
-    budget_mode: str = "auto"  # auto | memory (one process per database) | db (atomic UPDATE; several replicas)
+    budget_mode: Literal["auto", "memory", "db"] = "auto"  # auto | memory (one process per database) | db (atomic UPDATE; several replicas)
     redis_prefix: str = "aiaas:rl:"  # key prefix of the shared rate limits in Redis
     concurrency_lease_s: float = 600.0  # a concurrency slot held by a crashed replica frees itself after this
 
@@ -74,7 +80,7 @@ class Settings(BaseSettings):
 
     # --- resilience: dependencies down, abuse that costs the server (docs/resilience.md) -------------
     redis_timeout_s: float = Field(default=1.0, gt=0)  # Redis socket timeout (connect, command); a call is cut at twice this: Redis down
-    redis_failure_mode: str = "closed"  # Redis down: closed -> keys with shared limits get 503 | open -> per-process limits (logged)
+    redis_failure_mode: Literal["closed", "open"] = "closed"  # Redis down: closed -> keys with shared limits get 503 | open -> per-process limits (logged)
     redis_retry_s: float = Field(default=1.0, gt=0)  # after a Redis failure, requests fail fast this long before one probes again
     auth_failures_per_minute: int = Field(default=60, ge=0)  # invalid keys one client address may send per minute, then 429 (0 = no limit)
     negative_key_cache_size: int = Field(default=10_000, ge=0)  # unknown key ids remembered (no database lookup while cached)
@@ -83,7 +89,7 @@ class Settings(BaseSettings):
     usage_rollup_interval_s: float = Field(default=3600.0, gt=0)  # how often raw usage rows past retention are deleted
 
     # --- placement (model replicas in worker processes and on a Ray cluster; docs/cluster.md) ---
-    python_placement: str = Field(default="process", pattern="^(thread|process)$")  # placement: auto for python models
+    python_placement: Literal["thread", "process"] = "process"  # placement: auto for python models
     ray_address: str | None = None  # Ray cluster for placement: ray and multi-node training (e.g. 127.0.0.1:6380)
     ray_namespace: str = "aiaas"  # Ray namespace of this deployment: servers sharing it share replica actors
 

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services
+    svc: Services = request.app.state.services
+    return svc
 
 
 async def principal(request: Request) -> Principal:

@@ -130,7 +130,8 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
             if key == "authorization":
                 auth = value if isinstance(value, str) else value.decode("latin-1")
                 break
-        return await self.svc.governance.authenticate(auth)
+        principal: Principal = await self.svc.governance.authenticate(auth)
+        return principal
 
     # -- health and metadata ----------------------------------------------------------------------
     async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:

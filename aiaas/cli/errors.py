@@ -21,8 +21,19 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror}{where}"
+    errors = getattr(exc, "errors", None)
+    if type(exc).__name__ == "ValidationError" and callable(errors):  # pydantic's, without importing pydantic
+        return "; ".join(_validation_problem(getattr(exc, "title", ""), e) for e in errors()[:5])
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
+def _validation_problem(title: str, error: dict[str, Any]) -> str:
+    """``AIAAS_GOVERNANCE: Input should be 'db' or 'off' (got 'sometimes')`` for a setting, else the field path."""
+    loc = ".".join(str(part) for part in error.get("loc", ()))
+    where = f"AIAAS_{loc.upper()}" if title == "Settings" else loc
+    got = f" (got {error['input']!r})" if "input" in error and not isinstance(error["input"], dict) else ""
+    return f"{where}: {error.get('msg', 'invalid')}{got}"
 
 
 def run_without_traceback(app: Any) -> None:

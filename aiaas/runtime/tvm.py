@@ -60,7 +60,7 @@ def sidecar_path(library: Path) -> Path:
 
 def read_sidecar(path: Path) -> dict[str, Any]:
     try:
-        io = json.loads(path.read_text())
+        io: dict[str, Any] = json.loads(path.read_text())
         for key in ("inputs", "outputs"):
             for t in io[key]:
                 if not isinstance(t["name"], str) or not all(isinstance(d, int) for d in t["shape"]):

@@ -47,6 +47,14 @@ def test_user_mistakes_print_one_line_not_a_traceback(tmp_path: Path) -> None:
     assert "invalid budget 'lots': expected AMOUNT[/day|month|total]" in r.stdout + r.stderr
 
 
+def test_a_wrong_setting_names_the_variable_and_the_choices(tmp_path: Path) -> None:
+    env = {**os.environ, "AIAAS_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT), "AIAAS_GOVERNANCE": "sometimes"}
+    r = subprocess.run([sys.executable, "-m", "aiaas.cli.main", "serve", "--catalog", "none"], capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr + r.stdout
+    assert "AIAAS_GOVERNANCE: Input should be 'db' or 'off' (got 'sometimes')" in r.stderr
+
+
 def test_listings_print_json_for_scripts(tmp_path: Path, dead_url: str) -> None:
     result = runner.invoke(app, ["models", "list", "--home", str(tmp_path), "--url", dead_url, "--json"])
     assert result.exit_code == 0 and json.loads(result.output) == []

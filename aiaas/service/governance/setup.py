@@ -29,12 +29,9 @@ def open_governance(
 
 def resilience_options(settings: Settings) -> dict[str, Any]:
     """The ``DbGovernance`` options of the resilience settings (Redis down, key sprays, usage retention)."""
-    mode = settings.redis_failure_mode.strip().lower()
-    if mode not in ("closed", "open"):
-        raise ValueError(f"AIAAS_REDIS_FAILURE_MODE must be 'closed' or 'open', not {settings.redis_failure_mode!r}")
     return {
         "redis_timeout_s": settings.redis_timeout_s,
-        "redis_failure_mode": mode,
+        "redis_failure_mode": settings.redis_failure_mode,  # closed | open: a Literal, checked by Settings
         "redis_retry_s": settings.redis_retry_s,
         "auth_failures_per_minute": settings.auth_failures_per_minute,
         "negative_key_cache_size": settings.negative_key_cache_size,

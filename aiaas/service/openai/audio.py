@@ -45,7 +45,8 @@ def verbose_transcription(text: str, duration: float | None, words_out: Any) -> 
 def _wav_seconds(audio: bytes) -> float | None:
     try:
         with wave.open(io.BytesIO(audio)) as w:
-            return w.getnframes() / float(w.getframerate())
+            frames: int = w.getnframes()
+            return frames / float(w.getframerate())
     except Exception:
         return None
 
