@@ -18,7 +18,7 @@ import onnx
 import onnxruntime as ort
 
 from aiaas.optimize.artifacts import Artifact, Evaluation, Workload
-from aiaas.optimize.passes import quantization_summary
+from aiaas.optimize.quantize import quantization_summary
 
 
 class Runner(Protocol):
