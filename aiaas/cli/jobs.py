@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from aiaas.cli.output import JsonOpt, print_json
+from aiaas.jobs.states import TERMINAL
 
 if TYPE_CHECKING:
     import httpx
@@ -28,7 +29,6 @@ console = Console()
 files_app = typer.Typer(help="Upload and manage training files (CSV, JSONL, NPZ, Parquet).", no_args_is_help=True)
 jobs_app = typer.Typer(help="Training jobs: create, list, show, cancel, watch.", no_args_is_help=True)
 
-TERMINAL = ("succeeded", "failed", "cancelled")
 UrlOpt = Annotated[str | None, typer.Option("--url", help="server URL (default http://AIAAS_HOST:AIAAS_PORT)")]
 KeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key (default: the admin key of --home)")]
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="aiaas home, for the default URL and admin key")]
