@@ -13,6 +13,7 @@ torch still serves files, answers job reads and runs ONNX optimizations.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,7 +72,7 @@ class JobsService(JobFamily[TrainingJob]):
         self.ray_address = ray_address
 
     # -- the engine, for the app's lifespan and the tests -----------------------------------------------------
-    def start(self, loop: Any) -> list[str]:
+    def start(self, loop: asyncio.AbstractEventLoop) -> list[str]:
         return self.engine.start(loop)
 
     def stop(self) -> None:
