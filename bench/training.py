@@ -23,10 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aiaas.training.jobdir import JobDir
+from aiaas.jobs.jobdir import JobDir
+from aiaas.jobs.store import InMemoryJobStore, JobRecord
 from aiaas.training.launcher import JobRunner, prepare_job_dir, torchrun_command
 from aiaas.training.spec import parse_spec
-from aiaas.training.store import InMemoryJobStore, JobRecord
 
 
 def make_images(path: Path, n: int) -> Path:

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from aiaas.cli.lazy import LeanGroup
 from aiaas.cli.output import JsonOpt, print_json
+from aiaas.jobs.states import TERMINAL
 
 if TYPE_CHECKING:
     import httpx
@@ -29,7 +30,6 @@ console = Console()
 files_app = typer.Typer(help="Upload and manage training files (CSV, JSONL, NPZ, Parquet).", no_args_is_help=True, cls=LeanGroup)
 jobs_app = typer.Typer(help="Training jobs: create, list, show, cancel, watch.", no_args_is_help=True, cls=LeanGroup)
 
-TERMINAL = ("succeeded", "failed", "cancelled")
 UrlOpt = Annotated[str | None, typer.Option("--url", help="server URL (default http://AIAAS_HOST:AIAAS_PORT)")]
 KeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key (default: the admin key of --home)")]
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="aiaas home, for the default URL and admin key")]

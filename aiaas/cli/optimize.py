@@ -28,11 +28,11 @@ from rich.table import Table
 from aiaas.cli.jobs import HomeOpt, KeyOpt, UrlOpt, _fail, _file_id, _Server, poll_job, print_job_table
 from aiaas.cli.lazy import LeanGroup
 from aiaas.cli.output import JsonOpt
+from aiaas.jobs.states import TERMINAL
 
 # Piped output (no terminal to measure) gets a width that fits the comparison table instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
 optimizations_app = typer.Typer(help="Optimization jobs: list, show, cancel, watch.", no_args_is_help=True, cls=LeanGroup)
-TERMINAL = ("succeeded", "failed", "cancelled")
 REJECTED_EXIT = 2
 
 

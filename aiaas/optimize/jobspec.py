@@ -7,7 +7,7 @@ criterion and the workload; unknown fields are refused by name. The server part 
 in when the request has been checked: where the ONNX file, the torch checkpoint and the evaluation rows are in
 the job directory. A client cannot set it (the service refuses a request that tries).
 
-The spec satisfies ``aiaas.training.store.RunSpec`` -- ``model``, ``resources``, ``max_restarts``,
+The spec satisfies ``aiaas.jobs.store.RunSpec`` -- ``model``, ``resources``, ``max_restarts``,
 ``max_runtime_s``, ``priority`` -- so the training scheduler queues and runs it like a training job.
 """
 
@@ -138,7 +138,7 @@ class OptimizationSpec(_Strict):
             raise ValueError("passes is empty: name at least one pass (e.g. [\"graph\", \"quantize-dynamic\"])")
         return self
 
-    # -- what the training scheduler reads (aiaas.training.store.RunSpec) -----------------------------------
+    # -- what the training scheduler reads (aiaas.jobs.store.RunSpec) -----------------------------------
     @property
     def resources(self) -> Resources:
         return Resources(workers=1, threads_per_worker=self.workload.threads * self.workload.concurrency)

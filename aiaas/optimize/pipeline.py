@@ -187,11 +187,6 @@ def _run(
     fine_tune: FineTune | None,
     work: Path,
 ) -> OptimizationResult:
-    share = 0.9 / len(plans)
-
-    def sub(start: float, width: float) -> Progress:
-        return lambda f, msg: progress(min(1.0, start + width * max(0.0, min(1.0, f))), msg)
-
     ctx = PassContext(
         work,
         evaluation=evaluation,
@@ -200,6 +195,19 @@ def _run(
         target=workload.target,
     )
     progress(0.0, "baseline")
+    base, source_info = _baseline_artifact(source, plans, ctx)
+    baseline = measure(base, evaluation, workload)
+    baseline["details"] = base.details
+    progress(0.1, "baseline measured")
+    share = 0.9 / len(plans)
+    trial = _Trial(source, base, baseline, evaluation, criterion, workload, ctx)
+    candidates = [trial.run(specs, progress, 0.1 + k * share, share) for k, specs in enumerate(plans)]
+    return _conclude(source_info, evaluation, criterion, workload, baseline, candidates, progress, repository, model)
+
+
+def _baseline_artifact(source: Source, plans: list[list[PassSpec]], ctx: PassContext) -> tuple[Artifact, dict[str, Any]]:
+    """The artifact every candidate is measured against (the ONNX file, or the network exported as the first
+    plan exports it) and what the report says about the source."""
     source_info: dict[str, Any]
     if isinstance(source, OnnxSource):
         source_info = {"kind": "onnx", "sha256": file_sha256(source.path), "file": source.path.name}
@@ -213,44 +221,59 @@ def _run(
         export_spec = next(s for s in plans[0] if s.name == "export-onnx")
         base = export_onnx(Artifact("torch", net=source.net), export_spec.options, ctx)
     source_info.update(recipe=source.recipe, model=source.model, version=source.version)
-    baseline = measure(base, evaluation, workload)
-    baseline["details"] = base.details
-    progress(0.1, "baseline measured")
+    return base, source_info
 
-    candidates: list[Candidate] = []
-    for k, specs in enumerate(plans):
+
+@dataclass
+class _Trial:
+    """One candidate's passes, measurement and gate decision; a failing pass fails the candidate only."""
+
+    source: Source
+    base: Artifact
+    baseline: dict[str, Any]
+    evaluation: Evaluation
+    criterion: Criterion
+    workload: Workload
+    ctx: PassContext
+
+    def run(self, specs: list[PassSpec], progress: Progress, start: float, share: float) -> Candidate:
         cand = Candidate(describe(specs), specs)
-        start = 0.1 + k * share
         t0 = time.perf_counter()
-        art = (
-            Artifact("torch", net=copy.deepcopy(source.net))
-            if isinstance(source, TorchSource)
-            else Artifact("onnx", path=source.path)
-        )
+        source = self.source
+        art = Artifact("torch", net=copy.deepcopy(source.net)) if isinstance(source, TorchSource) else Artifact("onnx", path=source.path)
         step = "start"
         try:
             for i, spec in enumerate(specs):
                 step = spec.name
-                ctx.progress = sub(start + share * 0.7 * i / len(specs), share * 0.7 / len(specs))
-                ctx.progress(0.0, f"{cand.name}: {spec.name}")
-                art = run_pass(spec, art, ctx)
+                self.ctx.progress = _sub(progress, start + share * 0.7 * i / len(specs), share * 0.7 / len(specs))
+                self.ctx.progress(0.0, f"{cand.name}: {spec.name}")
+                art = run_pass(spec, art, self.ctx)
             cand.artifact = art
             step = "measure"
             progress(start + share * 0.7, f"{cand.name}: measuring")
-            cand.measurement = measure(art, evaluation, workload)
-            cand.measurement["speedup_ci"] = speedup_ci(base, art, evaluation, workload)
-            cand.decision = gate(criterion, baseline, cand.measurement, workload.batch_size)
+            cand.measurement = measure(art, self.evaluation, self.workload)
+            cand.measurement["speedup_ci"] = speedup_ci(self.base, art, self.evaluation, self.workload)
+            cand.decision = gate(self.criterion, self.baseline, cand.measurement, self.workload.batch_size)
         except InvalidInput as e:
             cand.error = f"{step}: {e.message}"
         except Exception as e:  # a pass that crashes fails its candidate, not the optimization
             cand.error = f"{step}: {type(e).__name__}: {e}"
         cand.seconds = time.perf_counter() - t0
-        candidates.append(cand)
-        progress(
-            start + share,
-            f"{cand.name}: {cand.decision.reason if cand.decision else 'failed: ' + str(cand.error)}",
-        )
+        progress(start + share, f"{cand.name}: {cand.decision.reason if cand.decision else 'failed: ' + str(cand.error)}")
+        return cand
 
+
+def _sub(progress: Progress, start: float, width: float) -> Progress:
+    """A progress callback for a slice [start, start + width] of the whole."""
+    return lambda f, msg: progress(min(1.0, start + width * max(0.0, min(1.0, f))), msg)
+
+
+def _conclude(
+    source_info: dict[str, Any], evaluation: Evaluation, criterion: Criterion, workload: Workload,
+    baseline: dict[str, Any], candidates: list[Candidate], progress: Progress, repository: ModelRepository | None,
+    model: str | None,
+) -> OptimizationResult:  # fmt: skip
+    """The Pareto front, the fastest accepted candidate, the report, and the registration when asked."""
     measured = {c.name: c for c in candidates if c.measurement is not None}
     serving = f"batch_{workload.batch_size}"
     points = {"baseline": _point(baseline, serving)} | {
@@ -276,13 +299,7 @@ def _run(
         report["registered"] = {"model": model, "version": version}
     progress(1.0, chosen.decision.reason)
     return OptimizationResult(
-        True,
-        chosen.decision.reason,
-        report,
-        model=model,
-        version=version,
-        chosen=chosen.name,
-        candidates=candidates,
+        True, chosen.decision.reason, report, model=model, version=version, chosen=chosen.name, candidates=candidates,
     )
 
 

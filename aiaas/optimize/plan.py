@@ -220,8 +220,20 @@ def plan(
     if not passes:
         raise InvalidInput("no passes given; passes: " + ", ".join(PASSES), param="passes")
     specs = [parse_pass(p) for p in passes]
-    names = [s.name for s in specs]
+    _check_order(specs)
+    if source == "onnx":
+        _check_onnx_source([s.name for s in specs])
+    else:
+        _check_torch_source(specs)
+        if "export-onnx" not in [s.name for s in specs]:
+            _insert_export(specs, export)
+    _check_target(specs, target)
+    return specs
 
+
+def _check_order(specs: list[PassSpec]) -> None:
+    """Each pass once, one precision change, ``tvm`` last."""
+    names = [s.name for s in specs]
     seen: set[str] = set()
     for s in specs:
         if s.name in seen:
@@ -244,51 +256,61 @@ def plan(
             param="passes",
         )
 
-    if source == "onnx":
-        if "export-onnx" in names:
+
+def _check_onnx_source(names: list[str]) -> None:
+    """An ONNX source: no export, no torch-level pass."""
+    if "export-onnx" in names:
+        raise InvalidInput(
+            "'export-onnx' needs a torch source; this model is already ONNX", param="passes"
+        )
+    torch_passes = [n for n in names if PASSES[n].stage == "torch"]
+    if torch_passes:
+        raise InvalidInput(
+            f"{torch_passes[0]!r} works on the torch network and this source is an ONNX file; run it on the "
+            "model's torch checkpoint (a training-job model) instead",
+            param="passes",
+        )
+
+
+def _check_torch_source(specs: list[PassSpec]) -> None:
+    """A torch source with an explicit ``export-onnx``: torch passes before it, ONNX passes after it."""
+    names = [s.name for s in specs]
+    export_at = names.index("export-onnx") if "export-onnx" in names else None
+    for i, s in enumerate(specs):
+        stage = s.info.stage
+        if stage == "torch" and export_at is not None and i > export_at:
+            after = [n for n in names[:i] if PASSES[n].stage in ("onnx", "tvm")]
+            what = f"after {after[-1]!r}" if after else "after 'export-onnx'"
             raise InvalidInput(
-                "'export-onnx' needs a torch source; this model is already ONNX", param="passes"
-            )
-        torch_passes = [n for n in names if PASSES[n].stage == "torch"]
-        if torch_passes:
-            raise InvalidInput(
-                f"{torch_passes[0]!r} works on the torch network and this source is an ONNX file; run it on the "
-                "model's torch checkpoint (a training-job model) instead",
+                f"{s.name!r} {what}: {s.name} needs the float torch network, which is gone once the model is "
+                f"exported{' and quantized' if any(PASSES[n].precision for n in after) else ''}; put {s.name!r} before 'export-onnx'",
                 param="passes",
             )
-    else:
-        export_at = names.index("export-onnx") if "export-onnx" in names else None
-        for i, s in enumerate(specs):
-            stage = s.info.stage
-            if stage == "torch" and export_at is not None and i > export_at:
-                after = [n for n in names[:i] if PASSES[n].stage in ("onnx", "tvm")]
-                what = f"after {after[-1]!r}" if after else "after 'export-onnx'"
-                raise InvalidInput(
-                    f"{s.name!r} {what}: {s.name} needs the float torch network, which is gone once the model is "
-                    f"exported{' and quantized' if any(PASSES[n].precision for n in after) else ''}; put {s.name!r} before 'export-onnx'",
-                    param="passes",
-                )
-            if stage in ("onnx", "tvm") and (export_at is None or i < export_at):
-                if export_at is None:
-                    continue  # export-onnx is added implicitly below, before the first ONNX pass
-                raise InvalidInput(
-                    f"{s.name!r} before 'export-onnx': the source is a torch network; 'export-onnx' must come "
-                    f"before every ONNX pass ({', '.join(n for n in names if PASSES[n].stage in ('onnx', 'tvm'))})",
-                    param="passes",
-                )
-        if "export-onnx" not in names:
-            first_onnx = next((i for i, s in enumerate(specs) if s.info.stage in ("onnx", "tvm")), len(specs))
-            if any(s.info.stage == "torch" for s in specs[first_onnx:]):
-                bad = next(s.name for s in specs[first_onnx:] if s.info.stage == "torch")
-                raise InvalidInput(
-                    f"{bad!r} after {specs[first_onnx].name!r}: {bad} needs the float torch network; put it first",
-                    param="passes",
-                )
-            specs.insert(
-                first_onnx,
-                PassSpec("export-onnx", parse_pass({"name": "export-onnx", **(export or {})}).options, implicit=True),
+        if stage in ("onnx", "tvm") and export_at is not None and i < export_at:
+            raise InvalidInput(
+                f"{s.name!r} before 'export-onnx': the source is a torch network; 'export-onnx' must come "
+                f"before every ONNX pass ({', '.join(n for n in names if PASSES[n].stage in ('onnx', 'tvm'))})",
+                param="passes",
             )
 
+
+def _insert_export(specs: list[PassSpec], export: dict[str, Any] | None) -> None:
+    """A torch source without ``export-onnx``: add it implicitly before the first ONNX pass (in place)."""
+    first_onnx = next((i for i, s in enumerate(specs) if s.info.stage in ("onnx", "tvm")), len(specs))
+    if any(s.info.stage == "torch" for s in specs[first_onnx:]):
+        bad = next(s.name for s in specs[first_onnx:] if s.info.stage == "torch")
+        raise InvalidInput(
+            f"{bad!r} after {specs[first_onnx].name!r}: {bad} needs the float torch network; put it first",
+            param="passes",
+        )
+    specs.insert(
+        first_onnx,
+        PassSpec("export-onnx", parse_pass({"name": "export-onnx", **(export or {})}).options, implicit=True),
+    )
+
+
+def _check_target(specs: list[PassSpec], target: Literal["cpu", "gpu"]) -> None:
+    """What the target machine can run: fp16 only on GPU (unless forced), tvm only when installed."""
     for s in specs:
         if s.name == "fp16" and target == "cpu" and not s.options.get("force"):
             raise InvalidInput(
@@ -300,7 +322,6 @@ def plan(
             raise InvalidInput(
                 f"pass 'tvm' needs apache-tvm, which is not installed here: {TVM_INSTALL}", param="passes"
             )
-    return specs
 
 
 def describe(specs: list[PassSpec]) -> str:

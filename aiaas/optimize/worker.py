@@ -1,10 +1,10 @@
 """The process an optimization job runs: ``python -m aiaas.optimize.worker --spec JOB_DIR/spec.json``.
 
-The training scheduler launches it instead of torchrun (``aiaas.training.launcher.job_command``) and treats it
+The job scheduler launches it instead of torchrun (``aiaas.optimize.jobkind.OptimizationKind.command``) and treats it
 like a training job: it writes progress and messages to ``events.jsonl`` (the launcher pumps them into the
 database: state, sub-status, progress, paging), an error that no retry can fix to ``errors/rank0.json`` with
 ``fatal: true``, and ``result.json`` last. It registers nothing: the accepted candidate is copied to
-``export/`` and the server registers it (``aiaas.service.optimizations.register_result``), the same way a
+``export/`` and the server registers it (``aiaas.optimize.jobkind.register_result``), the same way a
 training job's ONNX becomes a version -- so the repository is written by one process and the new version
 loads at once.
 
@@ -29,6 +29,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aiaas.errors import InvalidInput
+from aiaas.jobs.events import EventWriter
+from aiaas.jobs.jobdir import JobDir, die_with_parent, write_json_atomic
+from aiaas.jobs.runner import DEADLINE_ENV
 from aiaas.optimize.artifacts import (
     Criterion,
     Evaluation,
@@ -43,9 +46,6 @@ from aiaas.optimize.artifacts import (
     Workload,
 )
 from aiaas.optimize.jobspec import OptimizationSpec, TrainingSource, needs_torch
-from aiaas.training.events import EventWriter
-from aiaas.training.jobdir import JobDir, die_with_parent, write_json_atomic
-from aiaas.training.launcher import DEADLINE_ENV
 
 if TYPE_CHECKING:
     from torch import nn

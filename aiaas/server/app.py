@@ -17,7 +17,6 @@ from aiaas.api import files as files_api
 from aiaas.api import governance as governance_api
 from aiaas.api import jobs as jobs_api
 from aiaas.api import openai as openai_api
-from aiaas.api import optimizations as optimizations_api
 from aiaas.api import replicas as replicas_api
 from aiaas.api import resident as resident_api
 from aiaas.placement.factory import PlacementOptions
@@ -35,6 +34,7 @@ from aiaas.service.dataplane import DataPlane
 from aiaas.service.files import FilesService
 from aiaas.service.governance import AdminKeyGovernance, Governance, open_governance
 from aiaas.service.governance.setup import resilience_options
+from aiaas.service.jobengine import JobEngine
 from aiaas.service.jobs import DbJobStore, JobsService
 from aiaas.service.metrics import Metrics
 from aiaas.service.models import ModelManager
@@ -83,10 +83,11 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
             settings.max_upload_bytes, settings.max_upload_columns, settings.max_upload_nesting, settings.upload_validation_s
         )
         files = FilesService(store, settings.home / "files", settings.max_upload_bytes, upload_limits)
-        jobs = JobsService(
-            DbJobStore(store), files, control, models, settings.home / "jobs", settings.training_cores or None,
-            torch_extensions_dir=settings.torch_extensions_dir, ray_address=settings.ray_address,
-        )  # fmt: skip
+        engine = JobEngine(
+            DbJobStore(store), models, settings.home / "jobs", settings.training_cores or None,
+            torch_extensions_dir=settings.torch_extensions_dir,
+        )
+        jobs = JobsService(engine, files, control, ray_address=settings.ray_address)
         optimizations = OptimizationsService(jobs, default_min_speedup=settings.optimize_min_speedup)
     return Services(settings, metrics, governance, models, dataplane, control, store, admin, files, jobs, optimizations)
 
@@ -169,7 +170,7 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
         app.include_router(governance_api.router)
     if svc.files is not None:
         app.include_router(files_api.router)
-        app.include_router(jobs_api.router)
-        app.include_router(optimizations_api.router)
+        app.include_router(jobs_api.training_router)
+        app.include_router(jobs_api.optimizations_router)
     ui.mount(app, svc)  # the web console at /ui (aiaas.ui)
     return app

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from aiaas.errors import InvalidInput, ServiceUnavailable
+from aiaas.jobs.jobdir import JobDir
 from aiaas.optimize.artifacts import METRICS, Evaluation
 from aiaas.optimize.jobspec import EvaluationRequest
 from aiaas.training.files import detect_format, load_npz, load_table
-from aiaas.training.jobdir import JobDir
 
 TARGET_NAMES = ("label", "target", "y")
 _ORT_DTYPES = {

@@ -1,7 +1,8 @@
-"""Optimizations as a service: ``POST /v1/optimizations`` and friends, on the training jobs' machinery.
+"""Optimizations as a service: ``POST /v1/optimizations`` and friends, a job family on the job engine.
 
-An optimization is a job of kind ``optimization`` in the training jobs' table, queued by the same scheduler
-(one core budget for both kinds), run by the same ``JobRunner`` -- states validating -> queued -> running ->
+An optimization is a job of kind ``optimization`` (``aiaas.optimize.jobkind``) in the jobs table, queued by the
+same scheduler as training (one core budget for both kinds), run by the same ``JobRunner`` -- states validating
+-> queued -> running ->
 succeeded | failed | cancelled, sub-statuses, events, cancel (the process tree), recovery after a restart,
 logs -- with ``python -m aiaas.optimize.worker`` in place of torchrun. This module adds what is particular:
 
@@ -12,9 +13,9 @@ logs -- with ``python -m aiaas.optimize.worker`` in place of torchrun. This modu
   and the evaluation rows (``aiaas.service.evalsets``), which the baseline runs on before the job exists;
 - the job directory gets its own copies (hard links where possible) of the ONNX file, the version's other
   files and the evaluation rows, so the job does not depend on the repository while it runs or is resumed;
-- ``register_result`` (the scheduler's registrar for the kind) adds an accepted candidate as a new version,
+- the kind's ``register_result`` (``aiaas.optimize.jobkind``) adds an accepted candidate as a new version,
   with the other files of the source version and the report in its card, and the server loads it at once
-  (``JobsService._on_registered``, like a trained version). A rejected one leaves only its report.
+  (``JobEngine._on_registered``, like a trained version). A rejected one leaves only its report.
 
 Tenancy is the training jobs': admin/developer keys only, a job belongs to its tenant, and another tenant's
 job answers 404 exactly like a missing one.
@@ -22,14 +23,15 @@ job answers 404 exactly like a missing one.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from aiaas.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from aiaas.jobs.jobdir import JobDir, write_json_atomic
 from aiaas.optimize.artifacts import Evaluation
+from aiaas.optimize.jobkind import KIND
 from aiaas.optimize.jobspec import (
     EvaluationData,
     OptimizationSpec,
@@ -41,30 +43,31 @@ from aiaas.optimize.jobspec import (
 from aiaas.optimize.plan import plan
 from aiaas.registry import ModelRepository
 from aiaas.service import evalsets
-from aiaas.service.files import require_manage
+from aiaas.service.files import FilesService, require_manage
 from aiaas.service.governance import ModelRef, Principal
-from aiaas.service.jobs import MAX_EVENTS_PAGE, MAX_PAGE, JobsService, _choices, lifecycle_info
+from aiaas.service.jobengine import JobFamily, lifecycle
+from aiaas.service.jobs import JobsService
 from aiaas.store.jobs import TrainingJobRow
-from aiaas.training.jobdir import JobDir, write_json_atomic
-from aiaas.training.store import STATES, JobRecord
+from aiaas.types.jobs import JobEvent, OptimizationJob, OptimizationJobDetail
 from aiaas.types.model_config import ModelConfig
 
-KIND = "optimization"
 RECENT_EVENTS = 20  # message events shown inline by GET /v1/optimizations/{id}
 
 
-class OptimizationsService:
+class OptimizationsService(JobFamily[OptimizationJob]):
+    kind = KIND
+    noun = "optimizations"
+    launcher_label = "worker"
+
     def __init__(self, jobs: JobsService, default_min_speedup: float | None = None) -> None:
-        self.jobs = jobs
+        super().__init__(jobs.engine)
         self.default_min_speedup = default_min_speedup  # criterion.min_speedup when a request leaves it unset
-        self.store = jobs.store
-        self.files = jobs.files
+        self.files: FilesService = jobs.files
         self.control = jobs.control
-        self.repository: ModelRepository = jobs.models.repository
-        jobs.registrars[KIND] = register_result
+        self.repository: ModelRepository = jobs.engine.models.repository
 
     # -- create -------------------------------------------------------------------------------------------
-    def create(self, p: Principal, body: Any) -> dict[str, Any]:
+    def create(self, p: Principal, body: Any) -> OptimizationJobDetail:
         require_manage(p, "creating optimizations")
         spec = parse_request(body)
         if spec.criterion.min_speedup is None and self.default_min_speedup:
@@ -129,10 +132,10 @@ class OptimizationsService:
             write_json_atomic(JobDir(root).spec, local.model_dump(mode="json"))
             return local, {"evaluation": resolved.model_dump()}
 
-        scheduler = self.jobs.scheduler(require_torch=torch_passes)
+        scheduler = self.engine.scheduler(require_torch=torch_passes)
         job = scheduler.submit_prepared(KIND, spec, prepare, owner=p.tenant_id)
-        self.jobs._audit(p, "optimization_job.create", job.id, p.tenant_id, {
-            "model": spec.model, "version": version, "mode": spec.label, "register_into": target, "state": job.state,
+        self.engine.audit(p, "optimization_job.create", job.id, p.tenant_id, {
+            "model": spec.model, "version": version, "mode": spec.label, "register_into": target, "state": job.state.value,
         })  # fmt: skip
         return self.get(p, job.id)
 
@@ -237,34 +240,20 @@ class OptimizationsService:
             calibration = evalsets.from_file(self.files.resolve(p, req.calibration_file, "evaluation.calibration_file"), cal_req, sig, classes)
         return evalsets.finish(ev, sig, req, calibration)
 
-    # -- read, cancel -------------------------------------------------------------------------------------
-    def get(self, p: Principal, job_id: str) -> dict[str, Any]:
-        row = self.jobs._visible(p, job_id, KIND)
+    # -- read ---------------------------------------------------------------------------------------------
+    def info(self, row: TrainingJobRow) -> OptimizationJob:
+        return OptimizationJob(**optimization_fields(row))
+
+    def get(self, p: Principal, job_id: str) -> OptimizationJobDetail:
+        row = self.engine.visible(p, job_id, KIND)
         recent = self.store.last_events(job_id, RECENT_EVENTS, types=["message"])
-        return optimization_info(row, full=True, events=recent)
-
-    def list(self, p: Principal, status: str | None = None, limit: int = 20, after: str | None = None) -> dict[str, Any]:
-        require_manage(p, "listing optimizations")
-        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
-        states = _choices(status, STATES, "status")
-        cursor = self.jobs._visible(p, after, KIND) if after else None
-        rows = self.store.page(None if p.is_admin else p.tenant_id, states, limit + 1, cursor, kind=KIND)
-        return {"object": "list", "data": [optimization_info(r, full=False) for r in rows[:limit]], "has_more": len(rows) > limit}
-
-    def cancel(self, p: Principal, job_id: str) -> dict[str, Any]:
-        self.jobs.cancel_job(p, job_id, KIND)
-        return self.get(p, job_id)
-
-    def events(
-        self, p: Principal, job_id: str, after: int = 0, limit: int = 100, level: str | None = None, type: str | None = None
-    ) -> dict[str, Any]:
-        if not isinstance(limit, int) or not 1 <= limit <= MAX_EVENTS_PAGE:
-            raise InvalidInput(f"limit must be between 1 and {MAX_EVENTS_PAGE}", param="limit")
-        return self.jobs.events(p, job_id, after, limit, level, type, kind=KIND)
+        report = (row.result or {}).get("report")
+        events = [JobEvent.model_validate(e) for e in recent]
+        return OptimizationJobDetail(**optimization_fields(row), report=report, events=events)
 
     def logs(self, p: Principal, job_id: str, tail: int) -> str:
-        return self.jobs.logs(p, job_id, None, tail, kind=KIND)
+        """The last ``tail`` bytes of the worker's log (an optimization has one process: no rank logs)."""
+        return self.launcher_logs(p, job_id, tail)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
@@ -307,46 +296,14 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def register_result(repository: ModelRepository, job: JobRecord) -> int | None:
-    """The scheduler's registrar for optimization jobs (runs in the server): an accepted candidate becomes the
-    next version of ``register_into``; None when nothing was accepted (the report stays with the job)."""
-    from aiaas.optimize.pipeline import card_report, register_artifact
-
-    jd = JobDir(Path(job.job_dir))
-    result = json.loads(jd.result.read_text())
-    spec = job.spec
-    assert isinstance(spec, OptimizationSpec) and spec.source is not None
-    if not result.get("accepted") or not result.get("artifact") or spec.compare_version is not None:
-        return None
-    src = spec.source
-    target = src.register_into
-    current = repository.read(target).config if repository.exists(target) else None
-    if current is not None and current.owner is not None and job.owner is not None and current.owner != job.owner:
-        raise PermissionDenied(f"model {target!r} belongs to another tenant")
-    report = result["report"]
-    chosen = next(c for c in report["candidates"] if c["name"] == result["chosen"])
-    base = None
-    if current is None and repository.exists(spec.model):
-        base = repository.read(spec.model).config
-        if base is not None:
-            card = base.card.model_copy(update={"extra": {k: v for k, v in base.card.extra.items() if k != "catalog"}})
-            base = base.model_copy(update={"card": card, "description": f"{base.description} (optimized from {spec.model} version {src.version})".strip()})
-    return register_artifact(
-        repository, target, result["artifact"]["kind"], jd.root / result["artifact"]["file"], chosen["measurement"],
-        card_report(report, result["chosen"]), companions={n: jd.root / p for n, p in src.companions.items()},
-        onnx_name=src.onnx_name, base_config=base, owner=job.owner,
-    )  # fmt: skip
-
-
-def optimization_info(row: TrainingJobRow, full: bool, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The API's view of an optimization job (server paths left out); ``full`` adds the report and events."""
+def optimization_fields(row: TrainingJobRow) -> dict[str, Any]:
+    """The API's view of an optimization job (server paths left out), as ``OptimizationJob``'s fields."""
     spec = dict(row.spec or {})
     source = spec.get("source") or {}
     data = spec.get("data") or {}
     result = row.result or {}
-    report = result.get("report")
-    info: dict[str, Any] = {
-        **lifecycle_info(row, "optimization"),
+    return {
+        **lifecycle(row, "optimization"),
         "mode": "compare" if spec.get("compare_version") else "optimize",
         "model": row.model,
         "version": source.get("version", spec.get("version")),
@@ -364,8 +321,4 @@ def optimization_info(row: TrainingJobRow, full: bool, events: list[dict[str, An
         "chosen": result.get("chosen"),
         "model_version": row.model_version,
     }
-    if full:
-        info["report"] = report
-        info["events"] = events or []
-    return info
 

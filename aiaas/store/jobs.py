@@ -2,7 +2,7 @@
 so one Alembic history (revisions 0003 and 0004) and one ``Base.metadata`` describe the whole database.
 
 Job timestamps are epoch seconds (``Float``), not ``DateTime`` like the governance tables: the training engine
-(``aiaas.training.store.JobRecord``) speaks epoch seconds everywhere -- ``created_at``, the per-transition
+(``aiaas.jobs.store.JobRecord``) speaks epoch seconds everywhere -- ``created_at``, the per-transition
 times, the events' ``ts`` -- and a float round-trips exactly through both SQLite and PostgreSQL. The job's
 description and results are JSON documents: they are read and written whole, and the columns that lists filter
 or sort on (tenant, state, created_at, model) are real columns with indexes.
@@ -41,7 +41,7 @@ class FileRow(Base):
 
 
 class TrainingJobRow(Base):
-    """One training job: the columns mirror ``aiaas.training.store.JobRecord``."""
+    """One training job: the columns mirror ``aiaas.jobs.store.JobRecord``."""
 
     __tablename__ = "training_jobs"
     __table_args__ = (

@@ -35,8 +35,8 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from aiaas.errors import InvalidInput
-from aiaas.training.events import EventWriter
-from aiaas.training.jobdir import JobDir, die_with_parent, write_json_atomic
+from aiaas.jobs.events import EventWriter
+from aiaas.jobs.jobdir import JobDir, die_with_parent, write_json_atomic
 from aiaas.training.recipes import Recipe, get_recipe
 from aiaas.training.spec import JobSpec
 from aiaas.training.strategies import Strategy, env_rank_world, make_strategy

@@ -155,7 +155,7 @@ def test_text_recipe_trains_on_the_catalog_embedder(client: TestClient, tmp_path
 
     from aiaas.catalog.runtime.nlp_embedding import repository_embedder
     from aiaas.errors import InvalidInput
-    from aiaas.training.jobdir import JobDir
+    from aiaas.jobs.jobdir import JobDir
     from aiaas.training.launcher import prepare_job_dir, validate_job
     from aiaas.training.spec import parse_spec
     from aiaas.training.worker import Worker

@@ -12,10 +12,10 @@ from jobkit import job_store
 from sqlalchemy import inspect, text
 
 from aiaas.errors import NotFound
+from aiaas.jobs.store import JobRecord
 from aiaas.service.jobs import DbJobStore
 from aiaas.store.db import Store, current_revision, head_revision
 from aiaas.training.spec import parse_spec
-from aiaas.training.store import JobRecord
 
 from .conftest import BACKENDS
 

@@ -18,6 +18,8 @@ from jobkit import job_store
 from sqlalchemy import text
 
 from aiaas.errors import InvalidInput
+from aiaas.jobs.events import EventWriter, read_events
+from aiaas.jobs.store import JobRecord
 from aiaas.optimize.artifacts import TrainOptions, TrainSet
 from aiaas.optimize.jobspec import EvaluationRequest, needs_torch, parse_request
 from aiaas.optimize.torch_passes import cross_entropy_loss
@@ -25,9 +27,7 @@ from aiaas.optimize.worker import Reporter, load_npz, recipe_fine_tune, save_npz
 from aiaas.service import evalsets
 from aiaas.service.jobs import DbJobStore
 from aiaas.store.db import Store, current_revision, head_revision
-from aiaas.training.events import EventWriter, read_events
 from aiaas.training.spec import parse_spec
-from aiaas.training.store import JobRecord
 
 
 def test_request_model() -> None:

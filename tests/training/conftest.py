@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from jobkit import kill_stray_processes
 
+from aiaas.jobs.store import InMemoryJobStore
 from aiaas.training.launcher import Scheduler
-from aiaas.training.store import InMemoryJobStore
 
 
 def blobs_csv(path: Path, n: int, seed: int = 0, bad_line: int | None = None) -> Path:

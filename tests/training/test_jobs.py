@@ -15,13 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from security.kit import wait_for
 
+from aiaas.jobs.jobdir import JobDir
+from aiaas.jobs.store import InMemoryJobStore, JobRecord
 from aiaas.registry import ModelRepository
 from aiaas.server.app import create_app
 from aiaas.training.files import load_table
-from aiaas.training.jobdir import JobDir
 from aiaas.training.launcher import JobRunner, Scheduler, prepare_job_dir, process_tree
 from aiaas.training.spec import parse_spec
-from aiaas.training.store import InMemoryJobStore, JobRecord
 
 from .conftest import blobs_csv, tabular_request
 

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from aiaas.errors import InvalidInput
-from aiaas.training.jobdir import JobDir
+from aiaas.jobs.jobdir import JobDir
 from aiaas.training.launcher import prepare_job_dir, validate_job
 from aiaas.training.recipes import get_recipe, hashing_embedder
 from aiaas.training.spec import parse_spec

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from aiaas.errors import Conflict, InvalidInput
+from aiaas.jobs.store import InMemoryJobStore
 from aiaas.training.launcher import Scheduler
-from aiaas.training.store import InMemoryJobStore
 
 from .conftest import blobs_csv, tabular_request
 

@@ -14,11 +14,11 @@ import pytest
 from security.kit import wait_for
 
 from aiaas.errors import InvalidInput
+from aiaas.jobs.jobdir import JobDir
+from aiaas.jobs.store import InMemoryJobStore
 from aiaas.registry import ModelRepository
-from aiaas.training.jobdir import JobDir
 from aiaas.training.launcher import Scheduler, process_tree
 from aiaas.training.spec import parse_spec
-from aiaas.training.store import InMemoryJobStore
 
 from .conftest import blobs_csv, tabular_request
 

@@ -18,12 +18,13 @@ from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from aiaas.errors import InvalidInput, NotFound, PayloadTooLarge
+from aiaas.jobs.states import TERMINAL
 from aiaas.service.files import FilesService
 from aiaas.service.jobs import JobsService
+from aiaas.types.jobs import TrainingJob
 from aiaas.ui.web import Console, PageRoute, checked, console
 
 router = APIRouter(prefix="/ui", route_class=PageRoute, include_in_schema=False)
-TERMINAL = ("succeeded", "failed", "cancelled")
 STREAM_POLL_S = 1.0
 
 
@@ -52,10 +53,10 @@ def _curve(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
 @router.get("/jobs")
 async def jobs_page(ctx: Console = Depends(console)) -> Response:
     jobs, _ = _jobs(ctx)
-    training = (await ctx.call(jobs.list, None, 100, None))["data"]
+    training = (await ctx.call(jobs.list, None, 100, None)).model_dump(mode="json")["data"]
     optimizations = []
     if ctx.services.optimizations is not None:
-        optimizations = (await ctx.call(ctx.services.optimizations.list, None, 100, None))["data"]
+        optimizations = (await ctx.call(ctx.services.optimizations.list, None, 100, None)).model_dump(mode="json")["data"]
     return ctx.render("jobs.html", training=training, optimizations=optimizations)
 
 
@@ -79,7 +80,7 @@ async def create_job(ctx: Console = Depends(checked)) -> Response:
     if form.get("epochs"):
         hp["epochs"] = int(str(form["epochs"]))
 
-    def stage_and_submit(p: Any) -> dict[str, Any]:
+    def stage_and_submit(p: Any) -> TrainingJob:
         with files.staging(p) as staged:
             with open(staged, "wb") as out:
                 upload.file.seek(0)
@@ -93,16 +94,16 @@ async def create_job(ctx: Console = Depends(checked)) -> Response:
         return jobs.create(p, body)
 
     job = await ctx.call(stage_and_submit)
-    return RedirectResponse(f"/ui/jobs/{job['id']}", status_code=303)
+    return RedirectResponse(f"/ui/jobs/{job.id}", status_code=303)
 
 
 async def _job(ctx: Console, job_id: str, kind: str) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
     jobs, _ = _jobs(ctx)
     if kind == "optimization" and ctx.services.optimizations is not None:
-        info = await ctx.call(ctx.services.optimizations.get, job_id)
-        return "optimization", info, info.get("events", [])
-    info = await ctx.call(jobs.get, job_id)
-    events = (await ctx.call(jobs.events, job_id, 0, 1000, None, None))["data"]
+        detail = (await ctx.call(ctx.services.optimizations.get, job_id)).model_dump(mode="json")
+        return "optimization", detail, detail.get("events", [])
+    info = (await ctx.call(jobs.get, job_id)).model_dump(mode="json")
+    events = (await ctx.call(jobs.events, job_id, 0, 1000, None, None)).model_dump(mode="json")["data"]
     return "training", info, events
 
 

@@ -1,13 +1,15 @@
-"""Where job records live: the ``JobStore`` protocol and the in-memory store used by tests.
+"""Where job records live: ``JobRecord``, the ``JobStore`` protocol, ``transition`` (the one way a job changes
+state) and the in-memory store used by tests and the foreground launcher.
 
-The server backs this protocol with its database (the jobs table); everything in ``aiaas.training`` talks to the
-protocol only. Calls come from the scheduler's and runners' threads, so an implementation must be thread-safe
-(one short transaction per call is enough: there is one writer per job at a time).
+The server backs the protocol with its database (``aiaas.jobs.dbstore``); the scheduler and the runners talk to
+the protocol only. Calls come from the scheduler's and runners' threads, so an implementation must be
+thread-safe (one short transaction per call is enough: there is one writer per job at a time).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 from collections.abc import Iterable
@@ -15,16 +17,22 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiaas.errors import NotFound
-from aiaas.training.spec import JobSpec, Resources
+from aiaas.jobs.states import JobState, check_move
 
-STATES = ("validating", "queued", "running", "succeeded", "failed", "cancelled")
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-KINDS = ("training", "optimization")  # optimization jobs (aiaas.optimize.jobspec) run on this same machinery
+
+class Resources(Protocol):
+    """What the scheduler reads from a spec's resources (training's ``Resources`` satisfies it)."""
+
+    @property
+    def cores(self) -> int: ...
+
+    @property
+    def threads_per_worker(self) -> int: ...
 
 
 class RunSpec(Protocol):
-    """What the scheduler and the runner read from any job's spec: a training ``JobSpec`` or an optimization's
-    ``aiaas.optimize.jobspec.OptimizationSpec`` (which this package does not import)."""
+    """What the engine reads from any job's spec: a training ``JobSpec`` or an ``OptimizationSpec`` (neither of
+    which this package imports: the kinds plug them in, ``aiaas.jobs.kinds``)."""
 
     @property
     def model(self) -> str: ...
@@ -47,9 +55,9 @@ class RunSpec(Protocol):
 @dataclass
 class JobRecord:
     id: str
-    spec: JobSpec | RunSpec  # a JobSpec for kind "training"
-    job_dir: str  # absolute path of the job's directory (see aiaas.training.jobdir)
-    state: str = "validating"
+    spec: RunSpec  # the kind's spec (a training JobSpec for kind "training")
+    job_dir: str  # absolute path of the job's directory (see aiaas.jobs.jobdir)
+    state: JobState = JobState.VALIDATING  # a plain string is accepted and converted (a StrEnum equals it)
     sub_status: str | None = None  # rendezvous | training | checkpointing | restarting n/max | exporting | registering
     reason: str | None = None  # why it failed / was cancelled, in words a user can act on
     owner: str | None = None  # tenant id
@@ -61,7 +69,10 @@ class JobRecord:
     restarts: int = 0  # worker-group restarts seen so far
     progress: dict[str, Any] = field(default_factory=dict)  # the last metrics event's data
     events_offset: int = 0  # bytes of events.jsonl already forwarded to the store (resume continues here)
-    kind: str = "training"  # one of KINDS: decides the process the runner launches and how results register
+    kind: str = "training"  # a registered kind (aiaas.jobs.kinds): the process it runs, how results register
+
+    def __post_init__(self) -> None:
+        self.state = JobState(self.state)
 
     @property
     def priority(self) -> int:
@@ -70,6 +81,9 @@ class JobRecord:
     @property
     def cores(self) -> int:
         return self.spec.resources.cores
+
+
+RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(JobRecord)) - {"id"}
 
 
 class JobStore(Protocol):
@@ -96,6 +110,14 @@ class JobStore(Protocol):
         ...
 
 
+def transition(store: JobStore, job_id: str, state: JobState, **fields: Any) -> JobRecord:
+    """Move a job along the state machine (``aiaas.jobs.states.NEXT``; Conflict otherwise), recording when."""
+    job = store.get(job_id)
+    check_move(job_id, job.kind, job.state, state)
+    transitions = {**job.transitions, state.value: time.time()}
+    return store.update(job_id, state=state, transitions=transitions, **fields)
+
+
 class InMemoryJobStore:
     def __init__(self) -> None:
         self._jobs: dict[str, JobRecord] = {}
@@ -110,19 +132,19 @@ class InMemoryJobStore:
     def get(self, job_id: str) -> JobRecord:
         with self._lock:
             if job_id not in self._jobs:
-                raise NotFound(f"no training job {job_id!r}")
+                raise NotFound(f"no job {job_id!r}")
             return copy.deepcopy(self._jobs[job_id])
 
     def update(self, job_id: str, **fields: Any) -> JobRecord:
+        unknown = set(fields) - RECORD_FIELDS
+        if unknown:
+            raise AttributeError(f"JobRecord has no field {sorted(unknown)[0]!r}")
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
-                raise NotFound(f"no training job {job_id!r}")
-            for k, v in fields.items():
-                if not hasattr(job, k):
-                    raise AttributeError(f"JobRecord has no field {k!r}")
-                setattr(job, k, copy.deepcopy(v))
-            return copy.deepcopy(job)
+                raise NotFound(f"no job {job_id!r}")
+            self._jobs[job_id] = dataclasses.replace(job, **copy.deepcopy(fields))
+            return copy.deepcopy(self._jobs[job_id])
 
     def append_events(self, job_id: str, events: list[dict[str, Any]], events_offset: int | None = None) -> None:
         with self._lock:
