@@ -97,11 +97,14 @@ class Catalog:
 
     def __init__(self, plugins: Sequence[CatalogPlugin]) -> None:
         self.plugins = list(plugins)
+        self._owned: dict[str, tuple[CatalogSpec, CatalogPlugin]] | None = None  # read once: specs do not change
 
     def specs(self) -> dict[str, CatalogSpec]:
         return {name: spec for name, (spec, _) in self._owners().items()}
 
     def _owners(self) -> dict[str, tuple[CatalogSpec, CatalogPlugin]]:
+        if self._owned is not None:
+            return self._owned
         owners: dict[str, tuple[CatalogSpec, CatalogPlugin]] = {}
         for plugin in self.plugins:
             for name, spec in plugin.specs().items():
@@ -109,6 +112,7 @@ class Catalog:
                     log.warning("catalog model %r is named by two plug-ins; %r keeps it", name, owners[name][1])
                     continue
                 owners[name] = (spec, plugin)
+        self._owned = owners
         return owners
 
     def _owner(self, name: str) -> CatalogPlugin:

@@ -9,7 +9,7 @@ import statistics
 from collections import Counter
 
 from aiaas.catalog.assets import json_asset
-from aiaas.catalog.models.nlp_common import TEXT_IN, _text_example, _timing_ms, _write_json
+from aiaas.catalog.models.nlp_common import TEXT_IN, text_example, timing_ms, write_json
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, Requirement, timed
 
 ENG_SPA_MODE = "/usr/share/apertium/modes/eng-spa.mode"  # Debian apertium-eng-spa installs this: the pair is there
@@ -86,8 +86,8 @@ def _build_apertium(ctx: BuildContext, pair: str, src_lang: str, tgt_lang: str) 
     with ThreadPoolExecutor(2) as pool:
         hyps = list(pool.map(one, src))
     metrics: dict[str, float] = {"chrf": chrf(hyps, ref), "bleu": bleu(hyps, ref), "test_sentences": float(len(src))}
-    metrics.update(_timing_ms(lambda: translate(src[0], pair), 3 if ctx.quick else 10))
-    eval_path = _write_json(ctx.workdir / "evaluation.json",
+    metrics.update(timing_ms(lambda: translate(src[0], pair), 3 if ctx.quick else 10))
+    eval_path = write_json(ctx.workdir / "evaluation.json",
                             [{"source": s, "reference": r, "apertium": h} for s, r, h in zip(src, ref, hyps, strict=True)])
     names = {"en": "English", "es": "Spanish"}
     config = {
@@ -143,7 +143,7 @@ SPECS = [
         build=build_apertium_en_es,
         requires=APERTIUM_REQ,
         floors=(Floor("chrf", ">=", 40),),  # aiaas's sanity floor: well above unrelated text (~15)
-        example=_text_example("The weather is nice today and I want to walk to the beach."),
+        example=text_example("The weather is nice today and I want to walk to the beach."),
     ),
     CatalogSpec(
         name="apertium-es-en",
@@ -155,6 +155,6 @@ SPECS = [
         build=build_apertium_es_en,
         requires=APERTIUM_REQ,
         floors=(Floor("chrf", ">=", 40),),
-        example=_text_example("Mañana vamos a visitar a mis abuelos en el pueblo."),
+        example=text_example("Mañana vamos a visitar a mis abuelos en el pueblo."),
     ),
 ]

@@ -149,16 +149,16 @@ def build_astar(ctx: BuildContext) -> BuildResult:
 
 
 SPEC = CatalogSpec(
-        name="astar-planner",
-        scenario="driving",
-        task="path-planning",
-        summary="A* shortest path on an occupancy grid (path planning)",
-        source="aiaas (A* search)",
-        license="Apache-2.0",
-        build=build_astar,
-        requires=PLANNER,
-        floors=(Floor("success_rate", ">=", 1.0), Floor("optimality", ">=", 1.0)),
-        example=json.dumps({"inputs": [{"name": "request", "shape": [1], "datatype": "BYTES", "data": [json.dumps(
-            {"grid": ["....#...", ".##.#.#.", "....#.#.", ".#....#.", "......#."], "start": [0, 0],
-             "goal": [4, 7]})]}]}),
-    )
+    name="astar-planner",
+    scenario="driving",
+    task="path-planning",
+    summary="A* shortest path on an occupancy grid (path planning)",
+    source="aiaas (A* search)",
+    license="Apache-2.0",
+    build=build_astar,
+    requires=PLANNER,
+    floors=(Floor("success_rate", ">=", 1.0), Floor("optimality", ">=", 1.0)),
+    example=json.dumps({"inputs": [{"name": "request", "shape": [1], "datatype": "BYTES", "data": [json.dumps(
+        {"grid": ["....#...", ".##.#.#.", "....#.#.", ".#....#.", "......#."], "start": [0, 0],
+         "goal": [4, 7]})]}]}),
+)

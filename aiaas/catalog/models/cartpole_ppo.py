@@ -94,15 +94,15 @@ def build_cartpole(ctx: BuildContext) -> BuildResult:
 
 
 SPEC = CatalogSpec(
-        name="cartpole-ppo",
-        scenario="game",
-        task="reinforcement-learning-policy",
-        summary="CartPole-v1 policy trained with PPO, served as ONNX",
-        source="trained by aiaas (stable-baselines3 PPO, gymnasium CartPole-v1)",
-        license="model trained by aiaas; gymnasium/SB3 MIT",
-        build=build_cartpole,
-        requires=RL,
-        floors=(Floor("mean_reward", ">=", 475),),
-        example=json.dumps({"inputs": [{"name": "observation", "shape": [1, 4], "datatype": "FP32",
-                                        "data": [0.02, 0.1, 0.15, 0.3]}]}),
-    )
+    name="cartpole-ppo",
+    scenario="game",
+    task="reinforcement-learning-policy",
+    summary="CartPole-v1 policy trained with PPO, served as ONNX",
+    source="trained by aiaas (stable-baselines3 PPO, gymnasium CartPole-v1)",
+    license="model trained by aiaas; gymnasium/SB3 MIT",
+    build=build_cartpole,
+    requires=RL,
+    floors=(Floor("mean_reward", ">=", 475),),
+    example=json.dumps({"inputs": [{"name": "observation", "shape": [1, 4], "datatype": "FP32",
+                                    "data": [0.02, 0.1, 0.15, 0.3]}]}),
+)

@@ -137,15 +137,15 @@ def build_chess(ctx: BuildContext) -> BuildResult:
 
 
 SPEC = CatalogSpec(
-        name="chess-stockfish",
-        scenario="game",
-        task="game-move",
-        summary="Chess best move for a FEN position (Stockfish engine)",
-        source="Debian stockfish + pip chess",
-        license="GPL-3 (Stockfish, python-chess)",
-        build=build_chess,
-        requires=CHESS,
-        floors=(Floor("puzzles_solved", ">=", 1.0),),
-        example=json.dumps({"inputs": [{"name": "fen", "shape": [1], "datatype": "BYTES",
-                                        "data": ["6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1"]}]}),
-    )
+    name="chess-stockfish",
+    scenario="game",
+    task="game-move",
+    summary="Chess best move for a FEN position (Stockfish engine)",
+    source="Debian stockfish + pip chess",
+    license="GPL-3 (Stockfish, python-chess)",
+    build=build_chess,
+    requires=CHESS,
+    floors=(Floor("puzzles_solved", ">=", 1.0),),
+    example=json.dumps({"inputs": [{"name": "fen", "shape": [1], "datatype": "BYTES",
+                                    "data": ["6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1"]}]}),
+)

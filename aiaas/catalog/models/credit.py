@@ -7,4 +7,7 @@ from aiaas.catalog.models import credit_risk
 from aiaas.catalog.models.credit_risk import COLUMNS, MISSING, build_credit, encode_frame
 
 SPECS = [credit_risk.SPEC]
-__all__ = ['COLUMNS', 'MISSING', "SPECS", 'build_credit', 'encode_frame']
+
+__all__ = [
+    "COLUMNS", "MISSING", "SPECS", "build_credit", "encode_frame",
+]

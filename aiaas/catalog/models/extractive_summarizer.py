@@ -7,10 +7,10 @@ from aiaas.catalog.models.nlp_common import (
     EMBEDDING,
     TEXT_IN,
     TOPICS,
-    _load_embedding,
-    _text_example,
-    _timing_ms,
-    _write_json,
+    load_embedding,
+    text_example,
+    timing_ms,
+    write_json,
 )
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, Requirement, timed
 
@@ -27,7 +27,7 @@ def build_summarizer(ctx: BuildContext) -> BuildResult:
     entry = ctx.repo.read(EMBEDDING)
     if entry.config is None or not entry.versions:
         raise RuntimeError(f"build {EMBEDDING!r} first: the summarizer ranks sentences with its embeddings")
-    embedder = _load_embedding(entry.config, ctx.repo.version_dir(EMBEDDING, max(entry.versions)))
+    embedder = load_embedding(entry.config, ctx.repo.version_dir(EMBEDDING, max(entry.versions)))
 
     ctx.progress(0.3, "summarising topic paragraphs with inserted off-topic sentences")
     rng = np.random.default_rng(ctx.seed)
@@ -49,8 +49,8 @@ def build_summarizer(ctx: BuildContext) -> BuildResult:
         docs.append({"topic": topic, "summary": [split[i] for i in picked], "distractors": off})
     metrics: dict[str, float] = {"on_topic_precision": float(np.mean(precisions)), "test_documents": float(len(docs))}
     sample = " ".join(TOPICS[topics[0]])
-    metrics.update(_timing_ms(lambda: choose(embedder.embed(split_sentences(sample)), k), 5 if ctx.quick else 20))
-    eval_path = _write_json(ctx.workdir / "evaluation.json", docs)
+    metrics.update(timing_ms(lambda: choose(embedder.embed(split_sentences(sample)), k), 5 if ctx.quick else 20))
+    eval_path = write_json(ctx.workdir / "evaluation.json", docs)
     config = {
         "backend": "python",
         "task": "summarization",
@@ -83,20 +83,20 @@ def build_summarizer(ctx: BuildContext) -> BuildResult:
 
 
 SPEC = CatalogSpec(
-        name="extractive-summarizer",
-        scenario="nlp",
-        task="summarization",
-        summary="Extractive summaries: the most central sentences by MiniLM embeddings (TextRank)",
-        source=f"aiaas, over the catalog's {EMBEDDING}",
-        license="Apache-2.0",
-        build=build_summarizer,
-        requires=SUMMARIZER_REQ,
-        depends=(EMBEDDING,),
-        floors=(Floor("on_topic_precision", ">=", 0.9),),  # aiaas's sanity floor
-        example=_text_example(
-            "The city council met on Monday to discuss the new park. Residents asked for more trees and a "
-            "playground. The mayor said the budget allows both. A local bakery also opened a second shop. "
-            "Work on the park will start in the spring and finish by autumn.",
-            parameters={"sentences": 2},
-        ),
-    )
+    name="extractive-summarizer",
+    scenario="nlp",
+    task="summarization",
+    summary="Extractive summaries: the most central sentences by MiniLM embeddings (TextRank)",
+    source=f"aiaas, over the catalog's {EMBEDDING}",
+    license="Apache-2.0",
+    build=build_summarizer,
+    requires=SUMMARIZER_REQ,
+    depends=(EMBEDDING,),
+    floors=(Floor("on_topic_precision", ">=", 0.9),),  # aiaas's sanity floor
+    example=text_example(
+        "The city council met on Monday to discuss the new park. Residents asked for more trees and a "
+        "playground. The mayor said the budget allows both. A local bakery also opened a second shop. "
+        "Work on the park will start in the spring and finish by autumn.",
+        parameters={"sentences": 2},
+    ),
+)

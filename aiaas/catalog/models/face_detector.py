@@ -14,10 +14,10 @@ from aiaas.catalog.models.vision_common import (
     IMAGE_IN,
     OPENCV,
     PILLOW,
-    _b64_example,
-    _bytes_rows,
-    _instance,
-    _python_latency_ms,
+    b64_example,
+    bytes_rows,
+    python_latency_ms,
+    served_instance,
 )
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, Requirement, timed
 
@@ -130,12 +130,12 @@ def build_face_detector(ctx: BuildContext) -> BuildResult:
         "size_mb": size_mb(cascade_path),
     }
     ctx.progress(0.85, "measuring latency")
-    model = _instance(FACE_CONFIG, ctx.workdir)
+    model = served_instance(FACE_CONFIG, ctx.workdir)
     buf = io.BytesIO()
     from PIL import Image
 
     Image.fromarray(data.astronaut()).save(buf, format="JPEG", quality=90)
-    metrics.update(_python_latency_ms(model, {"image": _bytes_rows(buf.getvalue())}, runs=5 if ctx.quick else 20))
+    metrics.update(python_latency_ms(model, {"image": bytes_rows(buf.getvalue())}, runs=5 if ctx.quick else 20))
     card = {
         "source": f"OpenCV {cv2.__version__} haarcascade_frontalface_default.xml (Viola-Jones / Lienhart), shipped "
                   "in pip opencv-python-headless",
@@ -160,14 +160,14 @@ def build_face_detector(ctx: BuildContext) -> BuildResult:
 FACE_EXAMPLE_JPEG = asset_bytes('face_example.jpg')  # assets/face_example.jpg
 
 SPEC = CatalogSpec(
-        name="face-detector",
-        scenario="vision",
-        task="face-detection",
-        summary="Faces in a photo -> boxes and count (OpenCV Haar cascade)",
-        source="OpenCV haarcascade_frontalface_default via pip opencv-python-headless 4.x",
-        license="Intel open-source CV licence (BSD-style); OpenCV Apache-2.0",
-        build=build_face_detector,
-        requires=FACE_REQ,
-        floors=(Floor("lfw_face_recall", ">=", 0.9),),  # aiaas's sanity floor on the LFW crops
-        example=_b64_example(FACE_EXAMPLE_JPEG),
-    )
+    name="face-detector",
+    scenario="vision",
+    task="face-detection",
+    summary="Faces in a photo -> boxes and count (OpenCV Haar cascade)",
+    source="OpenCV haarcascade_frontalface_default via pip opencv-python-headless 4.x",
+    license="Intel open-source CV licence (BSD-style); OpenCV Apache-2.0",
+    build=build_face_detector,
+    requires=FACE_REQ,
+    floors=(Floor("lfw_face_recall", ">=", 0.9),),  # aiaas's sanity floor on the LFW crops
+    example=b64_example(FACE_EXAMPLE_JPEG),
+)

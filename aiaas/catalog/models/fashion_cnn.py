@@ -15,13 +15,13 @@ from aiaas.catalog.models.vision_common import (
     FASHION_LICENSE,
     FASHION_REQ,
     IMAGE_IN,
-    _b64_example,
-    _bytes_rows,
-    _instance,
-    _png,
-    _python_latency_ms,
-    _seed_torch,
+    b64_example,
+    bytes_rows,
     load_fashion,
+    png_bytes,
+    python_latency_ms,
+    seed_torch,
+    served_instance,
 )
 from aiaas.catalog.runtime.fashion_labels import CLASSES
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, timed
@@ -69,7 +69,7 @@ def _train_classifier(ctx: BuildContext, x: np.ndarray, y: np.ndarray, epochs: i
     import torch
     from torch import nn
 
-    _seed_torch(ctx.seed)
+    seed_torch(ctx.seed)
     net = _cnn()
     xs = torch.from_numpy(x.astype(np.float32) / 255.0).unsqueeze(1)
     ys = torch.from_numpy(y)
@@ -134,9 +134,9 @@ def build_fashion_cnn(ctx: BuildContext) -> BuildResult:
     # PNG of the dataset image, and the same garment dark-on-white (a product photo), 3x larger, RGB, JPEG
     from PIL import Image, ImageOps
 
-    served = _instance(CNN_CONFIG, ctx.workdir)
+    served = served_instance(CNN_CONFIG, ctx.workdir)
     n_img = 200 if ctx.quick else 1000
-    as_png = _bytes_rows(*[_png(x) for x in x_te[:n_img]])
+    as_png = bytes_rows(*[png_bytes(x) for x in x_te[:n_img]])
     photos = []
     for x in x_te[:n_img]:
         img = ImageOps.invert(Image.fromarray(x)).resize((84, 84), Image.Resampling.BICUBIC).convert("RGB")
@@ -152,12 +152,12 @@ def build_fashion_cnn(ctx: BuildContext) -> BuildResult:
     metrics = {
         "accuracy": float((pred == y_te).mean()),
         "accuracy_png_path": served_accuracy(as_png),
-        "accuracy_inverted_upscaled": served_accuracy(_bytes_rows(*photos)),
+        "accuracy_inverted_upscaled": served_accuracy(bytes_rows(*photos)),
         "test_images": float(len(y_te)),
         "size_mb": size_mb(path),
         **onnx_latency_ms(path, {"pixels": x_te[:1]}),
     }
-    image_latency = _python_latency_ms(served, {"image": as_png[:1]})
+    image_latency = python_latency_ms(served, {"image": as_png[:1]})
     metrics.update({"image_latency_p50_ms": image_latency["latency_p50_ms"],
                     "image_latency_p99_ms": image_latency["latency_p99_ms"]})
     ctx.progress(0.95, "writing the model")
@@ -184,16 +184,16 @@ def build_fashion_cnn(ctx: BuildContext) -> BuildResult:
 FASHION_EXAMPLE_PNG = asset_bytes('fashion_example.png')  # assets/fashion_example.png
 
 SPEC = CatalogSpec(
-        name="fashion-cnn",
-        scenario="vision",
-        task="image-classification",
-        summary="Garment photo -> one of 10 Fashion-MNIST classes (CNN trained by aiaas)",
-        source="trained by aiaas on Fashion-MNIST (Debian dataset-fashion-mnist)",
-        license=FASHION_LICENSE,
-        build=build_fashion_cnn,
-        requires=FASHION_REQ,
-        revision=2,  # 2: 8 epochs (was 5)
-        floors=(Floor("accuracy", ">=", 0.90),),
-        build_s=939,  # measured: a first start on 2 cores (issue 16)
-        example=_b64_example(FASHION_EXAMPLE_PNG),
-    )
+    name="fashion-cnn",
+    scenario="vision",
+    task="image-classification",
+    summary="Garment photo -> one of 10 Fashion-MNIST classes (CNN trained by aiaas)",
+    source="trained by aiaas on Fashion-MNIST (Debian dataset-fashion-mnist)",
+    license=FASHION_LICENSE,
+    build=build_fashion_cnn,
+    requires=FASHION_REQ,
+    revision=2,  # 2: 8 epochs (was 5)
+    floors=(Floor("accuracy", ">=", 0.90),),
+    build_s=939,  # measured: a first start on 2 cores (issue 16)
+    example=b64_example(FASHION_EXAMPLE_PNG),
+)

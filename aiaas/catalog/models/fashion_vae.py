@@ -12,11 +12,11 @@ from aiaas.catalog.common import size_mb
 from aiaas.catalog.models.vision_common import (
     FASHION_LICENSE,
     FASHION_REQ,
-    _bytes_rows,
-    _instance,
-    _python_latency_ms,
-    _seed_torch,
+    bytes_rows,
     load_fashion,
+    python_latency_ms,
+    seed_torch,
+    served_instance,
 )
 from aiaas.catalog.runtime.fashion_labels import CLASSES
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, Requirement, timed
@@ -49,7 +49,7 @@ def _train_cvae(ctx: BuildContext, x: np.ndarray, y: np.ndarray, epochs: int, lo
     import torch
     from torch import nn
 
-    _seed_torch(ctx.seed)
+    seed_torch(ctx.seed)
     enc, dec = _cvae()
     xs = torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / 255.0)
     onehot = nn.functional.one_hot(torch.from_numpy(y), 10).to(torch.float32)
@@ -187,8 +187,8 @@ def build_fashion_vae(ctx: BuildContext) -> BuildResult:
     metrics: dict[str, float] = {}
     for temperature, key in ((TEMPERATURE, "class_match"), (1.0, "class_match_t1")):
         cfg = {**GEN_CONFIG, "parameters": {**GEN_CONFIG["parameters"], "temperature": temperature}}
-        gen = _instance(cfg, ctx.workdir)  # the served code over the exported decoder
-        names = _bytes_rows(*[CLASSES[i].encode() for i in labels])
+        gen = served_instance(cfg, ctx.workdir)  # the served code over the exported decoder
+        names = bytes_rows(*[CLASSES[i].encode() for i in labels])
         pngs = np.concatenate([gen.predict({"label": names[i : i + 100], "seed": seeds[i : i + 100]}, {})["image"]
                                for i in range(0, len(labels), 100)])  # fmt: skip
         pixels = np.stack([gray(decode(b)) for b in pngs])  # what a client gets, decoded
@@ -196,7 +196,7 @@ def build_fashion_vae(ctx: BuildContext) -> BuildResult:
         metrics[key] = float((pred == labels).mean())
         if key == "class_match":
             match_by_class = {CLASSES[c]: float((pred[labels == c] == c).mean()) for c in range(10)}
-            latency = _python_latency_ms(gen, {"label": _bytes_rows(b"Sneaker"), "seed": np.array([7])})
+            latency = python_latency_ms(gen, {"label": bytes_rows(b"Sneaker"), "seed": np.array([7])})
     metrics.update({"samples": float(len(labels)), "size_mb": size_mb(path), **latency})
     card = {
         "source": "trained by aiaas on Fashion-MNIST (Debian dataset-fashion-mnist)",
@@ -225,17 +225,17 @@ def build_fashion_vae(ctx: BuildContext) -> BuildResult:
 
 
 SPEC = CatalogSpec(
-        name="fashion-vae",
-        scenario="vision",
-        task="image-generation",
-        summary="Class name -> generated 28x28 garment image (conditional VAE trained by aiaas)",
-        source="trained by aiaas on Fashion-MNIST (Debian dataset-fashion-mnist)",
-        license=FASHION_LICENSE,
-        build=build_fashion_vae,
-        requires=VAE_REQ,
-        revision=2,  # 2: KL weight 0.1, per-class latent mixtures (mixture.json), sharpened logits
-        depends=("fashion-cnn",),
-        floors=(Floor("class_match", ">=", 0.80),),
-        example=json.dumps({"inputs": [{"name": "label", "shape": [1], "datatype": "BYTES", "data": ["Sneaker"]},
-                                       {"name": "seed", "shape": [1], "datatype": "INT64", "data": [7]}]}),
-    )
+    name="fashion-vae",
+    scenario="vision",
+    task="image-generation",
+    summary="Class name -> generated 28x28 garment image (conditional VAE trained by aiaas)",
+    source="trained by aiaas on Fashion-MNIST (Debian dataset-fashion-mnist)",
+    license=FASHION_LICENSE,
+    build=build_fashion_vae,
+    requires=VAE_REQ,
+    revision=2,  # 2: KL weight 0.1, per-class latent mixtures (mixture.json), sharpened logits
+    depends=("fashion-cnn",),
+    floors=(Floor("class_match", ">=", 0.80),),
+    example=json.dumps({"inputs": [{"name": "label", "shape": [1], "datatype": "BYTES", "data": ["Sneaker"]},
+                                   {"name": "seed", "shape": [1], "datatype": "INT64", "data": [7]}]}),
+)

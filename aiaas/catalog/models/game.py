@@ -17,4 +17,9 @@ from aiaas.catalog.models.chess_stockfish import (
 from aiaas.catalog.models.rl_common import mlp_policy_onnx, ort_session, rollout, torch_linear_layers
 
 SPECS = [cartpole_ppo.SPEC, chess_stockfish.SPEC]
-__all__ = ['CARTPOLE_EVAL_SEEDS', 'CHESS', 'PUZZLES', 'RL', "SPECS", 'all_replies_mated', 'build_cartpole', 'build_chess', 'forced_mate', 'mlp_policy_onnx', 'ort_session', 'rollout', 'solves', 'torch_linear_layers', 'valid_puzzles']
+
+__all__ = [
+    "CARTPOLE_EVAL_SEEDS", "CHESS", "PUZZLES", "RL", "SPECS", "all_replies_mated", "build_cartpole",
+    "build_chess", "forced_mate", "mlp_policy_onnx", "ort_session", "rollout", "solves",
+    "torch_linear_layers", "valid_puzzles",
+]

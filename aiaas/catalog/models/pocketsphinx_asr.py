@@ -15,10 +15,10 @@ from aiaas.catalog.models.speech_common import (
     AUDIO_IN,
     HELLO_WAV_B64,
     RATE,
-    _audio_example,
-    _speech_source,
-    _write_json,
+    audio_example,
+    speech_source,
     wer,
+    write_json,
 )
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, timed
 
@@ -44,7 +44,7 @@ def build_asr(ctx: BuildContext) -> BuildResult:
     sets = {"everyday": ASR_SENTENCES[:4] if ctx.quick else ASR_SENTENCES,
             "harvard": ASR_HARVARD[:2] if ctx.quick else ASR_HARVARD}
     total = sum(len(v) for v in sets.values())
-    source, speak = _speech_source(ctx)
+    source, speak = speech_source(ctx)
     metrics: dict[str, float] = {}
     rows: list[dict[str, Any]] = []
     audio_s = decode_s = 0.0
@@ -66,7 +66,7 @@ def build_asr(ctx: BuildContext) -> BuildResult:
         metrics["test_sentences"] = float(len(sets["everyday"]))
         metrics["real_time_factor"] = decode_s / max(audio_s, 1e-9)
         metrics["latency_p50_ms"] = 1000 * decode_s / len(rows)
-    eval_path = _write_json(ctx.workdir / "evaluation.json", rows)
+    eval_path = write_json(ctx.workdir / "evaluation.json", rows)
     measured = (
         f"wer: {len(sets['everyday'])} held-out everyday English sentences written for aiaas (messages, plans, "
         f"requests); wer_harvard: {len(sets['harvard'])} Harvard sentences (IEEE 1969 list 1), whose "
@@ -92,14 +92,14 @@ def build_asr(ctx: BuildContext) -> BuildResult:
 
 
 SPEC = CatalogSpec(
-        name=ASR,
-        scenario="speech",
-        task="speech-recognition",
-        summary="US English speech recognition (PocketSphinx), WAV -> text",
-        source="pip pocketsphinx (model in the wheel)",
-        license="BSD-2-Clause",
-        build=build_asr,
-        requires=ASR_REQ,
-        floors=(Floor("wer", "<=", 0.10),),
-        example=_audio_example(HELLO_WAV_B64),
-    )
+    name=ASR,
+    scenario="speech",
+    task="speech-recognition",
+    summary="US English speech recognition (PocketSphinx), WAV -> text",
+    source="pip pocketsphinx (model in the wheel)",
+    license="BSD-2-Clause",
+    build=build_asr,
+    requires=ASR_REQ,
+    floors=(Floor("wer", "<=", 0.10),),
+    example=audio_example(HELLO_WAV_B64),
+)

@@ -13,10 +13,10 @@ from aiaas.catalog.models.speech_common import (
     HELLO_WAV_B64,
     RATE,
     VAD_SENTENCES,
-    _audio_example,
-    _speech_source,
-    _timing_ms,
-    _write_json,
+    audio_example,
+    speech_source,
+    timing_ms,
+    write_json,
 )
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, Requirement, timed
 from aiaas.types.model_config import ModelConfig
@@ -88,7 +88,7 @@ def build_vad(ctx: BuildContext) -> BuildResult:
     shutil.copy2(Path(silero_vad.__file__).parent / "data" / "silero_vad.onnx", onnx_path)
     model = SileroVAD(ModelConfig.model_validate(VAD_CONFIG), ctx.workdir, RuntimeContext())
     model.load()
-    source, speak = _speech_source(ctx)
+    source, speak = speech_source(ctx)
     rng = np.random.default_rng(ctx.seed)
     n_clips = 3 if ctx.quick else 16
     metrics: dict[str, float] = {}
@@ -120,11 +120,11 @@ def build_vad(ctx: BuildContext) -> BuildResult:
             "test_clips": float(n_clips),
         }
         example = write_wav(clip, RATE)
-        metrics.update(_timing_ms(lambda: model.predict({"audio": np.array([example], dtype=object)}, {}),
+        metrics.update(timing_ms(lambda: model.predict({"audio": np.array([example], dtype=object)}, {}),
                                   3 if ctx.quick else 10))
         metrics["clip_seconds"] = len(clip) / RATE
     metrics["size_mb"] = size_mb(onnx_path)
-    eval_path = _write_json(ctx.workdir / "evaluation.json", rows)
+    eval_path = write_json(ctx.workdir / "evaluation.json", rows)
     card = {
         "source": f"Silero VAD v6 ONNX model from pip silero-vad {package_version('silero-vad')}",
         "license": "MIT (Silero VAD)",
@@ -146,14 +146,14 @@ def build_vad(ctx: BuildContext) -> BuildResult:
 
 
 SPEC = CatalogSpec(
-        name="silero-vad",
-        scenario="speech",
-        task="audio-classification",
-        summary="Voice activity detection: speech segments in a WAV (Silero VAD, ONNX)",
-        source="pip silero-vad (ONNX in the wheel)",
-        license="MIT",
-        build=build_vad,
-        requires=VAD_REQ,
-        floors=(Floor("frame_accuracy", ">=", 0.9),),  # aiaas's sanity floor
-        example=_audio_example(HELLO_WAV_B64),
-    )
+    name="silero-vad",
+    scenario="speech",
+    task="audio-classification",
+    summary="Voice activity detection: speech segments in a WAV (Silero VAD, ONNX)",
+    source="pip silero-vad (ONNX in the wheel)",
+    license="MIT",
+    build=build_vad,
+    requires=VAD_REQ,
+    floors=(Floor("frame_accuracy", ">=", 0.9),),  # aiaas's sanity floor
+    example=audio_example(HELLO_WAV_B64),
+)

@@ -28,4 +28,10 @@ from aiaas.catalog.models.speech_common import (
 )
 
 SPECS = [pocketsphinx_asr.SPEC, piper_tts.SPEC, silero_vad.SPEC]
-__all__ = ['ASR', 'ASR_CONFIG', 'ASR_HARVARD', 'ASR_REQ', 'ASR_SENTENCES', 'AUDIO_IN', 'EVERYDAY', 'FLITE_VOICES', 'HARVARD', 'RATE', "SPECS", 'TTS_CONFIG', 'TTS_HARVARD', 'TTS_REQ', 'TTS_SENTENCES', 'VAD_CONFIG', 'VAD_REQ', 'VAD_SENTENCES', 'build_asr', 'build_tts', 'build_vad', 'edit_distance', 'flite_available', 'flite_speech', 'normalize_words', 'vad_clip', 'wer']
+
+__all__ = [
+    "ASR", "ASR_CONFIG", "ASR_HARVARD", "ASR_REQ", "ASR_SENTENCES", "AUDIO_IN", "EVERYDAY",
+    "FLITE_VOICES", "HARVARD", "RATE", "SPECS", "TTS_CONFIG", "TTS_HARVARD", "TTS_REQ", "TTS_SENTENCES",
+    "VAD_CONFIG", "VAD_REQ", "VAD_SENTENCES", "build_asr", "build_tts", "build_vad", "edit_distance",
+    "flite_available", "flite_speech", "normalize_words", "vad_clip", "wer",
+]

@@ -46,7 +46,7 @@ TTS_CONFIG: dict[str, Any] = {
 FLITE_VOICES = ("slt", "rms", "awb")  # US female, US male, Scottish male (all ship with Debian flite)
 
 
-def _write_json(path: Path, value: Any) -> Path:
+def write_json(path: Path, value: Any) -> Path:
     path.write_text(json.dumps(value, indent=1, ensure_ascii=False))
     return path
 
@@ -101,7 +101,7 @@ def _piper_importable() -> bool:
     return TTS_REQ.missing() is None
 
 
-def _piper(seed: int = 0) -> Any:
+def piper_voice(seed: int = 0) -> Any:
     """The Piper voice as the served model loads it; seeded first, since its ONNX graph samples noise (the
     seed only takes effect for sessions created after it is set)."""
     import onnxruntime as ort
@@ -115,7 +115,7 @@ def _piper(seed: int = 0) -> Any:
     return tts
 
 
-def _speech_source(ctx: BuildContext) -> tuple[str, Any]:
+def speech_source(ctx: BuildContext) -> tuple[str, Any]:
     """(description, fn(text, i) -> (samples, rate)) of the synthetic test speech: flite, else piper, else none."""
     from aiaas.catalog.runtime.speech_audio import read_wav
 
@@ -124,12 +124,12 @@ def _speech_source(ctx: BuildContext) -> tuple[str, Any]:
         return (f"Debian flite voices {', '.join(voices)}",
                 lambda text, i: flite_speech(text, voices[i % len(voices)], ctx.workdir))
     if _piper_importable():
-        tts = _piper(ctx.seed)
+        tts = piper_voice(ctx.seed)
         return "Piper en_US joe (flite not installed)", lambda text, i: read_wav(tts.synthesize(text))
     return "", None
 
 
-def _timing_ms(fn: Any, runs: int) -> dict[str, float]:
+def timing_ms(fn: Any, runs: int) -> dict[str, float]:
     import numpy as np
     fn()
     times = []
@@ -143,7 +143,7 @@ def _timing_ms(fn: Any, runs: int) -> dict[str, float]:
 HELLO_WAV_B64 = base64.b64encode(asset_bytes('hello.wav')).decode()  # assets/hello.wav: "hello" spoken
 
 
-def _audio_example(b64: str) -> str:
+def audio_example(b64: str) -> str:
     return json.dumps({"inputs": [{"name": "audio_b64", "shape": [1], "datatype": "BYTES", "data": [b64]}]})
 
 

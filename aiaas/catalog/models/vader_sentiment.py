@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiaas.catalog.assets import json_asset
 from aiaas.catalog.common import package_version
-from aiaas.catalog.models.nlp_common import TEXT_IN, _text_example, _timing_ms, _write_json
+from aiaas.catalog.models.nlp_common import TEXT_IN, text_example, timing_ms, write_json
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, Requirement, timed
 from aiaas.types.model_config import ModelConfig
 
@@ -51,8 +51,8 @@ def build_vader(ctx: BuildContext) -> BuildResult:
     polar = [(p, g) for p, g in zip(predicted, gold, strict=True) if g != "neutral"]
     metrics["polar_accuracy"] = float(np.mean([p == g for p, g in polar]))
     metrics["test_sentences"] = float(len(data))
-    metrics.update(_timing_ms(lambda: model.polarity("The food was great, but the service was slow."), 200))
-    eval_path = _write_json(ctx.workdir / "evaluation.json",
+    metrics.update(timing_ms(lambda: model.polarity("The food was great, but the service was slow."), 200))
+    eval_path = write_json(ctx.workdir / "evaluation.json",
                             [{"text": t, "label": lab, "compound": round(c, 4)} for t, lab, c in results])
     card = {
         "source": f"VADER (Hutto & Gilbert 2014), pip vaderSentiment {package_version('vaderSentiment')} "
@@ -75,15 +75,15 @@ def build_vader(ctx: BuildContext) -> BuildResult:
 SENTIMENT: dict[str, list[str]] = json_asset('sentiment.json')  # assets/sentiment.json
 
 SPEC = CatalogSpec(
-        name="vader-sentiment",
-        scenario="nlp",
-        task="sentiment-analysis",
-        summary="English sentiment: positive/negative/neutral with scores (VADER)",
-        source="pip vaderSentiment (lexicon in the wheel)",
-        license="MIT",
-        build=build_vader,
-        requires=VADER_REQ,
-        floors=(Floor("accuracy", ">=", 0.7),),  # aiaas's sanity floor on its own labelled set
-        example=_text_example("The food was great, but the service was painfully slow."),
-        build_s=1,  # measured: 0.3 s (2 cores, 2026-12-03)
-    )
+    name="vader-sentiment",
+    scenario="nlp",
+    task="sentiment-analysis",
+    summary="English sentiment: positive/negative/neutral with scores (VADER)",
+    source="pip vaderSentiment (lexicon in the wheel)",
+    license="MIT",
+    build=build_vader,
+    requires=VADER_REQ,
+    floors=(Floor("accuracy", ">=", 0.7),),  # aiaas's sanity floor on its own labelled set
+    example=text_example("The food was great, but the service was painfully slow."),
+    build_s=1,  # measured: 0.3 s (2 cores, 2026-12-03)
+)

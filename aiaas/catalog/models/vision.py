@@ -48,4 +48,12 @@ from aiaas.catalog.models.vision_common import (
 )
 
 SPECS = [fashion_cnn.SPEC, fashion_vae.SPEC, ocr.SPEC, face_detector.SPEC]
-__all__ = ['BETA', 'CNN_CONFIG', 'COMPONENTS', 'DEJAVU', 'FACE_CONFIG', 'FACE_FREE', 'FACE_REQ', 'FASHION_DIR', 'FASHION_LICENSE', 'FASHION_REQ', 'GEN_CONFIG', 'IMAGE_IN', 'LATENT', 'OCR_CONFIG', 'OCR_FONTS', 'OCR_REQ', 'OCR_WORDS', 'OPENCV', 'PILLOW', 'SHARPEN', "SPECS", 'TEMPERATURE', 'TORCH_THREADS', 'VAE_REQ', 'build_face_detector', 'build_fashion_cnn', 'build_fashion_vae', 'build_ocr', 'class_mixtures', 'edit_distance', 'face_example_jpeg', 'lfw_crops', 'load_fashion', 'ocr_samples', 'ocr_scores']
+
+__all__ = [
+    "BETA", "CNN_CONFIG", "COMPONENTS", "DEJAVU", "FACE_CONFIG", "FACE_FREE", "FACE_REQ", "FASHION_DIR",
+    "FASHION_LICENSE", "FASHION_REQ", "GEN_CONFIG", "IMAGE_IN", "LATENT", "OCR_CONFIG", "OCR_FONTS",
+    "OCR_REQ", "OCR_WORDS", "OPENCV", "PILLOW", "SHARPEN", "SPECS", "TEMPERATURE", "TORCH_THREADS",
+    "VAE_REQ", "build_face_detector", "build_fashion_cnn", "build_fashion_vae", "build_ocr",
+    "class_mixtures", "edit_distance", "face_example_jpeg", "lfw_crops", "load_fashion", "ocr_samples",
+    "ocr_scores",
+]

@@ -51,7 +51,7 @@ def load_fashion(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return x_tr, y_tr, x_te, y_te
 
 
-def _python_latency_ms(model: Any, inputs: dict[str, np.ndarray], runs: int = 20) -> dict[str, float]:
+def python_latency_ms(model: Any, inputs: dict[str, np.ndarray], runs: int = 20) -> dict[str, float]:
     """p50/p99 of ``model.predict`` on ``inputs`` (the served code path, decoding included)."""
     import numpy as np
     model.predict(inputs, {})
@@ -63,7 +63,7 @@ def _python_latency_ms(model: Any, inputs: dict[str, np.ndarray], runs: int = 20
     return {"latency_p50_ms": float(np.percentile(times, 50)), "latency_p99_ms": float(np.percentile(times, 99))}
 
 
-def _instance(config: dict[str, Any], version_dir: Path) -> Any:
+def served_instance(config: dict[str, Any], version_dir: Path) -> Any:
     """The served python model, built from ``config`` over ``version_dir`` and loaded (for build-time checks)."""
     from aiaas.runtime import RuntimeContext
     from aiaas.runtime.python import resolve_class
@@ -74,26 +74,26 @@ def _instance(config: dict[str, Any], version_dir: Path) -> Any:
     return model
 
 
-def _bytes_rows(*values: bytes) -> np.ndarray:
+def bytes_rows(*values: bytes) -> np.ndarray:
     import numpy as np
     out = np.empty(len(values), dtype=object)
     out[:] = list(values)
     return out
 
 
-def _png(pixels: np.ndarray) -> bytes:
+def png_bytes(pixels: np.ndarray) -> bytes:
     from aiaas.catalog.runtime.vision_images import png
 
     return png(pixels)
 
 
-def _seed_torch(seed: int) -> None:
+def seed_torch(seed: int) -> None:
     import torch
 
     torch.manual_seed(seed)
     torch.set_num_threads(TORCH_THREADS)
 
 
-def _b64_example(data: bytes) -> str:
+def b64_example(data: bytes) -> str:
     return json.dumps({"inputs": [{"name": "image_b64", "shape": [1], "datatype": "BYTES",
                                    "data": [base64.b64encode(data).decode()]}]})
