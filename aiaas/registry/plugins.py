@@ -141,8 +141,12 @@ class Catalog:
         return [removed for plugin in self.plugins for removed in plugin.sweep()]
 
     def heldout(self, name: str) -> HeldOut | None:
-        owner = self._owners().get(name)
-        return owner[1].heldout(name) if owner is not None else None
+        """The first plug-in's answer that is not None (a plug-in may hold rows for a model it does not list)."""
+        for plugin in self.plugins:
+            rows = plugin.heldout(name)
+            if rows is not None:
+                return rows
+        return None
 
     def embedders(self) -> dict[str, str]:
         out: dict[str, str] = {}
