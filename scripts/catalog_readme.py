@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aiaas.catalog.base import CatalogSpec  # noqa: E402
-from aiaas.catalog.registry import SCENARIO_MODULES, all_specs  # noqa: E402
+from aiaas.catalog.registry import SCENARIOS, all_specs  # noqa: E402
 
 PAGE = ROOT / "docs" / "catalog.md"  # the page that holds the generated section
 EXAMPLES = ROOT / "examples" / "catalog"
@@ -100,7 +100,7 @@ def cell(text: str) -> str:
 
 def section(specs: dict[str, CatalogSpec]) -> str:
     out = [INTRO]
-    scenarios = list(SCENARIO_MODULES) + sorted({s.scenario for s in specs.values()} - set(SCENARIO_MODULES))
+    scenarios = list(SCENARIOS) + sorted({s.scenario for s in specs.values()} - set(SCENARIOS))
     for scenario in scenarios:
         group = [s for s in specs.values() if s.scenario == scenario]
         if not group:

@@ -10,24 +10,18 @@ import shutil
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiaas.catalog.base import BuildContext, CatalogSpec, Progress
 from aiaas.errors import NotFound
 from aiaas.registry import ModelRepository
+from aiaas.registry.catalogspec import BuildContext, CatalogSpec, Progress
+from aiaas.registry.plugins import Status
 
 log = logging.getLogger("aiaas.catalog")
 
-
-@dataclass
-class Status:
-    state: str  # built | stale | not built | unavailable | failed
-    detail: str = ""  # install command, error, or "version N"
-    metrics: dict[str, Any] | None = None
-    quick: bool | None = None
+__all__ = ["Status", "build", "catalog_info", "expected_seconds", "status", "sweep_workdirs"]
 
 
 def catalog_info(repo: ModelRepository, name: str) -> dict[str, Any] | None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def snake(name: str) -> str:
@@ -17,6 +18,7 @@ def snake(name: str) -> str:
 
 def onnx_latency_ms(path: Path, feed: dict[str, np.ndarray], runs: int = 50) -> dict[str, float]:
     """p50/p99 of one onnxruntime call on ``feed`` (one thread), for the model card."""
+    import numpy as np
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -72,4 +74,6 @@ def sklearn_to_onnx(model: Any, feature_names: list[str], path: Path) -> Path:
 
 
 def tabular_feed(x: np.ndarray, feature_names: list[str]) -> dict[str, np.ndarray]:
+    import numpy as np
+
     return {n: x[:, i : i + 1].astype(np.float32) for i, n in enumerate(feature_names)}

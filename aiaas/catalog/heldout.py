@@ -16,22 +16,15 @@ Gradient-boosted trees have no weights to quantize: graph optimization is the pa
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
+from aiaas.registry.plugins import HeldOut
+
+__all__ = ["HELDOUT", "HeldOut", "heldout"]
+
 SEED = 0  # the catalog builds' default seed (aiaas.catalog.builder.build)
 CALIBRATION_ROWS = 512
-
-
-@dataclass
-class HeldOut:
-    inputs: dict[str, np.ndarray]  # the ONNX feed, all rows
-    target: np.ndarray
-    metric: str  # aiaas.optimize.artifacts.METRICS name
-    output: str  # the ONNX output the metric reads
-    name: str  # where the rows come from (for the report)
-    calibration: dict[str, np.ndarray] | None = None
 
 
 def _fashion() -> HeldOut:

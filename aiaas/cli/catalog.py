@@ -55,14 +55,14 @@ def _fmt(v: object) -> str:
 @catalog_app.command("list")
 def catalog_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Every catalog model: state, measured metric next to its floor, source and licence."""
-    from aiaas.catalog.builder import status
-    from aiaas.catalog.registry import all_specs
+    from aiaas.registry.plugins import installed_catalog
 
+    catalog = installed_catalog()
     repo = _repo(home)
     served = _served(home)
     rows: list[dict[str, Any]] = []
-    for spec in all_specs().values():
-        st = status(spec, repo, quick=True)  # a quick build counts as built here; the label says so
+    for spec in catalog.specs().values():
+        st = catalog.status(spec, repo, quick=True)  # a quick build counts as built here; the label says so
         if spec.name in served:  # what the running server says wins: "building", the version it serves
             st.state, st.detail = served[spec.name]
         floors = []
@@ -100,12 +100,12 @@ def catalog_build(
     force: Annotated[bool, typer.Option(help="rebuild models that are already built")] = False,
 ) -> None:
     """Train, export and evaluate catalog models into the repository, with a progress bar per model."""
-    from aiaas.catalog.builder import build, status
-    from aiaas.catalog.registry import select
+    from aiaas.registry.plugins import installed_catalog
 
+    catalog = installed_catalog()
     repo = _repo(home)
     try:
-        specs = select(names or None)
+        specs = catalog.select(names or None)
     except ValueError as e:
         console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
@@ -114,7 +114,7 @@ def catalog_build(
                   TimeElapsedColumn(), TextColumn("{task.description}"), console=console) as bar:
         for spec in specs:
             task = bar.add_task("", total=1.0, name=spec.name)
-            st = status(spec, repo, quick)
+            st = catalog.status(spec, repo, quick)
             if st.state == "built" and not force:
                 bar.update(task, completed=1.0, description=f"[green]up to date[/green] ({st.detail})")
                 continue
@@ -122,7 +122,7 @@ def catalog_build(
             def progress(frac: float, msg: str, task: TaskID = task) -> None:
                 bar.update(task, completed=max(0.0, min(1.0, frac)), description=msg)
 
-            st = build(spec, repo, quick, progress)
+            st = catalog.build(spec, repo, quick, progress)
             color = "green" if st.state == "built" else "red"
             bar.update(task, completed=1.0, description=f"[{color}]{st.state}[/{color}] {st.detail}")
             failed += st.state != "built"

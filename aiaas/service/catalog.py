@@ -6,6 +6,9 @@ build first so that most models are ready soonest, and loaded as soon as it is b
 left by builds that were killed are swept first. Until then it
 shows as LOADING with "building"; a model whose system packages are missing shows UNAVAILABLE with the exact
 install command. Build logs go to ``$AIAAS_HOME/logs/catalog-<name>.log``.
+
+The catalog is whatever plug-ins are installed (``aiaas.registry.plugins``, entry point group ``aiaas.catalog``);
+this module never imports a catalog package, and with no plug-in installed it builds nothing.
 """
 
 from __future__ import annotations
@@ -14,10 +17,8 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
 
-from aiaas.catalog.builder import expected_seconds, status, sweep_workdirs
-from aiaas.catalog.registry import all_specs, select
+from aiaas.registry.plugins import Catalog, installed_catalog
 from aiaas.service.models import ModelManager
 from aiaas.settings import Settings
 
@@ -25,37 +26,45 @@ log = logging.getLogger("aiaas.catalog")
 
 
 class CatalogRunner:
-    def __init__(self, settings: Settings, models: ModelManager) -> None:
+    def __init__(self, settings: Settings, models: ModelManager, catalog: Catalog | None = None) -> None:
         self.settings = settings
         self.models = models
+        self._catalog = catalog  # None: the installed plug-ins, discovered when the first build is due
         self.running: set[asyncio.subprocess.Process] = set()
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = installed_catalog()
+        return self._catalog
 
     async def run(self) -> None:
         names = self.settings.catalog_names()
         if names == []:
             return
+        catalog = self.catalog
         try:
-            specs = select(names)
+            specs = catalog.select(names)
         except ValueError as e:  # unknown names: say so, and build and serve the names that are known
             log.error("AIAAS_CATALOG: %s", e)
-            known = all_specs()
+            known = catalog.specs()
             names = [n for n in names or [] if n in known]
             if not names:
                 return
-            specs = select(names)
+            specs = catalog.select(names)
         repo = self.models.repository
-        for stale in await asyncio.to_thread(sweep_workdirs):
+        for stale in await asyncio.to_thread(catalog.sweep):
             log.info("removed %s, left by an interrupted catalog build", stale)
         todo = []
         for spec in specs:
-            st = status(spec, repo, self.settings.catalog_quick)
+            st = catalog.status(spec, repo, self.settings.catalog_quick)
             if st.state == "unavailable":
                 self.models.mark(spec.name, "UNAVAILABLE", st.detail)
             elif st.state != "built":
                 self.models.mark(spec.name, "LOADING", "waiting for its catalog build")
                 todo.append(spec)
         self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
-        todo.sort(key=lambda spec: expected_seconds(spec, repo))  # stable: ties keep the catalog's order
+        todo.sort(key=lambda spec: catalog.expected_seconds(spec, repo))  # stable: ties keep the catalog's order
         queue: asyncio.Queue[str] = asyncio.Queue()
         for spec in todo:
             queue.put_nowait(spec.name)
@@ -72,9 +81,7 @@ class CatalogRunner:
 
     async def _build(self, name: str) -> bool:
         log_path = self.settings.logs_dir / f"catalog-{name}.log"
-        args = [sys.executable, "-m", "aiaas.catalog", "--home", str(self.settings.home), name]
-        if self.settings.catalog_quick:
-            args.insert(-1, "--quick")
+        args = self.catalog.build_command(self.settings.home, name, self.settings.catalog_quick)
         with open(log_path, "ab") as out:
             proc = await asyncio.create_subprocess_exec(
                 *args, stdout=out, stderr=asyncio.subprocess.STDOUT, preexec_fn=lambda: os.nice(10)

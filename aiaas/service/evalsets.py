@@ -8,7 +8,7 @@ Where they come from, in order:
    ``metric`` and ``output``): any model can ship its held-out set this way, and optimized versions keep it.
 3. A training-job model: the job's validation file, read by the job's recipe exactly as the worker evaluated it
    (the served inputs, the encoded labels); calibration rows come from its training file.
-4. A catalog model: ``aiaas.catalog.heldout`` (the rows its build measured it on).
+4. A catalog model: its plug-in's ``heldout`` (the rows its build measured it on).
 
 Everything is checked here, so a mistake answers 400 before any work: the arrays must match the ONNX inputs
 (names, ranks, fixed dimensions), class names are mapped to the output's class indices, and the baseline model
@@ -28,6 +28,7 @@ from aiaas.errors import InvalidInput, ServiceUnavailable
 from aiaas.jobs.jobdir import JobDir
 from aiaas.optimize.artifacts import METRICS, Evaluation
 from aiaas.optimize.jobspec import EvaluationRequest
+from aiaas.registry.plugins import installed_catalog
 from aiaas.training.files import detect_format, load_npz, load_table
 
 TARGET_NAMES = ("label", "target", "y")
@@ -181,10 +182,8 @@ def from_training_job(info: TrainingInfo, req: EvaluationRequest) -> EvalSet:
 
 
 def from_catalog(name: str, req: EvaluationRequest) -> EvalSet | None:
-    from aiaas.catalog.heldout import heldout
-
     try:
-        h = heldout(name)
+        h = installed_catalog().heldout(name)
     except ImportError as e:
         raise InvalidInput(f"the held-out set of catalog model {name!r} needs {e.name}, which is not installed here") from None
     if h is None:

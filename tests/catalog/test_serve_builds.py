@@ -19,9 +19,11 @@ from fastapi.testclient import TestClient
 from models import mlp
 
 from aiaas.catalog.base import BuildContext, BuildResult, CatalogSpec, Floor, Requirement
+from aiaas.catalog.plugin import BuiltinCatalog
 from aiaas.catalog.registry import all_specs
-from aiaas.registry import ModelRepository
+from aiaas.registry import ModelRepository, plugins
 from aiaas.registry.onnx_import import import_onnx
+from aiaas.registry.plugins import Catalog
 from aiaas.server.app import create_app
 from aiaas.service import catalog as catalog_service
 from aiaas.settings import Settings
@@ -111,6 +113,13 @@ MISSING = CatalogSpec(
 )
 
 
+class OnlyMissing(BuiltinCatalog):
+    """A catalog plug-in whose one model needs what is not installed."""
+
+    def specs(self) -> dict[str, CatalogSpec]:
+        return {MISSING.name: MISSING}
+
+
 @pytest.fixture
 def home_with_mlp(tmp_path: Path) -> Path:
     home = tmp_path / "home"
@@ -145,7 +154,7 @@ def mlp_answers(client: TestClient) -> None:
 
 def test_missing_requirement_is_unavailable_with_the_install_command(home_with_mlp: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(catalog_service, "select", lambda names: [MISSING])
+    monkeypatch.setattr(catalog_service, "installed_catalog", lambda: Catalog([OnlyMissing()]))
     with client_for(home_with_mlp, MISSING.name) as client:
         rows = poll(index_of(client), lambda rows: MISSING.name in rows, deadline_s=30)
         row = rows[MISSING.name]
@@ -163,12 +172,24 @@ def test_missing_requirement_is_unavailable_with_the_install_command(home_with_m
 
 def test_catalog_none_builds_nothing(home_with_mlp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[object] = []
-    monkeypatch.setattr(catalog_service, "select", lambda names: calls.append(names) or [MISSING])
+    monkeypatch.setattr(catalog_service, "installed_catalog", lambda: calls.append(1) or Catalog([OnlyMissing()]))
     with client_for(home_with_mlp, "none") as client:
         mlp_answers(client)
         assert [r["name"] for r in index_of(client)()] == ["mlp"]
     assert calls == []
     assert ModelRepository(home_with_mlp / "models").names() == ["mlp"]
+
+
+def test_no_catalog_plugin_installed_serves_the_repository(home_with_mlp: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="aiaas.catalog")
+    monkeypatch.setattr(catalog_service, "installed_catalog", lambda: plugins.discover("aiaas.tests-no-plugins"))
+    with client_for(home_with_mlp, "all") as client:
+        mlp_answers(client)
+        assert [r["name"] for r in index_of(client)()] == ["mlp"]
+        r = client.get("/v2/health/ready")
+        assert r.status_code == 200, r.text
+    assert any("no catalog plug-in is installed" in r.getMessage() for r in caplog.records)
 
 
 def test_unknown_name_is_logged_and_the_rest_is_served(home_with_mlp: Path,

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from aiaas.catalog.runtime.fashion_labels import CLASSES
 from aiaas.catalog.runtime.vision_images import bytes_tensor, decode, encoded_images, gray
 from aiaas.errors import InvalidInput
 from aiaas.runtime.base import BlockingModel, Tensors
 
 SIDE = 28
-CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
 def fashion_pixels(g: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from pydantic import Field
 from torch import nn
 
 from aiaas.errors import InvalidInput
+from aiaas.registry.plugins import installed_catalog
 from aiaas.training.files import detect_format, load_table
 from aiaas.training.recipes.base import (
     ClassifierHead,
@@ -56,14 +57,14 @@ def hashing_embedder(texts: list[str], dim: int = 256) -> np.ndarray:
     return out
 
 
-EMBEDDERS = {  # short names for the built-in embedders
-    "catalog": "aiaas.catalog.runtime.nlp_embedding:repository_embedder",
-    "hashing": "aiaas.training.recipes.text:hashing_embedder",
-}
+# short names for the built-in embedders; installed catalog plug-ins add theirs (the built-in catalog: "catalog",
+# its minilm-embedding model), see aiaas.registry.plugins.CatalogPlugin.embedders
+EMBEDDERS = {"hashing": "aiaas.training.recipes.text:hashing_embedder"}
 
 
 def resolve_embedder(spec: str) -> Embedder:
-    module, _, attr = EMBEDDERS.get(spec, spec).partition(":")
+    known = {**installed_catalog().embedders(), **EMBEDDERS} if ":" not in spec else {}
+    module, _, attr = known.get(spec, spec).partition(":")
     try:
         fn = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError, ValueError) as e:

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from starlette.responses import RedirectResponse, Response
 
-from aiaas.catalog.registry import all_specs
 from aiaas.errors import NotFound
+from aiaas.registry.plugins import installed_catalog
 from aiaas.service.replicas import replica_rows
 from aiaas.ui.web import Console, PageRoute, checked, console
 
@@ -54,7 +54,7 @@ async def models_page(ctx: Console = Depends(console)) -> Response:
 
 def floors_of(name: str, metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """A catalog model's held-out quality floors beside what its card measured."""
-    spec = all_specs().get(name)
+    spec = installed_catalog().specs().get(name)
     if spec is None:
         return []
     out = []
@@ -76,7 +76,7 @@ async def model_page(name: str, ctx: Console = Depends(console)) -> Response:
     rec = ctx.services.models.models.get(name)
     cfg = rec.config if rec is not None else None
     card = meta["parameters"]["card"] if meta else (cfg.card.model_dump(exclude_defaults=True) if cfg else {})
-    spec = all_specs().get(name)
+    spec = installed_catalog().specs().get(name)
     play = None
     if meta is not None and cfg is not None:
         play = {"name": name, "task": cfg.task or "", "backend": cfg.backend, "inputs": meta["inputs"],
