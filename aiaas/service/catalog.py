@@ -18,11 +18,46 @@ import contextlib
 import logging
 import os
 
+from aiaas.registry import ModelRepository
+from aiaas.registry.catalogspec import CatalogSpec
 from aiaas.registry.plugins import Catalog, installed_catalog
 from aiaas.service.models import ModelManager
 from aiaas.settings import Settings
 
 log = logging.getLogger("aiaas.catalog")
+
+
+def build_order(todo: list[CatalogSpec], expected: dict[str, float]) -> list[CatalogSpec]:
+    """The order the missing models are built in: the shortest expected build first, so that most models are
+    ready soonest, and every model after the models it depends on. A model's expected time counts the missing
+    models it depends on, so a quick model that needs a slow one waits with it; each dependency is built once,
+    just ahead of its first dependent (it was built twice when the dependent's own build made it first)."""
+    by_name = {spec.name: spec for spec in todo}
+
+    def missing_deps(spec: CatalogSpec, seen: set[str]) -> set[str]:
+        for dep in spec.depends:
+            if dep in by_name and dep not in seen:
+                seen.add(dep)
+                missing_deps(by_name[dep], seen)
+        return seen
+
+    def cost(spec: CatalogSpec) -> float:
+        return expected[spec.name] + sum(expected[d] for d in missing_deps(spec, set()))
+
+    order: list[CatalogSpec] = []
+    placed: set[str] = set()
+
+    def place(spec: CatalogSpec) -> None:
+        if spec.name in placed:
+            return
+        placed.add(spec.name)
+        for dep in sorted((d for d in spec.depends if d in by_name), key=lambda d: cost(by_name[d])):
+            place(by_name[dep])
+        order.append(spec)
+
+    for spec in sorted(todo, key=cost):  # stable: ties keep the catalog's order
+        place(spec)
+    return order
 
 
 class CatalogRunner:
@@ -31,6 +66,8 @@ class CatalogRunner:
         self.models = models
         self._catalog = catalog  # None: the installed plug-ins, discovered when the first build is due
         self.running: set[asyncio.subprocess.Process] = set()
+        self._todo: dict[str, CatalogSpec] = {}  # the models this start builds, by name
+        self._done: dict[str, asyncio.Event] = {}  # set when a model's build has ended (built or failed)
 
     @property
     def catalog(self) -> Catalog:
@@ -64,20 +101,39 @@ class CatalogRunner:
                 self.models.mark(spec.name, "LOADING", "waiting for its catalog build")
                 todo.append(spec)
         self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
-        todo.sort(key=lambda spec: catalog.expected_seconds(spec, repo))  # stable: ties keep the catalog's order
+        await self._run_builds(todo, repo)
+
+    async def _run_builds(self, todo: list[CatalogSpec], repo: ModelRepository) -> None:
+        order = build_order(todo, {spec.name: self.catalog.expected_seconds(spec, repo) for spec in todo})
+        self._todo = {spec.name: spec for spec in order}
+        self._done = {spec.name: asyncio.Event() for spec in order}
         queue: asyncio.Queue[str] = asyncio.Queue()
-        for spec in todo:
+        for spec in order:
             queue.put_nowait(spec.name)
-        await asyncio.gather(*(self._builder(queue) for _ in range(min(builders(), len(todo)))))
+        await asyncio.gather(*(self._builder(queue) for _ in range(min(builders(), len(order)))))
 
     async def _builder(self, queue: asyncio.Queue[str]) -> None:
         while not queue.empty():
             name = queue.get_nowait()
-            self.models.mark(name, "LOADING", "building (catalog); see logs/catalog-" + name + ".log")
-            if await self._build(name):
-                await self.models.load(name)
-            else:
-                self.models.mark(name, "UNAVAILABLE", f"catalog build failed: {self._log_tail(name)}")
+            try:
+                await self._build_one(name)
+            finally:
+                self._done[name].set()
+
+    async def _build_one(self, name: str) -> None:
+        spec = self._todo[name]
+        for dep in spec.depends:  # with two builders, a dependency may still be building in the other one
+            if dep in self._done:
+                await self._done[dep].wait()
+        repo = self.models.repository
+        if self.catalog.status(spec, repo, self.settings.catalog_quick).state == "built":
+            await self.models.load(name)  # built meanwhile (e.g. by hand with `aiaas catalog build`)
+            return
+        self.models.mark(name, "LOADING", "building (catalog); see logs/catalog-" + name + ".log")
+        if await self._build(name):
+            await self.models.load(name)
+        else:
+            self.models.mark(name, "UNAVAILABLE", f"catalog build failed: {self._log_tail(name)}")
 
     async def _build(self, name: str) -> bool:
         log_path = self.settings.logs_dir / f"catalog-{name}.log"
