@@ -266,7 +266,7 @@ def _cell(r: dict[str, float], anchor: dict[str, float] | None, key: str, width:
     if anchor is None:
         return f"{v:>{width}.1f}"
     ratio = (anchor[key] / r[key]) if lower else (r[key] / anchor[key])
-    return f"{f'{v:.1f} ({ratio:.2f}x)':>{width}}"
+    return f" {f'{v:.1f} ({ratio:.2f}x)':>{width - 1}}"  # a space between cells even when one overflows
 
 
 def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
