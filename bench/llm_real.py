@@ -266,16 +266,18 @@ def _cell(r: dict[str, float], anchor: dict[str, float] | None, key: str, width:
     if anchor is None:
         return f"{v:>{width}.1f}"
     ratio = (anchor[key] / r[key]) if lower else (r[key] / anchor[key])
-    return f"{f'{v:.1f} ({ratio:.2f}x)':>{width}}"
+    return f" {f'{v:.1f} ({ratio:.2f}x)':>{width - 1}}"  # a space between cells even when one overflows
 
 
 def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
-    anchor = rows.get(args.anchor) or rows.get("llama.cpp")
-    print(f"\nGemma-3-270M Q4_K_M, greedy, {args.tokens} new tokens, threads {args.threads}; ratio = x llama.cpp (same run)")
+    name_of = args.anchor if args.anchor in rows else "llama.cpp"
+    anchor = rows.get(name_of)
+    print(f"\nGemma-3-270M Q4_K_M, greedy, {args.tokens} new tokens, threads {args.threads}; "
+          f"ratio = x {name_of if anchor else 'nothing (no anchor ran)'} (same run)")
     head = f"{'backend':<16}{'decode tok/s':>14}{'TTFT 512 ms':>13}{'4 streams':>11}{'16 streams':>12}{'16 / 1':>8}"
     print(head)
     for name, r in rows.items():
-        ref = None if name.startswith("llama.cpp") else anchor
+        ref = None if name.startswith("llama.cpp") or name == name_of else anchor
         print(f"{name:<16}{_cell(r, ref, 'decode', 14)}{_cell(r, ref, 'ttft512', 13, 1e3, lower=True)}"
               f"{_cell(r, ref, 'agg4', 11)}{_cell(r, ref, 'agg16', 12)}{r['agg16'] / r['decode']:>8.1f}")  # fmt: skip
     for name, r in rows.items():
@@ -284,7 +286,7 @@ def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
                   f"{r['ttft512_prefix'] * 1e3:.0f} ms with its first 496 tokens cached ({r['ttft512'] / r['ttft512_prefix']:.1f}x); "
                   f"chunked prefill: a running stream's inter-token gap while a 2,048-token prompt is admitted: "
                   f"max {r['gap_max_ms']:.0f} ms, p50 {r['gap_p50_ms']:.0f} ms")  # fmt: skip
-    print("(TTFT ratio = llama.cpp / backend: > 1 is faster)")
+    print(f"(TTFT ratio = {name_of} / backend: > 1 is faster)")
 
 
 if __name__ == "__main__":
