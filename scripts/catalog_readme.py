@@ -50,8 +50,11 @@ model shipped inside a pip or Debian package, or a model aiaas trains itself on 
 package; nothing is downloaded from a model hub. At the first start the server builds (trains, exports,
 evaluates) what is missing in the background, the shortest expected build first (one at a time on 2-3 cores,
 two from 4 cores on): each shows as `LOADING` ("building") in `POST /v2/repository/index` and `aiaas catalog
-list` until it turns `READY`. A first full start measured ~32 minutes of builds on 2 busy cores (fashion-cnn
-alone 939 s, gemma-3-270m 505 s); most models are ready within the first minutes. A build stopped with the
+list` until it turns `READY`; a model is built after the models it needs, and each of those once. A first full
+start on 2 cores takes about 18 minutes of builds: the sum of the builds measured on 2026-12-03 (each at top CPU
+priority on the shared 2-core dev machine; highway-policy 322 s, fashion-cnn 229 s, gemma-3-270m 112 s,
+fashion-vae 98 s, the other 17 models under 70 s each), and 16 of the 21 models are ready within about 5
+minutes. On a machine busy with other work it takes longer (53 minutes here with the load average at 15). A build stopped with the
 server removes its temporary files (leftovers of killed builds are swept at the next start).
 A model whose system or Python package is missing is `UNAVAILABLE` with the exact install command as its
 reason, and the rest keep serving.

@@ -135,6 +135,7 @@ PARALLEL_EN_ES: list[tuple[str, str]] = [(a, b) for a, b in json_asset('parallel
 SPECS = [
     CatalogSpec(
         name="apertium-en-es",
+        build_s=11,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
         scenario="nlp",
         task="translation",
         summary="English -> Spanish translation (Apertium, rule-based)",
@@ -147,6 +148,7 @@ SPECS = [
     ),
     CatalogSpec(
         name="apertium-es-en",
+        build_s=9,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
         scenario="nlp",
         task="translation",
         summary="Spanish -> English translation (Apertium, rule-based)",

@@ -150,6 +150,7 @@ def build_astar(ctx: BuildContext) -> BuildResult:
 
 SPEC = CatalogSpec(
     name="astar-planner",
+    build_s=9,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="driving",
     task="path-planning",
     summary="A* shortest path on an occupancy grid (path planning)",

@@ -36,6 +36,7 @@ def build_breast_cancer(ctx: BuildContext) -> BuildResult:
 
 SPEC = CatalogSpec(
     name="breast-cancer",
+    build_s=6,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="medical",
     task="tabular-classification",
     summary="Breast cancer diagnosis from cell measurements (gradient boosting)",

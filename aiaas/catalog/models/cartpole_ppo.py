@@ -95,6 +95,7 @@ def build_cartpole(ctx: BuildContext) -> BuildResult:
 
 SPEC = CatalogSpec(
     name="cartpole-ppo",
+    build_s=66,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="game",
     task="reinforcement-learning-policy",
     summary="CartPole-v1 policy trained with PPO, served as ONNX",

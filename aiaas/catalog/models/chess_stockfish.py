@@ -138,6 +138,7 @@ def build_chess(ctx: BuildContext) -> BuildResult:
 
 SPEC = CatalogSpec(
     name="chess-stockfish",
+    build_s=1,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="game",
     task="game-move",
     summary="Chess best move for a FEN position (Stockfish engine)",

@@ -85,6 +85,7 @@ def build_credit(ctx: BuildContext) -> BuildResult:
 
 SPEC = CatalogSpec(
     name="credit-risk",
+    build_s=7,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="credit",
     task="tabular-classification",
     summary="Credit scoring with per-feature contributions (gradient boosting, credit_data)",

@@ -84,6 +84,7 @@ def build_summarizer(ctx: BuildContext) -> BuildResult:
 
 SPEC = CatalogSpec(
     name="extractive-summarizer",
+    build_s=3,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="nlp",
     task="summarization",
     summary="Extractive summaries: the most central sentences by MiniLM embeddings (TextRank)",

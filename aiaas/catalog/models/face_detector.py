@@ -161,6 +161,7 @@ FACE_EXAMPLE_JPEG = asset_bytes('face_example.jpg')  # assets/face_example.jpg
 
 SPEC = CatalogSpec(
     name="face-detector",
+    build_s=17,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="vision",
     task="face-detection",
     summary="Faces in a photo -> boxes and count (OpenCV Haar cascade)",

@@ -226,6 +226,7 @@ def build_fashion_vae(ctx: BuildContext) -> BuildResult:
 
 SPEC = CatalogSpec(
     name="fashion-vae",
+    build_s=98,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="vision",
     task="image-generation",
     summary="Class name -> generated 28x28 garment image (conditional VAE trained by aiaas)",

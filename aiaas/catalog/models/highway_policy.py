@@ -110,6 +110,7 @@ def build_highway(ctx: BuildContext) -> BuildResult:
 
 SPEC = CatalogSpec(
     name="highway-policy",
+    build_s=322,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="driving",
     task="reinforcement-learning-policy",
     summary="Highway driving policy (DQN in highway-env), served as ONNX",

@@ -165,6 +165,7 @@ PARAPHRASES: list[tuple[str, str]] = [(a, b) for a, b in json_asset('paraphrases
 
 SPEC = CatalogSpec(
     name=EMBEDDING,
+    build_s=15,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="nlp",
     task="text-embedding",
     summary="Sentence embeddings, 384-d (all-MiniLM-L6-v2 as ONNX, no torch at serve time)",

@@ -265,6 +265,7 @@ def build_movielens(ctx: BuildContext) -> BuildResult:
 
 SPEC = CatalogSpec(
     name="movielens-mf",
+    build_s=15,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="recommendation",
     task="recommendation",
     summary="Movie recommendations and star ratings for MovieLens users (matrix factorisation)",

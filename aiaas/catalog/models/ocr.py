@@ -150,6 +150,7 @@ OCR_EXAMPLE_PNG = asset_bytes('ocr_example.png')  # assets/ocr_example.png
 
 SPEC = CatalogSpec(
     name="ocr",
+    build_s=16,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="vision",
     task="ocr",
     summary="Text in images -> lines and boxes (PP-OCRv4, ONNX)",

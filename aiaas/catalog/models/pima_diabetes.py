@@ -57,6 +57,7 @@ def build_pima(ctx: BuildContext) -> BuildResult:
 
 SPEC = CatalogSpec(
     name="pima-diabetes",
+    build_s=6,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="medical",
     task="tabular-classification",
     summary="Diabetes risk from 7 clinical measurements (gradient boosting, Pima)",

@@ -81,6 +81,7 @@ def build_tts(ctx: BuildContext) -> BuildResult:
 
 SPEC = CatalogSpec(
     name="piper-tts",
+    build_s=44,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="speech",
     task="text-to-speech",
     summary="US English speech synthesis (Piper, voice joe), text -> WAV",

@@ -93,6 +93,7 @@ def build_asr(ctx: BuildContext) -> BuildResult:
 
 SPEC = CatalogSpec(
     name=ASR,
+    build_s=44,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="speech",
     task="speech-recognition",
     summary="US English speech recognition (PocketSphinx), WAV -> text",

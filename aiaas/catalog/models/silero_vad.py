@@ -147,6 +147,7 @@ def build_vad(ctx: BuildContext) -> BuildResult:
 
 SPEC = CatalogSpec(
     name="silero-vad",
+    build_s=15,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
     scenario="speech",
     task="audio-classification",
     summary="Voice activity detection: speech segments in a WAV (Silero VAD, ONNX)",
