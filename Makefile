@@ -53,9 +53,11 @@ bench: install
 bench-catalog: install
 	$(BIN)/python bench/catalog.py $(ARGS)
 
-# ruff, then the import contracts of ARCHITECTURE.md ([tool.importlinter] in pyproject.toml)
+# ruff (lint, and the formatter's check: 120 columns), then the import contracts of ARCHITECTURE.md
+# ([tool.importlinter] in pyproject.toml). `.venv/bin/ruff format aiaas tests bench scripts examples` formats.
 lint: install
-	$(BIN)/ruff check aiaas tests bench
+	$(BIN)/ruff check aiaas tests bench scripts examples
+	$(BIN)/ruff format --check aiaas tests bench scripts examples
 	$(BIN)/lint-imports
 
 typecheck: install

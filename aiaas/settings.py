@@ -42,11 +42,15 @@ class Settings(BaseSettings):
     gil_switch_interval_ms: float = Field(default=0.5, gt=0, le=100)
 
     # --- governance (tenants, keys, limits, budgets, usage) -------------------------------------------
-    governance: Literal["db", "off"] = "db"  # db: tenants and keys in the database | off: only the bootstrap admin key, no metering
+    governance: Literal["db", "off"] = (
+        "db"  # db: tenants and keys in the database | off: only the bootstrap admin key, no metering
+    )
     key_cache_ttl_s: float = 5.0  # API keys are cached this long; a revocation via another process lands within it
     governance_refresh_s: float = 5.0  # how often ownership, grants, limits and budgets are re-read
     usage_flush_s: float = 1.0  # usage rows are buffered and written this often (and at shutdown)
-    budget_mode: Literal["auto", "memory", "db"] = "auto"  # auto | memory (one process per database) | db (atomic UPDATE; several replicas)
+    budget_mode: Literal["auto", "memory", "db"] = (
+        "auto"  # auto | memory (one process per database) | db (atomic UPDATE; several replicas)
+    )
     redis_prefix: str = "aiaas:rl:"  # key prefix of the shared rate limits in Redis
     concurrency_lease_s: float = 600.0  # a concurrency slot held by a crashed replica frees itself after this
 
@@ -79,13 +83,25 @@ class Settings(BaseSettings):
     upload_validation_s: float = Field(default=600.0, gt=0)  # CPU time an upload's validation may take
 
     # --- resilience: dependencies down, abuse that costs the server (docs/resilience.md) -------------
-    redis_timeout_s: float = Field(default=1.0, gt=0)  # Redis socket timeout (connect, command); a call is cut at twice this: Redis down
-    redis_failure_mode: Literal["closed", "open"] = "closed"  # Redis down: closed -> keys with shared limits get 503 | open -> per-process limits (logged)
-    redis_retry_s: float = Field(default=1.0, gt=0)  # after a Redis failure, requests fail fast this long before one probes again
-    auth_failures_per_minute: int = Field(default=60, ge=0)  # invalid keys one client address may send per minute, then 429 (0 = no limit)
-    negative_key_cache_size: int = Field(default=10_000, ge=0)  # unknown key ids remembered (no database lookup while cached)
+    redis_timeout_s: float = Field(
+        default=1.0, gt=0
+    )  # Redis socket timeout (connect, command); a call is cut at twice this: Redis down
+    redis_failure_mode: Literal["closed", "open"] = (
+        "closed"  # Redis down: closed -> keys with shared limits get 503 | open -> per-process limits (logged)
+    )
+    redis_retry_s: float = Field(
+        default=1.0, gt=0
+    )  # after a Redis failure, requests fail fast this long before one probes again
+    auth_failures_per_minute: int = Field(
+        default=60, ge=0
+    )  # invalid keys one client address may send per minute, then 429 (0 = no limit)
+    negative_key_cache_size: int = Field(
+        default=10_000, ge=0
+    )  # unknown key ids remembered (no database lookup while cached)
     negative_key_cache_ttl_s: float = Field(default=10.0, ge=0)  # how long an unknown key id is remembered
-    usage_retention_days: float = Field(default=30.0, ge=0)  # raw usage rows older than this are deleted; hourly totals keep /v1/usage exact (0 = keep)
+    usage_retention_days: float = Field(
+        default=30.0, ge=0
+    )  # raw usage rows older than this are deleted; hourly totals keep /v1/usage exact (0 = keep)
     usage_rollup_interval_s: float = Field(default=3600.0, gt=0)  # how often raw usage rows past retention are deleted
 
     # --- placement (model replicas in worker processes and on a Ray cluster; docs/cluster.md) ---

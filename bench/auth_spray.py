@@ -81,8 +81,11 @@ class Phase:
 
 
 def main(seconds: float, rounds: int) -> int:
-    specs = [("one wrong key", "one", {}), ("random keys", "random", {}),
-             ("random keys, no brake", "random", {"AIAAS_AUTH_FAILURES_PER_MINUTE": "0"})]  # fmt: skip
+    specs = [
+        ("one wrong key", "one", {}),
+        ("random keys", "random", {}),
+        ("random keys, no brake", "random", {"AIAAS_AUTH_FAILURES_PER_MINUTE": "0"}),
+    ]
     with tempfile.TemporaryDirectory(prefix="aiaas-spray-") as tmp:
         onnx_file = build_model(Path(tmp) / "src" / "tiny.onnx")
         phases: list[Phase] = []
@@ -100,25 +103,27 @@ def main(seconds: float, rounds: int) -> int:
         finally:
             for phase in phases:
                 phase.server.stop()
-    print(f"key spray: V2 infer with invalid keys, one keep-alive connection, {seconds:.0f} s per phase "
-          f"in {rounds} interleaved rounds")  # fmt: skip
+    print(
+        f"key spray: V2 infer with invalid keys, one keep-alive connection, {seconds:.0f} s per phase "
+        f"in {rounds} interleaved rounds"
+    )
     print(f"{'phase':24} {'req/s':>8} {'server CPU us/req':>18}  statuses")
     for p in phases:
         print(f"{p.label:24} {p.rate:8.0f} {p.cpu_us:18.0f}  {dict(sorted(p.statuses.items()))}")
     one, spray, bare = phases
     cost = spray.cpu_us / one.cpu_us
     verdict = "PASS" if cost <= TARGET else "MISS"
-    print(f"server CPU per request, random keys / one wrong key: {cost:.2f} (target <= {TARGET}: {verdict}); "
-          f"without the brake: {bare.cpu_us / one.cpu_us:.2f}; req/s ratio {spray.rate / one.rate:.2f} "
-          f"(without the brake {bare.rate / one.rate:.2f})")  # fmt: skip
+    print(
+        f"server CPU per request, random keys / one wrong key: {cost:.2f} (target <= {TARGET}: {verdict}); "
+        f"without the brake: {bare.cpu_us / one.cpu_us:.2f}; req/s ratio {spray.rate / one.rate:.2f} "
+        f"(without the brake {bare.rate / one.rate:.2f})"
+    )
     return 0 if cost <= TARGET else 1
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase")
-    parser.add_argument(
-        "--rounds", type=int, default=10, help="interleaved rounds the seconds are split into"
-    )
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds the seconds are split into")
     args = parser.parse_args()
     raise SystemExit(main(args.seconds, args.rounds))

@@ -79,8 +79,10 @@ def build_one(spec: CatalogSpec, home: Path, quick: bool) -> tuple[bool, float, 
     last_status = ""
     last_msg = ""
     t0 = time.monotonic()
-    with open(log_path, "w") as log, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                      text=True, cwd=ROOT) as proc:
+    with (
+        open(log_path, "w") as log,
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT) as proc,
+    ):
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
@@ -104,8 +106,7 @@ def floor_rows(spec: CatalogSpec, metrics: dict[str, Any]) -> list[dict[str, Any
     for f in spec.floors:
         value = metrics.get(f.metric)
         measured = float(value) if isinstance(value, (int, float)) else None
-        rows.append({"metric": f.metric, "floor": f"{f.op} {f.value:g}", "measured": measured,
-                     "ok": f.holds(measured)})
+        rows.append({"metric": f.metric, "floor": f"{f.op} {f.value:g}", "measured": measured, "ok": f.holds(measured)})
     return rows
 
 
@@ -125,8 +126,9 @@ def short(outputs: list[dict[str, Any]], width: int = 90) -> str:
         data = o.get("data")
         if isinstance(data, list):
             head = data[:4]
-            text = json.dumps([(s[:40] + "...") if isinstance(s, str) and len(s) > 40 else s for s in head],
-                              ensure_ascii=False)
+            text = json.dumps(
+                [(s[:40] + "...") if isinstance(s, str) and len(s) > 40 else s for s in head], ensure_ascii=False
+            )
             if len(data) > 4:
                 text = text[:-1] + ", ...]"
         else:
@@ -176,8 +178,10 @@ def fmt(v: float | None, spec: str = ".4g") -> str:
 
 
 def print_table(rows: list[Row], quick: bool) -> None:
-    head = (f"{'model':<22} {'scenario':<14} {'metric':<22} {'measured':>9} {'floor':>9} {'':4}  "
-            f"{'build s':>8} {'size MB':>8} {'example':>7} {'p50 ms':>8}")
+    head = (
+        f"{'model':<22} {'scenario':<14} {'metric':<22} {'measured':>9} {'floor':>9} {'':4}  "
+        f"{'build s':>8} {'size MB':>8} {'example':>7} {'p50 ms':>8}"
+    )
     print(head)
     print("-" * len(head))
     for row in rows:
@@ -188,10 +192,16 @@ def print_table(rows: list[Row], quick: bool) -> None:
         for i, f in enumerate(lines):
             mark = {True: "PASS", False: "MISS", None: "-" if row.state in ("built", "reused") else ""}[f["ok"]]
             first = i == 0
-            print(f"{(row.name if first else ''):<22} {(row.scenario if first else ''):<14} {f['metric'][:22]:<22} "
-                  f"{fmt(f['measured']):>9} {f['floor']:>9} {mark:4}  "
-                  + (f"{build:>8} {fmt(row.size_mb, '.2f'):>8} {fmt(row.example_status, 'd'):>7} "
-                     f"{fmt(row.example_p50_ms, '.1f'):>8}" if first else ""))
+            print(
+                f"{(row.name if first else ''):<22} {(row.scenario if first else ''):<14} {f['metric'][:22]:<22} "
+                f"{fmt(f['measured']):>9} {f['floor']:>9} {mark:4}  "
+                + (
+                    f"{build:>8} {fmt(row.size_mb, '.2f'):>8} {fmt(row.example_status, 'd'):>7} "
+                    f"{fmt(row.example_p50_ms, '.1f'):>8}"
+                    if first
+                    else ""
+                )
+            )
         if row.state not in ("built", "reused"):
             print(f"{'':<22} {row.state.upper()}: {row.detail}"[:200])
     if quick:
@@ -243,36 +253,47 @@ def main(argv: list[str] | None = None) -> int:
             if row.state == "reused" and isinstance(info.get("build_seconds"), (int, float)):
                 row.build_s = float(info["build_seconds"])
             size = row.metrics.get("size_mb")
-            row.size_mb = float(size) if isinstance(size, (int, float)) else version_size_mb(repo, spec.name,
-                                                                                              info.get("version"))
+            row.size_mb = (
+                float(size) if isinstance(size, (int, float)) else version_size_mb(repo, spec.name, info.get("version"))
+            )
         row.floors = floor_rows(spec, row.metrics)
 
     print("  serving the README examples ...", file=sys.stderr)
     serve_examples(home, rows, specs)
 
     registry_order = list(all_specs())
-    ordered = [rows[s.name] for s in sorted(specs, key=lambda s: (_scenario_rank(s.scenario),
-                                                                  registry_order.index(s.name)))]
+    ordered = [
+        rows[s.name] for s in sorted(specs, key=lambda s: (_scenario_rank(s.scenario), registry_order.index(s.name)))
+    ]
     print(f"\n== aiaas catalog: {mode} builds ({time.strftime('%Y-%m-%d')}, {_cpus()} cores), home {home}")
     print_table(ordered, args.quick)
 
     reused = [r for r in ordered if r.state == "reused"]
     total = sum(r.build_s or 0.0 for r in ordered)
     print()
-    print(f"total build time {total:.0f} s ({total / 60:.1f} min) for {sum(r.build_s is not None for r in ordered)} "
-          f"model(s); target <= {TARGET_S // 60} min for the whole catalog, full builds on 2 cores: "
-          + ("n/a (quick builds)" if args.quick else "PASS" if total <= TARGET_S else "MISS"))
+    print(
+        f"total build time {total:.0f} s ({total / 60:.1f} min) for {sum(r.build_s is not None for r in ordered)} "
+        f"model(s); target <= {TARGET_S // 60} min for the whole catalog, full builds on 2 cores: "
+        + ("n/a (quick builds)" if args.quick else "PASS" if total <= TARGET_S else "MISS")
+    )
     if reused:
-        print(f"  {len(reused)} model(s) reused from earlier builds, marked (r) (their card's build time, without process "
-              f"start; this run built {len(ordered) - len(reused)} in {fresh_s:.0f} s)")
+        print(
+            f"  {len(reused)} model(s) reused from earlier builds, marked (r) (their card's build time, without "
+            "process "
+            f"start; this run built {len(ordered) - len(reused)} in {fresh_s:.0f} s)"
+        )
     if names is not None:
         print("  (--only: not the whole catalog)")
     floors = [f for r in ordered for f in r.floors]
-    print(f"floors: {sum(f['ok'] is True for f in floors)} PASS, {sum(f['ok'] is False for f in floors)} MISS, "
-          f"{sum(f['ok'] is None for f in floors)} not measured")
+    print(
+        f"floors: {sum(f['ok'] is True for f in floors)} PASS, {sum(f['ok'] is False for f in floors)} MISS, "
+        f"{sum(f['ok'] is None for f in floors)} not measured"
+    )
     bad_examples = [r.name for r in ordered if r.example_status not in (None, 200)]
-    print(f"README examples: {sum(r.example_status == 200 for r in ordered)} answered 200"
-          + (f", failed: {', '.join(bad_examples)}" if bad_examples else ""))
+    print(
+        f"README examples: {sum(r.example_status == 200 for r in ordered)} answered 200"
+        + (f", failed: {', '.join(bad_examples)}" if bad_examples else "")
+    )
     print("\nanswers to the README examples:")
     for r in ordered:
         if r.example_status is not None:
@@ -280,8 +301,18 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.json or ROOT / "bench" / "results" / f"catalog{'-quick' if args.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"mode": mode, "home": str(home), "total_build_s": round(total, 1),
-                               "target_s": TARGET_S, "models": [asdict(r) for r in ordered]}, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "mode": mode,
+                "home": str(home),
+                "total_build_s": round(total, 1),
+                "target_s": TARGET_S,
+                "models": [asdict(r) for r in ordered],
+            },
+            indent=1,
+        )
+    )
     print(f"results: {out}")
     failed = [r for r in ordered if r.state == "failed"]
     return 1 if failed or bad_examples else 0

@@ -57,11 +57,42 @@ def main(name: str | None = None) -> None:
 app(args=sys.argv[1:])
 """
 
-HELP = [["--help"], *([c, "--help"] for c in ("models", "run", "chat", "ps", "catalog", "tenants", "keys", "usage",
-        "audit", "files", "jobs", "optimize", "optimizations", "serve")), ["models", "list", "--help"],
-        ["keys", "list", "--help"]]  # fmt: skip
-SERVER = [["models", "list"], ["keys", "list"], ["tenants", "list"], ["usage"], ["audit"], ["catalog", "list"],
-          ["jobs", "list"], ["files", "list"], ["optimizations", "list"], ["ps", "--interval", "0"]]  # fmt: skip
+HELP = [
+    ["--help"],
+    *(
+        [c, "--help"]
+        for c in (
+            "models",
+            "run",
+            "chat",
+            "ps",
+            "catalog",
+            "tenants",
+            "keys",
+            "usage",
+            "audit",
+            "files",
+            "jobs",
+            "optimize",
+            "optimizations",
+            "serve",
+        )
+    ),
+    ["models", "list", "--help"],
+    ["keys", "list", "--help"],
+]
+SERVER = [
+    ["models", "list"],
+    ["keys", "list"],
+    ["tenants", "list"],
+    ["usage"],
+    ["audit"],
+    ["catalog", "list"],
+    ["jobs", "list"],
+    ["files", "list"],
+    ["optimizations", "list"],
+    ["ps", "--interval", "0"],
+]
 DB = [["keys", "list"], ["tenants", "list"], ["usage"], ["audit"]]
 
 
@@ -75,10 +106,16 @@ def free_port() -> int:
 def server(home: Path, port: int, root: Path) -> Iterator[None]:
     """A real server on ``home``; its first start creates the database and the admin key file (which the CLI
     reads to ask it)."""
-    env = {**os.environ, "AIAAS_HOME": str(home), "AIAAS_PORT": str(port), "AIAAS_CATALOG": "none",
-           "PYTHONPATH": str(root)}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "aiaas.cli.main", "serve"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    env = {
+        **os.environ,
+        "AIAAS_HOME": str(home),
+        "AIAAS_PORT": str(port),
+        "AIAAS_CATALOG": "none",
+        "PYTHONPATH": str(root),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiaas.cli.main", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -139,14 +176,23 @@ def main() -> None:
             for _ in range(args.runs):
                 for group, label, argv, p in jobs:
                     for name, root in roots.items():
-                        env = {**os.environ, "AIAAS_HOME": str(home), "AIAAS_PORT": str(p), "PYTHONPATH": str(root),
-                               "COLUMNS": "100"}  # fmt: skip
+                        env = {
+                            **os.environ,
+                            "AIAAS_HOME": str(home),
+                            "AIAAS_PORT": str(p),
+                            "PYTHONPATH": str(root),
+                            "COLUMNS": "100",
+                        }
                         times.setdefault((group, label, name), []).append(timed([sys.executable, *argv], env))
     report(jobs, roots, times, args.runs)
 
 
-def report(jobs: list[tuple[str, str, list[str], int]], roots: dict[str, Path],
-           times: dict[tuple[str, str, str], list[tuple[float, float]]], runs: int) -> None:  # fmt: skip
+def report(
+    jobs: list[tuple[str, str, list[str], int]],
+    roots: dict[str, Path],
+    times: dict[tuple[str, str, str], list[tuple[float, float]]],
+    runs: int,
+) -> None:
     def med(key: tuple[str, str, str], i: int) -> float:
         return statistics.median(t[i] for t in times[key])
 

@@ -85,7 +85,9 @@ def make_home(home: Path, onnx_file: Path) -> None:
 
     repo = ModelRepository(home / "models")
     repo.ensure()
-    import_onnx(repo, onnx_file, MODEL, max_batch_size=8, overrides={"pricing": {"per_request": 0.0001, "per_1k_units": 0.01}})
+    import_onnx(
+        repo, onnx_file, MODEL, max_batch_size=8, overrides={"pricing": {"per_request": 0.0001, "per_1k_units": 0.01}}
+    )
 
 
 def free_port() -> int:
@@ -108,10 +110,14 @@ class Server:
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIAAS_")}
         env.update(
-            AIAAS_CATALOG="none", AIAAS_HOME=str(self.home), AIAAS_ADMIN_KEY=ADMIN_KEY,
-            AIAAS_GOVERNANCE=self.governance, AIAAS_LOG_LEVEL="warning", AIAAS_ACCESS_LOG="false",
+            AIAAS_CATALOG="none",
+            AIAAS_HOME=str(self.home),
+            AIAAS_ADMIN_KEY=ADMIN_KEY,
+            AIAAS_GOVERNANCE=self.governance,
+            AIAAS_LOG_LEVEL="warning",
+            AIAAS_ACCESS_LOG="false",
             PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-        )  # fmt: skip
+        )
         if self.database_url:
             env["AIAAS_DATABASE_URL"] = self.database_url
         env.update(self.env)
@@ -119,8 +125,11 @@ class Server:
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "aiaas.cli.main", "serve", "--home", str(self.home), "--port", str(self.port)],
-                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
-            )  # fmt: skip
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=str(REPO_ROOT),
+            )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -267,16 +276,19 @@ def main(requests: int, rounds: int, warmup: int, postgres: str | None) -> int:
         expected = warmup + per_round * rounds
         metered, deadline = -1, time.monotonic() + 10
         while metered != expected and time.monotonic() < deadline:  # usage is flushed every second
-            status, doc = db.request("GET", "/v1/usage?tenant=bench&group_by=model", None,
-                                     {"Authorization": f"Bearer {ADMIN_KEY}"})  # fmt: skip
+            status, doc = db.request(
+                "GET", "/v1/usage?tenant=bench&group_by=model", None, {"Authorization": f"Bearer {ADMIN_KEY}"}
+            )
             metered = sum(row["requests"] for row in doc["data"]) if status == 200 else -1
             if metered != expected:
                 time.sleep(0.2)
         for load in loads.values():
             load.conn.close()
 
-    print(f"governance overhead over HTTP: {per_round * rounds} sequential requests per server "
-          f"({rounds} interleaved rounds after {warmup} warm-up), model '{MODEL}' (4->3 MLP, batch 1)")  # fmt: skip
+    print(
+        f"governance overhead over HTTP: {per_round * rounds} sequential requests per server "
+        f"({rounds} interleaved rounds after {warmup} warm-up), model '{MODEL}' (4->3 MLP, batch 1)"
+    )
     print(f"{'server':46} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'CPU us/req':>11}")
     store = "PostgreSQL" if postgres else "SQLite"
     rows = {"off": "AIAAS_GOVERNANCE=off (admin key)", "db": f"AIAAS_GOVERNANCE=db ({store}, limited key)"}
@@ -292,8 +304,10 @@ def main(requests: int, rounds: int, warmup: int, postgres: str | None) -> int:
     verdict = "PASS" if over50 <= TARGET_MS else "MISS"
     print(f"overhead: p50 {over50:+.3f} ms, p99 {over99:+.3f} ms, server CPU {cpu:+.0f} us/request")
     print(f"target p50 overhead <= {TARGET_MS} ms: {verdict}")
-    print(f"usage metered by the db server: {metered} of {expected} requests "
-          f"({'all accounted' if metered == expected else 'MISMATCH'})")  # fmt: skip
+    print(
+        f"usage metered by the db server: {metered} of {expected} requests "
+        f"({'all accounted' if metered == expected else 'MISMATCH'})"
+    )
     return 0 if metered == expected else 1
 
 

@@ -55,9 +55,24 @@ def h2load(work: Path, port: int, body: bytes, auth: str, conc: int, seconds: fl
     bfile.write_bytes(body)
     log = work / "h2load.log"
     log.unlink(missing_ok=True)
-    argv = ["h2load", "-t1", f"-c{conc}", "-m1", f"-D{max(1, round(seconds))}", "-d", str(bfile),
-            "-H", "content-type: application/grpc", "-H", "te: trailers", "-H", f"authorization: {auth}",
-            "--log-file", str(log), f"http://127.0.0.1:{port}{GRPC_PATH}"]  # fmt: skip
+    argv = [
+        "h2load",
+        "-t1",
+        f"-c{conc}",
+        "-m1",
+        f"-D{max(1, round(seconds))}",
+        "-d",
+        str(bfile),
+        "-H",
+        "content-type: application/grpc",
+        "-H",
+        "te: trailers",
+        "-H",
+        f"authorization: {auth}",
+        "--log-file",
+        str(log),
+        f"http://127.0.0.1:{port}{GRPC_PATH}",
+    ]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rows = np.loadtxt(log, dtype=np.int64, ndmin=2) if log.stat().st_size else np.empty((0, 3), np.int64)
     if not len(rows):
@@ -65,5 +80,10 @@ def h2load(work: Path, port: int, body: bytes, auth: str, conc: int, seconds: fl
     ok = rows[:, 1] == 200
     lat_ms = rows[:, 2] / 1000.0
     span_s = ((rows[:, 0] + rows[:, 2]).max() - rows[:, 0].min()) / 1e6  # first start to last end
-    return {"rps": float(len(rows) / max(span_s, 1e-9)), "requests": len(rows), "p50_ms": float(np.percentile(lat_ms, 50)),
-            "p99_ms": float(np.percentile(lat_ms, 99)), "errors": int((~ok).sum())}  # fmt: skip
+    return {
+        "rps": float(len(rows) / max(span_s, 1e-9)),
+        "requests": len(rows),
+        "p50_ms": float(np.percentile(lat_ms, 50)),
+        "p99_ms": float(np.percentile(lat_ms, 99)),
+        "errors": int((~ok).sum()),
+    }

@@ -51,7 +51,9 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
-async def run_load(engine: TorchEngine, prompts: list[list[int]], n: int, concurrency: int) -> tuple[float, list[float]]:
+async def run_load(
+    engine: TorchEngine, prompts: list[list[int]], n: int, concurrency: int
+) -> tuple[float, list[float]]:
     """Aggregate tokens/s and TTFTs for len(prompts) requests with ``concurrency`` in flight."""
     queue = list(prompts)
     ttfts: list[float] = []
@@ -85,16 +87,27 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.model is None:
         tmp = Path(tempfile.mkdtemp(prefix="aiaas-bench-llm-"))
-        args.model = build_model(tmp / "hf", hidden=640, layers=18, heads=4, kv_heads=1, intermediate=2048,
-                                 model_vocab=262144, max_positions=4096)  # fmt: skip
+        args.model = build_model(
+            tmp / "hf",
+            hidden=640,
+            layers=18,
+            heads=4,
+            kv_heads=1,
+            intermediate=2048,
+            model_vocab=262144,
+            max_positions=4096,
+        )
         label = "random Llama, Gemma-3-270M shape (hidden 640, 18 layers, vocab 262144)"
     else:
         label = str(args.model)
     t0 = time.perf_counter()
     engine = TorchEngine(args.model, limits=EngineLimits(max_num_seqs=16, threads=args.threads))
     engine.start()
-    print(f"model: {label}; load {time.perf_counter() - t0:.1f}s; {sum(p.numel() for p in engine.model.parameters()) / 1e6:.0f}M params; "
-          f"threads {args.threads}; N={args.tokens} new tokens per request, greedy")  # fmt: skip
+    print(
+        f"model: {label}; load {time.perf_counter() - t0:.1f}s; "
+        f"{sum(p.numel() for p in engine.model.parameters()) / 1e6:.0f}M params; "
+        f"threads {args.threads}; N={args.tokens} new tokens per request, greedy"
+    )
     tok = engine.tokenizer
     prompts = [tok.encode(PROMPTS[i % len(PROMPTS)]) for i in range(args.requests)]
     n = args.tokens
@@ -139,8 +152,14 @@ def main() -> None:
     ratio16 = best["16 streams"][0] / seq
     overhead = 1.0 - best["one stream"][0] / bare_tps
     print(f"\naggregate 16 streams / sequential = {ratio16:.2f}x (target >= 5x): {'PASS' if ratio16 >= 5 else 'MISS'}")
-    print(f"one stream vs bare generate: overhead {overhead * 100:+.1f}% (target <= 10%): {'PASS' if overhead <= 0.10 else 'MISS'}")
-    print(f"TTFT at 16 streams: p50 {pct(best['16 streams'][1], 0.5) * 1e3:.0f} ms, p99 {pct(best['16 streams'][1], 0.99) * 1e3:.0f} ms")
+    print(
+        f"one stream vs bare generate: overhead {overhead * 100:+.1f}% (target <= 10%): "
+        f"{'PASS' if overhead <= 0.10 else 'MISS'}"
+    )
+    print(
+        f"TTFT at 16 streams: p50 {pct(best['16 streams'][1], 0.5) * 1e3:.0f} ms, p99 "
+        f"{pct(best['16 streams'][1], 0.99) * 1e3:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

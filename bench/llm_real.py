@@ -46,8 +46,10 @@ PROMPTS = [
     "Continuous batching lets new requests join the running batch between decode steps;",
     "The capital of France is",
 ]
-FILLER = ("The history of science is the study of the development of science and scientific knowledge, "
-          "including both the natural and social sciences. ")  # fmt: skip
+FILLER = (
+    "The history of science is the study of the development of science and scientific knowledge, "
+    "including both the natural and social sciences. "
+)
 
 
 def long_prompt(tok: Any, n: int, salt: str = "") -> list[int]:
@@ -101,9 +103,12 @@ async def measure_engine(engine: Engine, args: argparse.Namespace) -> dict[str, 
 
 def anchor_prompts(tok: Any) -> dict[str, Any]:
     """The token ids the anchors run (computed here, so the child process needs no tokenizer and no torch)."""
-    return {"warm": tok.encode(PROMPTS[0]), "decode": tok.encode(PROMPTS[3]),
-            "ttft": [long_prompt(tok, 512, f"case {i}") for i in range(2)],
-            "streams": [tok.encode(p) for p in PROMPTS]}  # fmt: skip
+    return {
+        "warm": tok.encode(PROMPTS[0]),
+        "decode": tok.encode(PROMPTS[3]),
+        "ttft": [long_prompt(tok, 512, f"case {i}") for i in range(2)],
+        "streams": [tok.encode(p) for p in PROMPTS],
+    }
 
 
 def anchor_figures(run: Any, ids: dict[str, Any], n: int) -> dict[str, float]:
@@ -122,8 +127,7 @@ def anchor_figures(run: Any, ids: dict[str, Any], n: int) -> dict[str, float]:
 def measure_llamacpp_anchor(gguf: Path, ids: dict[str, Any], threads: int, n: int) -> dict[str, float]:
     import llama_cpp
 
-    llm = llama_cpp.Llama(str(gguf), n_threads=threads, n_threads_batch=threads, n_ctx=4096, n_batch=512,
-                          verbose=False)  # fmt: skip
+    llm = llama_cpp.Llama(str(gguf), n_threads=threads, n_threads_batch=threads, n_ctx=4096, n_batch=512, verbose=False)
 
     def run(prompt: list[int], n: int) -> tuple[int, float, float]:
         llm.reset()
@@ -194,8 +198,9 @@ def anchor_in_child(name: str, gguf: Path, ids: dict[str, Any], threads: int, n:
     """Measure anchor ``name`` in a fresh Python process that never imports torch (only llama_cpp and numpy),
     on a thread of its own: the anchor then runs as llama.cpp's own users run it, with one OpenMP runtime."""
     job = json.dumps({"name": name, "gguf": str(gguf), "ids": ids, "threads": threads, "tokens": n})
-    out = subprocess.run([sys.executable, __file__, "--anchor-child"], input=job, capture_output=True, text=True,
-                         check=False)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, __file__, "--anchor-child"], input=job, capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         raise RuntimeError(f"anchor {name} failed: {out.stderr[-2000:]}")
     res: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -215,8 +220,12 @@ def main() -> None:
     ap.add_argument("--gguf", type=Path, required=True)
     ap.add_argument("--hf", type=Path, required=True, help="the HF directory converted from the GGUF (aiaas.llm.gemma)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--busy-streams", type=int, default=0,
-                    help="the engines' busy_streams (0: decode on --threads at every load; the bench has no HTTP path)")
+    ap.add_argument(
+        "--busy-streams",
+        type=int,
+        default=0,
+        help="the engines' busy_streams (0: decode on --threads at every load; the bench has no HTTP path)",
+    )
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--backends", default="llama.cpp-c,llama.cpp,aiaas-llamacpp,torch-int8,torch-fp32")
     ap.add_argument("--anchor", default="llama.cpp-c", help="the row the ratios are taken against")
@@ -228,7 +237,10 @@ def main() -> None:
 
     tok = AutoTokenizer.from_pretrained(str(args.hf))
     ids = anchor_prompts(tok)
-    print(f"start {time.strftime('%H:%M:%S')} UTC, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    print(
+        f"start {time.strftime('%H:%M:%S')} UTC, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        flush=True,
+    )
     rows: dict[str, dict[str, float]] = {}
     have_lc = llamacpp_engine.available()
     for name in args.backends.split(","):
@@ -240,8 +252,9 @@ def main() -> None:
             rows[name] = anchor_in_child(name, args.gguf, ids, args.threads, args.tokens)
         else:
             engine: Engine
-            limits = EngineLimits(threads=args.threads, busy_streams=args.busy_streams, max_num_seqs=16,
-                                  max_num_tokens=8192)  # fmt: skip
+            limits = EngineLimits(
+                threads=args.threads, busy_streams=args.busy_streams, max_num_seqs=16, max_num_tokens=8192
+            )
             if name == "aiaas-llamacpp":
                 if not have_lc:
                     continue
@@ -260,8 +273,9 @@ def main() -> None:
     report(rows, args)
 
 
-def _cell(r: dict[str, float], anchor: dict[str, float] | None, key: str, width: int, scale: float = 1.0,
-          lower: bool = False) -> str:  # fmt: skip
+def _cell(
+    r: dict[str, float], anchor: dict[str, float] | None, key: str, width: int, scale: float = 1.0, lower: bool = False
+) -> str:
     v = r[key] * scale
     if anchor is None:
         return f"{v:>{width}.1f}"
@@ -272,20 +286,27 @@ def _cell(r: dict[str, float], anchor: dict[str, float] | None, key: str, width:
 def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
     name_of = args.anchor if args.anchor in rows else "llama.cpp"
     anchor = rows.get(name_of)
-    print(f"\nGemma-3-270M Q4_K_M, greedy, {args.tokens} new tokens, threads {args.threads}; "
-          f"ratio = x {name_of if anchor else 'nothing (no anchor ran)'} (same run)")
+    print(
+        f"\nGemma-3-270M Q4_K_M, greedy, {args.tokens} new tokens, threads {args.threads}; "
+        f"ratio = x {name_of if anchor else 'nothing (no anchor ran)'} (same run)"
+    )
     head = f"{'backend':<16}{'decode tok/s':>14}{'TTFT 512 ms':>13}{'4 streams':>11}{'16 streams':>12}{'16 / 1':>8}"
     print(head)
     for name, r in rows.items():
         ref = None if name.startswith("llama.cpp") or name == name_of else anchor
-        print(f"{name:<16}{_cell(r, ref, 'decode', 14)}{_cell(r, ref, 'ttft512', 13, 1e3, lower=True)}"
-              f"{_cell(r, ref, 'agg4', 11)}{_cell(r, ref, 'agg16', 12)}{r['agg16'] / r['decode']:>8.1f}")  # fmt: skip
+        print(
+            f"{name:<16}{_cell(r, ref, 'decode', 14)}{_cell(r, ref, 'ttft512', 13, 1e3, lower=True)}"
+            f"{_cell(r, ref, 'agg4', 11)}{_cell(r, ref, 'agg16', 12)}{r['agg16'] / r['decode']:>8.1f}"
+        )
     for name, r in rows.items():
         if "ttft512_prefix" in r:
-            print(f"{name}: prefix cache: TTFT of a 512-token prompt {r['ttft512'] * 1e3:.0f} ms -> "
-                  f"{r['ttft512_prefix'] * 1e3:.0f} ms with its first 496 tokens cached ({r['ttft512'] / r['ttft512_prefix']:.1f}x); "
-                  f"chunked prefill: a running stream's inter-token gap while a 2,048-token prompt is admitted: "
-                  f"max {r['gap_max_ms']:.0f} ms, p50 {r['gap_p50_ms']:.0f} ms")  # fmt: skip
+            print(
+                f"{name}: prefix cache: TTFT of a 512-token prompt {r['ttft512'] * 1e3:.0f} ms -> "
+                f"{r['ttft512_prefix'] * 1e3:.0f} ms with its first 496 tokens cached "
+                f"({r['ttft512'] / r['ttft512_prefix']:.1f}x); "
+                f"chunked prefill: a running stream's inter-token gap while a 2,048-token prompt is admitted: "
+                f"max {r['gap_max_ms']:.0f} ms, p50 {r['gap_p50_ms']:.0f} ms"
+            )
     print(f"(TTFT ratio = {name_of} / backend: > 1 is faster)")
 
 

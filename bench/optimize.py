@@ -77,9 +77,7 @@ def token_task(n: int, seq: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         counts = rng.multinomial(k, np.full(TOPICS, 1 / TOPICS))  # noise topic words
         counts[y[i]] += max(2, seq // 32)  # the label's topic gets a few more
         y[i] = int(np.argmax(counts + rng.random(TOPICS) * 0.1))  # label = the dominant topic (ties broken)
-        words = np.concatenate(
-            [rng.integers(t * GROUP, (t + 1) * GROUP, size=c) for t, c in enumerate(counts)]
-        )
+        words = np.concatenate([rng.integers(t * GROUP, (t + 1) * GROUP, size=c) for t, c in enumerate(counts)])
         ids[i, rng.choice(seq, size=len(words), replace=False)] = words
     return ids.astype(np.int64), y.astype(np.int64)
 
@@ -90,9 +88,7 @@ class Encoder(nn.Module):
         self.embed = nn.Embedding(VOCAB, d)
         layer = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        for i, block in enumerate(
-            self.encoder.layers
-        ):  # TransformerEncoder deep-copies one layer: make them differ
+        for i, block in enumerate(self.encoder.layers):  # TransformerEncoder deep-copies one layer: make them differ
             gen = torch.Generator().manual_seed(1000 + i)
             for p in block.parameters():
                 if p.dim() > 1:
@@ -129,8 +125,11 @@ class Pooled(nn.Module):
 
 def _export(module: nn.Module, example: torch.Tensor, work: Path, name: str) -> Path:
     src = TorchSource(net=module, example_inputs=(example,), input_names=["input_ids"], output_names=[name])
-    art = export_onnx(Artifact_torch(module), {**PASSES["export-onnx"].options, "exporter": "torchscript"},
-                      PassContext(work, source=src))  # fmt: skip
+    art = export_onnx(
+        Artifact_torch(module),
+        {**PASSES["export-onnx"].options, "exporter": "torchscript"},
+        PassContext(work, source=src),
+    )
     assert art.path is not None
     return art.path
 
@@ -153,37 +152,59 @@ def bench_encoder(work: Path, quick: bool) -> None:
     x_cal, _ = token_task(64, 128, 3)
     t0 = time.perf_counter()
     bow = Bow(net.embed, nn.Linear(net.embed.embedding_dim, TOPICS))  # shares the encoder's embedding table
-    local_fine_tune(bow, TrainSet((torch.from_numpy(x_bow),), (torch.from_numpy(y_bow),)), cross_entropy_loss,
-                    TrainOptions(epochs=3, learning_rate=3e-3, batch_size=64), no_progress)  # fmt: skip
+    local_fine_tune(
+        bow,
+        TrainSet((torch.from_numpy(x_bow),), (torch.from_numpy(y_bow),)),
+        cross_entropy_loss,
+        TrainOptions(epochs=3, learning_rate=3e-3, batch_size=64),
+        no_progress,
+    )
     feats_path = _export(Pooled(net).eval(), torch.from_numpy(x_te[:2]), work, "pooled")
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
     sess = ort.InferenceSession(str(feats_path), so, providers=["CPUExecutionProvider"])
-    feats = np.concatenate(
-        [sess.run(None, {"input_ids": x_tr[i : i + 32]})[0] for i in range(0, len(x_tr), 32)]
-    )
+    feats = np.concatenate([sess.run(None, {"input_ids": x_tr[i : i + 32]})[0] for i in range(0, len(x_tr), 32)])
     head_data = TrainSet((torch.from_numpy(feats),), (torch.from_numpy(y_tr),))
-    local_fine_tune(net.head, head_data, cross_entropy_loss, TrainOptions(epochs=60, learning_rate=1e-2, batch_size=128),
-                    no_progress)  # fmt: skip
-    net.eval()
-    say(f"  {n_params / 1e6:.1f}M parameters; embeddings (bag of words) and head trained in {time.perf_counter() - t0:.0f} s; "
-        "the six encoder layers are at their random initialisation")  # fmt: skip
-    fp32 = _export(net, torch.from_numpy(x_te[:2]), work, "logits")
-    ev = Evaluation(
-        inputs={"input_ids": x_te}, target=y_te, calibration={"input_ids": x_cal}, name="synthetic topics"
+    local_fine_tune(
+        net.head,
+        head_data,
+        cross_entropy_loss,
+        TrainOptions(epochs=60, learning_rate=1e-2, batch_size=128),
+        no_progress,
     )
+    net.eval()
+    say(
+        f"  {n_params / 1e6:.1f}M parameters; embeddings (bag of words) and head trained in "
+        f"{time.perf_counter() - t0:.0f} s; "
+        "the six encoder layers are at their random initialisation"
+    )
+    fp32 = _export(net, torch.from_numpy(x_te[:2]), work, "logits")
+    ev = Evaluation(inputs={"input_ids": x_te}, target=y_te, calibration={"input_ids": x_cal}, name="synthetic topics")
     batch = 32
-    workload = Workload(batch_size=batch, threads=1, concurrency=2, iterations=8 if quick else 15, max_seconds=15,
-                        throughput_seconds=5 if quick else 10, warmup=1)  # fmt: skip
-    candidates = [["quantize-dynamic"], ["graph", "quantize-dynamic"],
-                  [{"name": "quantize-static", "per_channel": True, "calibration_rows": 64}]]  # fmt: skip
-    result = optimize(OnnxSource(fp32, recipe="bench encoder"), candidates, ev, Criterion(max_relative_loss=0.01),
-                      workload, progress)  # fmt: skip
+    workload = Workload(
+        batch_size=batch,
+        threads=1,
+        concurrency=2,
+        iterations=8 if quick else 15,
+        max_seconds=15,
+        throughput_seconds=5 if quick else 10,
+        warmup=1,
+    )
+    candidates = [
+        ["quantize-dynamic"],
+        ["graph", "quantize-dynamic"],
+        [{"name": "quantize-static", "per_channel": True, "calibration_rows": 64}],
+    ]
+    result = optimize(
+        OnnxSource(fp32, recipe="bench encoder"), candidates, ev, Criterion(max_relative_loss=0.01), workload, progress
+    )
     base = result.report["baseline"]
     serving = f"batch_{batch}"
-    say(f"  baseline fp32: accuracy {base['metric']['value']:.4f}, {base['size_bytes'] / 1e6:.1f} MB, "
+    say(
+        f"  baseline fp32: accuracy {base['metric']['value']:.4f}, {base['size_bytes'] / 1e6:.1f} MB, "
         f"p50 b1 {base['latency']['batch_1']['p50_ms']:.1f} ms, b{batch} {base['latency'][serving]['p50_ms']:.0f} ms, "
-        f"{base['throughput']['samples_per_s']:.1f} samples/s")  # fmt: skip
+        f"{base['throughput']['samples_per_s']:.1f} samples/s"
+    )
     best = None
     for c in result.report["candidates"]:
         m = c["measurement"]
@@ -192,13 +213,21 @@ def bench_encoder(work: Path, quick: bool) -> None:
             continue
         speed = base["latency"][serving]["p50_ms"] / m["latency"][serving]["p50_ms"]
         tput = m["throughput"]["samples_per_s"] / base["throughput"]["samples_per_s"]
-        say(f"  {c['name']}: accuracy {m['metric']['value']:.4f}, {m['size_bytes'] / 1e6:.1f} MB, p50 b1 "
-            f"{m['latency']['batch_1']['p50_ms']:.1f} ms, b{batch} {m['latency'][serving]['p50_ms']:.0f} ms ({speed:.2f}x), "
-            f"throughput {tput:.2f}x; fp32 ops left {m.get('quantization', {}).get('fp32_ops')}; {c['decision']['reason']}")  # fmt: skip
+        say(
+            f"  {c['name']}: accuracy {m['metric']['value']:.4f}, {m['size_bytes'] / 1e6:.1f} MB, p50 b1 "
+            f"{m['latency']['batch_1']['p50_ms']:.1f} ms, b{batch} {m['latency'][serving]['p50_ms']:.0f} ms "
+            f"({speed:.2f}x), "
+            f"throughput {tput:.2f}x; fp32 ops left {m.get('quantization', {}).get('fp32_ops')}; "
+            f"{c['decision']['reason']}"
+        )
         # every measured candidate's loss, accepted or not: a row that only saw accepted ones could never MISS
         loss = c["decision"]["relative_loss"]
-        record(f"int8 relative accuracy loss ({c['name']})", f"{loss * 100:.2f}% relative loss (negative = better; fp32 {base['metric']['value']:.4f})",
-               "<= 1%", loss <= 0.01)  # fmt: skip
+        record(
+            f"int8 relative accuracy loss ({c['name']})",
+            f"{loss * 100:.2f}% relative loss (negative = better; fp32 {base['metric']['value']:.4f})",
+            "<= 1%",
+            loss <= 0.01,
+        )
         if c["decision"]["accepted"] and (best is None or speed > best[1]):
             best = (c, speed, tput)
     say(f"  pareto: {result.report['pareto']}; chosen: {result.chosen}")
@@ -231,9 +260,7 @@ def fashion_cnn(width: float = 1.0, depth: float = 1.0) -> nn.Module:
     if depth >= 0.75:
         blocks += [nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
         side, c_out = 7, c2
-    return nn.Sequential(
-        *blocks, nn.Flatten(), nn.Linear(c_out * side * side, h), nn.ReLU(), nn.Linear(h, 10)
-    )
+    return nn.Sequential(*blocks, nn.Flatten(), nn.Linear(c_out * side * side, h), nn.ReLU(), nn.Linear(h, 10))
 
 
 class ServedCNN(nn.Module):
@@ -270,28 +297,60 @@ def bench_fashion(work: Path, quick: bool, only: set[str]) -> None:
     train = TrainSet((torch.from_numpy(x_tr.copy()).float().unsqueeze(1) / 255.0,), (torch.from_numpy(y_tr),))
     epochs = 2
     t0 = time.perf_counter()
-    say(f"2/3. Fashion-MNIST: training the teacher CNN ({sum(p.numel() for p in teacher.parameters())} parameters, "
-        f"{len(x_tr)} images, {epochs} epochs)")  # fmt: skip
-    local_fine_tune(teacher, train, cross_entropy_loss, TrainOptions(epochs=epochs, learning_rate=2e-3, batch_size=128),
-                    progress)  # fmt: skip
+    say(
+        f"2/3. Fashion-MNIST: training the teacher CNN ({sum(p.numel() for p in teacher.parameters())} parameters, "
+        f"{len(x_tr)} images, {epochs} epochs)"
+    )
+    local_fine_tune(
+        teacher, train, cross_entropy_loss, TrainOptions(epochs=epochs, learning_rate=2e-3, batch_size=128), progress
+    )
     say(f"  teacher trained in {time.perf_counter() - t0:.0f} s")
     source = TorchSource(
-        net=teacher, example_inputs=(torch.from_numpy(x_te[:2]),), input_names=["x"],
-        output_names=["probabilities", "label"], wrap=ServedCNN, train=train, student=fashion_cnn,
-        recipe="bench fashion-cnn", hyperparameters={"channels": [32, 64], "hidden": 128},
-    )  # fmt: skip
-    ev = Evaluation(inputs={"x": x_te}, target=y_te, output="probabilities", calibration={"x": x_tr[:256]},
-                    name="Fashion-MNIST test")  # fmt: skip
-    workload = Workload(batch_size=32, threads=1, concurrency=2, iterations=20, max_seconds=3, throughput_seconds=3,
-                        warmup=2)  # fmt: skip
+        net=teacher,
+        example_inputs=(torch.from_numpy(x_te[:2]),),
+        input_names=["x"],
+        output_names=["probabilities", "label"],
+        wrap=ServedCNN,
+        train=train,
+        student=fashion_cnn,
+        recipe="bench fashion-cnn",
+        hyperparameters={"channels": [32, 64], "hidden": 128},
+    )
+    ev = Evaluation(
+        inputs={"x": x_te},
+        target=y_te,
+        output="probabilities",
+        calibration={"x": x_tr[:256]},
+        name="Fashion-MNIST test",
+    )
+    workload = Workload(
+        batch_size=32, threads=1, concurrency=2, iterations=20, max_seconds=3, throughput_seconds=3, warmup=2
+    )
     export = {"name": "export-onnx", "exporter": "torchscript"}
 
     if "distill" in only:
         say("  distilling a width-0.5 student (KL at T=4 + hard-label CE)")
         s_epochs = epochs + 1
-        result = optimize(source, [[{"name": "distill", "width": 0.5, "depth": 1.0, "epochs": s_epochs,
-                                     "learning_rate": 2e-3, "batch_size": 128}, export]],
-                          ev, Criterion(max_relative_loss=0.03), workload, progress)  # fmt: skip
+        result = optimize(
+            source,
+            [
+                [
+                    {
+                        "name": "distill",
+                        "width": 0.5,
+                        "depth": 1.0,
+                        "epochs": s_epochs,
+                        "learning_rate": 2e-3,
+                        "batch_size": 128,
+                    },
+                    export,
+                ]
+            ],
+            ev,
+            Criterion(max_relative_loss=0.03),
+            workload,
+            progress,
+        )
         base, cand = result.report["baseline"], result.report["candidates"][0]
         if cand["measurement"] is None:
             record("distilled student", f"failed: {cand['error']}", ">= 97% of teacher", False)
@@ -301,16 +360,30 @@ def bench_fashion(work: Path, quick: bool, only: set[str]) -> None:
             # the same student architecture on hard labels only, same epochs: what the soft labels add
             torch.manual_seed(0)
             plain = fashion_cnn(0.5, 1.0)
-            local_fine_tune(plain, train, cross_entropy_loss,
-                            TrainOptions(epochs=s_epochs, learning_rate=2e-3, batch_size=128), no_progress)  # fmt: skip
+            local_fine_tune(
+                plain,
+                train,
+                cross_entropy_loss,
+                TrainOptions(epochs=s_epochs, learning_rate=2e-3, batch_size=128),
+                no_progress,
+            )
             with torch.no_grad():
                 xt = torch.from_numpy(x_te).float().unsqueeze(1) / 255.0
                 plain_acc = float((plain(xt).argmax(1).numpy() == y_te).mean())
-            say(f"  teacher accuracy {base['metric']['value']:.4f}; distilled student {cand['measurement']['metric']['value']:.4f}; "
+            say(
+                f"  teacher accuracy {base['metric']['value']:.4f}; distilled student "
+                f"{cand['measurement']['metric']['value']:.4f}; "
                 f"same student on hard labels only {plain_acc:.4f}; "
-                f"p50 b32 {base['latency']['batch_32']['p50_ms']:.2f} -> {cand['measurement']['latency']['batch_32']['p50_ms']:.2f} ms")  # fmt: skip
-            record("distilled student parameters", f"{d['parameter_ratio'] * 100:.1f}% of the teacher ({d['student_parameters']} / "
-                   f"{d['teacher_parameters']})", "<= 40%", d["parameter_ratio"] <= 0.40)  # fmt: skip
+                f"p50 b32 {base['latency']['batch_32']['p50_ms']:.2f} -> "
+                f"{cand['measurement']['latency']['batch_32']['p50_ms']:.2f} ms"
+            )
+            record(
+                "distilled student parameters",
+                f"{d['parameter_ratio'] * 100:.1f}% of the teacher ({d['student_parameters']} / "
+                f"{d['teacher_parameters']})",
+                "<= 40%",
+                d["parameter_ratio"] <= 0.40,
+            )
             record(
                 "distilled student accuracy kept",
                 f"{keep * 100:.1f}% of the teacher's",
@@ -319,21 +392,31 @@ def bench_fashion(work: Path, quick: bool, only: set[str]) -> None:
             )
 
     if "prune" in only:
-        say(
-            "  pruning 50% of the teacher's weights (global magnitude) + 1 epoch of fine-tuning; and 95% without"
+        say("  pruning 50% of the teacher's weights (global magnitude) + 1 epoch of fine-tuning; and 95% without")
+        result = optimize(
+            source,
+            [
+                [
+                    {"name": "prune", "amount": 0.5, "fine_tune_epochs": 1, "learning_rate": 5e-4, "batch_size": 128},
+                    export,
+                ],
+                [{"name": "prune", "amount": 0.95}, export],
+            ],
+            ev,
+            Criterion(max_relative_loss=0.01),
+            workload,
+            progress,
         )
-        result = optimize(source, [
-            [{"name": "prune", "amount": 0.5, "fine_tune_epochs": 1, "learning_rate": 5e-4, "batch_size": 128}, export],
-            [{"name": "prune", "amount": 0.95}, export],
-        ], ev, Criterion(max_relative_loss=0.01), workload, progress)  # fmt: skip
         base = result.report["baseline"]
         c50, c95 = result.report["candidates"]
         if c50["measurement"] is None:
             record("50% pruning + fine-tuning", f"failed: {c50['error']}", "within 1% of dense", False)
         else:
             loss = c50["decision"]["relative_loss"]
-            say(f"  dense {base['metric']['value']:.4f}; pruned 50% {c50['measurement']['metric']['value']:.4f} "
-                f"(weight sparsity {c50['measurement']['weight_sparsity']:.2f}); {c50['decision']['reason']}")  # fmt: skip
+            say(
+                f"  dense {base['metric']['value']:.4f}; pruned 50% {c50['measurement']['metric']['value']:.4f} "
+                f"(weight sparsity {c50['measurement']['weight_sparsity']:.2f}); {c50['decision']['reason']}"
+            )
             record(
                 "50% pruning + fine-tuning accuracy loss",
                 f"{loss * 100:.2f}% relative loss (negative = better than dense)",
@@ -341,8 +424,12 @@ def bench_fashion(work: Path, quick: bool, only: set[str]) -> None:
                 loss <= 0.01,
             )
         say(f"  95% without fine-tuning: {c95['decision']['reason']}")
-        record("95% pruning without fine-tuning rejected", str(not c95["decision"]["accepted"]), "True",
-               not c95["decision"]["accepted"])  # fmt: skip
+        record(
+            "95% pruning without fine-tuning rejected",
+            str(not c95["decision"]["accepted"]),
+            "True",
+            not c95["decision"]["accepted"],
+        )
 
 
 def main() -> int:
@@ -356,9 +443,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     cpu = cpu_info()
     say(f"CPU {cpu['model']} ({cpu['cores']} cores) flags {cpu['flags']}; tools {tool_versions()}")
-    say(
-        "note: the cores are shared with other work; absolute times are noisy, ratios within this run hold roughly"
-    )
+    say("note: the cores are shared with other work; absolute times are noisy, ratios within this run hold roughly")
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="aiaas-bench-opt-") as tmp:

@@ -42,8 +42,10 @@ def start_ray() -> Any:
     with socket.socket() as s:
         s.bind((sv.HOST, 0))
         port = s.getsockname()[1]
-    return Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 2, "node_ip_address": sv.HOST, "include_dashboard": False, "redis_port": port})  # fmt: skip
+    return Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "node_ip_address": sv.HOST, "include_dashboard": False, "redis_port": port},
+    )
 
 
 def start_server(work: Path, m: sv.BenchModel, placement: str, ray_address: str | None) -> sv.Server:
@@ -54,19 +56,30 @@ def start_server(work: Path, m: sv.BenchModel, placement: str, ray_address: str 
     shutil.rmtree(home, ignore_errors=True)
     repo = ModelRepository(home / "models")
     repo.ensure()
-    overrides = {"instances": 2, "runtime": {"intra_op_threads": 1}, "placement": placement,
-                 "resources": {"num_cpus": 1}}  # fmt: skip
+    overrides = {
+        "instances": 2,
+        "runtime": {"intra_op_threads": 1},
+        "placement": placement,
+        "resources": {"num_cpus": 1},
+    }
     import_onnx(repo, m.path, m.name, max_batch_size=m.result["raw"]["max_batch"]["2x1"], overrides=overrides)
     port = sv.free_port()
-    env = {"AIAAS_CATALOG": "none", "AIAAS_ADMIN_KEY": sv.ADMIN_KEY, "AIAAS_ACCESS_LOG": "false",
-           "AIAAS_LOG_LEVEL": "warning", "AIAAS_GOVERNANCE": "off", "AIAAS_RAY_NAMESPACE": f"bench-{os.getpid()}"}  # fmt: skip
+    env = {
+        "AIAAS_CATALOG": "none",
+        "AIAAS_ADMIN_KEY": sv.ADMIN_KEY,
+        "AIAAS_ACCESS_LOG": "false",
+        "AIAAS_LOG_LEVEL": "warning",
+        "AIAAS_GOVERNANCE": "off",
+        "AIAAS_RAY_NAMESPACE": f"bench-{os.getpid()}",
+    }
     if ray_address:
         env["AIAAS_RAY_ADDRESS"] = ray_address
     aiaas = str(Path(sys.executable).with_name("aiaas"))
     argv = [aiaas, "serve", "--home", str(home), "--host", sv.HOST, "--port", str(port)]
     server = sv.Server(argv, env, port, "/v2/health/ready", work / f"aiaas-{m.name}-{placement}.log")
-    req = urllib.request.Request(f"http://{sv.HOST}:{port}/v2/models/{m.name}/ready",
-                                 headers={"Authorization": f"Bearer {sv.ADMIN_KEY}"})  # fmt: skip
+    req = urllib.request.Request(
+        f"http://{sv.HOST}:{port}/v2/models/{m.name}/ready", headers={"Authorization": f"Bearer {sv.ADMIN_KEY}"}
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         assert r.status == 200, f"model {m.name} not ready with placement {placement}"
     return server
@@ -83,7 +96,9 @@ def run_model(work: Path, m: sv.BenchModel, load: Any, args: argparse.Namespace,
             continue
         server = start_server(work, m, placement, ray_address)
         try:
-            points[placement] = {c: sv.measure(load, work, server, body, c, args.duration, args.warmup) for c in (1, 64)}
+            points[placement] = {
+                c: sv.measure(load, work, server, body, c, args.duration, args.warmup) for c in (1, 64)
+            }
         finally:
             server.stop()
     m.result["points"] = points
@@ -92,13 +107,18 @@ def run_model(work: Path, m: sv.BenchModel, load: Any, args: argparse.Namespace,
 
 def report(m: sv.BenchModel) -> list[str]:
     pts, limit = m.result["points"], m.result["limit"]
-    lines = [f"\n{m.title}", f"  raw onnxruntime limit: {limit:.1f} samples/s "
-             f"({m.result['raw']['limit']['layout']}, batch {m.result['raw']['limit']['batch']})",
-             f"  {'placement':<10}{'conc':>5}{'samples/s':>11}{'vs raw':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"]  # fmt: skip
+    lines = [
+        f"\n{m.title}",
+        f"  raw onnxruntime limit: {limit:.1f} samples/s "
+        f"({m.result['raw']['limit']['layout']}, batch {m.result['raw']['limit']['batch']})",
+        f"  {'placement':<10}{'conc':>5}{'samples/s':>11}{'vs raw':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}",
+    ]
     for placement, by_conc in pts.items():
         for c, r in by_conc.items():
-            lines.append(f"  {placement:<10}{c:>5}{r['samples_per_s']:>11.1f}{r['samples_per_s'] / limit:>8.2f}"
-                         f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}")  # fmt: skip
+            lines.append(
+                f"  {placement:<10}{c:>5}{r['samples_per_s']:>11.1f}{r['samples_per_s'] / limit:>8.2f}"
+                f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}"
+            )
     base = pts["thread"]
     for placement, (ratio_t, p50_t) in TARGETS.items():
         if placement not in pts:
@@ -106,9 +126,11 @@ def report(m: sv.BenchModel) -> list[str]:
         ratio = pts[placement][64]["samples_per_s"] / base[64]["samples_per_s"]
         extra = pts[placement][1]["p50_ms"] - base[1]["p50_ms"]
         m.result.setdefault("ratios", {})[placement] = {"vs_thread_conc64": ratio, "p50_extra_ms_conc1": extra}
-        lines.append(f"  {placement} vs thread: conc 64 {ratio:.2f}x (target >= {ratio_t}: "
-                     f"{sv.verdict(ratio >= ratio_t)}), conc 1 p50 {extra:+.2f} ms (target <= +{p50_t}: "
-                     f"{sv.verdict(extra <= p50_t)})")  # fmt: skip
+        lines.append(
+            f"  {placement} vs thread: conc 64 {ratio:.2f}x (target >= {ratio_t}: "
+            f"{sv.verdict(ratio >= ratio_t)}), conc 1 p50 {extra:+.2f} ms (target <= +{p50_t}: "
+            f"{sv.verdict(extra <= p50_t)})"
+        )
     return lines
 
 

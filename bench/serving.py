@@ -123,21 +123,34 @@ def build_models(workdir: Path, names: list[str]) -> list[BenchModel]:
             def __init__(self) -> None:
                 super().__init__()
                 self.net = torch.nn.Sequential(
-                    torch.nn.Linear(256, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024), torch.nn.ReLU(),
+                    torch.nn.Linear(256, 1024),
+                    torch.nn.ReLU(),
+                    torch.nn.Linear(1024, 1024),
+                    torch.nn.ReLU(),
                     torch.nn.Linear(1024, 10),
-                )  # fmt: skip
+                )
 
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 return self.net(x)
 
         path = workdir / "mlp.onnx"
         torch.onnx.export(
-            MLP().eval(), (torch.randn(2, 256),), str(path), dynamo=False, opset_version=17,
-            input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
-        )  # fmt: skip
+            MLP().eval(),
+            (torch.randn(2, 256),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+        )
         models.append(
             BenchModel(
-                "mlp", "MLP 256-1024-1024-10 FP32, 1.3M params; request: x [1,256] FP32", path, "x", "FP32",
+                "mlp",
+                "MLP 256-1024-1024-10 FP32, 1.3M params; request: x [1,256] FP32",
+                path,
+                "x",
+                "FP32",
                 rng.standard_normal((1, 256)).astype(np.float32),
                 lambda n: rng.standard_normal((n, 256)).astype(np.float32),
             )
@@ -147,19 +160,33 @@ def build_models(workdir: Path, names: list[str]) -> list[BenchModel]:
         # the reference model of shared/FACTS.md's serving table (138M-param MLP, one 256-float row per request):
         # compute-bound enough (~2.7 ms of core time per row) that batching, not HTTP, decides the ratio
         big = torch.nn.Sequential(
-            torch.nn.Linear(256, 8192), torch.nn.ReLU(), torch.nn.Linear(8192, 8192), torch.nn.ReLU(),
-            torch.nn.Linear(8192, 8192), torch.nn.ReLU(), torch.nn.Linear(8192, 10),
-        ).eval()  # fmt: skip
+            torch.nn.Linear(256, 8192),
+            torch.nn.ReLU(),
+            torch.nn.Linear(8192, 8192),
+            torch.nn.ReLU(),
+            torch.nn.Linear(8192, 8192),
+            torch.nn.ReLU(),
+            torch.nn.Linear(8192, 10),
+        ).eval()
         params = sum(p.numel() for p in big.parameters()) / 1e6
         path = workdir / "mlp-large.onnx"
         torch.onnx.export(
-            big, (torch.randn(2, 256),), str(path), dynamo=False, opset_version=17,
-            input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
-        )  # fmt: skip
+            big,
+            (torch.randn(2, 256),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+        )
         models.append(
             BenchModel(
-                "mlp-large", f"MLP 256-8192x3-10 FP32, {params:.0f}M params (FACTS.md reference); request: x [1,256] FP32",
-                path, "x", "FP32",
+                "mlp-large",
+                f"MLP 256-8192x3-10 FP32, {params:.0f}M params (FACTS.md reference); request: x [1,256] FP32",
+                path,
+                "x",
+                "FP32",
                 rng.standard_normal((1, 256)).astype(np.float32),
                 lambda n: rng.standard_normal((n, 256)).astype(np.float32),
             )
@@ -180,15 +207,22 @@ def build_models(workdir: Path, names: list[str]) -> list[BenchModel]:
 
         path = workdir / "encoder.onnx"
         torch.onnx.export(
-            Encoder().eval(), (torch.randint(0, 8192, (2, 64)),), str(path), dynamo=False, opset_version=17,
-            input_names=["input_ids"], output_names=["embedding"],
+            Encoder().eval(),
+            (torch.randint(0, 8192, (2, 64)),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["input_ids"],
+            output_names=["embedding"],
             dynamic_axes={"input_ids": {0: "batch"}, "embedding": {0: "batch"}},
-        )  # fmt: skip
+        )
         models.append(
             BenchModel(
                 "encoder",
                 "transformer encoder d256 x4 layers, seq 64, 5.3M params; request: input_ids [1,64] INT64",
-                path, "input_ids", "INT64",
+                path,
+                "input_ids",
+                "INT64",
                 rng.integers(0, 8192, (1, 64), dtype=np.int64),
                 lambda n: rng.integers(0, 8192, (n, 64), dtype=np.int64),
             )
@@ -290,8 +324,9 @@ class Server:
         self.port = port
         self.log = log
         self._logf = open(log, "wb")  # noqa: SIM115 -- closed in stop()
-        self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=self._logf, stderr=subprocess.STDOUT,
-                                     cwd=ROOT)  # fmt: skip
+        self.proc = subprocess.Popen(
+            argv, env={**os.environ, **env}, stdout=self._logf, stderr=subprocess.STDOUT, cwd=ROOT
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -320,8 +355,15 @@ class Server:
         self._logf.close()
 
 
-def start_aiaas(work: Path, models: list[BenchModel], layouts: dict[str, str], tag: str,
-                batching: dict[str, Any], governance: str | None = None, grpc: bool = False) -> Server:  # fmt: skip
+def start_aiaas(
+    work: Path,
+    models: list[BenchModel],
+    layouts: dict[str, str],
+    tag: str,
+    batching: dict[str, Any],
+    governance: str | None = None,
+    grpc: bool = False,
+) -> Server:
     from aiaas.registry import ModelRepository
     from aiaas.registry.onnx_import import import_onnx
 
@@ -332,12 +374,20 @@ def start_aiaas(work: Path, models: list[BenchModel], layouts: dict[str, str], t
     for m in models:
         layout = layouts[m.name]
         instances, threads = LAYOUTS[layout]
-        overrides = {"instances": instances, "runtime": {"intra_op_threads": threads, "allow_spinning": SPIN},
-                     "batching": batching}  # fmt: skip
+        overrides = {
+            "instances": instances,
+            "runtime": {"intra_op_threads": threads, "allow_spinning": SPIN},
+            "batching": batching,
+        }
         import_onnx(repo, m.path, m.name, max_batch_size=m.result["raw"]["max_batch"][layout], overrides=overrides)
     port = free_port()
-    env = {"AIAAS_CATALOG": "none", "AIAAS_ADMIN_KEY": ADMIN_KEY, "AIAAS_ACCESS_LOG": "false",
-           "AIAAS_LOG_LEVEL": "warning", "AIAAS_REPOSITORY_POLL_S": "0"}  # fmt: skip
+    env = {
+        "AIAAS_CATALOG": "none",
+        "AIAAS_ADMIN_KEY": ADMIN_KEY,
+        "AIAAS_ACCESS_LOG": "false",
+        "AIAAS_LOG_LEVEL": "warning",
+        "AIAAS_REPOSITORY_POLL_S": "0",
+    }
     if governance:
         env["AIAAS_GOVERNANCE"] = governance
     grpc_port = free_port() if grpc else 0
@@ -347,8 +397,9 @@ def start_aiaas(work: Path, models: list[BenchModel], layouts: dict[str, str], t
     server = Server(argv, env, port, "/v2/health/ready", work / f"aiaas-{tag}.log")
     server.grpc_port = grpc_port
     for m in models:  # readiness of each model (load_on_start loads them before the server says ready)
-        req = urllib.request.Request(f"http://{HOST}:{port}/v2/models/{m.name}/ready",
-                                     headers={"Authorization": f"Bearer {ADMIN_KEY}"})  # fmt: skip
+        req = urllib.request.Request(
+            f"http://{HOST}:{port}/v2/models/{m.name}/ready", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        )
         with urllib.request.urlopen(req, timeout=10) as r:
             assert r.status == 200, f"model {m.name} not ready"
     return server
@@ -356,10 +407,28 @@ def start_aiaas(work: Path, models: list[BenchModel], layouts: dict[str, str], t
 
 def start_naive(work: Path, models: list[BenchModel], threads: int) -> Server:
     port = free_port()
-    env = {"BENCH_NAIVE_MODELS": json.dumps({m.name: str(m.path) for m in models}),
-           "BENCH_NAIVE_THREADS": str(threads), "PYTHONPATH": str(ROOT)}  # fmt: skip
-    argv = [sys.executable, "-m", "uvicorn", "bench.naive_app:app", "--host", HOST, "--port", str(port),
-            "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]  # fmt: skip
+    env = {
+        "BENCH_NAIVE_MODELS": json.dumps({m.name: str(m.path) for m in models}),
+        "BENCH_NAIVE_THREADS": str(threads),
+        "PYTHONPATH": str(ROOT),
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.naive_app:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+    ]
     return Server(argv, env, port, "/docs", work / "naive.log")
 
 
@@ -381,10 +450,16 @@ def json_body(m: BenchModel, binary_out: bool = False) -> tuple[bytes, dict[str,
 def binary_body(m: BenchModel) -> tuple[bytes, dict[str, str]]:
     raw = m.row.tobytes()
     doc = {
-        "inputs": [{"name": m.input, "shape": list(m.row.shape), "datatype": m.datatype,
-                    "parameters": {"binary_data_size": len(raw)}}],
+        "inputs": [
+            {
+                "name": m.input,
+                "shape": list(m.row.shape),
+                "datatype": m.datatype,
+                "parameters": {"binary_data_size": len(raw)},
+            }
+        ],
         "parameters": {"binary_data_output": True},
-    }  # fmt: skip
+    }
     head = orjson.dumps(doc)
     return head + raw, {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(head))}
 
@@ -434,12 +509,26 @@ def wrk_load(work: Path, port: int, body: Body, conc: int, seconds: float) -> di
     bfile = work / f"body-{abs(hash(body.data))}.bin"
     bfile.write_bytes(body.data)
     headers = {**body.headers, "Authorization": f"Bearer {ADMIN_KEY}"}
-    lua = [f'local f = assert(io.open("{bfile}", "rb"))', "wrk.body = f:read('*a')", "f:close()",
-           'wrk.method = "POST"'] + [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]  # fmt: skip
+    lua = [
+        f'local f = assert(io.open("{bfile}", "rb"))',
+        "wrk.body = f:read('*a')",
+        "f:close()",
+        'wrk.method = "POST"',
+    ] + [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
     script = work / "post.lua"
     script.write_text("\n".join(lua) + "\n")
-    argv = ["wrk", "-t1", f"-c{conc}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s",
-            "-s", str(script), f"http://{HOST}:{port}{body.path}"]  # fmt: skip
+    argv = [
+        "wrk",
+        "-t1",
+        f"-c{conc}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://{HOST}:{port}{body.path}",
+    ]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M))
     if "50" not in lat or "99" not in lat or "Requests/sec" not in out:
@@ -453,9 +542,15 @@ def wrk_load(work: Path, port: int, body: Body, conc: int, seconds: float) -> di
 
 
 async def _py_load_async(port: int, body: Body, conc: int, seconds: float) -> dict[str, Any]:
-    headers = {**body.headers, "Authorization": f"Bearer {ADMIN_KEY}", "Content-Length": str(len(body.data)),
-               "Host": f"{HOST}:{port}"}  # fmt: skip
-    request = (f"POST {body.path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+    headers = {
+        **body.headers,
+        "Authorization": f"Bearer {ADMIN_KEY}",
+        "Content-Length": str(len(body.data)),
+        "Host": f"{HOST}:{port}",
+    }
+    request = (
+        f"POST {body.path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    ).encode()
     request += body.data
     lat: list[float] = []
     errors = 0
@@ -483,8 +578,13 @@ async def _py_load_async(port: int, body: Body, conc: int, seconds: float) -> di
     await asyncio.gather(*(worker() for _ in range(conc)))
     elapsed = time.perf_counter() - t0
     ms = np.array(lat) * 1000
-    return {"rps": len(lat) / elapsed, "requests": len(lat), "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99)), "errors": errors}  # fmt: skip
+    return {
+        "rps": len(lat) / elapsed,
+        "requests": len(lat),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "errors": errors,
+    }
 
 
 def py_load(work: Path, port: int, body: Body, conc: int, seconds: float) -> dict[str, Any]:
@@ -498,8 +598,15 @@ def _machine_busy() -> float:
     return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(load: Callable[..., dict[str, Any]], work: Path, server: Server, body: Body, conc: int,
-            seconds: float, warmup: float) -> dict[str, Any]:  # fmt: skip
+def measure(
+    load: Callable[..., dict[str, Any]],
+    work: Path,
+    server: Server,
+    body: Body,
+    conc: int,
+    seconds: float,
+    warmup: float,
+) -> dict[str, Any]:
     """One point. Also accounts the CPU of the machine over it: server, load generator (wrk is a waited
     child), and everything else -- other processes on a shared machine, which make a point unreliable."""
     if warmup > 0:
@@ -545,27 +652,41 @@ def report(m: BenchModel) -> list[str]:
     r = m.result
     raw, lim = r["raw"], r["raw"]["limit"]
     lines = [f"== {m.name}: {m.title}"]
-    lines.append(f"raw onnxruntime limit: {lim['samples_per_s']:,.0f} samples/s "
-                 f"(layout {lim['layout']}, batch {lim['batch']})")  # fmt: skip
+    lines.append(
+        f"raw onnxruntime limit: {lim['samples_per_s']:,.0f} samples/s (layout {lim['layout']}, batch {lim['batch']})"
+    )
     for layout, row in raw["throughput"].items():
         cells = " ".join(f"b{b}:{v:,.0f}" for b, v in row.items())
         lat = raw["latency_b1"][layout]
         lines.append(f"  raw {layout}: {cells} | b1 call p50 {lat['p50_ms']:.3f} ms")
-    adjacent = [f"{label} {p['raw_adjacent']:,.0f}" for label, key in (("aiaas", "aiaas"), ("binary", "binary"),
-                ("gov=off", "gov_off"), ("naive", "naive")) for p in r.get(key, []) if p.get("raw_adjacent")]  # fmt: skip
+    adjacent = [
+        f"{label} {p['raw_adjacent']:,.0f}"
+        for label, key in (("aiaas", "aiaas"), ("binary", "binary"), ("gov=off", "gov_off"), ("naive", "naive"))
+        for p in r.get(key, [])
+        if p.get("raw_adjacent")
+    ]
     if adjacent:
-        lines.append("  raw limit re-measured around each conc-64 point (samples/s; 'vs raw' uses it): "
-                     + ", ".join(adjacent))  # fmt: skip
+        lines.append(
+            "  raw limit re-measured around each conc-64 point (samples/s; 'vs raw' uses it): " + ", ".join(adjacent)
+        )
     if "decision" in r:
         d = r["decision"]
-        lines.append("instances decision at conc 64: " + ", ".join(
-            f"{k} ({LAYOUTS[k][0]} inst x {LAYOUTS[k][1]} thr) {v:,.0f}/s" for k, v in d["samples_per_s"].items()
-        ) + f" -> {d['chosen']}")  # fmt: skip
+        lines.append(
+            "instances decision at conc 64: "
+            + ", ".join(
+                f"{k} ({LAYOUTS[k][0]} inst x {LAYOUTS[k][1]} thr) {v:,.0f}/s" for k, v in d["samples_per_s"].items()
+            )
+            + f" -> {d['chosen']}"
+        )
     inst, thr = LAYOUTS[r["layout"]]
-    lines.append(f"aiaas config: instances {inst}, intra_op_threads {thr}, max_batch_size "
-                 f"{raw['max_batch'][r['layout']]}, batching {r['batching']}")  # fmt: skip
-    lines.append(f"{'':20}{'conc':>5}{'samples/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'us cpu/req':>11}"
-                 f"{'vs raw':>7}{'vs naive':>9}{'other load':>11}{'err':>5}{'batch':>7}")  # fmt: skip
+    lines.append(
+        f"aiaas config: instances {inst}, intra_op_threads {thr}, max_batch_size "
+        f"{raw['max_batch'][r['layout']]}, batching {r['batching']}"
+    )
+    lines.append(
+        f"{'':20}{'conc':>5}{'samples/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'us cpu/req':>11}"
+        f"{'vs raw':>7}{'vs naive':>9}{'other load':>11}{'err':>5}{'batch':>7}"
+    )
     naive = {p["conc"]: p for p in r.get("naive", [])}
     rows = [("aiaas JSON", p) for p in r["aiaas"]] + [("aiaas binary", p) for p in r.get("binary", [])]
     rows += [("aiaas gRPC", p) for p in r.get("grpc", [])]
@@ -588,8 +709,10 @@ def report(m: BenchModel) -> list[str]:
         # What the load generator alone leaves: the cores it uses are the cores raw had all to itself.
         row_us = (os.cpu_count() or 1) * 1e6 / _limit(r, at64)
         gen_us = at64["loadgen_cores"] / max(1e-9, at64["rps"]) * 1e6
-        lines.append(f"  ceiling at conc 64: a raw row costs {row_us:,.0f} us of CPU and the load generator {gen_us:.1f} us "
-                     f"per request -> a server that cost nothing would reach {row_us / (row_us + gen_us):.3f} of raw")  # fmt: skip
+        lines.append(
+            f"  ceiling at conc 64: a raw row costs {row_us:,.0f} us of CPU and the load generator {gen_us:.1f} us "
+            f"per request -> a server that cost nothing would reach {row_us / (row_us + gen_us):.3f} of raw"
+        )
     return lines
 
 
@@ -604,31 +727,67 @@ def targets(m: BenchModel) -> list[dict[str, Any]]:
     at = {p["conc"]: p for p in r["aiaas"]}
     if 64 in at:
         ratio = at[64]["samples_per_s"] / _limit(r, at[64])
-        out.append({"name": "served/raw samples/s at conc 64 (JSON)", "value": f"{ratio:.3f}",
-                    "target": f">= {TARGET_RATIO}", "ok": ratio >= TARGET_RATIO})  # fmt: skip
+        out.append(
+            {
+                "name": "served/raw samples/s at conc 64 (JSON)",
+                "value": f"{ratio:.3f}",
+                "target": f">= {TARGET_RATIO}",
+                "ok": ratio >= TARGET_RATIO,
+            }
+        )
     for p in r.get("binary", []):
         ratio = p["samples_per_s"] / _limit(r, p)
-        out.append({"name": f"served/raw samples/s at conc {p['conc']} (binary)", "value": f"{ratio:.3f}",
-                    "target": f">= {TARGET_RATIO}", "ok": ratio >= TARGET_RATIO})  # fmt: skip
+        out.append(
+            {
+                "name": f"served/raw samples/s at conc {p['conc']} (binary)",
+                "value": f"{ratio:.3f}",
+                "target": f">= {TARGET_RATIO}",
+                "ok": ratio >= TARGET_RATIO,
+            }
+        )
     if 1 in at:
         floor = r["raw"]["latency_b1"][r["layout"]]["p50_ms"]
         over = at[1]["p50_ms"] - floor
-        out.append({"name": f"p50 overhead at conc 1 over the raw call {floor:.3f} ms", "value": f"{over:.3f}",
-                    "target": f"<= {TARGET_OVERHEAD_MS}", "ok": over <= TARGET_OVERHEAD_MS})  # fmt: skip
+        out.append(
+            {
+                "name": f"p50 overhead at conc 1 over the raw call {floor:.3f} ms",
+                "value": f"{over:.3f}",
+                "target": f"<= {TARGET_OVERHEAD_MS}",
+                "ok": over <= TARGET_OVERHEAD_MS,
+            }
+        )
     grpc, binary = {p["conc"]: p for p in r.get("grpc", [])}, {p["conc"]: p for p in r.get("binary", [])}
     if 64 in grpc and 64 in binary:
         x = grpc[64]["samples_per_s"] / binary[64]["samples_per_s"]
-        out.append({"name": "gRPC / REST binary samples/s at conc 64", "value": f"{x:.2f}x",
-                    "target": f">= {TARGET_GRPC_VS_BINARY}x", "ok": x >= TARGET_GRPC_VS_BINARY})  # fmt: skip
+        out.append(
+            {
+                "name": "gRPC / REST binary samples/s at conc 64",
+                "value": f"{x:.2f}x",
+                "target": f">= {TARGET_GRPC_VS_BINARY}x",
+                "ok": x >= TARGET_GRPC_VS_BINARY,
+            }
+        )
     if 1 in grpc and 1 in binary:
         d = grpc[1]["p50_ms"] - binary[1]["p50_ms"]
-        out.append({"name": "gRPC p50 - REST binary p50 at conc 1 (ms)", "value": f"{d:+.3f}",
-                    "target": f"<= +{TARGET_GRPC_P50_MS}", "ok": d <= TARGET_GRPC_P50_MS})  # fmt: skip
+        out.append(
+            {
+                "name": "gRPC p50 - REST binary p50 at conc 1 (ms)",
+                "value": f"{d:+.3f}",
+                "target": f"<= +{TARGET_GRPC_P50_MS}",
+                "ok": d <= TARGET_GRPC_P50_MS,
+            }
+        )
     naive = {p["conc"]: p for p in r.get("naive", [])}
     if 64 in at and 64 in naive:
         x = at[64]["samples_per_s"] / naive[64]["samples_per_s"]
-        out.append({"name": "aiaas / naive FastAPI samples/s at conc 64", "value": f"{x:.2f}x",
-                    "target": f">= {TARGET_VS_NAIVE}x", "ok": x >= TARGET_VS_NAIVE})  # fmt: skip
+        out.append(
+            {
+                "name": "aiaas / naive FastAPI samples/s at conc 64",
+                "value": f"{x:.2f}x",
+                "target": f">= {TARGET_VS_NAIVE}x",
+                "ok": x >= TARGET_VS_NAIVE,
+            }
+        )
     return out
 
 
@@ -658,8 +817,11 @@ def main(argv: list[str] | None = None) -> int:
         load, loadgen = wrk_load, f"wrk -t1 ({version})"
     else:
         load, loadgen = py_load, "python asyncio keep-alive load generator (wrk unavailable: `apt-get install wrk`)"
-    print(f"aiaas serving bench: {os.cpu_count()} cores, load generator {loadgen}, {args.duration:g} s per point "
-          f"(+{args.warmup:g} s warm-up), loopback {HOST}", flush=True)  # fmt: skip
+    print(
+        f"aiaas serving bench: {os.cpu_count()} cores, load generator {loadgen}, {args.duration:g} s per point "
+        f"(+{args.warmup:g} s warm-up), loopback {HOST}",
+        flush=True,
+    )
 
     t_start = time.monotonic()
     servers: list[Server] = []
@@ -714,8 +876,9 @@ def main(argv: list[str] | None = None) -> int:
                 m.result["json_body"] = Body(f"/v2/models/{m.name}/infer", data, headers)
                 data, headers = binary_body(m)
                 m.result["binary_body"] = Body(f"/v2/models/{m.name}/infer", data, headers)
-                m.result["grpc_body"] = Body(f"/v2/models/{m.name}/infer",
-                                             grpc_load.infer_body(m.name, m.input, m.datatype, m.row), {})  # fmt: skip
+                m.result["grpc_body"] = Body(
+                    f"/v2/models/{m.name}/infer", grpc_load.infer_body(m.name, m.input, m.datatype, m.row), {}
+                )
 
             # instances: measure both layouts at conc 64, keep the faster per model
             if args.instances:
@@ -755,9 +918,16 @@ def main(argv: list[str] | None = None) -> int:
                     binary_concs = sorted({1, 64} & set(concs)) if with_grpc else [64]
                     m.result["binary"] = [point(server, m, "binary_body", c, "aiaas binary") for c in binary_concs]
                 if with_grpc:
-                    grpc_load.check_answer(server.grpc_port, m.result["grpc_body"].data, f"Bearer {ADMIN_KEY}",
-                                           m.result["expected_output"], m.result["expected"])  # fmt: skip
-                    m.result["grpc"] = [point(server, m, "grpc_body", c, "aiaas gRPC") for c in sorted({1, 64} & set(concs))]
+                    grpc_load.check_answer(
+                        server.grpc_port,
+                        m.result["grpc_body"].data,
+                        f"Bearer {ADMIN_KEY}",
+                        m.result["expected_output"],
+                        m.result["expected"],
+                    )
+                    m.result["grpc"] = [
+                        point(server, m, "grpc_body", c, "aiaas gRPC") for c in sorted({1, 64} & set(concs))
+                    ]
             server.stop()
 
             if not args.no_gov_off:  # what the governance layer (tenants, keys, metering) costs per request
@@ -783,22 +953,41 @@ def main(argv: list[str] | None = None) -> int:
         m.result["targets"] = targets(m)
         print("\n".join(report(m)))
         print()
-    busiest = max((p["other_cores"] for m in models for k in ("aiaas", "binary", "gov_off", "naive")
-                   for p in m.result.get(k, [])), default=0.0)  # fmt: skip
+    busiest = max(
+        (
+            p["other_cores"]
+            for m in models
+            for k in ("aiaas", "binary", "gov_off", "naive")
+            for p in m.result.get(k, [])
+        ),
+        default=0.0,
+    )
     if busiest > 0.25:
-        print(f"WARNING: other processes kept up to {busiest:.2f} cores busy during the points: the figures are "
-              "not reliable, rerun on a quiet machine.")  # fmt: skip
-    print(f"total {time.monotonic() - t_start:.0f} s. naive app: bench/naive_app.py (2 intra-op threads, thread "
-          "pool, no auth). us cpu/req: server CPU per request, model compute included. other load: cores busy "
-          "outside the server and wrk during the point (> 0.2: another process interfered; rerun).")  # fmt: skip
+        print(
+            f"WARNING: other processes kept up to {busiest:.2f} cores busy during the points: the figures are "
+            "not reliable, rerun on a quiet machine."
+        )
+    print(
+        f"total {time.monotonic() - t_start:.0f} s. naive app: bench/naive_app.py (2 intra-op threads, thread "
+        "pool, no auth). us cpu/req: server CPU per request, model compute included. other load: cores busy "
+        "outside the server and wrk during the point (> 0.2: another process interfered; rerun)."
+    )
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     doc = {
-        "cores": os.cpu_count(), "load_generator": loadgen, "duration_s": args.duration,
-        "models": {m.name: {k: v for k, v in m.result.items()
-                            if k not in ("expected", "expected_output", "json_body", "binary_body", "grpc_body")}
-                   | {"title": m.title} for m in models},
-    }  # fmt: skip
+        "cores": os.cpu_count(),
+        "load_generator": loadgen,
+        "duration_s": args.duration,
+        "models": {
+            m.name: {
+                k: v
+                for k, v in m.result.items()
+                if k not in ("expected", "expected_output", "json_body", "binary_body", "grpc_body")
+            }
+            | {"title": m.title}
+            for m in models
+        },
+    }
     RESULTS.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
     print(f"results: {RESULTS.relative_to(ROOT)}")
     return 0

@@ -99,9 +99,7 @@ def run_threads(
     server: Server, api_key: str, n: int, seconds: float, rate: float | None, counts: Counts
 ) -> list[threading.Thread]:
     per_thread = rate / n if rate else None
-    threads = [
-        threading.Thread(target=drive, args=(server, api_key, seconds, per_thread, counts)) for _ in range(n)
-    ]
+    threads = [threading.Thread(target=drive, args=(server, api_key, seconds, per_thread, counts)) for _ in range(n)]
     for t in threads:
         t.start()
     return threads
@@ -142,9 +140,7 @@ def main(duration: float, peak_s: float, connections: int, load: float, sample_s
             server.stop()
 
 
-def soak(
-    server: Server, duration: float, peak_s: float, connections: int, load: float, sample_s: float
-) -> int:
+def soak(server: Server, duration: float, peak_s: float, connections: int, load: float, sample_s: float) -> int:
     assert server.proc is not None
     pid = server.proc.pid
     api_key = governed_key(server, "soak", concurrency=256)
@@ -153,8 +149,11 @@ def soak(
         t.join()
     peak = (peak_counts.ok + peak_counts.errors) / peak_s
     rate = load * peak
-    print(f"peak: {peak:.0f} req/s over {peak_s:.0f} s with {connections} connections "
-          f"({peak_counts.errors} errors); soak at {load:.0%} = {rate:.0f} req/s for {duration:.0f} s", flush=True)  # fmt: skip
+    print(
+        f"peak: {peak:.0f} req/s over {peak_s:.0f} s with {connections} connections "
+        f"({peak_counts.errors} errors); soak at {load:.0%} = {rate:.0f} req/s for {duration:.0f} s",
+        flush=True,
+    )
 
     counts = Counts()
     started = time.monotonic()
@@ -163,9 +162,7 @@ def soak(
     while any(t.is_alive() for t in threads):
         time.sleep(min(sample_s, max(0.1, started + duration - time.monotonic())))
         elapsed = time.monotonic() - started
-        if all(
-            t.is_alive() for t in threads
-        ):  # under load only (the clients close their connections at the end)
+        if all(t.is_alive() for t in threads):  # under load only (the clients close their connections at the end)
             rss, nthreads, fds = proc_stats(pid)
             samples.append((elapsed, rss, nthreads, fds))
             print(
@@ -194,8 +191,10 @@ def soak(
         time.sleep(0.5)
 
     total = counts.ok + counts.errors
-    print(f"soak: {total} requests in {soak_s:.0f} s ({total / soak_s:.0f} req/s), errors {counts.errors} "
-          f"(statuses {dict(sorted(counts.statuses.items()))})")  # fmt: skip
+    print(
+        f"soak: {total} requests in {soak_s:.0f} s ({total / soak_s:.0f} req/s), errors {counts.errors} "
+        f"(statuses {dict(sorted(counts.statuses.items()))})"
+    )
     checks = {
         "errors == 0": counts.errors == 0 and peak_counts.errors == 0,
         f"RSS growth after warm-up < {RSS_TARGET:.0%}": growth < RSS_TARGET,
@@ -203,13 +202,15 @@ def soak(
         "fds flat after warm-up": fds_range[1] - fds_range[0] <= 4,
         "usage rows == 2xx responses": metered - errors_metered == served and errors_metered == 0,
     }
-    print(f"RSS: {rss_warm / 2**20:.1f} MiB after warm-up ({warm:.0f} s) -> {rss_end / 2**20:.1f} MiB at the end "
-          f"({growth:+.2%})")  # fmt: skip
     print(
-        f"threads after warm-up: {threads_range[0]}..{threads_range[1]}; fds: {fds_range[0]}..{fds_range[1]}"
+        f"RSS: {rss_warm / 2**20:.1f} MiB after warm-up ({warm:.0f} s) -> {rss_end / 2**20:.1f} MiB at the end "
+        f"({growth:+.2%})"
     )
-    print(f"usage rows: {metered} ({errors_metered} errors) for {served} 2xx responses (peak + soak); "
-          f"GET /v1/usage took {took * 1000:.0f} ms")  # fmt: skip
+    print(f"threads after warm-up: {threads_range[0]}..{threads_range[1]}; fds: {fds_range[0]}..{fds_range[1]}")
+    print(
+        f"usage rows: {metered} ({errors_metered} errors) for {served} 2xx responses (peak + soak); "
+        f"GET /v1/usage took {took * 1000:.0f} ms"
+    )
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'MISS'}  {name}")
     return 0 if all(checks.values()) else 1

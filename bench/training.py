@@ -58,7 +58,13 @@ def bare_torchrun(root: Path, request: dict) -> float:
     spec = parse_spec(request)
     prepare_job_dir(spec, root)
     t0 = time.perf_counter()
-    subprocess.run(torchrun_command(spec, JobDir(root).spec), cwd=root, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        torchrun_command(spec, JobDir(root).spec),
+        cwd=root,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t0
 
 
@@ -74,7 +80,9 @@ def _solo_steps(args: tuple[int, int, int, float]) -> float:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     recipe = get_recipe("image", {"channels": [32, 64], "hidden": 64, "batch_size": batch})
-    net = recipe.build_model({"channels_in": 1, "image_shape": [28, 28], "classes": list(range(classes)), "dtype": "uint8"})
+    net = recipe.build_model(
+        {"channels_in": 1, "image_shape": [28, 28], "classes": list(range(classes)), "dtype": "uint8"}
+    )
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     x, y = torch.rand(batch, 1, 28, 28), torch.randint(0, classes, (batch,))  # as the recipe feeds it (NCHW float)
     for _ in range(3):  # warm-up
@@ -117,25 +125,42 @@ def main() -> None:
 
         def request(workers: int, steps: int) -> dict:
             return {
-                "recipe": "image", "training_file": str(data), "model": "bench",
-                "hyperparameters": {"epochs": 100, "max_steps": steps, "batch_size": args.batch, "channels": [32, 64],
-                                    "hidden": 64, "log_every_n_steps": 1000},
+                "recipe": "image",
+                "training_file": str(data),
+                "model": "bench",
+                "hyperparameters": {
+                    "epochs": 100,
+                    "max_steps": steps,
+                    "batch_size": args.batch,
+                    "channels": [32, 64],
+                    "hidden": 64,
+                    "log_every_n_steps": 1000,
+                },
                 "resources": {"workers": workers, "threads_per_worker": 1},
-                "checkpoint": {"every_n_steps": 100000, "keep_last": 1}, "max_restarts": 0,
-            }  # fmt: skip
+                "checkpoint": {"every_n_steps": 100000, "keep_last": 1},
+                "max_restarts": 0,
+            }
 
         rates: dict[int, list[float]] = {1: [], 2: []}
         for r in range(args.repeats):
             for w in (1, 2):  # interleaved, so load drift hits both
                 res, wall = run_job(d / f"scale-w{w}-r{r}", request(w, args.steps))
                 rates[w].append(res["train_samples_per_s"])
-                print(f"workers={w} run {r}: {res['train_samples_per_s']:.0f} samples/s (job wall {wall:.1f}s, "
-                      f"train accuracy {res['metrics']['train_accuracy']:.3f})", flush=True)  # fmt: skip
+                print(
+                    f"workers={w} run {r}: {res['train_samples_per_s']:.0f} samples/s (job wall {wall:.1f}s, "
+                    f"train accuracy {res['metrics']['train_accuracy']:.3f})",
+                    flush=True,
+                )
         one, two = max(rates[1]), max(rates[2])
         alone, together = hardware_ceiling(args.steps, args.batch)
-        print(f"\nscaling: 1 worker {one:.0f} samples/s, 2 workers {two:.0f} samples/s -> {two / one:.2f}x (target >= 1.8x)")
-        print(f"hardware ceiling: the same net's steps in 1 process {alone:.0f} samples/s, in 2 independent processes "
-              f"{together:.0f} samples/s -> {together / alone:.2f}x (what 2 cores give 2 workers with no communication)")
+        print(
+            f"\nscaling: 1 worker {one:.0f} samples/s, 2 workers {two:.0f} samples/s -> {two / one:.2f}x (target >= "
+            "1.8x)"
+        )
+        print(
+            f"hardware ceiling: the same net's steps in 1 process {alone:.0f} samples/s, in 2 independent processes "
+            f"{together:.0f} samples/s -> {together / alone:.2f}x (what 2 cores give 2 workers with no communication)"
+        )
         print(f"DDP efficiency: {two / one:.2f}x of {together / alone:.2f}x = {(two / one) / (together / alone):.0%}")
 
         walls, bares = [], []
@@ -143,7 +168,10 @@ def main() -> None:
             walls.append(run_job(d / f"launch-r{r}", request(1, 1))[1])
             bares.append(bare_torchrun(d / f"bare-r{r}", request(1, 1)))
         job, bare = min(walls), min(bares)
-        print(f"launch: job via JobRunner {job:.2f}s vs bare torchrun {bare:.2f}s -> overhead {job - bare:+.2f}s ({job / bare:.2f}x)")
+        print(
+            f"launch: job via JobRunner {job:.2f}s vs bare torchrun {bare:.2f}s -> overhead {job - bare:+.2f}s "
+            f"({job / bare:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

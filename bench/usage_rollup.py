@@ -51,11 +51,22 @@ def fill(store: Store, rows: int, days: int, now: datetime) -> tuple[float, floa
     ages = sorted((rng.randrange(days * 86_400_000) for _ in range(rows)), reverse=True)  # in time order
     for start in range(0, rows, 20_000):
         batch = [
-            UsageRow(f"t{rng.randrange(3)}", f"k{rng.randrange(5)}", f"m{rng.randrange(4)}", "1", "infer", 200,
-                     rng.randint(1, 64) / 8, rng.randint(0, 16), 1.0, rng.randint(0, 32) / 1024,
-                     rng.randint(0, 8) / 64, now - timedelta(milliseconds=age))
+            UsageRow(
+                f"t{rng.randrange(3)}",
+                f"k{rng.randrange(5)}",
+                f"m{rng.randrange(4)}",
+                "1",
+                "infer",
+                200,
+                rng.randint(1, 64) / 8,
+                rng.randint(0, 16),
+                1.0,
+                rng.randint(0, 32) / 1024,
+                rng.randint(0, 8) / 64,
+                now - timedelta(milliseconds=age),
+            )
             for age in ages[start : start + 20_000]
-        ]  # fmt: skip
+        ]
         with store.engine.begin() as conn:  # what UsageWriter._write does, timed part by part
             t0 = time.perf_counter()
             writer.insert_rows(conn, batch)
@@ -104,12 +115,16 @@ def main(rows: int, days: int, retention: float, postgres: str | None) -> int:
     print(f"write: raw inserts {raw_s:.2f} s, hourly upserts {hourly_s:.2f} s (+{hourly_s / raw_s:.0%} per batch)")
     ok = True
     for name, (scan_s, hourly_s, same) in results.items():
-        print(f"{name:24s} raw scan {scan_s * 1000:8.1f} ms   hourly {hourly_s * 1000:7.1f} ms   "
-              f"({scan_s / hourly_s:.0f}x faster)   totals identical: {'PASS' if same else 'MISS'}")  # fmt: skip
+        print(
+            f"{name:24s} raw scan {scan_s * 1000:8.1f} ms   hourly {hourly_s * 1000:7.1f} ms   "
+            f"({scan_s / hourly_s:.0f}x faster)   totals identical: {'PASS' if same else 'MISS'}"
+        )
         ok = ok and same
     same = before == after
-    print(f"retention {retention:g} days: {deleted} raw rows deleted in {retention_s:.1f} s; "
-          f"hourly query {after_s * 1000:.1f} ms, totals identical: {'PASS' if same else 'MISS'}")  # fmt: skip
+    print(
+        f"retention {retention:g} days: {deleted} raw rows deleted in {retention_s:.1f} s; "
+        f"hourly query {after_s * 1000:.1f} ms, totals identical: {'PASS' if same else 'MISS'}"
+    )
     return 0 if ok and same else 1
 
 

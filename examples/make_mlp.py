@@ -1,6 +1,6 @@
 """Write a small ONNX classifier (4 features -> 3 scores, dynamic batch axis) to use with the README examples.
 
-    .venv/bin/python examples/make_mlp.py mlp.onnx
+.venv/bin/python examples/make_mlp.py mlp.onnx
 """
 
 from __future__ import annotations

@@ -54,7 +54,8 @@ list` until it turns `READY`; a model is built after the models it needs, and ea
 start on 2 cores takes about 18 minutes of builds: the sum of the builds measured on 2026-12-03 (each at top CPU
 priority on the shared 2-core dev machine; highway-policy 322 s, fashion-cnn 229 s, gemma-3-270m 112 s,
 fashion-vae 98 s, the other 17 models under 70 s each), and 16 of the 21 models are ready within about 5
-minutes. On a machine busy with other work it takes longer (53 minutes here with the load average at 15). A build stopped with the
+minutes. On a machine busy with other work it takes longer (53 minutes here with the load average at 15).
+A build stopped with the
 server removes its temporary files (leftovers of killed builds are swept at the next start).
 A model whose system or Python package is missing is `UNAVAILABLE` with the exact install command as its
 reason, and the rest keep serving.
@@ -112,8 +113,9 @@ def section(specs: dict[str, CatalogSpec]) -> str:
         out.append("| model | what it does | source | licence | floor (held-out) |")
         out.append("|---|---|---|---|---|")
         for s in group:
-            out.append(f"| `{s.name}` | {cell(s.summary)} | {cell(s.source)} | {cell(s.license)} | "
-                       f"{cell(floor_text(s))} |")
+            out.append(
+                f"| `{s.name}` | {cell(s.summary)} | {cell(s.source)} | {cell(s.license)} | {cell(floor_text(s))} |"
+            )
         out.append("")
         out.append("```bash")
         for s in group:
@@ -151,8 +153,9 @@ def stale(readme: Path = PAGE, specs: dict[str, CatalogSpec] | None = None) -> l
             problems.append(str(path.relative_to(ROOT)))
     wanted = set(expected_files(specs))
     if EXAMPLES.is_dir():
-        problems += [str(p.relative_to(ROOT)) + " (no longer used)" for p in sorted(EXAMPLES.glob("*.json"))
-                     if p not in wanted]
+        problems += [
+            str(p.relative_to(ROOT)) + " (no longer used)" for p in sorted(EXAMPLES.glob("*.json")) if p not in wanted
+        ]
     return problems
 
 

@@ -87,15 +87,11 @@ def read_snapshot(path: Path) -> list[tuple[str, str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Is everything of the old README still in README.md + docs/*.md?"
-    )
+    parser = argparse.ArgumentParser(description="Is everything of the old README still in README.md + docs/*.md?")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--old", type=Path, help="the old README as a file")
     source.add_argument("--rev", help="a git revision whose README.md is the old one")
-    parser.add_argument(
-        "--snapshot", type=Path, help="write the extracted items to this file instead of checking"
-    )
+    parser.add_argument("--snapshot", type=Path, help="write the extracted items to this file instead of checking")
     args = parser.parse_args(argv)
     if args.old:
         old = args.old.read_text()

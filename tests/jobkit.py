@@ -21,8 +21,13 @@ from aiaas.store.db import Store
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
-def poll_job(client: Any, headers: dict[str, str], path: str, until: Callable[[dict[str, Any]], Any] | None = None,
-             timeout: float = 180.0) -> dict[str, Any]:  # fmt: skip
+def poll_job(
+    client: Any,
+    headers: dict[str, str],
+    path: str,
+    until: Callable[[dict[str, Any]], Any] | None = None,
+    timeout: float = 180.0,
+) -> dict[str, Any]:
     """GET ``path`` (a job) until ``until(job)`` (default: a terminal state); fails if it ends otherwise."""
     until = until or (lambda j: j["status"] in TERMINAL)
     deadline = time.monotonic() + timeout
@@ -37,15 +42,18 @@ def poll_job(client: Any, headers: dict[str, str], path: str, until: Callable[[d
         time.sleep(0.2)
 
 
-def assert_hidden_like_missing(client: Any, headers: dict[str, str], base: str, theirs_id: str, missing_id: str,
-                               requests: list[tuple[str, str]]) -> None:  # fmt: skip
+def assert_hidden_like_missing(
+    client: Any, headers: dict[str, str], base: str, theirs_id: str, missing_id: str, requests: list[tuple[str, str]]
+) -> None:
     """For each (method, suffix): ``base/<theirs_id><suffix>`` answers 404 with the message that
     ``base/<missing_id><suffix>`` gets (ids swapped), so a key cannot tell another tenant's resource from none."""
     for method, suffix in requests:
         theirs = client.request(method, f"{base}/{theirs_id}{suffix}", headers=headers)
         nothing = client.request(method, f"{base}/{missing_id}{suffix}", headers=headers)
         assert theirs.status_code == nothing.status_code == 404, (method, suffix, theirs.text)
-        assert theirs.json()["error"]["message"].replace(theirs_id, "X") == nothing.json()["error"]["message"].replace(missing_id, "X")
+        assert theirs.json()["error"]["message"].replace(theirs_id, "X") == nothing.json()["error"]["message"].replace(
+            missing_id, "X"
+        )
 
 
 @contextlib.contextmanager

@@ -56,8 +56,14 @@ def _pytest(tmp_path: Path, name: str, source: str, strict: str) -> subprocess.C
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / name).write_text(source)
     env = {**os.environ, "AIAAS_TEST_STRICT": strict}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", name],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", name],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("strict", ["1", ""])

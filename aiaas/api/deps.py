@@ -23,7 +23,9 @@ def services(request: Request) -> Services:
 
 async def principal(request: Request) -> Principal:
     client = request.client.host if request.client is not None else None
-    p: Principal = await request.app.state.services.governance.authenticate(request.headers.get("authorization"), client)
+    p: Principal = await request.app.state.services.governance.authenticate(
+        request.headers.get("authorization"), client
+    )
     request.scope["aiaas.tenant"] = p.tenant_id  # for the access log
     return p
 

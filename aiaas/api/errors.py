@@ -19,8 +19,16 @@ from aiaas.errors import AiaasError, AuthenticationError, InvalidInput, clip
 
 log = logging.getLogger("aiaas.api")
 
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-          405: "invalid_request_error", 413: "payload_too_large", 415: "invalid_request_error", 429: "rate_limit_error"}  # fmt: skip
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "payload_too_large",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 
 MAX_REPORTED = 5  # validation errors named in one message

@@ -140,7 +140,9 @@ async def upload_file(request: Request) -> dict[str, Any]:
     with files.staging(p) as staged:
         upload = await receive_upload(request, staged, files.max_bytes)
         fields = upload.fields
-        return await run_in_threadpool(files.add, p, staged, upload.filename, fields.get("format"), fields.get("purpose"))
+        return await run_in_threadpool(
+            files.add, p, staged, upload.filename, fields.get("format"), fields.get("purpose")
+        )
 
 
 @router.get("/files")

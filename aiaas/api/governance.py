@@ -162,9 +162,7 @@ async def grant_model(request: Request, model: str, tenant: str) -> dict[str, An
 
 @router.delete("/models/{model}/grants/{tenant}")
 async def revoke_model_grant(request: Request, model: str, tenant: str) -> dict[str, Any]:
-    return await _call(
-        request, _admin(request).revoke_model_grant, model, tenant, declared=_declared_owner(request)
-    )
+    return await _call(request, _admin(request).revoke_model_grant, model, tenant, declared=_declared_owner(request))
 
 
 @router.put("/models/{model}/owner")
@@ -181,9 +179,7 @@ async def usage(
     tenant: str | None = None,
     key: str | None = None,
 ) -> dict[str, Any]:
-    return await _call(
-        request, _admin(request).usage, tenant=tenant, start=start, end=end, group_by=group_by, key=key
-    )
+    return await _call(request, _admin(request).usage, tenant=tenant, start=start, end=end, group_by=group_by, key=key)
 
 
 @router.get("/audit")
@@ -195,7 +191,5 @@ async def audit(
     end: str | None = None,
     limit: int = 100,
 ) -> dict[str, Any]:
-    data = await _call(
-        request, _admin(request).audit, tenant=tenant, action=action, start=start, end=end, limit=limit
-    )
+    data = await _call(request, _admin(request).audit, tenant=tenant, action=action, start=start, end=end, limit=limit)
     return {"object": "list", "data": data}

@@ -42,12 +42,19 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 STREAM_MAX_IN_FLIGHT = 256  # requests of one ModelStreamInfer served at once; more wait unread
 
 _CODES = {
-    400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
-    402: grpc.StatusCode.RESOURCE_EXHAUSTED, 403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
-    409: grpc.StatusCode.FAILED_PRECONDITION, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    429: grpc.StatusCode.RESOURCE_EXHAUSTED, 499: grpc.StatusCode.CANCELLED, 501: grpc.StatusCode.UNIMPLEMENTED,
-    503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED,
-}  # fmt: skip
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    402: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.FAILED_PRECONDITION,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    499: grpc.StatusCode.CANCELLED,
+    501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
 
 
 def status_of(exc: AiaasError) -> grpc.StatusCode:
@@ -97,7 +104,9 @@ def _rpc(fn: Unary[R]) -> Unary[R]:
 
 
 def _tensor_meta(specs: list[dict[str, Any]]) -> list[pb.ModelMetadataResponse.TensorMetadata]:
-    return [pb.ModelMetadataResponse.TensorMetadata(name=t["name"], datatype=t["datatype"], shape=t["shape"]) for t in specs]
+    return [
+        pb.ModelMetadataResponse.TensorMetadata(name=t["name"], datatype=t["datatype"], shape=t["shape"]) for t in specs
+    ]
 
 
 def _config_tensors(specs: list[Any], batched: bool, cls: Any) -> list[Any]:
@@ -112,9 +121,10 @@ def _config_tensors(specs: list[Any], batched: bool, cls: Any) -> list[Any]:
 def _stream_error(request: pb.ModelInferRequest, exc: AiaasError) -> pb.ModelStreamInferResponse:
     return pb.ModelStreamInferResponse(
         error_message=f"{status_of(exc).name}: {_details(exc)}",
-        infer_response=pb.ModelInferResponse(model_name=request.model_name, model_version=request.model_version,
-                                              id=request.id),
-    )  # fmt: skip
+        infer_response=pb.ModelInferResponse(
+            model_name=request.model_name, model_version=request.model_version, id=request.id
+        ),
+    )
 
 
 class InferenceServicer(pbg.GRPCInferenceServiceServicer):
@@ -155,8 +165,13 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
         p = await self._principal(context)
         m = self.dataplane.model_metadata(p, request.name, request.version or None)
-        return pb.ModelMetadataResponse(name=m["name"], versions=m["versions"], platform=m["platform"],
-                                        inputs=_tensor_meta(m["inputs"]), outputs=_tensor_meta(m["outputs"]))  # fmt: skip
+        return pb.ModelMetadataResponse(
+            name=m["name"],
+            versions=m["versions"],
+            platform=m["platform"],
+            inputs=_tensor_meta(m["inputs"]),
+            outputs=_tensor_meta(m["outputs"]),
+        )
 
     @_rpc
     async def ModelConfig(self, request: pb.ModelConfigRequest, context: Any) -> pb.ModelConfigResponse:
@@ -167,10 +182,13 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
         cfg = vr.config if vr is not None and vr.config is not None else rec.config
         batched = cfg.max_batch_size > 0
         config = mc.ModelConfig(
-            name=request.name, platform=m["platform"], backend=cfg.backend, max_batch_size=cfg.max_batch_size,
+            name=request.name,
+            platform=m["platform"],
+            backend=cfg.backend,
+            max_batch_size=cfg.max_batch_size,
             input=_config_tensors(cfg.inputs, batched, mc.ModelInput),
             output=_config_tensors(cfg.outputs, batched, mc.ModelOutput),
-        )  # fmt: skip
+        )
         return pb.ModelConfigResponse(config=config)
 
     @_rpc
@@ -184,29 +202,43 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
     async def RepositoryIndex(self, request: pb.RepositoryIndexRequest, context: Any) -> pb.RepositoryIndexResponse:
         p = await self._principal(context)
         rows = self.svc.control.index(p, ready_only=request.ready)
-        models = [pb.RepositoryIndexResponse.ModelIndex(name=r["name"], version=str(r.get("version", "")),
-                                                        state=r.get("state", ""), reason=r.get("reason", "") or "")
-                  for r in rows]  # fmt: skip
+        models = [
+            pb.RepositoryIndexResponse.ModelIndex(
+                name=r["name"],
+                version=str(r.get("version", "")),
+                state=r.get("state", ""),
+                reason=r.get("reason", "") or "",
+            )
+            for r in rows
+        ]
         return pb.RepositoryIndexResponse(models=models)
 
     @_rpc
-    async def RepositoryModelLoad(self, request: pb.RepositoryModelLoadRequest, context: Any) -> pb.RepositoryModelLoadResponse:
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: Any
+    ) -> pb.RepositoryModelLoadResponse:
         p = await self._principal(context)
         if request.parameters:
-            raise InvalidInput(f"RepositoryModelLoad parameters {sorted(request.parameters)} are not supported: "
-                               "aiaas loads a model from its repository directory as it is")  # fmt: skip
+            raise InvalidInput(
+                f"RepositoryModelLoad parameters {sorted(request.parameters)} are not supported: "
+                "aiaas loads a model from its repository directory as it is"
+            )
         await self.svc.control.load(p, request.model_name)
         return pb.RepositoryModelLoadResponse()
 
     @_rpc
-    async def RepositoryModelUnload(self, request: pb.RepositoryModelUnloadRequest, context: Any) -> pb.RepositoryModelUnloadResponse:
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: Any
+    ) -> pb.RepositoryModelUnloadResponse:
         p = await self._principal(context)
         await self.svc.control.unload(p, request.model_name)
         return pb.RepositoryModelUnloadResponse()
 
     # -- inference --------------------------------------------------------------------------------
     @_rpc
-    async def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext) -> pb.ModelInferResponse:
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
         response, headers = await self._infer(await self._principal(context), request)
         if headers:
             context.set_trailing_metadata(_metadata(headers))
@@ -217,14 +249,23 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
             raise InvalidInput("model_name is required")
         req = decode_infer_request(request, self.svc.settings.max_tensor_elements)
         requested = [o.name for o in req.outputs] if req.outputs is not None else None
-        result = await self.dataplane.infer(p, request.model_name, request.model_version or None, req.inputs,
-                                            _model_params(req.parameters), req.datatypes, requested,
-                                            endpoint="v2.grpc.infer")  # fmt: skip
+        result = await self.dataplane.infer(
+            p,
+            request.model_name,
+            request.model_version or None,
+            req.inputs,
+            _model_params(req.parameters),
+            req.datatypes,
+            requested,
+            endpoint="v2.grpc.infer",
+        )
         response = pb.ModelInferResponse(model_name=request.model_name, model_version=result.version, id=request.id)
         encode_outputs(response, result.outputs)
         return response, result.headers
 
-    async def ModelStreamInfer(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ModelStreamInferResponse]:
+    async def ModelStreamInfer(
+        self, request_iterator: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ModelStreamInferResponse]:
         try:
             p = await self._principal(context)
         except AiaasError as e:
@@ -241,7 +282,9 @@ class InferenceServicer(pbg.GRPCInferenceServiceServicer):
                 t.cancel()
             await asyncio.gather(reader, *tasks, return_exceptions=True)
 
-    async def _read_stream(self, requests: Any, p: Principal, out: asyncio.Queue[Any], tasks: set[asyncio.Task[None]]) -> None:
+    async def _read_stream(
+        self, requests: Any, p: Principal, out: asyncio.Queue[Any], tasks: set[asyncio.Task[None]]
+    ) -> None:
         slots = asyncio.Semaphore(STREAM_MAX_IN_FLIGHT)
         try:
             async for request in self._until_draining(requests):

@@ -94,9 +94,11 @@ def job_router(
 
         @router.get("/{job_id}/logs", response_class=PlainTextResponse)
         async def rank_logs(
-            request: Request, job_id: str, rank: int | None = Query(None, ge=0, le=MAX_RANK),
+            request: Request,
+            job_id: str,
+            rank: int | None = Query(None, ge=0, le=MAX_RANK),
             tail: int = Query(LOG_TAIL_DEFAULT, ge=0, le=DB_INT_MAX),
-        ) -> PlainTextResponse:  # fmt: skip
+        ) -> PlainTextResponse:
             p = await principal(request)
             jobs = svc(request)
             assert isinstance(jobs, JobsService)
@@ -105,7 +107,9 @@ def job_router(
     else:
 
         @router.get("/{job_id}/logs", response_class=PlainTextResponse)
-        async def logs(request: Request, job_id: str, tail: int = Query(LOG_TAIL_DEFAULT, ge=0, le=DB_INT_MAX)) -> PlainTextResponse:
+        async def logs(
+            request: Request, job_id: str, tail: int = Query(LOG_TAIL_DEFAULT, ge=0, le=DB_INT_MAX)
+        ) -> PlainTextResponse:
             p = await principal(request)
             return PlainTextResponse(await run_in_threadpool(svc(request).launcher_logs, p, job_id, tail))
 
@@ -114,9 +118,19 @@ def job_router(
 
 NO_DATABASE = "need the database-backed governance (AIAAS_GOVERNANCE=db)"
 training_router = job_router(
-    "/v1/training/jobs", "training", lambda s: s.jobs, f"training jobs {NO_DATABASE}", TrainingJob, TrainingJob, ranks=True
+    "/v1/training/jobs",
+    "training",
+    lambda s: s.jobs,
+    f"training jobs {NO_DATABASE}",
+    TrainingJob,
+    TrainingJob,
+    ranks=True,
 )
 optimizations_router = job_router(
-    "/v1/optimizations", "optimization", lambda s: s.optimizations, f"optimizations {NO_DATABASE}", OptimizationJobDetail,
+    "/v1/optimizations",
+    "optimization",
+    lambda s: s.optimizations,
+    f"optimizations {NO_DATABASE}",
+    OptimizationJobDetail,
     OptimizationJob,
-)  # fmt: skip
+)

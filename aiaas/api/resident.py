@@ -27,16 +27,18 @@ async def resident(request: Request, p: Principal = Depends(principal)) -> Respo
     rows = []
     for st in svc.dataplane.statistics(p, None, None)["model_stats"]:  # only what the caller may see
         vr = svc.models.models[st["name"]].versions[int(st["version"])]
-        rows.append({
-            "name": st["name"],
-            "version": st["version"],
-            "state": vr.state,
-            "replicas": vr.config.instances if vr.config else 1,
-            "memory_bytes": vr.memory_bytes,
-            "loaded_at": vr.loaded_at,
-            "inference_count": st["inference_count"],
-            "execution_count": st["execution_count"],
-            "failures": st["inference_stats"]["fail"]["count"],
-        })
+        rows.append(
+            {
+                "name": st["name"],
+                "version": st["version"],
+                "state": vr.state,
+                "replicas": vr.config.instances if vr.config else 1,
+                "memory_bytes": vr.memory_bytes,
+                "loaded_at": vr.loaded_at,
+                "inference_count": st["inference_count"],
+                "execution_count": st["execution_count"],
+                "failures": st["inference_stats"]["fail"]["count"],
+            }
+        )
     body = {"time": time.time(), "pid": os.getpid(), "process_memory_bytes": resident_bytes(), "models": rows}
     return Response(orjson.dumps(body), media_type="application/json")

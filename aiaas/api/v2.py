@@ -65,13 +65,17 @@ async def all_stats(request: Request, p: Principal = Depends(principal)) -> Resp
 
 @router.get("/models/{model}", summary="Model metadata")
 @router.get("/models/{model}/versions/{version}", summary="Model version metadata")
-async def model_metadata(request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)) -> Response:
+async def model_metadata(
+    request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)
+) -> Response:
     return _json(services(request).dataplane.model_metadata(p, model, version))
 
 
 @router.get("/models/{model}/ready", summary="Model readiness")
 @router.get("/models/{model}/versions/{version}/ready", summary="Model version readiness")
-async def model_ready(request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)) -> Response:
+async def model_ready(
+    request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)
+) -> Response:
     ok = services(request).dataplane.model_ready(p, model, version)
     if not ok:
         raise ServiceUnavailable(f"model {model!r} is not ready", retry_after=5)
@@ -80,20 +84,26 @@ async def model_ready(request: Request, model: str, version: str | None = None, 
 
 @router.get("/models/{model}/stats", summary="Model statistics")
 @router.get("/models/{model}/versions/{version}/stats", summary="Model version statistics")
-async def model_stats(request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)) -> Response:
+async def model_stats(
+    request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)
+) -> Response:
     return _json(services(request).dataplane.statistics(p, model, version))
 
 
 # -- inference ----------------------------------------------------------------------------------
 @router.post("/models/{model}/infer", summary="Inference")
 @router.post("/models/{model}/versions/{version}/infer", summary="Inference on a version")
-async def infer(request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)) -> Response:
+async def infer(
+    request: Request, model: str, version: str | None = None, p: Principal = Depends(principal)
+) -> Response:
     svc = services(request)
     body = await read_body(request, svc.settings.max_request_bytes)
     return await _infer(svc, p, model, version, body, request.headers.get(HEADER_LEN))
 
 
-async def _infer(svc: Services, p: Principal, model: str, version: str | None, body: bytes, raw_len: str | None) -> Response:
+async def _infer(
+    svc: Services, p: Principal, model: str, version: str | None, body: bytes, raw_len: str | None
+) -> Response:
     header_len = None
     if raw_len is not None:
         digits = raw_len.strip()
@@ -108,10 +118,14 @@ async def _infer(svc: Services, p: Principal, model: str, version: str | None, b
     else:  # a big body takes long to parse: off the event loop, so health checks and small requests go on
         req = await asyncio.to_thread(decode_request, body, header_len, limits.max_tensor_elements)
     requested = [o.name for o in req.outputs] if req.outputs is not None else None
-    result = await svc.dataplane.infer(p, model, version, req.inputs, _model_params(req.parameters), req.datatypes, requested)
+    result = await svc.dataplane.infer(
+        p, model, version, req.inputs, _model_params(req.parameters), req.datatypes, requested
+    )
     binary: set[str] = set()
     if req.outputs is not None:
-        binary = {o.name for o in req.outputs if o.binary or (req.binary_output_default and "binary_data" not in o.parameters)}
+        binary = {
+            o.name for o in req.outputs if o.binary or (req.binary_output_default and "binary_data" not in o.parameters)
+        }
     elif req.binary_output_default:
         binary = set(result.outputs)
     out, json_len = encode_response(model, result.version, req.id, result.outputs, binary)
@@ -140,8 +154,12 @@ async def infer_raw(scope: Scope, receive: Receive, model: str, version: str | N
     client = scope.get("client")
     p = await svc.governance.authenticate(_header(headers, b"authorization"), client[0] if client else None)
     scope["aiaas.tenant"] = p.tenant_id  # for the access log (server/observe.py)
-    body = await receive_body(receive, _header(headers, b"content-length"), _header(headers, b"content-encoding"),
-                              svc.settings.max_request_bytes)  # fmt: skip
+    body = await receive_body(
+        receive,
+        _header(headers, b"content-length"),
+        _header(headers, b"content-encoding"),
+        svc.settings.max_request_bytes,
+    )
     return await _infer(svc, p, model, version, body, _header(headers, _HEADER_LEN_KEY))
 
 

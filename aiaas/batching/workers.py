@@ -47,9 +47,11 @@ class ReplicaThreads:
 
     def _spawn(self, replica: Replica) -> None:
         t = threading.Thread(
-            target=self._thread_main, args=(replica,), name=f"aiaas-{self.config.name or 'model'}-{replica.id}",
+            target=self._thread_main,
+            args=(replica,),
+            name=f"aiaas-{self.config.name or 'model'}-{replica.id}",
             daemon=True,
-        )  # fmt: skip
+        )
         self._threads[replica.id] = t
         t.start()
 
@@ -122,10 +124,15 @@ class ReplicaThreads:
             if it.future.done():  # the client went away (a racy read is fine: at worst one wasted row)
                 continue
             if now > it.deadline:
-                out.append((it, DeadlineExceeded(
-                    f"request waited {1000 * (now - it.enqueued):.0f} ms in the queue of model "
-                    f"{self.config.name!r}, past its timeout_ms {self.timeout_s * 1000:.0f}"
-                )))  # fmt: skip
+                out.append(
+                    (
+                        it,
+                        DeadlineExceeded(
+                            f"request waited {1000 * (now - it.enqueued):.0f} ms in the queue of model "
+                            f"{self.config.name!r}, past its timeout_ms {self.timeout_s * 1000:.0f}"
+                        ),
+                    )
+                )
                 continue
             live.append(it)
         return live

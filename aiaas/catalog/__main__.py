@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in select(args.names):
         if spec.name not in args.names and status(spec, repo, args.quick).state == "built":
             continue  # a dependency that is already there
+
         def progress(frac: float, msg: str, name: str = spec.name) -> None:
             print(f"PROGRESS {name} {frac:.3f} {msg}", flush=True)
 

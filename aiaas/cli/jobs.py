@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     import httpx
 
 console = Console()
-files_app = typer.Typer(help="Upload and manage training files (CSV, JSONL, NPZ, Parquet).", no_args_is_help=True, cls=LeanGroup)
+files_app = typer.Typer(
+    help="Upload and manage training files (CSV, JSONL, NPZ, Parquet).", no_args_is_help=True, cls=LeanGroup
+)
 jobs_app = typer.Typer(help="Training jobs: create, list, show, cancel, watch.", no_args_is_help=True, cls=LeanGroup)
 
 UrlOpt = Annotated[str | None, typer.Option("--url", help="server URL (default http://AIAAS_HOST:AIAAS_PORT)")]
@@ -56,8 +58,9 @@ class _Server:
         if self._http is None:
             import httpx  # here, not at the top: `aiaas jobs --help` and the listings do not pay for it
 
-            self._http = httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {self.key}"},
-                                      timeout=self.timeout)  # fmt: skip
+            self._http = httpx.Client(
+                base_url=self.base, headers={"Authorization": f"Bearer {self.key}"}, timeout=self.timeout
+            )
         return self._http
 
     def __call__(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
@@ -76,7 +79,10 @@ class _Server:
     def upload(self, path: Path) -> dict[str, Any]:
         with path.open("rb") as f:  # httpx streams the file object; it is never read whole
             info: dict[str, Any] = self._httpx(
-                "POST", "/v1/files", files={"file": (path.name, f, "application/octet-stream")}, data={"purpose": "training"}
+                "POST",
+                "/v1/files",
+                files={"file": (path.name, f, "application/octet-stream")},
+                data={"purpose": "training"},
             )
         return info
 
@@ -137,12 +143,16 @@ def parse_hp(items: list[str]) -> dict[str, Any]:
 @files_app.command("upload")
 def files_upload(
     path: Annotated[Path, typer.Argument(help="a .csv, .jsonl, .npz or .parquet file", exists=True, dir_okay=False)],
-    url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
-) -> None:  # fmt: skip
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """Upload a training file; the server checks every line and prints the file id."""
     info = _Server(url, api_key, home).upload(path)
-    console.print(f"uploaded [bold]{info['filename']}[/bold] as [green]{info['id']}[/green]: "
-                  f"{info['format']}, {info['rows']} rows, columns {', '.join(info['columns'])}")  # fmt: skip
+    console.print(
+        f"uploaded [bold]{info['filename']}[/bold] as [green]{info['id']}[/green]: "
+        f"{info['format']}, {info['rows']} rows, columns {', '.join(info['columns'])}"
+    )
 
 
 @files_app.command("list")
@@ -158,7 +168,9 @@ def files_list(
     for col in ("filename", "format", "rows", "bytes", "owner", "created"):
         table.add_column(col)
     for f in page["data"]:
-        table.add_row(f["id"], f["filename"], f["format"], str(f["rows"]), str(f["bytes"]), f["owner"], _when(f["created_at"]))
+        table.add_row(
+            f["id"], f["filename"], f["format"], str(f["rows"]), str(f["bytes"]), f["owner"], _when(f["created_at"])
+        )
     console.print(table)
 
 
@@ -197,7 +209,9 @@ def jobs_create(
     threads_per_worker: Annotated[int, typer.Option(help="torch threads in each worker")] = 1,
     hp: Annotated[list[str] | None, typer.Option("--hp", help="hyperparameter key=value (repeatable)")] = None,
     strategy: Annotated[str, typer.Option(help="ddp (horovod, zero where installed)")] = "ddp",
-    zero_stage: Annotated[int | None, typer.Option("--zero-stage", help="ZeRO stage 1 or 2 (with --strategy zero)")] = None,
+    zero_stage: Annotated[
+        int | None, typer.Option("--zero-stage", help="ZeRO stage 1 or 2 (with --strategy zero)")
+    ] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help="checkpoint every N steps")] = None,
     keep_last: Annotated[int | None, typer.Option(help="checkpoints to keep")] = None,
     max_restarts: Annotated[int | None, typer.Option(help="worker-group restarts on failure")] = None,
@@ -205,28 +219,40 @@ def jobs_create(
     seed: Annotated[int | None, typer.Option()] = None,
     priority: Annotated[int | None, typer.Option(help="higher runs first")] = None,
     watch: Annotated[bool, typer.Option("--watch", help="then watch it until it finishes")] = False,
-    url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
-) -> None:  # fmt: skip
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """Start a training job."""
     server = _Server(url, api_key, home)
     body: dict[str, Any] = {
-        "recipe": recipe, "model": model, "training_file": _file_id(server, file),
-        "hyperparameters": parse_hp(hp or []), "resources": {"workers": workers, "threads_per_worker": threads_per_worker},
+        "recipe": recipe,
+        "model": model,
+        "training_file": _file_id(server, file),
+        "hyperparameters": parse_hp(hp or []),
+        "resources": {"workers": workers, "threads_per_worker": threads_per_worker},
         "strategy": strategy,
-    }  # fmt: skip
+    }
     if validation_file:
         body["validation_file"] = _file_id(server, validation_file)
     checkpoint = {k: v for k, v in (("every_n_steps", checkpoint_every), ("keep_last", keep_last)) if v is not None}
     if checkpoint:
         body["checkpoint"] = checkpoint
-    for key, value in (("max_restarts", max_restarts), ("max_runtime_s", max_runtime), ("seed", seed), ("priority", priority),
-                       ("zero_stage", zero_stage)):  # fmt: skip
+    for key, value in (
+        ("max_restarts", max_restarts),
+        ("max_runtime_s", max_runtime),
+        ("seed", seed),
+        ("priority", priority),
+        ("zero_stage", zero_stage),
+    ):
         if value is not None:
             body[key] = value
     job = server("POST", "/v1/training/jobs", json=body)
     if job["status"] == "failed":
         raise _fail(f"job {job['id']} failed: {job['reason']}")
-    console.print(f"created job [bold]{job['id']}[/bold] ({job['status']}): {recipe} -> model {model}, {workers} worker(s)")
+    console.print(
+        f"created job [bold]{job['id']}[/bold] ({job['status']}): {recipe} -> model {model}, {workers} worker(s)"
+    )
     if watch:
         _watch(server, job["id"], 0.5)
 
@@ -234,8 +260,12 @@ def jobs_create(
 @jobs_app.command("list")
 def jobs_list(
     status: Annotated[str | None, typer.Option(help="only these states, e.g. running,queued")] = None,
-    limit: int = 50, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    limit: int = 50,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Jobs of your tenant (all tenants for an admin), newest first."""
 
     def cells(j: dict[str, Any]) -> list[str]:
@@ -243,14 +273,29 @@ def jobs_list(
         prog = f"{p['step']}/{p['total_steps']}" if "step" in p else ""
         return [j["model"], str(j.get("model_version") or ""), j["recipe"], prog]
 
-    print_job_table(_Server(url, api_key, home), "/v1/training/jobs", "training jobs", status, limit,
-                    ("model", "version", "recipe", "progress"), cells, as_json=as_json)  # fmt: skip
+    print_job_table(
+        _Server(url, api_key, home),
+        "/v1/training/jobs",
+        "training jobs",
+        status,
+        limit,
+        ("model", "version", "recipe", "progress"),
+        cells,
+        as_json=as_json,
+    )
 
 
 def print_job_table(
-    server: _Server, path: str, title: str, status: str | None, limit: int, columns: tuple[str, ...],
-    cells: Callable[[dict[str, Any]], list[str]], out: Console | None = None, as_json: bool = False,
-) -> None:  # fmt: skip
+    server: _Server,
+    path: str,
+    title: str,
+    status: str | None,
+    limit: int,
+    columns: tuple[str, ...],
+    cells: Callable[[dict[str, Any]], list[str]],
+    out: Console | None = None,
+    as_json: bool = False,
+) -> None:
     """One page of jobs of any kind as a table: id, status (sub-status), the kind's own columns, owner, created."""
     params: dict[str, Any] = {"limit": limit}
     if status:
@@ -283,9 +328,12 @@ def jobs_cancel(job_id: str, url: UrlOpt = None, api_key: KeyOpt = None, home: H
 
 @jobs_app.command("watch")
 def jobs_watch(
-    job_id: str, interval: Annotated[float, typer.Option(help="seconds between polls")] = 0.5,
-    url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
-) -> None:  # fmt: skip
+    job_id: str,
+    interval: Annotated[float, typer.Option(help="seconds between polls")] = 0.5,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """Follow a job: a live progress bar (step/total, loss, samples/s, ETA), its messages, the final metrics.
     Exits 0 when the job succeeds, 1 otherwise."""
     _watch(_Server(url, api_key, home), job_id, interval)
@@ -298,15 +346,21 @@ def poll_job(server: _Server, path: str, after: int, progress: Progress) -> tupl
     page = server("GET", f"{path}/events", params={"after": after, "limit": 1000, "type": "message"})
     for e in page["data"]:
         color = {"error": "red", "warning": "yellow"}.get(e["level"], "dim")
-        progress.console.print(f"[{color}]{time.strftime('%H:%M:%S', time.localtime(e['ts']))} {e['message']}[/{color}]")
+        progress.console.print(
+            f"[{color}]{time.strftime('%H:%M:%S', time.localtime(e['ts']))} {e['message']}[/{color}]"
+        )
     return job, page
 
 
 def _watch(server: _Server, job_id: str, interval: float) -> None:
     columns = (
-        TextColumn("[bold]{task.fields[phase]:<12}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} samples/s"), TextColumn("ETA {task.fields[eta]}"),
-    )  # fmt: skip
+        TextColumn("[bold]{task.fields[phase]:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[rate]} samples/s"),
+        TextColumn("ETA {task.fields[eta]}"),
+    )
     after = 0
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(job_id, total=None, phase="", loss="-", rate="-", eta="-")
@@ -317,9 +371,12 @@ def _watch(server: _Server, job_id: str, interval: float) -> None:
             fields: dict[str, Any] = {"phase": job.get("sub_status") or job["status"]}
             if "step" in p:
                 fields.update(
-                    total=p.get("total_steps"), completed=p["step"], loss=_num(p.get("loss", "-")),
-                    rate=f"{p.get('samples_per_s', 0):.0f}", eta=_eta(p.get("eta_s")),
-                )  # fmt: skip
+                    total=p.get("total_steps"),
+                    completed=p["step"],
+                    loss=_num(p.get("loss", "-")),
+                    rate=f"{p.get('samples_per_s', 0):.0f}",
+                    eta=_eta(p.get("eta_s")),
+                )
             if job["status"] == "succeeded" and p.get("total_steps"):
                 fields.update(completed=p["total_steps"], eta="0:00")
             progress.update(task, **fields)
@@ -334,7 +391,9 @@ def _final(job: dict[str, Any]) -> None:
     if status != "succeeded":
         console.print(f"[red]job {job['id']} {status}[/red]: {job.get('reason') or ''}")
         raise typer.Exit(1)
-    console.print(f"[green]job {job['id']} succeeded[/green]: model [bold]{job['model']}[/bold] version {job['model_version']}")
+    console.print(
+        f"[green]job {job['id']} succeeded[/green]: model [bold]{job['model']}[/bold] version {job['model_version']}"
+    )
     table = Table(title="final metrics")
     table.add_column("metric")
     table.add_column("value", justify="right")

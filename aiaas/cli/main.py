@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from aiaas.settings import Settings
 
 
-
 class _Commands(LazyGroup):
     """Top-level commands defined in other modules, imported when they run (fast ``--help`` and listings)."""
 
@@ -36,26 +35,37 @@ class _Commands(LazyGroup):
         "audit": (from_register("aiaas.cli.governance", "audit"), "Show the audit trail, newest first."),
         "files": (from_attr("aiaas.cli.jobs", "files_app"), "Upload and manage training files."),
         "jobs": (from_attr("aiaas.cli.jobs", "jobs_app"), "Training jobs: create, list, show, cancel, watch."),
-        "optimize": (from_register("aiaas.cli.optimize", "optimize", with_models=True),
-                     "Optimize a model: passes, measured against the baseline, gated, registered."),
-        "optimizations": (from_register("aiaas.cli.optimize", "optimizations", with_models=True),
-                          "Optimization jobs: list, show, cancel, watch."),
-    }  # fmt: skip
+        "optimize": (
+            from_register("aiaas.cli.optimize", "optimize", with_models=True),
+            "Optimize a model: passes, measured against the baseline, gated, registered.",
+        ),
+        "optimizations": (
+            from_register("aiaas.cli.optimize", "optimizations", with_models=True),
+            "Optimization jobs: list, show, cancel, watch.",
+        ),
+    }
 
 
 class _ModelsCommands(LazyGroup):
     lazy = {
-        "replicas": (from_register("aiaas.cli.replicas", "replicas", group="models", with_models=True),
-                     "A model's replicas: placement, node, pid, state, batches, restarts, last error."),
-        "scale": (from_register("aiaas.cli.replicas", "scale", group="models", with_models=True),
-                  "Change a model's replica count without dropping a request."),
-        "compare": (from_register("aiaas.cli.optimize", "compare", group="models", with_models=True),
-                    "Measure two versions of a model against each other (the optimization gate)."),
-    }  # fmt: skip
+        "replicas": (
+            from_register("aiaas.cli.replicas", "replicas", group="models", with_models=True),
+            "A model's replicas: placement, node, pid, state, batches, restarts, last error.",
+        ),
+        "scale": (
+            from_register("aiaas.cli.replicas", "scale", group="models", with_models=True),
+            "Change a model's replica count without dropping a request.",
+        ),
+        "compare": (
+            from_register("aiaas.cli.optimize", "compare", group="models", with_models=True),
+            "Measure two versions of a model against each other (the optimization gate).",
+        ),
+    }
 
 
-app = typer.Typer(help="aiaas: AI models as a service.", no_args_is_help=True, pretty_exceptions_enable=False,
-                  cls=_Commands)  # fmt: skip
+app = typer.Typer(
+    help="aiaas: AI models as a service.", no_args_is_help=True, pretty_exceptions_enable=False, cls=_Commands
+)
 models_app = typer.Typer(help="Manage the model repository.", no_args_is_help=True, cls=_ModelsCommands)
 app.add_typer(models_app, name="models")
 
@@ -75,6 +85,7 @@ def _root(
     ] = False,
 ) -> None:
     """aiaas: AI models as a service."""
+
 
 console = Console()
 err_console = Console(stderr=True)
@@ -100,12 +111,24 @@ def serve(
     host: Annotated[str | None, typer.Option(help="interface to bind; env AIAAS_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="port to bind; env AIAAS_PORT")] = None,
     home: HomeOpt = None,
-    catalog: Annotated[str | None, typer.Option(help="catalog models to serve: all | none | name,...; env AIAAS_CATALOG")] = None,
-    ray_address: Annotated[str | None, typer.Option(help="Ray cluster for placement: ray (host:port of its GCS); env AIAAS_RAY_ADDRESS")] = None,
-    grpc_port: Annotated[int | None, typer.Option(help="KServe V2 gRPC port (e.g. 8001; 0 = off, the default); env AIAAS_GRPC_PORT")] = None,
-    ssl_certfile: Annotated[Path | None, typer.Option(help="PEM certificate: HTTPS and gRPC over TLS only; env AIAAS_SSL_CERTFILE")] = None,
-    ssl_keyfile: Annotated[Path | None, typer.Option(help="PEM private key of --ssl-certfile; env AIAAS_SSL_KEYFILE")] = None,
-    ssl_ca_certs: Annotated[Path | None, typer.Option(help="PEM CA bundle: require client certificates (mTLS); env AIAAS_SSL_CA_CERTS")] = None,
+    catalog: Annotated[
+        str | None, typer.Option(help="catalog models to serve: all | none | name,...; env AIAAS_CATALOG")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster for placement: ray (host:port of its GCS); env AIAAS_RAY_ADDRESS")
+    ] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option(help="KServe V2 gRPC port (e.g. 8001; 0 = off, the default); env AIAAS_GRPC_PORT")
+    ] = None,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option(help="PEM certificate: HTTPS and gRPC over TLS only; env AIAAS_SSL_CERTFILE")
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option(help="PEM private key of --ssl-certfile; env AIAAS_SSL_KEYFILE")
+    ] = None,
+    ssl_ca_certs: Annotated[
+        Path | None, typer.Option(help="PEM CA bundle: require client certificates (mTLS); env AIAAS_SSL_CA_CERTS")
+    ] = None,
 ) -> None:
     """Run the server."""
     from aiaas.server.adminkey import ensure_admin_key
@@ -113,8 +136,17 @@ def serve(
     from aiaas.server.run import serve as run
     from aiaas.server.tls import tls_from
 
-    settings = settings_for(home, host=host, port=port, catalog=catalog, ray_address=ray_address, grpc_port=grpc_port,
-                            ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, ssl_ca_certs=ssl_ca_certs)  # fmt: skip
+    settings = settings_for(
+        home,
+        host=host,
+        port=port,
+        catalog=catalog,
+        ray_address=ray_address,
+        grpc_port=grpc_port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        ssl_ca_certs=ssl_ca_certs,
+    )
     try:
         tls = tls_from(settings)
     except AiaasError as e:
@@ -160,7 +192,9 @@ def models_import(
     ],
     name: Annotated[str, typer.Option("--name", help="model name")],
     version: Annotated[int | None, typer.Option("--version", help="version number (default: next)")] = None,
-    max_batch_size: Annotated[int, typer.Option(help="dynamic batching limit when the graph has a dynamic batch axis")] = 64,
+    max_batch_size: Annotated[
+        int, typer.Option(help="dynamic batching limit when the graph has a dynamic batch axis")
+    ] = 64,
     home: HomeOpt = None,
     url: UrlOpt = None,
     load: Annotated[bool, typer.Option(help="ask a running server to load it now")] = True,
@@ -231,7 +265,9 @@ def models_list(home: HomeOpt = None, url: UrlOpt = None, as_json: JsonOpt = Fal
         table.add_column(col)
     for row in rows:
         color = {"READY": "green", "UNAVAILABLE": "red"}.get(row["state"], "yellow")
-        table.add_row(row["name"], str(row.get("version", "")), f"[{color}]{row['state']}[/{color}]", row.get("reason", ""))
+        table.add_row(
+            row["name"], str(row.get("version", "")), f"[{color}]{row['state']}[/{color}]", row.get("reason", "")
+        )
     console.print(table)
 
 

@@ -32,7 +32,9 @@ from aiaas.jobs.states import TERMINAL
 
 # Piped output (no terminal to measure) gets a width that fits the comparison table instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
-optimizations_app = typer.Typer(help="Optimization jobs: list, show, cancel, watch.", no_args_is_help=True, cls=LeanGroup)
+optimizations_app = typer.Typer(
+    help="Optimization jobs: list, show, cancel, watch.", no_args_is_help=True, cls=LeanGroup
+)
 REJECTED_EXIT = 2
 
 
@@ -98,21 +100,42 @@ def comparison_table(report: dict[str, Any], title: str = "optimization") -> Tab
     metric = (report.get("evaluation") or {}).get("metric", "metric")
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("candidate", overflow="fold")
-    for col in ("size", "params", "sparsity", "p50 b1 ms", f"p50 b{serving} ms", f"rows/s b{serving}", metric, "delta",
-                "speedup"):  # fmt: skip
+    for col in (
+        "size",
+        "params",
+        "sparsity",
+        "p50 b1 ms",
+        f"p50 b{serving} ms",
+        f"rows/s b{serving}",
+        metric,
+        "delta",
+        "speedup",
+    ):
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column("decision", no_wrap=True)
 
-    def row(name: str, m: dict[str, Any] | None, delta: str, speed: str, decision: str, style: str | None = None) -> None:
+    def row(
+        name: str, m: dict[str, Any] | None, delta: str, speed: str, decision: str, style: str | None = None
+    ) -> None:
         m = m or {}
         value = (m.get("metric") or {}).get("value")
         params = m.get("parameters")
         sparsity = m.get("weight_sparsity", m.get("sparsity"))
         tput = (m.get("throughput") or {}).get("samples_per_s")
         table.add_row(
-            name, _size(m.get("size_bytes")), _count(params), _pct(sparsity), _ms(m, 1), _ms(m, serving), _count(tput),
-            f"{value:.4g}" if isinstance(value, int | float) else "-", delta, speed, decision, style=style,
-        )  # fmt: skip
+            name,
+            _size(m.get("size_bytes")),
+            _count(params),
+            _pct(sparsity),
+            _ms(m, 1),
+            _ms(m, serving),
+            _count(tput),
+            f"{value:.4g}" if isinstance(value, int | float) else "-",
+            delta,
+            speed,
+            decision,
+            style=style,
+        )
 
     row(str(report.get("baseline_name") or "baseline"), report.get("baseline"), "", "", "baseline", "dim")
     for c in report.get("candidates") or []:
@@ -125,8 +148,14 @@ def comparison_table(report: dict[str, Any], title: str = "optimization") -> Tab
             speed += f" [{ci[0]:.2f}-{ci[1]:.2f}]"
         verdict = "accepted" if d.get("accepted") else ("failed" if c.get("error") else "rejected")
         chosen = c.get("name") == report.get("chosen")
-        row(c.get("name", "?") + (" *" if chosen else ""), c.get("measurement"), delta, speed, verdict,
-            "green" if d.get("accepted") else "red")  # fmt: skip
+        row(
+            c.get("name", "?") + (" *" if chosen else ""),
+            c.get("measurement"),
+            delta,
+            speed,
+            verdict,
+            "green" if d.get("accepted") else "red",
+        )
     return table
 
 
@@ -147,12 +176,16 @@ def print_result(job: dict[str, Any]) -> int:
         return 1
     report = job.get("report") or {}
     comparing = job.get("mode") == "compare"
-    title = (f"{job['model']}: version {job.get('compare_version')} against version {job.get('version')}" if comparing
-             else f"{job['model']} version {job.get('version')}")  # fmt: skip
+    title = (
+        f"{job['model']}: version {job.get('compare_version')} against version {job.get('version')}"
+        if comparing
+        else f"{job['model']} version {job.get('version')}"
+    )
     console.print(comparison_table(report, title))
     ev = job.get("evaluation") or {}
-    console.print(f"[dim]{ev.get('metric')} on {ev.get('rows')} rows of {ev.get('name')}; "
-                  f"{report.get('note', '')}[/dim]")  # fmt: skip
+    console.print(
+        f"[dim]{ev.get('metric')} on {ev.get('rows')} rows of {ev.get('name')}; {report.get('note', '')}[/dim]"
+    )
     for c in report.get("candidates") or []:
         d = c.get("decision") or {}
         color = "green" if d.get("accepted") else "red"
@@ -166,8 +199,10 @@ def print_result(job: dict[str, Any]) -> int:
         return 0
     if job.get("accepted") and job.get("model_version"):
         model, version = job.get("register_into") or job["model"], job["model_version"]
-        console.print(f"[green]registered {model} version {version}[/green] (report in its model card); "
-                      f"call it: POST /v2/models/{model}/versions/{version}/infer")  # fmt: skip
+        console.print(
+            f"[green]registered {model} version {version}[/green] (report in its model card); "
+            f"call it: POST /v2/models/{model}/versions/{version}/infer"
+        )
         return 0
     console.print(f"[yellow]nothing registered[/yellow]: {job.get('decision')}")
     return REJECTED_EXIT
@@ -176,8 +211,13 @@ def print_result(job: dict[str, Any]) -> int:
 def watch(server: _Server, job_id: str, interval: float) -> dict[str, Any]:
     """Follow the job with a progress bar and its messages until it ends; returns the final job."""
     after = 0
-    columns = (TextColumn("[bold]{task.fields[phase]:<12}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[detail]}"))  # fmt: skip
+    columns = (
+        TextColumn("[bold]{task.fields[phase]:<12}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[detail]}"),
+    )
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(job_id, total=100, phase="", detail="")
         while True:
@@ -200,15 +240,18 @@ def _run(server: _Server, body: dict[str, Any], detach: bool, interval: float) -
     if job["status"] == "failed":
         raise _fail(f"optimization {job['id']} failed: {job['reason']}")
     ev = job.get("evaluation") or {}
-    console.print(f"created optimization [bold]{job['id']}[/bold] ({job['status']}): {job['model']} version "
-                  f"{job.get('version')}, {ev.get('metric')} on {ev.get('rows')} rows of {ev.get('name')}")  # fmt: skip
+    console.print(
+        f"created optimization [bold]{job['id']}[/bold] ({job['status']}): {job['model']} version "
+        f"{job.get('version')}, {ev.get('metric')} on {ev.get('rows')} rows of {ev.get('name')}"
+    )
     if detach:
         return
     raise typer.Exit(print_result(watch(server, job["id"], interval)))
 
 
-def _evaluation(server: _Server, file: str | None, metric: str | None, target: str | None, rows: int | None,
-                calibration: str | None) -> dict[str, Any]:  # fmt: skip
+def _evaluation(
+    server: _Server, file: str | None, metric: str | None, target: str | None, rows: int | None, calibration: str | None
+) -> dict[str, Any]:
     ev: dict[str, Any] = {}
     if file:
         ev["file"] = _file_id(server, file)
@@ -232,39 +275,71 @@ def _workload(batch_sizes: str | None, threads: int | None) -> dict[str, Any]:
     return w
 
 
-EvalFile = Annotated[str | None, typer.Option("--eval-file", help="evaluation rows: a file id or a local .npz/.csv (default: the model's held-out set)")]
+EvalFile = Annotated[
+    str | None,
+    typer.Option(
+        "--eval-file", help="evaluation rows: a file id or a local .npz/.csv (default: the model's held-out set)"
+    ),
+]
 Metric = Annotated[str | None, typer.Option(help="accuracy | rmse | mae | r2 (default: the held-out set's)")]
 TargetCol = Annotated[str | None, typer.Option("--target-column", help="column / array with the expected values")]
 Rows = Annotated[int | None, typer.Option(help="evaluate on the first N rows only")]
-BatchSizes = Annotated[str | None, typer.Option("--batch-sizes", help="latency batch sizes, e.g. 1,32; the largest is the serving batch")]
+BatchSizes = Annotated[
+    str | None, typer.Option("--batch-sizes", help="latency batch sizes, e.g. 1,32; the largest is the serving batch")
+]
 Threads = Annotated[int | None, typer.Option(help="intra-op threads per session")]
 Interval = Annotated[float, typer.Option(help="seconds between polls")]
 
 
 def optimize_cmd(
     model: Annotated[str, typer.Argument(help="the model to optimize")],
-    passes: Annotated[list[str], typer.Option("--passes", help="a candidate's passes, e.g. graph,quantize-dynamic or prune:amount=0.5; repeat for more candidates")],
-    max_loss: Annotated[str, typer.Option("--max-loss", help="largest relative metric loss accepted, e.g. 1% or 0.01")] = "1%",
-    min_speedup: Annotated[float | None, typer.Option("--min-speedup", help="and at least this speedup at the serving batch (default: the server's AIAAS_OPTIMIZE_MIN_SPEEDUP, 0.8; 0: any speed)")] = None,
+    passes: Annotated[
+        list[str],
+        typer.Option(
+            "--passes",
+            help="a candidate's passes, e.g. graph,quantize-dynamic or prune:amount=0.5; repeat for more candidates",
+        ),
+    ],
+    max_loss: Annotated[
+        str, typer.Option("--max-loss", help="largest relative metric loss accepted, e.g. 1% or 0.01")
+    ] = "1%",
+    min_speedup: Annotated[
+        float | None,
+        typer.Option(
+            "--min-speedup",
+            help="and at least this speedup at the serving batch "
+            "(default: the server's AIAAS_OPTIMIZE_MIN_SPEEDUP, 0.8; 0: any speed)",
+        ),
+    ] = None,
     version: Annotated[int | None, typer.Option(help="the version to optimize (default: the latest)")] = None,
-    register_as: Annotated[str | None, typer.Option("--register-as", help="register an accepted candidate as this model instead")] = None,
-    eval_file: EvalFile = None, metric: Metric = None, target_column: TargetCol = None, rows: Rows = None,
+    register_as: Annotated[
+        str | None, typer.Option("--register-as", help="register an accepted candidate as this model instead")
+    ] = None,
+    eval_file: EvalFile = None,
+    metric: Metric = None,
+    target_column: TargetCol = None,
+    rows: Rows = None,
     calibration_file: Annotated[str | None, typer.Option("--calibration-file", help="rows for quantize-static")] = None,
-    batch_sizes: BatchSizes = None, threads: Threads = None,
+    batch_sizes: BatchSizes = None,
+    threads: Threads = None,
     max_runtime: Annotated[float | None, typer.Option("--max-runtime", help="seconds for the whole job")] = None,
     detach: Annotated[bool, typer.Option("--detach", help="print the job id and return at once")] = False,
-    interval: Interval = 0.5, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
-) -> None:  # fmt: skip
+    interval: Interval = 0.5,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """Optimize a model: run the passes as a job on the server, follow it, print baseline vs candidates.
     An accepted candidate becomes the model's next version. Exit status 2: nothing was accepted."""
     server = _Server(url, api_key, home)
     candidates = [parse_passes(p) for p in passes]
     body: dict[str, Any] = {
-        "model": model, "passes": candidates[0] if len(candidates) == 1 else candidates,
+        "model": model,
+        "passes": candidates[0] if len(candidates) == 1 else candidates,
         "criterion": {"max_relative_loss": parse_fraction(max_loss), "min_speedup": min_speedup},
         "evaluation": _evaluation(server, eval_file, metric, target_column, rows, calibration_file),
         "workload": _workload(batch_sizes, threads),
-    }  # fmt: skip
+    }
     for key, value in (("version", version), ("register_as", register_as), ("max_runtime_s", max_runtime)):
         if value is not None:
             body[key] = value
@@ -276,19 +351,28 @@ def compare_cmd(
     v1: Annotated[int, typer.Argument(help="the baseline version")],
     v2: Annotated[int, typer.Argument(help="the version measured against it")],
     max_loss: Annotated[str, typer.Option("--max-loss", help="criterion the decision column applies")] = "1%",
-    eval_file: EvalFile = None, metric: Metric = None, target_column: TargetCol = None, rows: Rows = None,
-    batch_sizes: BatchSizes = None, threads: Threads = None,
-    interval: Interval = 0.5, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
-) -> None:  # fmt: skip
+    eval_file: EvalFile = None,
+    metric: Metric = None,
+    target_column: TargetCol = None,
+    rows: Rows = None,
+    batch_sizes: BatchSizes = None,
+    threads: Threads = None,
+    interval: Interval = 0.5,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """Measure two versions of a model on the same rows, threads and batch sizes (on the server, one process)
     and print them side by side."""
     server = _Server(url, api_key, home)
     body: dict[str, Any] = {
-        "model": model, "version": v1, "compare_version": v2,
+        "model": model,
+        "version": v1,
+        "compare_version": v2,
         "criterion": {"max_relative_loss": parse_fraction(max_loss)},
         "evaluation": _evaluation(server, eval_file, metric, target_column, rows, None),
         "workload": _workload(batch_sizes, threads),
-    }  # fmt: skip
+    }
     _run(server, body, False, interval)
 
 
@@ -296,23 +380,39 @@ def compare_cmd(
 @optimizations_app.command("list")
 def list_cmd(
     status: Annotated[str | None, typer.Option(help="only these states, e.g. running,queued")] = None,
-    limit: int = 50, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    limit: int = 50,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Optimizations of your tenant (all tenants for an admin), newest first."""
 
     def cells(j: dict[str, Any]) -> list[str]:
         accepted = "" if j.get("accepted") is None else ("yes" if j["accepted"] else "no")
         return [j["mode"], j["model"], str(j.get("version") or ""), accepted, str(j.get("model_version") or "")]
 
-    print_job_table(_Server(url, api_key, home), "/v1/optimizations", "optimizations", status, limit,
-                    ("mode", "model", "version", "accepted", "new version"), cells, console, as_json)  # fmt: skip
+    print_job_table(
+        _Server(url, api_key, home),
+        "/v1/optimizations",
+        "optimizations",
+        status,
+        limit,
+        ("mode", "model", "version", "accepted", "new version"),
+        cells,
+        console,
+        as_json,
+    )
 
 
 @optimizations_app.command("show")
 def show_cmd(
-    job_id: str, as_json: Annotated[bool, typer.Option("--json", help="the whole job as JSON")] = False,
-    url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None,
-) -> None:  # fmt: skip
+    job_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="the whole job as JSON")] = False,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """One optimization: its comparison table when it has finished (``--json``: everything)."""
     job = _Server(url, api_key, home)("GET", f"/v1/optimizations/{job_id}")
     if as_json or job["status"] not in TERMINAL:
@@ -329,7 +429,9 @@ def cancel_cmd(job_id: str, url: UrlOpt = None, api_key: KeyOpt = None, home: Ho
 
 
 @optimizations_app.command("watch")
-def watch_cmd(job_id: str, interval: Interval = 0.5, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None) -> None:
+def watch_cmd(
+    job_id: str, interval: Interval = 0.5, url: UrlOpt = None, api_key: KeyOpt = None, home: HomeOpt = None
+) -> None:
     """Follow an optimization until it ends, then print its table."""
     raise typer.Exit(print_result(watch(_Server(url, api_key, home), job_id, interval)))
 

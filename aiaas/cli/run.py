@@ -61,11 +61,17 @@ def run(
     model: Annotated[str, typer.Argument(help="model name (see `aiaas models list`)")],
     inputs: Annotated[
         list[str] | None,
-        typer.Argument(help="text, a file path (image, audio, CSV), '-' for stdin, or NAME=VALUE for a named input; "
-                            "several make a batch"),
+        typer.Argument(
+            help="text, a file path (image, audio, CSV), '-' for stdin, or NAME=VALUE for a named input; "
+            "several make a batch"
+        ),
     ] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="request parameter KEY=VALUE (JSON value)")] = None,
-    version: Annotated[str | None, typer.Option("--model-version", help="model version (default: latest ready)")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="request parameter KEY=VALUE (JSON value)")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--model-version", help="model version (default: latest ready)")
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="folder for audio and image outputs")] = Path("."),
     as_json: JsonOpt = False,
     url: UrlOpt = None,
@@ -118,7 +124,9 @@ def _param(text: str) -> tuple[str, Any]:
 
 def chat(
     model: Annotated[str, typer.Argument(help="an LLM served by the server (see `aiaas models list`)")],
-    message: Annotated[list[str] | None, typer.Option("--message", "-m", help="send this and exit (repeat for turns)")] = None,
+    message: Annotated[
+        list[str] | None, typer.Option("--message", "-m", help="send this and exit (repeat for turns)")
+    ] = None,
     system: Annotated[str | None, typer.Option("--system", help="system prompt")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="tokens per answer")] = 256,
     temperature: Annotated[float | None, typer.Option("--temperature", min=0.0, help="sampling temperature")] = None,
@@ -179,7 +187,9 @@ def _stream(server: _Http, body: dict[str, Any]) -> str:
 
 
 def ps(
-    interval: Annotated[float, typer.Option("--interval", min=0.0, help="seconds between the two samples for requests/s (0: skip)")] = 1.0,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.0, help="seconds between the two samples for requests/s (0: skip)")
+    ] = 1.0,
     as_json: JsonOpt = False,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
@@ -196,7 +206,9 @@ def ps(
     before = {(m["name"], m["version"]): m["inference_count"] for m in first["models"]}
     for m in second["models"]:
         prev = before.get((m["name"], m["version"]))
-        m["requests_per_s"] = None if prev is None or second is first else round((m["inference_count"] - prev) / elapsed, 2)
+        m["requests_per_s"] = (
+            None if prev is None or second is first else round((m["inference_count"] - prev) / elapsed, 2)
+        )
     if as_json:
         console.print_json(json.dumps(second))
         return
@@ -206,8 +218,16 @@ def ps(
         table.add_column(col, no_wrap=True, min_width=width, justify="left" if col in ("model", "state") else "right")
     for m in second["models"]:
         rate = "-" if m["requests_per_s"] is None else f"{m['requests_per_s']:g}"
-        table.add_row(m["name"], m["version"], m["state"], str(m["replicas"]), _size(m["memory_bytes"]), rate,
-                      str(m["inference_count"]), _ago(second["time"] - m["loaded_at"]))
+        table.add_row(
+            m["name"],
+            m["version"],
+            m["state"],
+            str(m["replicas"]),
+            _size(m["memory_bytes"]),
+            rate,
+            str(m["inference_count"]),
+            _ago(second["time"] - m["loaded_at"]),
+        )
     console.print(table)
 
 

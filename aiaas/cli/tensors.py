@@ -23,11 +23,30 @@ from aiaas.errors import InvalidInput
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 AUDIO_EXT = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac"}
 TEXT_NAMES = ("text", "prompt", "input", "request", "fen", "rows", "label")
-NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
-         "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP16": np.float16,
-         "FP32": np.float32, "FP64": np.float64}  # fmt: skip
-MAGIC = ((b"\x89PNG", "png"), (b"\xff\xd8\xff", "jpg"), (b"GIF8", "gif"), (b"BM", "bmp"), (b"fLaC", "flac"),
-         (b"OggS", "ogg"), (b"ID3", "mp3"), (b"\xff\xfb", "mp3"))  # fmt: skip
+NUMPY = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+}
+MAGIC = (
+    (b"\x89PNG", "png"),
+    (b"\xff\xd8\xff", "jpg"),
+    (b"GIF8", "gif"),
+    (b"BM", "bmp"),
+    (b"fLaC", "flac"),
+    (b"OggS", "ogg"),
+    (b"ID3", "mp3"),
+    (b"\xff\xfb", "mp3"),
+)
 
 
 @dataclass
@@ -97,10 +116,14 @@ def numbers(text: str, spec: dict[str, Any]) -> np.ndarray:
     """Text as a tensor of ``spec``: a JSON (nested) list or numbers separated by commas/spaces; one batch row
     is added when the numbers fill exactly one row of the shape."""
     try:
-        value = json.loads(text) if text.lstrip().startswith("[") else [float(t) for t in text.replace(",", " ").split()]
+        value = (
+            json.loads(text) if text.lstrip().startswith("[") else [float(t) for t in text.replace(",", " ").split()]
+        )
         arr: np.ndarray = np.asarray(value, dtype=NUMPY[spec["datatype"]])
     except (ValueError, TypeError):
-        raise InvalidInput(f"input {spec['name']!r} ({spec['datatype']} {spec['shape']}) needs numbers; got {text[:60]!r}") from None
+        raise InvalidInput(
+            f"input {spec['name']!r} ({spec['datatype']} {spec['shape']}) needs numbers; got {text[:60]!r}"
+        ) from None
     row = list(spec["shape"])[1:]
     if arr.ndim >= len(spec["shape"]):
         return arr
@@ -130,7 +153,9 @@ def _pick(meta: dict[str, Any], kind: str) -> dict[str, Any]:
     if numeric and kind in ("text", "csv"):
         return ([t for t in numeric if t["name"] not in optional] or numeric)[0]
     names = ", ".join(f"{t['name']} ({t['datatype']} {t['shape']})" for t in inputs)
-    raise InvalidInput(f"model {meta['name']!r} has no input for {kind} (its inputs: {names}); name one with NAME=VALUE")
+    raise InvalidInput(
+        f"model {meta['name']!r} has no input for {kind} (its inputs: {names}); name one with NAME=VALUE"
+    )
 
 
 def tensor(spec: dict[str, Any], items: list[Item]) -> np.ndarray:

@@ -32,9 +32,7 @@ def numpy_dtype(datatype: str) -> np.dtype:
     try:
         return V2_TO_NUMPY[datatype]
     except KeyError:
-        raise InvalidInput(
-            f"unknown datatype {datatype[:40]!r}; expected one of {', '.join(V2_TO_NUMPY)}"
-        ) from None
+        raise InvalidInput(f"unknown datatype {datatype[:40]!r}; expected one of {', '.join(V2_TO_NUMPY)}") from None
 
 
 # dtype objects hash and compare fast; ``dtype.name`` is computed in Python each time (~1.5 us per call)
@@ -64,6 +62,8 @@ def utf8_array(name: str, value: np.ndarray) -> np.ndarray:
             try:
                 v = bytes(v).decode("utf-8")
             except UnicodeDecodeError as e:
-                raise InvalidInput(f"input {name!r} element {i} is not valid UTF-8 text ({e.reason} at byte {e.start})") from None
+                raise InvalidInput(
+                    f"input {name!r} element {i} is not valid UTF-8 text ({e.reason} at byte {e.start})"
+                ) from None
         out[i] = v
     return out.reshape(np.shape(value))

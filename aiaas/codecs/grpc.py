@@ -28,10 +28,18 @@ from aiaas.errors import InvalidInput
 # datatype -> the InferTensorContents field that carries it (FP16 and BF16 have none: raw only)
 CONTENTS_FIELD = {
     "BOOL": "bool_contents",
-    "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents", "INT64": "int64_contents",
-    "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
-    "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents",
-}  # fmt: skip
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
 
 
 def parameters(params: Any) -> dict[str, Any]:
@@ -61,7 +69,9 @@ def _from_contents(name: str, datatype: str, shape: tuple[int, ...], contents: A
     values = getattr(contents, field)
     count = _count(shape)
     if len(values) != count:
-        raise InvalidInput(f"input {name!r}: shape {list(shape)} needs {count} elements, contents.{field} has {len(values)}")
+        raise InvalidInput(
+            f"input {name!r}: shape {list(shape)} needs {count} elements, contents.{field} has {len(values)}"
+        )
     if datatype == "BYTES":
         arr = np.empty(count, dtype=object)
         arr[:] = list(values)

@@ -149,7 +149,9 @@ def deserialize_bytes_tensor(name: str, buf: memoryview | bytes, count: int) -> 
     view = memoryview(buf)
     pos, n, i = 0, len(view), 0
     if count * 4 > n:  # each element has a 4-byte length: the declared shape cannot fit in the bytes present
-        raise InvalidInput(f"input {name!r}: shape needs {count} BYTES elements, binary data of {n} bytes holds at most {n // 4}")
+        raise InvalidInput(
+            f"input {name!r}: shape needs {count} BYTES elements, binary data of {n} bytes holds at most {n // 4}"
+        )
     out = np.empty(count, dtype=object)
     while pos < n:
         if pos + 4 > n:

@@ -35,12 +35,23 @@ def job_not_found(job_id: str, kind: str = "training") -> NotFound:
 def _record(row: TrainingJobRow) -> JobRecord:
     kind = row.kind or "training"
     return JobRecord(
-        id=row.id, kind=kind, spec=get_kind(kind).load_spec(row.spec), job_dir=row.job_dir, state=JobState(row.state),
-        sub_status=row.sub_status, reason=row.reason, owner=row.tenant_id, created_at=row.created_at,
-        transitions=dict(row.transitions or {}), files=dict(row.files or {}), result=row.result,
-        model_version=row.model_version, restarts=row.restarts, progress=dict(row.progress or {}),
+        id=row.id,
+        kind=kind,
+        spec=get_kind(kind).load_spec(row.spec),
+        job_dir=row.job_dir,
+        state=JobState(row.state),
+        sub_status=row.sub_status,
+        reason=row.reason,
+        owner=row.tenant_id,
+        created_at=row.created_at,
+        transitions=dict(row.transitions or {}),
+        files=dict(row.files or {}),
+        result=row.result,
+        model_version=row.model_version,
+        restarts=row.restarts,
+        progress=dict(row.progress or {}),
         events_offset=row.events_offset,
-    )  # fmt: skip
+    )
 
 
 def _apply(row: TrainingJobRow, field: str, value: Any) -> None:
@@ -96,8 +107,15 @@ class DbJobStore:
             record = _record(row)
         if "state" in fields and fields["state"] != before:
             reason = f": {record.reason}" if record.reason and record.state in ("failed", "cancelled") else ""
-            lifecycle.info("%s job %s %s -> %s%s", record.kind, job_id, before, record.state, reason,
-                           extra={"job": job_id, "event": record.state})  # fmt: skip
+            lifecycle.info(
+                "%s job %s %s -> %s%s",
+                record.kind,
+                job_id,
+                before,
+                record.state,
+                reason,
+                extra={"job": job_id, "event": record.state},
+            )
         return record
 
     def append_events(self, job_id: str, events: list[dict[str, Any]], events_offset: int | None = None) -> None:
@@ -122,14 +140,23 @@ class DbJobStore:
                 seq += 1
                 session.add(
                     TrainingJobEventRow(
-                        job_id=job_id, seq=seq, ts=float(e.get("ts") or time.time()),
-                        level=str(e.get("level") or "info")[:16], type=str(e.get("type") or "message")[:16],
-                        message=str(e.get("message") or ""), data=dict(e.get("data") or {}),
+                        job_id=job_id,
+                        seq=seq,
+                        ts=float(e.get("ts") or time.time()),
+                        level=str(e.get("level") or "info")[:16],
+                        type=str(e.get("type") or "message")[:16],
+                        message=str(e.get("message") or ""),
+                        data=dict(e.get("data") or {}),
                     )
-                )  # fmt: skip
+                )
 
     def events(
-        self, job_id: str, after: int = 0, limit: int = 100, levels: Iterable[str] | None = None, types: Iterable[str] | None = None
+        self,
+        job_id: str,
+        after: int = 0,
+        limit: int = 100,
+        levels: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
     ) -> list[dict[str, Any]]:
         stmt = select(TrainingJobEventRow).where(TrainingJobEventRow.job_id == job_id, TrainingJobEventRow.seq > after)
         if levels:
@@ -173,9 +200,13 @@ class DbJobStore:
             return session.get(TrainingJobRow, job_id)
 
     def page(
-        self, tenant: str | None, states: builtins.list[str] | None, limit: int, after: TrainingJobRow | None,
+        self,
+        tenant: str | None,
+        states: builtins.list[str] | None,
+        limit: int,
+        after: TrainingJobRow | None,
         kind: str = "training",
-    ) -> builtins.list[TrainingJobRow]:  # fmt: skip
+    ) -> builtins.list[TrainingJobRow]:
         """Jobs of one kind, newest first; ``tenant`` None = every tenant; ``after``: the last job of the previous
         page."""
         stmt = select(TrainingJobRow).where(TrainingJobRow.kind == kind)
@@ -193,5 +224,3 @@ class DbJobStore:
         with self.store.session() as session:
             order = (TrainingJobRow.created_at.desc(), TrainingJobRow.id.desc())
             return list(session.scalars(stmt.order_by(*order).limit(limit)))
-
-

@@ -1,15 +1,15 @@
 """The layout of one job's directory, shared by the launcher and the workers::
 
-    spec.json            the JobSpec (training/validation files rewritten to data/...)
-    data/                the job's own copy of its data files
-    events.jsonl         progress and messages (rank 0)
-    checkpoints/         step-00000120.pt ... (rank 0, atomic, keep_last)
-    logs/rank<r>.log     per-rank logs; logs/torchrun.log: torchrun's own output
-    errors/rank<r>.json  the last error each rank hit (message, type, traceback, fatal)
-    ranks/rank<r>.json   per-rank summary at the end (steps, parameter checksum)
-    export/model.onnx    the exported model
-    result.json          metrics, data hash, hyperparameters (written last: its presence means success)
-    launcher.json        pid/create time of the torchrun process, so a restarted server can find it
+spec.json            the JobSpec (training/validation files rewritten to data/...)
+data/                the job's own copy of its data files
+events.jsonl         progress and messages (rank 0)
+checkpoints/         step-00000120.pt ... (rank 0, atomic, keep_last)
+logs/rank<r>.log     per-rank logs; logs/torchrun.log: torchrun's own output
+errors/rank<r>.json  the last error each rank hit (message, type, traceback, fatal)
+ranks/rank<r>.json   per-rank summary at the end (steps, parameter checksum)
+export/model.onnx    the exported model
+result.json          metrics, data hash, hyperparameters (written last: its presence means success)
+launcher.json        pid/create time of the torchrun process, so a restarted server can find it
 """
 
 from __future__ import annotations
@@ -77,11 +77,18 @@ class JobDir:
         """Record the last error of a worker process (``errors/rank<r>.json``, read by ``read_errors``); never
         raises, so reporting an error cannot hide it."""
         with contextlib.suppress(Exception):
-            write_json_atomic(self.errors / f"rank{rank}.json", {
-                "ts": time.time(), "rank": rank, "restart": restart, "fatal": fatal, "type": type(e).__name__,
-                "message": message or getattr(e, "message", None) or str(e) or type(e).__name__,
-                "traceback": "".join(traceback.format_exception(e))[-4000:],
-            })  # fmt: skip
+            write_json_atomic(
+                self.errors / f"rank{rank}.json",
+                {
+                    "ts": time.time(),
+                    "rank": rank,
+                    "restart": restart,
+                    "fatal": fatal,
+                    "type": type(e).__name__,
+                    "message": message or getattr(e, "message", None) or str(e) or type(e).__name__,
+                    "traceback": "".join(traceback.format_exception(e))[-4000:],
+                },
+            )
 
 
 def die_with_parent() -> None:

@@ -91,13 +91,24 @@ class WorkerProcess:
             out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
             out.flush()
             popen = subprocess.Popen(
-                cmd, cwd=jd.root, env=dict(env), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cmd,
+                cwd=jd.root,
+                env=dict(env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         with contextlib.suppress(psutil.Error):
-            write_json_atomic(jd.launcher, {
-                "pid": popen.pid, "create_time": psutil.Process(popen.pid).create_time(), **launch_info, "command": cmd,
-            })  # fmt: skip
+            write_json_atomic(
+                jd.launcher,
+                {
+                    "pid": popen.pid,
+                    "create_time": psutil.Process(popen.pid).create_time(),
+                    **launch_info,
+                    "command": cmd,
+                },
+            )
         return cls(popen)
 
     @property

@@ -80,7 +80,9 @@ class JobRunner:
         self.on_event = on_event
         self.on_done = on_done
         self.register = register
-        self.options = LaunchOptions(torch_extensions_dir=torch_extensions_dir, **({"python": python} if python else {}))
+        self.options = LaunchOptions(
+            torch_extensions_dir=torch_extensions_dir, **({"python": python} if python else {})
+        )
         self.poll_s = poll_s
         job = store.get(job_id)
         self.spec = job.spec
@@ -100,15 +102,23 @@ class JobRunner:
             left = stop_orphans(self.jd)
             if left:
                 log.warning("job %s: stopped %d process(es) left from before the restart", self.job_id, left)
-            self._event(f"the server restarted; the job resumes from {self.kind.resume_note(self.jd)}", phase="resuming")
+            self._event(
+                f"the server restarted; the job resumes from {self.kind.resume_note(self.jd)}", phase="resuming"
+            )
         first_start = read_launch_info(self.jd).get("first_start") or time.time()
         deadline = first_start + self.spec.max_runtime_s
         env = {**os.environ, **self.kind.env(self.spec, self.options)}
-        env.update({
-            "OMP_NUM_THREADS": str(self.spec.resources.threads_per_worker), "PYTHONUNBUFFERED": "1", DEADLINE_ENV: repr(deadline),
-        })  # fmt: skip
+        env.update(
+            {
+                "OMP_NUM_THREADS": str(self.spec.resources.threads_per_worker),
+                "PYTHONUNBUFFERED": "1",
+                DEADLINE_ENV: repr(deadline),
+            }
+        )
         cmd = self.kind.command(self.spec, self.jd, self.options)
-        self.proc = WorkerProcess.launch(cmd, self.jd, self.kind.log_name, env, {"first_start": first_start, "deadline": deadline})
+        self.proc = WorkerProcess.launch(
+            cmd, self.jd, self.kind.log_name, env, {"first_start": first_start, "deadline": deadline}
+        )
         if job.state != JobState.RUNNING:
             transition(self.store, self.job_id, JobState.RUNNING)
         self._sub_status(self.kind.first_sub_status)
@@ -192,7 +202,9 @@ class JobRunner:
                 if rc is not None:
                     break
                 if time.time() > deadline + DEADLINE_GRACE_S and self._stop is None:
-                    self._stop_for(Stop(StopCause.DEADLINE, f"the job ran past max_runtime_s={self.spec.max_runtime_s:g}"))
+                    self._stop_for(
+                        Stop(StopCause.DEADLINE, f"the job ran past max_runtime_s={self.spec.max_runtime_s:g}")
+                    )
                 time.sleep(self.poll_s)
             self._pump_events()
             self._finish(rc)
@@ -200,7 +212,13 @@ class JobRunner:
             log.exception("job %s: monitor failed", self.job_id)
             with contextlib.suppress(Exception):
                 self.proc.stop()
-                transition(self.store, self.job_id, JobState.FAILED, sub_status=None, reason=f"internal error in the job monitor: {e}")
+                transition(
+                    self.store,
+                    self.job_id,
+                    JobState.FAILED,
+                    sub_status=None,
+                    reason=f"internal error in the job monitor: {e}",
+                )
         finally:
             self._done.set()
             stop = self._stop
@@ -247,8 +265,11 @@ class JobRunner:
                 return
             if registered is not None:  # None: nothing to register (an optimization that accepted no candidate)
                 fields["model_version"] = registered.version
-                self._event(f"registered model {registered.model!r} version {registered.version}",
-                            model=registered.model, version=registered.version)  # fmt: skip
+                self._event(
+                    f"registered model {registered.model!r} version {registered.version}",
+                    model=registered.model,
+                    version=registered.version,
+                )
         transition(self.store, self.job_id, JobState.SUCCEEDED, sub_status=None, reason=None, **fields)
 
     def _fail(self, reason: str) -> None:

@@ -42,7 +42,8 @@ class Scheduler:
         on_registered: Callable[[str, int], None] | None = None,  # (model, version): e.g. ModelManager.load
         poll_s: float = 0.5,
         python: str = sys.executable,
-        torch_extensions_dir: Path | None = None,  # strategy zero: DeepSpeed's compiled ops (Settings.torch_extensions_dir)
+        torch_extensions_dir: Path
+        | None = None,  # strategy zero: DeepSpeed's compiled ops (Settings.torch_extensions_dir)
     ) -> None:
         self.store = store
         self.torch_extensions_dir = torch_extensions_dir
@@ -60,8 +61,13 @@ class Scheduler:
 
     # -- API ------------------------------------------------------------------------------------
     def submit_prepared(
-        self, kind: str, spec: RunSpec, prepare: Prepare, owner: str | None = None, job_id: str | None = None,
-    ) -> JobRecord:  # fmt: skip
+        self,
+        kind: str,
+        spec: RunSpec,
+        prepare: Prepare,
+        owner: str | None = None,
+        job_id: str | None = None,
+    ) -> JobRecord:
         """A job whose request its kind has validated: recorded as ``validating``, its directory written by
         ``prepare(root)``, then ``queued``. InvalidInput (or OSError) from ``prepare`` makes it ``failed`` with
         the reason; a cancel that arrives meanwhile wins."""
@@ -101,12 +107,22 @@ class Scheduler:
         resumed = []
         for job in self.store.list([JobState.RUNNING]):
             if job.cores > self.cores:
-                transition(self.store, job.id, JobState.FAILED, reason=f"needs {job.cores} cores; training may now use {self.cores}")
+                transition(
+                    self.store,
+                    job.id,
+                    JobState.FAILED,
+                    reason=f"needs {job.cores} cores; training may now use {self.cores}",
+                )
                 continue
             self._launch(job.id, resume=True)
             resumed.append(job.id)
         for job in self.store.list([JobState.VALIDATING]):  # the server died while validating: redo it
-            transition(self.store, job.id, JobState.FAILED, reason="the server restarted while validating the job; submit it again")
+            transition(
+                self.store,
+                job.id,
+                JobState.FAILED,
+                reason="the server restarted while validating the job; submit it again",
+            )
         return resumed
 
     def tick(self) -> list[str]:
@@ -180,14 +196,20 @@ class Scheduler:
             try:
                 self.on_registered(registered.model, registered.version)
             except Exception:  # loading is the server's business: the version is registered either way
-                log.exception("job %s: loading model %s version %d failed", job.id, registered.model, registered.version)
+                log.exception(
+                    "job %s: loading model %s version %d failed", job.id, registered.model, registered.version
+                )
         return registered
 
     def _launch(self, job_id: str, resume: bool = False) -> None:
         runner = JobRunner(
-            job_id, self.store, on_event=self.on_event, register=self._register if self.repository is not None else None,
-            python=self.python, torch_extensions_dir=self.torch_extensions_dir,
-        )  # fmt: skip
+            job_id,
+            self.store,
+            on_event=self.on_event,
+            register=self._register if self.repository is not None else None,
+            python=self.python,
+            torch_extensions_dir=self.torch_extensions_dir,
+        )
         with self._lock:
             self.runners[job_id] = runner
         runner.start(resume=resume)

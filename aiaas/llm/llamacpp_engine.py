@@ -156,8 +156,12 @@ class LlamaCppEngine(QueueEngine):
         s = self._stats
         with self._cv:
             waiting = len(self._waiting)
-        extra = {"prefix_hits": self._prefix_hits, "prefix_tokens_reused": self._prefix_tokens,
-                 "prefix_cached_seqs": len(self._kept), "threads": self._n_threads}  # fmt: skip
+        extra = {
+            "prefix_hits": self._prefix_hits,
+            "prefix_tokens_reused": self._prefix_tokens,
+            "prefix_cached_seqs": len(self._kept),
+            "threads": self._n_threads,
+        }
         return EngineStats(len(self._running), waiting, self._reserved, s.steps, s.generated, s.cancelled, extra)
 
     # -- requests (event loop side) -----------------------------------------------------------------
@@ -327,4 +331,3 @@ def _common(a: list[int], b: list[int], limit: int) -> int:
     x, y = np.asarray(a[:n]), np.asarray(b[:n])
     diff = np.nonzero(x != y)[0]
     return int(diff[0]) if diff.size else n
-

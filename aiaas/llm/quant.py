@@ -58,4 +58,3 @@ def int8_targets(model: Any) -> list[str]:
         if module is out or ".self_attn." in f".{name}." or ".attn." in f".{name}.":
             names.append(name)
     return names
-

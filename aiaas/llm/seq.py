@@ -35,9 +35,11 @@ class Seq:
         "reserve",
         "row",
         "slot",
-    )  # fmt: skip
+    )
 
-    def __init__(self, sid: int, prompt: list[int], params: SamplingParams, row: RowState, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, sid: int, prompt: list[int], params: SamplingParams, row: RowState, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.id = sid
         self.prompt = prompt
         self.params = params
@@ -90,7 +92,6 @@ class QueuedGeneration(Generation):
             self._engine._cancel(self._seq)
 
 
-
 def put_all(events: list[tuple[Seq, Step | BaseException]]) -> None:
     for seq, ev in events:
         seq.queue.put_nowait(ev)
@@ -114,8 +115,9 @@ def check_prompt(prompt_ids: list[int], params: SamplingParams, max_model_len: i
     if room < 1:
         raise InvalidInput(
             f"the prompt has {len(prompt_ids)} tokens; this model's context is {max_model_len} tokens",
-            param="prompt", code="context_length_exceeded",
-        )  # fmt: skip
+            param="prompt",
+            code="context_length_exceeded",
+        )
     if params.max_tokens > room:
         params.max_tokens = room
 

@@ -76,9 +76,7 @@ class TorchEngine(QueueEngine):
         self.tokenizer: Any = AutoTokenizer.from_pretrained(self.path)
         if chat_template:
             self.tokenizer.chat_template = chat_template
-        self.model = AutoModelForCausalLM.from_pretrained(
-            self.path, dtype=_DTYPES[dtype], attn_implementation="sdpa"
-        )
+        self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=_DTYPES[dtype], attn_implementation="sdpa")
         self.model.to(self.device)  # type: ignore[arg-type]
         self.model.eval()
         self.vocab = int(self.model.get_output_embeddings().weight.shape[0])
@@ -137,11 +135,23 @@ class TorchEngine(QueueEngine):
         with self._cv:
             waiting = len(self._waiting)
         pc = self.prefix_cache
-        extra = {"batch_len": 0 if self._valid is None else int(self._valid.shape[1]), "prefilling": len(self._prefilling),
-                 "prefill_tokens": self._prefill_tokens, "prefix_hits": pc.hits, "prefix_tokens_reused": pc.tokens_reused,
-                 "prefix_cached_tokens": pc.tokens}  # fmt: skip
-        return EngineStats(len(self._running), waiting + len(self._prefilling), self._reserved, s.steps, s.generated,
-                           s.cancelled, extra)  # fmt: skip
+        extra = {
+            "batch_len": 0 if self._valid is None else int(self._valid.shape[1]),
+            "prefilling": len(self._prefilling),
+            "prefill_tokens": self._prefill_tokens,
+            "prefix_hits": pc.hits,
+            "prefix_tokens_reused": pc.tokens_reused,
+            "prefix_cached_tokens": pc.tokens,
+        }
+        return EngineStats(
+            len(self._running),
+            waiting + len(self._prefilling),
+            self._reserved,
+            s.steps,
+            s.generated,
+            s.cancelled,
+            extra,
+        )
 
     # -- requests (event loop side) -----------------------------------------------------------------
     def _deliver(self, events: list[tuple[Seq, Step | BaseException]]) -> None:
@@ -261,7 +271,9 @@ class TorchEngine(QueueEngine):
             return sliding if self.window is not None else full
         return {"full_attention": full, "sliding_attention": sliding}
 
-    def _forward(self, input_ids: torch.Tensor, valid: torch.Tensor, cache: Any, logits: bool = True) -> torch.Tensor | None:
+    def _forward(
+        self, input_ids: torch.Tensor, valid: torch.Tensor, cache: Any, logits: bool = True
+    ) -> torch.Tensor | None:
         """Run ``input_ids`` [B, q] on ``cache``; the last position's logits [B, V], or None (``logits`` False:
         the output projection is skipped -- an intermediate prompt chunk needs only its keys and values)."""
         q = input_ids.shape[1]
@@ -345,8 +357,10 @@ class TorchEngine(QueueEngine):
             return
 
         def kv_of(n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-            return [(layer.keys[row : row + 1, :, start : start + n], layer.values[row : row + 1, :, start : start + n])
-                    for layer in cache.layers]  # fmt: skip
+            return [
+                (layer.keys[row : row + 1, :, start : start + n], layer.values[row : row + 1, :, start : start + n])
+                for layer in cache.layers
+            ]
 
         self.prefix_cache.store(seq.prompt, kv_of)
 

@@ -100,9 +100,7 @@ class Artifact:
     path: Path | None = None  # onnx: the .onnx file; tvm: the compiled .so (with its tvm.json beside it)
     net: nn.Module | None = None  # torch: the network the next pass works on
     passes: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(
-        default_factory=dict
-    )  # pass name -> what it did (exporter, sparsity, ...)
+    details: dict[str, Any] = field(default_factory=dict)  # pass name -> what it did (exporter, sparsity, ...)
 
     def derive(
         self,
@@ -162,9 +160,7 @@ class Evaluation:
 
 
 def _labels(output: np.ndarray) -> np.ndarray:
-    return (
-        output.argmax(axis=-1) if output.ndim >= 2 and output.shape[-1] > 1 else output.reshape(len(output))
-    )
+    return output.argmax(axis=-1) if output.ndim >= 2 and output.shape[-1] > 1 else output.reshape(len(output))
 
 
 def _accuracy(output: np.ndarray, target: np.ndarray) -> float:

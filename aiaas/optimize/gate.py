@@ -56,9 +56,7 @@ def _serving_p50(measurement: dict[str, Any], batch: int) -> float | None:
     return None if lat is None else float(lat["p50_ms"])
 
 
-def gate(
-    criterion: Criterion, baseline: dict[str, Any], candidate: dict[str, Any], batch_size: int
-) -> Decision:
+def gate(criterion: Criterion, baseline: dict[str, Any], candidate: dict[str, Any], batch_size: int) -> Decision:
     """``baseline`` and ``candidate`` are ``measure()`` results."""
     name = baseline["metric"]["name"]
     higher = bool(baseline["metric"]["higher_is_better"])
@@ -72,9 +70,7 @@ def gate(
     if ci is not None:
         speedup, low, high = float(ci["speedup"]), float(ci["low"]), float(ci["high"])
     signed = -loss  # as a change: -35.4% means 35.4% worse
-    metric_text = (
-        f"{name} {c:.4g} vs {b:.4g} baseline, {'+' if signed >= 0.0005 else ''}{_pct(signed)} relative"
-    )
+    metric_text = f"{name} {c:.4g} vs {b:.4g} baseline, {'+' if signed >= 0.0005 else ''}{_pct(signed)} relative"
     interval = f" [{ci['confidence']:.0%} CI {low:.2f}-{high:.2f}x, {ci['rounds']} interleaved rounds]" if ci else ""
     speed_text = (
         f"{speedup:.2f}x{interval} at batch {batch_size} (p50 {c_ms:.3g} ms vs {b_ms:.3g} ms)"
@@ -86,11 +82,19 @@ def gate(
     if not loss <= criterion.max_relative_loss:
         return Decision(False, f"rejected: {metric_text} > {allowed} allowed", loss, delta, speedup, low, high)
     if criterion.min_speedup is not None and (claim is None or claim < criterion.min_speedup):
-        below = "the interval does not clear" if low is not None and speedup is not None and speedup >= criterion.min_speedup else "below"
+        below = (
+            "the interval does not clear"
+            if low is not None and speedup is not None and speedup >= criterion.min_speedup
+            else "below"
+        )
         return Decision(
             False,
             f"rejected: {speed_text}, {below} the {criterion.min_speedup:g}x required ({metric_text}); "
             "criterion.min_speedup sets the floor (0: any speed)",
-            loss, delta, speedup, low, high,
-        )  # fmt: skip
+            loss,
+            delta,
+            speedup,
+            low,
+            high,
+        )
     return Decision(True, f"accepted: {metric_text} (within {allowed}); {speed_text}", loss, delta, speedup, low, high)

@@ -95,9 +95,21 @@ def register_result(repository: ModelRepository, job: JobRecord) -> int | None:
         base = repository.read(spec.model).config
         if base is not None:
             card = base.card.model_copy(update={"extra": {k: v for k, v in base.card.extra.items() if k != "catalog"}})
-            base = base.model_copy(update={"card": card, "description": f"{base.description} (optimized from {spec.model} version {src.version})".strip()})
+            base = base.model_copy(
+                update={
+                    "card": card,
+                    "description": f"{base.description} (optimized from {spec.model} version {src.version})".strip(),
+                }
+            )
     return register_artifact(
-        repository, target, result["artifact"]["kind"], jd.root / result["artifact"]["file"], chosen["measurement"],
-        card_report(report, result["chosen"]), companions={n: jd.root / p for n, p in src.companions.items()},
-        onnx_name=src.onnx_name, base_config=base, owner=job.owner,
-    )  # fmt: skip
+        repository,
+        target,
+        result["artifact"]["kind"],
+        jd.root / result["artifact"]["file"],
+        chosen["measurement"],
+        card_report(report, result["chosen"]),
+        companions={n: jd.root / p for n, p in src.companions.items()},
+        onnx_name=src.onnx_name,
+        base_config=base,
+        owner=job.owner,
+    )

@@ -135,7 +135,7 @@ class OptimizationSpec(_Strict):
             if self.register_as is not None:
                 raise ValueError("compare_version registers nothing; leave register_as out")
         elif not self.passes:
-            raise ValueError("passes is empty: name at least one pass (e.g. [\"graph\", \"quantize-dynamic\"])")
+            raise ValueError('passes is empty: name at least one pass (e.g. ["graph", "quantize-dynamic"])')
         return self
 
     # -- what the training scheduler reads (aiaas.jobs.store.RunSpec) -----------------------------------

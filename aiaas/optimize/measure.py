@@ -190,9 +190,7 @@ def measure(artifact: Artifact, evaluation: Evaluation, workload: Workload) -> d
             thread_safe=artifact.kind != "tvm",
         ),
     }
-    if artifact.kind == "onnx" and any(
-        k in artifact.details for k in ("quantize-dynamic", "quantize-static")
-    ):
+    if artifact.kind == "onnx" and any(k in artifact.details for k in ("quantize-dynamic", "quantize-static")):
         out["quantization"] = quantization_summary(artifact.path)
     return out
 
@@ -209,9 +207,7 @@ def pareto(points: dict[str, tuple[float, float, float]], higher_is_better: bool
     front = []
     for n, a in keys.items():
         dominated = any(
-            all(b_i <= a_i for a_i, b_i in zip(a, b, strict=True)) and b != a
-            for m, b in keys.items()
-            if m != n
+            all(b_i <= a_i for a_i, b_i in zip(a, b, strict=True)) and b != a for m, b in keys.items() if m != n
         )
         if not dominated:
             front.append(n)

@@ -88,9 +88,7 @@ def export_onnx(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -
     if src is None or artifact.net is None:
         raise InvalidInput("export-onnx needs a torch source")
     module = (src.wrap(artifact.net) if src.wrap else artifact.net).eval()
-    example = tuple(
-        t if t.shape[0] >= 2 else torch.cat([t, t]) for t in src.example_inputs
-    )  # dynamo specialises 1
+    example = tuple(t if t.shape[0] >= 2 else torch.cat([t, t]) for t in src.example_inputs)  # dynamo specialises 1
     check = tuple(torch.cat([t] * 2)[: max(3, int(options.get("check_rows", 4)))] for t in example)
     order = {"auto": ["dynamo", "torchscript"], "dynamo": ["dynamo"], "torchscript": ["torchscript"]}[
         options["exporter"]
@@ -110,9 +108,7 @@ def export_onnx(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -
             )
             diff = _parity(module, path, check, src.input_names)
         except Exception as e:  # the exporters raise many types; the fallback is the point
-            errors[exporter] = (
-                f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
-            )
+            errors[exporter] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
             log.info("export with %s failed: %s", exporter, errors[exporter])
             continue
         if not diff <= 1e-3:
@@ -213,9 +209,7 @@ def _parity(module: Any, path: Path, check: tuple[Any, ...], input_names: list[s
     for r, g in zip(refs, got, strict=True):
         r = r.numpy()
         if r.shape != g.shape:
-            raise ValueError(
-                f"output shape {list(g.shape)} != torch {list(r.shape)} (batch axis not dynamic?)"
-            )
+            raise ValueError(f"output shape {list(g.shape)} != torch {list(r.shape)} (batch axis not dynamic?)")
         if r.dtype.kind in "iub":
             diff = max(diff, float((r != g).mean()))  # labels: share of rows that disagree
         else:
@@ -301,9 +295,7 @@ def to_fp16(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -> Ar
     try:
         from onnxruntime.transformers.float16 import convert_float_to_float16
     except ImportError:  # pragma: no cover - ships with onnxruntime
-        raise InvalidInput(
-            "fp16 needs onnxruntime.transformers.float16, which this onnxruntime lacks"
-        ) from None
+        raise InvalidInput("fp16 needs onnxruntime.transformers.float16, which this onnxruntime lacks") from None
     assert artifact.path is not None
     model = onnx.load(str(artifact.path))
     keep_io = bool(options["keep_io_types"])

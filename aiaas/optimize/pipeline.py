@@ -105,9 +105,7 @@ def check_requirements(
             )
         if s.name == "distill":
             if not isinstance(source, TorchSource) or source.student is None:
-                raise InvalidInput(
-                    "distill needs a student architecture: a recipe or a student builder (width, depth)"
-                )
+                raise InvalidInput("distill needs a student architecture: a recipe or a student builder (width, depth)")
             if source.train is None or fine_tune is None:
                 raise InvalidInput("distill needs the training rows and a fine-tune function")
         if (
@@ -115,9 +113,7 @@ def check_requirements(
             and int(s.options["fine_tune_epochs"]) > 0
             and (not isinstance(source, TorchSource) or source.train is None or fine_tune is None)
         ):
-            raise InvalidInput(
-                "prune with fine_tune_epochs > 0 needs the training rows and a fine-tune function"
-            )
+            raise InvalidInput("prune with fine_tune_epochs > 0 needs the training rows and a fine-tune function")
 
 
 def _check_target(repository: ModelRepository | None, model: str | None, plans: list[list[PassSpec]]) -> None:
@@ -167,9 +163,7 @@ def optimize(
     work = Path(tempfile.mkdtemp(prefix="aiaas-optimize-")) if workdir is None else workdir
     work.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(
-            source, plans, evaluation, criterion, workload, progress, repository, model, fine_tune, work
-        )
+        return _run(source, plans, evaluation, criterion, workload, progress, repository, model, fine_tune, work)
     finally:
         if own_dir:
             shutil.rmtree(work, ignore_errors=True)
@@ -205,7 +199,9 @@ def _run(
     return _conclude(source_info, evaluation, criterion, workload, baseline, candidates, progress, repository, model)
 
 
-def _baseline_artifact(source: Source, plans: list[list[PassSpec]], ctx: PassContext) -> tuple[Artifact, dict[str, Any]]:
+def _baseline_artifact(
+    source: Source, plans: list[list[PassSpec]], ctx: PassContext
+) -> tuple[Artifact, dict[str, Any]]:
     """The artifact every candidate is measured against (the ONNX file, or the network exported as the first
     plan exports it) and what the report says about the source."""
     source_info: dict[str, Any]
@@ -240,7 +236,11 @@ class _Trial:
         cand = Candidate(describe(specs), specs)
         t0 = time.perf_counter()
         source = self.source
-        art = Artifact("torch", net=copy.deepcopy(source.net)) if isinstance(source, TorchSource) else Artifact("onnx", path=source.path)
+        art = (
+            Artifact("torch", net=copy.deepcopy(source.net))
+            if isinstance(source, TorchSource)
+            else Artifact("onnx", path=source.path)
+        )
         step = "start"
         try:
             for i, spec in enumerate(specs):
@@ -259,7 +259,9 @@ class _Trial:
         except Exception as e:  # a pass that crashes fails its candidate, not the optimization
             cand.error = f"{step}: {type(e).__name__}: {e}"
         cand.seconds = time.perf_counter() - t0
-        progress(start + share, f"{cand.name}: {cand.decision.reason if cand.decision else 'failed: ' + str(cand.error)}")
+        progress(
+            start + share, f"{cand.name}: {cand.decision.reason if cand.decision else 'failed: ' + str(cand.error)}"
+        )
         return cand
 
 
@@ -269,10 +271,16 @@ def _sub(progress: Progress, start: float, width: float) -> Progress:
 
 
 def _conclude(
-    source_info: dict[str, Any], evaluation: Evaluation, criterion: Criterion, workload: Workload,
-    baseline: dict[str, Any], candidates: list[Candidate], progress: Progress, repository: ModelRepository | None,
+    source_info: dict[str, Any],
+    evaluation: Evaluation,
+    criterion: Criterion,
+    workload: Workload,
+    baseline: dict[str, Any],
+    candidates: list[Candidate],
+    progress: Progress,
+    repository: ModelRepository | None,
     model: str | None,
-) -> OptimizationResult:  # fmt: skip
+) -> OptimizationResult:
     """The Pareto front, the fastest accepted candidate, the report, and the registration when asked."""
     measured = {c.name: c for c in candidates if c.measurement is not None}
     serving = f"batch_{workload.batch_size}"
@@ -299,7 +307,13 @@ def _conclude(
         report["registered"] = {"model": model, "version": version}
     progress(1.0, chosen.decision.reason)
     return OptimizationResult(
-        True, chosen.decision.reason, report, model=model, version=version, chosen=chosen.name, candidates=candidates,
+        True,
+        chosen.decision.reason,
+        report,
+        model=model,
+        version=version,
+        chosen=chosen.name,
+        candidates=candidates,
     )
 
 
@@ -355,8 +369,12 @@ def compare(
     t0 = time.perf_counter()
     try:
         cand.measurement = measure(cand.artifact, evaluation, workload)  # type: ignore[arg-type]
-        cand.measurement["speedup_ci"] = speedup_ci(Artifact("onnx", path=baseline.path), cand.artifact,  # type: ignore[arg-type]
-                                                    evaluation, workload)  # fmt: skip
+        cand.measurement["speedup_ci"] = speedup_ci(
+            Artifact("onnx", path=baseline.path),
+            cand.artifact,  # type: ignore[arg-type]
+            evaluation,
+            workload,
+        )
         cand.decision = gate(criterion, base, cand.measurement, workload.batch_size)
     except Exception as e:  # a version that cannot run on these rows is reported, not raised
         cand.error = f"measure: {type(e).__name__}: {e}"

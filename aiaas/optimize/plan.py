@@ -165,9 +165,7 @@ def parse_pass(item: str | dict[str, Any] | PassSpec) -> PassSpec:
         given = dict(item.get("options") or {})
         given.update({k: v for k, v in item.items() if k not in ("name", "options")})
     else:
-        raise InvalidInput(
-            f"a pass is a name or an object with 'name', not {type(item).__name__}", param="passes"
-        )
+        raise InvalidInput(f"a pass is a name or an object with 'name', not {type(item).__name__}", param="passes")
     info = PASSES.get(name)
     if info is None:
         raise InvalidInput(f"unknown pass {name!r}; passes: {', '.join(PASSES)}", param="passes")
@@ -237,9 +235,7 @@ def _check_order(specs: list[PassSpec]) -> None:
     seen: set[str] = set()
     for s in specs:
         if s.name in seen:
-            raise InvalidInput(
-                f"pass {s.name!r} appears twice; give it once with the options you want", param="passes"
-            )
+            raise InvalidInput(f"pass {s.name!r} appears twice; give it once with the options you want", param="passes")
         seen.add(s.name)
 
     precision = [s.name for s in specs if s.info.precision]
@@ -252,7 +248,8 @@ def _check_order(specs: list[PassSpec]) -> None:
 
     if "tvm" in names and names[-1] != "tvm":
         raise InvalidInput(
-            f"'tvm' must be the last pass (it compiles the graph into a library no other pass can read); it is followed by {names[names.index('tvm') + 1]!r}",
+            "'tvm' must be the last pass (it compiles the graph into a library no other pass can read); it is "
+            f"followed by {names[names.index('tvm') + 1]!r}",
             param="passes",
         )
 
@@ -260,9 +257,7 @@ def _check_order(specs: list[PassSpec]) -> None:
 def _check_onnx_source(names: list[str]) -> None:
     """An ONNX source: no export, no torch-level pass."""
     if "export-onnx" in names:
-        raise InvalidInput(
-            "'export-onnx' needs a torch source; this model is already ONNX", param="passes"
-        )
+        raise InvalidInput("'export-onnx' needs a torch source; this model is already ONNX", param="passes")
     torch_passes = [n for n in names if PASSES[n].stage == "torch"]
     if torch_passes:
         raise InvalidInput(
@@ -283,7 +278,8 @@ def _check_torch_source(specs: list[PassSpec]) -> None:
             what = f"after {after[-1]!r}" if after else "after 'export-onnx'"
             raise InvalidInput(
                 f"{s.name!r} {what}: {s.name} needs the float torch network, which is gone once the model is "
-                f"exported{' and quantized' if any(PASSES[n].precision for n in after) else ''}; put {s.name!r} before 'export-onnx'",
+                f"exported{' and quantized' if any(PASSES[n].precision for n in after) else ''}; put {s.name!r} "
+                "before 'export-onnx'",
                 param="passes",
             )
         if stage in ("onnx", "tvm") and export_at is not None and i < export_at:

@@ -117,9 +117,7 @@ def _preprocess(src: Path, ctx: PassContext, enabled: bool, details: dict[str, A
                 warnings.simplefilter("ignore")
                 quant_pre_process(str(src), str(out), skip_symbolic_shape=not symbolic)
         except Exception as e:  # pre-processing is an improvement, not a requirement
-            failed.append(
-                f"{'symbolic' if symbolic else 'onnx'} shape inference: {type(e).__name__}: {e}".strip()
-            )
+            failed.append(f"{'symbolic' if symbolic else 'onnx'} shape inference: {type(e).__name__}: {e}".strip())
             continue
         details["preprocess"] = "done" + (" (without symbolic shape inference)" if not symbolic else "")
         return out

@@ -54,7 +54,7 @@ def interleaved_speedup(
     converged = False
     while len(logs) < max_rounds:
         spent = [0.0, 0.0]
-        for which in ((0, 1) if len(logs) % 2 == 0 else (1, 0)):
+        for which in (0, 1) if len(logs) % 2 == 0 else (1, 0):
             runner = base if which == 0 else cand
             t0 = timer()
             for _ in range(calls):
@@ -68,8 +68,15 @@ def interleaved_speedup(
             if converged or timer() >= deadline:
                 break
     lo, hi = bootstrap_median_ci(logs, confidence)
-    return {"speedup": math.exp(float(np.median(logs))), "low": lo, "high": hi, "confidence": confidence,
-            "rounds": len(logs), "converged": converged, "batch_size": batch}  # fmt: skip
+    return {
+        "speedup": math.exp(float(np.median(logs))),
+        "low": lo,
+        "high": hi,
+        "confidence": confidence,
+        "rounds": len(logs),
+        "converged": converged,
+        "batch_size": batch,
+    }
 
 
 def speedup_ci(base: Artifact, cand: Artifact, evaluation: Evaluation, workload: Workload) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Both need training, which goes through a ``FineTune`` function (``PassContext.fine_tune``): an optimization job
 uses ``aiaas.optimize.worker.recipe_fine_tune`` (the model's training recipe, inside the job the training
-scheduler runs), and ``local_fine_tune`` is the simple in-process loop of the library, the tests and the bench. Pruning keeps torch's masks (``torch.nn.utils.prune``) during fine-tuning, so pruned weights stay
+scheduler runs), and ``local_fine_tune`` is the simple in-process loop of the library, the tests and the bench. Pruning
+keeps torch's masks (``torch.nn.utils.prune``) during fine-tuning, so pruned weights stay
 zero while the others adapt, and makes them permanent afterwards.
 
 Honest limits: zeros in dense tensors do not make onnxruntime faster -- pruning shrinks nothing until a sparse
@@ -31,9 +32,7 @@ def cross_entropy_loss(output: torch.Tensor, targets: tuple[torch.Tensor, ...]) 
     return nn.functional.cross_entropy(output, targets[0])
 
 
-def local_fine_tune(
-    model: nn.Module, data: TrainSet, loss: LossFn, options: TrainOptions, progress: Progress
-) -> None:
+def local_fine_tune(model: nn.Module, data: TrainSet, loss: LossFn, options: TrainOptions, progress: Progress) -> None:
     """Adam over shuffled minibatches, in this process. Deterministic for a given seed."""
     gen = torch.Generator().manual_seed(options.seed)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=options.learning_rate)
@@ -51,9 +50,7 @@ def local_fine_tune(
             value.backward()
             opt.step()
             total += float(value.detach())
-        progress(
-            (epoch + 1) / options.epochs, f"epoch {epoch + 1}/{options.epochs}: loss {total / steps:.4f}"
-        )
+        progress((epoch + 1) / options.epochs, f"epoch {epoch + 1}/{options.epochs}: loss {total / steps:.4f}")
     model.eval()
 
 
@@ -125,9 +122,7 @@ def prune(artifact: Artifact, options: dict[str, Any], ctx: PassContext) -> Arti
     details["weight_sparsity"] = _weights_sparsity(net)
     details.update({k: v for k, v in count_parameters(net).items() if k != "parameters"})
     if options["method"] == "structured":
-        details["channels_zeroed"] = sum(
-            int((_weight(m).flatten(1).abs().sum(1) == 0).sum()) for m in layers[:-1]
-        )
+        details["channels_zeroed"] = sum(int((_weight(m).flatten(1).abs().sum(1) == 0).sum()) for m in layers[:-1])
         details["note"] = "channels are zeroed, not removed: size and speed stay until a surgery removes them"
     return artifact.derive("torch", "prune", details, net=net)
 

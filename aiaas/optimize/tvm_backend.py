@@ -59,7 +59,9 @@ def _io(model: onnx.ModelProto) -> dict[str, Any]:
     def spec(v: onnx.ValueInfoProto) -> dict[str, Any]:
         t = v.type.tensor_type
         if t.elem_type not in _ONNX_TO_NP:
-            raise InvalidInput(f"tensor {v.name!r} has ONNX element type {t.elem_type}, which the tvm backend cannot serve")
+            raise InvalidInput(
+                f"tensor {v.name!r} has ONNX element type {t.elem_type}, which the tvm backend cannot serve"
+            )
         dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in t.shape.dim]
         return {"name": v.name, "dtype": _ONNX_TO_NP[t.elem_type], "shape": dims}
 

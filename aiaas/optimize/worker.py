@@ -76,10 +76,16 @@ def workload_of(spec: OptimizationSpec) -> Workload:
     w = spec.workload
     sizes = w.batch_sizes or [1, 32]  # the server fills them in from the model's max_batch_size
     return Workload(
-        batch_size=max(sizes), threads=w.threads, concurrency=w.concurrency, target=w.target,
-        iterations=w.iterations, max_seconds=w.max_seconds, throughput_seconds=w.throughput_seconds,
-        warmup=w.warmup, extra_batch_sizes=tuple(b for b in sizes if b != max(sizes)),
-    )  # fmt: skip
+        batch_size=max(sizes),
+        threads=w.threads,
+        concurrency=w.concurrency,
+        target=w.target,
+        iterations=w.iterations,
+        max_seconds=w.max_seconds,
+        throughput_seconds=w.throughput_seconds,
+        warmup=w.warmup,
+        extra_batch_sizes=tuple(b for b in sizes if b != max(sizes)),
+    )
 
 
 class Reporter:
@@ -110,9 +116,14 @@ class Reporter:
         if new and phase != "fine-tuning":
             self.events.emit(message, phase=phase)
         self.events.emit(
-            f"{self.fraction:.0%} {message}", type="metrics", phase=phase, fraction=round(self.fraction, 4),
-            step=round(self.fraction * 1000), total_steps=1000, detail=message,
-        )  # fmt: skip
+            f"{self.fraction:.0%} {message}",
+            type="metrics",
+            phase=phase,
+            fraction=round(self.fraction, 4),
+            step=round(self.fraction * 1000),
+            total_steps=1000,
+            detail=message,
+        )
         self.last_message, self.last_emit = message, now
 
 
@@ -140,11 +151,19 @@ def torch_source(t: TrainingSource, model: str, version: int) -> TorchSource:
         return recipe.loss(output, targets[0])
 
     return TorchSource(
-        net=net, example_inputs=tuple(recipe.example_inputs(meta)), input_names=list(recipe.input_names),
-        output_names=list(recipe.output_names), wrap=wrap, train=TrainSet(tuple(data[:-1]), (data[-1],)), loss=loss,
-        student=recipe_student(t.recipe, t.hyperparameters, meta), recipe=t.recipe,
-        hyperparameters=recipe.params.model_dump(), model=model, version=version,
-    )  # fmt: skip
+        net=net,
+        example_inputs=tuple(recipe.example_inputs(meta)),
+        input_names=list(recipe.input_names),
+        output_names=list(recipe.output_names),
+        wrap=wrap,
+        train=TrainSet(tuple(data[:-1]), (data[-1],)),
+        loss=loss,
+        student=recipe_student(t.recipe, t.hyperparameters, meta),
+        recipe=t.recipe,
+        hyperparameters=recipe.params.model_dump(),
+        model=model,
+        version=version,
+    )
 
 
 def recipe_fine_tune(weight_decay: float, events: EventWriter, deadline: float) -> FineTune:
@@ -169,7 +188,9 @@ def recipe_fine_tune(weight_decay: float, events: EventWriter, deadline: float) 
             running = 0.0
             for s in range(steps):
                 if time.time() > deadline:
-                    raise InvalidInput("the optimization ran past max_runtime_s while fine-tuning; raise it or lower epochs")
+                    raise InvalidInput(
+                        "the optimization ran past max_runtime_s while fine-tuning; raise it or lower epochs"
+                    )
                 idx = perm[s * options.batch_size : (s + 1) * options.batch_size]
                 value = loss(model(*(t[idx] for t in data.inputs)), tuple(t[idx] for t in data.targets))
                 opt.zero_grad()
@@ -179,11 +200,16 @@ def recipe_fine_tune(weight_decay: float, events: EventWriter, deadline: float) 
                 step += 1
             elapsed = time.perf_counter() - t0
             events.emit(
-                f"fine-tuning epoch {epoch + 1}/{options.epochs}", type="metrics", phase="fine-tuning", step=step,
-                total_steps=total, epoch=epoch, loss=round(running / steps, 6),
+                f"fine-tuning epoch {epoch + 1}/{options.epochs}",
+                type="metrics",
+                phase="fine-tuning",
+                step=step,
+                total_steps=total,
+                epoch=epoch,
+                loss=round(running / steps, 6),
                 samples_per_s=round(step * options.batch_size / max(elapsed, 1e-9), 1),
                 eta_s=round((total - step) * elapsed / max(step, 1), 1),
-            )  # fmt: skip
+            )
             progress((epoch + 1) / options.epochs, f"epoch {epoch + 1}/{options.epochs}: loss {running / steps:.4f}")
         model.eval()
 
@@ -207,7 +233,9 @@ def run(spec_path: Path) -> None:
     if target is None:
         raise InvalidInput(f"{data.file} has no 'target' array")
     calibration = load_npz(jd.root / data.calibration)[0] if data.calibration else None
-    evaluation = Evaluation(inputs, target, metric=data.metric, output=data.output, calibration=calibration, name=data.name)
+    evaluation = Evaluation(
+        inputs, target, metric=data.metric, output=data.output, calibration=calibration, name=data.name
+    )
     criterion = Criterion(spec.criterion.max_relative_loss, spec.criterion.min_speedup)
     workload = workload_of(spec)
     reporter = Reporter(events)
@@ -223,8 +251,11 @@ def run(spec_path: Path) -> None:
         result = compare(
             OnnxSource(jd.root / src.onnx, model=spec.model, version=src.version),
             OnnxSource(jd.root / src.compare_onnx, model=spec.model, version=spec.compare_version),
-            evaluation, criterion, workload, reporter,
-        )  # fmt: skip
+            evaluation,
+            criterion,
+            workload,
+            reporter,
+        )
     else:
         from aiaas.optimize.pipeline import optimize
 
@@ -240,19 +271,32 @@ def run(spec_path: Path) -> None:
             source = torch_source(src.training, spec.model, src.version)
             from aiaas.training.recipes import get_recipe
 
-            decay = float(getattr(get_recipe(src.training.recipe, src.training.hyperparameters).params, "weight_decay", 0.0))
+            decay = float(
+                getattr(get_recipe(src.training.recipe, src.training.hyperparameters).params, "weight_decay", 0.0)
+            )
             fine_tune = recipe_fine_tune(decay, events, deadline)
             export = {"exporter": "torchscript"}  # the training service's exporter: baseline = the served graph
         else:
             source = OnnxSource(jd.root / src.onnx, model=spec.model, version=src.version)
         result = optimize(
-            source, spec.candidate_lists(), evaluation, criterion, workload, reporter,  # type: ignore[arg-type]
-            model=spec.model, fine_tune=fine_tune, workdir=work, export=export,
-        )  # fmt: skip
+            source,
+            spec.candidate_lists(),  # type: ignore[arg-type]
+            evaluation,
+            criterion,
+            workload,
+            reporter,
+            model=spec.model,
+            fine_tune=fine_tune,
+            workdir=work,
+            export=export,
+        )
     out: dict[str, Any] = {
-        "accepted": result.accepted, "reason": result.reason, "chosen": result.chosen, "report": result.report,
+        "accepted": result.accepted,
+        "reason": result.reason,
+        "chosen": result.chosen,
+        "report": result.report,
         "mode": spec.label,
-    }  # fmt: skip
+    }
     chosen = next((c for c in result.candidates if c.name == result.chosen), None)
     if spec.compare_version is None and chosen is not None and chosen.artifact is not None:
         art = chosen.artifact
@@ -279,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     spec_path = args.spec.resolve()
     jd = JobDir(spec_path.parent)
     (jd.errors / "rank0.json").unlink(missing_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=True
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         run(spec_path)

@@ -76,7 +76,9 @@ class Replica(ABC):
     """Lifecycle (``start`` / ``wait_ready`` / ``close``), one model call per batch (``predict``), and ``run``."""
 
     placement: ClassVar[str]
-    is_async: bool = False  # True: the model runs on the event loop, the executor awaits ``Model.predict`` (thread only)
+    is_async: bool = (
+        False  # True: the model runs on the event loop, the executor awaits ``Model.predict`` (thread only)
+    )
 
     def __init__(self, rid: str, config: ModelConfig) -> None:
         self.id = rid
@@ -129,17 +131,28 @@ class Replica(ABC):
         s = self.stats
         node_id, host = self.node()
         return {
-            "id": self.id, "placement": self.placement, "node": node_id, "host": host, "pid": self.pid(),
+            "id": self.id,
+            "placement": self.placement,
+            "node": node_id,
+            "host": host,
+            "pid": self.pid(),
             "state": "retiring" if self.retiring and self.state == "ready" else self.state,
-            "started_at": s.started_at, "batches": s.batches, "rows": s.rows,
+            "started_at": s.started_at,
+            "batches": s.batches,
+            "rows": s.rows,
             "batch_ms_avg": round(1000 * s.batch_s / s.batches, 3) if s.batches else 0.0,
-            "restarts": s.restarts, "last_error": s.last_error,
-        }  # fmt: skip
+            "restarts": s.restarts,
+            "last_error": s.last_error,
+        }
 
     # -- a batch --------------------------------------------------------------------------------
     def run(
-        self, inputs: list[Tensors], parameters: dict[str, Any], calls: list[tuple[int, float]], batched: bool,
-    ) -> list[Tensors | BaseException]:  # fmt: skip
+        self,
+        inputs: list[Tensors],
+        parameters: dict[str, Any],
+        calls: list[tuple[int, float]],
+        batched: bool,
+    ) -> list[Tensors | BaseException]:
         """Run the requests ``inputs`` as one batch; one result or error per request, in order. Appends (rows,
         seconds) of each successful model call to ``calls``. A failing batch of several requests is rerun request
         by request, so one bad request cannot fail its neighbours; a lost replica fails them all with

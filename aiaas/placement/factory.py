@@ -67,9 +67,14 @@ def _stays_in_process(config: ModelConfig, version_dir: Path) -> bool:
 
 
 def make_replica(
-    rid: str, placement: str, config: ModelConfig, version_dir: Path, context: RuntimeContext,
-    options: PlacementOptions, version: int = 1,
-) -> Replica:  # fmt: skip
+    rid: str,
+    placement: str,
+    config: ModelConfig,
+    version_dir: Path,
+    context: RuntimeContext,
+    options: PlacementOptions,
+    version: int = 1,
+) -> Replica:
     """A replica that is not started yet (``start()`` loads it)."""
     if placement == "process":
         return ProcessReplica(rid, config, version_dir, context.default_intra_op_threads)

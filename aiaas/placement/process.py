@@ -60,13 +60,19 @@ class ProcessReplica(Replica):
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "aiaas.placement.worker", str(child.fileno())],
-                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, start_new_session=True, env=_worker_env(),
-            )  # fmt: skip
+                pass_fds=[child.fileno()],
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=_worker_env(),
+            )
         finally:
             child.close()
         try:
-            spec = {"config": self.config.model_dump(mode="json"), "version_dir": str(self.version_dir),
-                    "intra_op_threads": self.intra_op_threads}  # fmt: skip
+            spec = {
+                "config": self.config.model_dump(mode="json"),
+                "version_dir": str(self.version_dir),
+                "intra_op_threads": self.intra_op_threads,
+            }
             parent.settimeout(_START_TIMEOUT_S)
             ch.send(parent, ch.LOAD, json.dumps(spec).encode())
             kind, payload, _ = ch.recv(parent)

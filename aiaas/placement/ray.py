@@ -5,7 +5,8 @@ Actors are named ``<model>:<version>:<fingerprint>:<replica>`` in the deployment
 (``AIAAS_RAY_NAMESPACE``) and detached, so a second aiaas server of the same deployment finds and uses them
 instead of starting its own; the fingerprint (config + artifact files) keeps a changed model from reusing old
 actors. A server that stops removes the actors it started (the others see them lost and start their own) and
-leaves those it reused. Replicas of one version share a placement group (``resources.strategy``: SPREAD or PACK). When a node
+leaves those it reused. Replicas of one version share a placement group (``resources.strategy``: SPREAD or PACK). When a
+node
 dies Ray restarts its actors where resources allow (``max_restarts=-1``); the batch that was running there
 fails with ``ReplicaLost`` and the batcher retries it once on another replica, while this replica waits for its
 actor to answer again.
@@ -65,8 +66,14 @@ class RayCluster:
             if host in ("127.0.0.1", "localhost"):
                 kw["_node_ip_address"] = "127.0.0.1"  # keep this driver on loopback too
             path = os.pathsep.join(p for p in sys.path if p)
-            ray.init(address=self.address, namespace=self.namespace, log_to_driver=False, ignore_reinit_error=True,
-                     runtime_env={"env_vars": {"PYTHONPATH": path}}, **kw)  # fmt: skip
+            ray.init(
+                address=self.address,
+                namespace=self.namespace,
+                log_to_driver=False,
+                ignore_reinit_error=True,
+                runtime_env={"env_vars": {"PYTHONPATH": path}},
+                **kw,
+            )
             self.actor_cls = ray.remote(ReplicaActor)
             self._connected = True
             return ray
@@ -135,7 +142,9 @@ def fingerprint(config: ModelConfig, version_dir: Path) -> str:
 
 def _ship(version_dir: Path) -> bytes | None:
     """The version directory and the model directory's own files as a tar, for nodes without shared storage."""
-    files = [p for p in version_dir.rglob("*") if p.is_file()] + [p for p in version_dir.parent.iterdir() if p.is_file()]
+    files = [p for p in version_dir.rglob("*") if p.is_file()] + [
+        p for p in version_dir.parent.iterdir() if p.is_file()
+    ]
     if sum(p.stat().st_size for p in files) > _SHIP_MAX_BYTES:
         return None
     buf = io.BytesIO()
@@ -205,13 +214,23 @@ class RayReplica(Replica):
             pg = self.cluster.group(self.group_name, [bundle] * self.config.instances, res.strategy)
             self._grouped = True
             strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=index)
-        spec = {"config": self.config.model_dump(mode="json"), "version_dir": str(self.version_dir),
-                "threads": self.threads}  # fmt: skip
+        spec = {
+            "config": self.config.model_dump(mode="json"),
+            "version_dir": str(self.version_dir),
+            "threads": self.threads,
+        }
         opts: dict[str, Any] = {
-            "name": self.actor_name, "namespace": self.cluster.namespace, "lifetime": "detached",
-            "get_if_exists": True, "max_restarts": -1, "max_task_retries": 0, "max_concurrency": 1,
-            "num_cpus": res.num_cpus, "num_gpus": res.num_gpus, "scheduling_strategy": strategy,
-        }  # fmt: skip
+            "name": self.actor_name,
+            "namespace": self.cluster.namespace,
+            "lifetime": "detached",
+            "get_if_exists": True,
+            "max_restarts": -1,
+            "max_task_retries": 0,
+            "max_concurrency": 1,
+            "num_cpus": res.num_cpus,
+            "num_gpus": res.num_gpus,
+            "scheduling_strategy": strategy,
+        }
         if res.memory:
             opts["memory"] = res.memory
         return self.cluster.actor_cls.options(**opts).remote(json.dumps(spec).encode(), _ship(self.version_dir))
@@ -266,8 +285,9 @@ class RayReplica(Replica):
         node = self._where[0]
         self.stats.last_error = f"actor on node {node[:12]} lost: {type(error).__name__}: {str(error)[:200]}"
         self.set_state("restarting")
-        log.error("model %r replica %s: %s; waiting for Ray to recreate it", self.config.name, self.id,
-                  self.stats.last_error)  # fmt: skip
+        log.error(
+            "model %r replica %s: %s; waiting for Ray to recreate it", self.config.name, self.id, self.stats.last_error
+        )
         threading.Thread(target=self._recover, name=f"aiaas-ray-{self.id}", daemon=True).start()
         return ReplicaLost(
             f"model {self.config.name!r}: its Ray replica {self.id} on node {node[:12]} was lost while running this "

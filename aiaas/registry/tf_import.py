@@ -125,7 +125,10 @@ def import_tensorflow(
     """Convert ``src`` to ONNX and add it as a new version of ``name`` (see ``import_onnx``)."""
     with tempfile.TemporaryDirectory(prefix="aiaas-tf-") as tmp:
         onnx_file = convert_to_onnx(src, Path(tmp))
-        overrides = {"description": f"imported from {src.name} (TensorFlow, tf2onnx opset {OPSET})", **(overrides or {})}
+        overrides = {
+            "description": f"imported from {src.name} (TensorFlow, tf2onnx opset {OPSET})",
+            **(overrides or {}),
+        }
         return import_onnx(repo, onnx_file, name, version, max_batch_size, overrides)
 
 

@@ -12,6 +12,14 @@ from aiaas.runtime.base import (
 )
 
 __all__ = [
-    "BlockingModel", "InferFn", "Model", "RuntimeContext", "SequenceUsage", "Tensors", "backend_class", "llm_usage",
-    "predict_blocking", "register_backend",
-]  # fmt: skip
+    "BlockingModel",
+    "InferFn",
+    "Model",
+    "RuntimeContext",
+    "SequenceUsage",
+    "Tensors",
+    "backend_class",
+    "llm_usage",
+    "predict_blocking",
+    "register_backend",
+]

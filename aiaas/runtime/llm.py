@@ -48,8 +48,10 @@ from aiaas.runtime.base import Model, RuntimeContext, SequenceUsage, Tensors, ll
 from aiaas.types.model_config import ModelConfig, TensorSpec
 
 # engine-specific parameters; the limits every engine shares are EngineLimits' fields
-_ENGINE_KEYS = {"torch": ("chat_template", "dtype", "device", "quantize", "prefix_cache_tokens"),
-                "llamacpp": ("chat_template", "prefix_cache_slots")}  # fmt: skip
+_ENGINE_KEYS = {
+    "torch": ("chat_template", "dtype", "device", "quantize", "prefix_cache_tokens"),
+    "llamacpp": ("chat_template", "prefix_cache_slots"),
+}
 ENGINES = ("auto", "torch", "llamacpp")
 
 
@@ -82,8 +84,9 @@ def pick_engine(kind: str, version_dir: Path) -> str:
 
 
 # request-level keys of the V2 protocol itself (not sampling settings), accepted and ignored here
-_PROTOCOL_KEYS = frozenset({"binary_data_output", "headers", "priority", "timeout", "sequence_id", "sequence_start",
-                            "sequence_end"})  # fmt: skip
+_PROTOCOL_KEYS = frozenset(
+    {"binary_data_output", "headers", "priority", "timeout", "sequence_id", "sequence_start", "sequence_end"}
+)
 
 
 class V2Parameters(BaseModel):
@@ -120,16 +123,27 @@ class V2Parameters(BaseModel):
             raise InvalidInput(f"parameters.{where}: {err['msg']}", param=f"parameters.{where}") from None
 
     def sampling(self) -> SamplingParams:
-        return SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
-                              top_k=max(self.top_k, 0), seed=self.seed, presence_penalty=self.presence_penalty,
-                              frequency_penalty=self.frequency_penalty, ignore_eos=self.ignore_eos)  # fmt: skip
+        return SamplingParams(
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=max(self.top_k, 0),
+            seed=self.seed,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            ignore_eos=self.ignore_eos,
+        )
 
 
 def model_dir(version_dir: Path) -> Path:
     """The HF directory: the version directory itself, or its single subdirectory holding config.json."""
     if (version_dir / "config.json").is_file():
         return version_dir
-    subs = [p for p in version_dir.iterdir() if p.is_dir() and (p / "config.json").is_file()] if version_dir.is_dir() else []
+    subs = (
+        [p for p in version_dir.iterdir() if p.is_dir() and (p / "config.json").is_file()]
+        if version_dir.is_dir()
+        else []
+    )
     if len(subs) == 1:
         return subs[0]
     raise ValueError(f"{version_dir} holds no Hugging Face model directory (config.json, safetensors, tokenizer)")
@@ -215,5 +229,7 @@ class LLMModel(Model):
             self.engine = None
 
     def signature(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
-        return ([TensorSpec(name="text", datatype="BYTES", shape=[-1])],
-                [TensorSpec(name="text", datatype="BYTES", shape=[-1])])  # fmt: skip
+        return (
+            [TensorSpec(name="text", datatype="BYTES", shape=[-1])],
+            [TensorSpec(name="text", datatype="BYTES", shape=[-1])],
+        )

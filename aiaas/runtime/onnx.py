@@ -33,9 +33,7 @@ def find_onnx_file(version_dir: Path, filename: str | None = None) -> Path:
         named = [c for c in candidates if c.name == "model.onnx"]
         if named:
             return named[0]
-        raise FileNotFoundError(
-            f"several .onnx files in {version_dir}; name one with parameters.file in model.yaml"
-        )
+        raise FileNotFoundError(f"several .onnx files in {version_dir}; name one with parameters.file in model.yaml")
     return candidates[0]
 
 

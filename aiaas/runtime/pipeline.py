@@ -25,11 +25,15 @@ class PipelineModel(Model):
         produced: set[str] = set()
         for step in pipe.steps:
             if step.name in produced:
-                raise ValueError(f"pipeline step name {step.name!r} is used twice: '<step>.<output>' would be ambiguous")
+                raise ValueError(
+                    f"pipeline step name {step.name!r} is used twice: '<step>.<output>' would be ambiguous"
+                )
             for dst, src in step.inputs.items():
                 if "." in src and src.split(".", 1)[0] in {s.name for s in pipe.steps}:
                     if src.split(".", 1)[0] not in produced:
-                        raise ValueError(f"pipeline step {step.name!r} input {dst!r} uses {src!r} before that step runs")
+                        raise ValueError(
+                            f"pipeline step {step.name!r} input {dst!r} uses {src!r} before that step runs"
+                        )
                 elif known_inputs and src not in known_inputs:
                     raise ValueError(f"pipeline step {step.name!r} input {dst!r}: {src!r} is not a pipeline input")
             produced.add(step.name)

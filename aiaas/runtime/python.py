@@ -33,9 +33,7 @@ def resolve_class(spec: str, version_dir: Path) -> type[Model]:
     if not sep or not module_name or not cls_name:
         raise ValueError(f"parameters.class {spec!r} must look like 'package.module:ClassName' or 'model.py:ClassName'")
     if module_name.endswith(".py"):
-        path = next(
-            (p for p in (version_dir / module_name, version_dir.parent / module_name) if p.is_file()), None
-        )
+        path = next((p for p in (version_dir / module_name, version_dir.parent / module_name) if p.is_file()), None)
         if path is None or Path(module_name).name != module_name:
             raise ValueError(f"python file {module_name!r} not found in {version_dir} or its model directory")
         unique = f"aiaas_user_model_{abs(hash(str(path)))}"
@@ -54,7 +52,9 @@ def resolve_class(spec: str, version_dir: Path) -> type[Model]:
 
 def legacy_sync(cls: type[Model]) -> bool:
     """A class of the earlier interface whose ``predict`` is a plain (blocking) ``def``."""
-    return not issubclass(cls, BlockingModel) and not _legacy_async(cls) and not inspect.iscoroutinefunction(cls.predict)
+    return (
+        not issubclass(cls, BlockingModel) and not _legacy_async(cls) and not inspect.iscoroutinefunction(cls.predict)
+    )
 
 
 def _legacy_async(cls: type[Model]) -> bool:
@@ -76,8 +76,12 @@ class PythonModel(Model):
         self.inner = cls(config, version_dir, context)
         self._blocking: BlockingFn | None = self.inner.blocking()
         if legacy_sync(cls):
-            log.info("model %r: %s defines a blocking 'def predict'; it is served from threads (the current "
-                     "interface: subclass aiaas.runtime.BlockingModel and implement run)", config.name, cls.__name__)  # fmt: skip
+            log.info(
+                "model %r: %s defines a blocking 'def predict'; it is served from threads (the current "
+                "interface: subclass aiaas.runtime.BlockingModel and implement run)",
+                config.name,
+                cls.__name__,
+            )
             self._blocking = self.inner.predict  # type: ignore[assignment]
 
     @classmethod

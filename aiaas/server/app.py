@@ -69,8 +69,9 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
                 concurrency_lease_s=settings.concurrency_lease_s,
                 **resilience_options(settings),
             )
-    context = RuntimeContext(default_intra_op_threads=settings.default_intra_op_threads,
-                             extra={"llm_threads": settings.llm_threads})  # fmt: skip
+    context = RuntimeContext(
+        default_intra_op_threads=settings.default_intra_op_threads, extra={"llm_threads": settings.llm_threads}
+    )
     placement = PlacementOptions(settings.python_placement, settings.ray_address, settings.ray_namespace)
     models = ModelManager(repository, context, metrics, placement)
     metrics.registry.register(ReplicaCollector(models))
@@ -80,11 +81,17 @@ def build_services(settings: Settings, governance: Governance | None = None) -> 
     files = jobs = optimizations = None
     if store is not None:
         upload_limits = UploadLimits(
-            settings.max_upload_bytes, settings.max_upload_columns, settings.max_upload_nesting, settings.upload_validation_s
+            settings.max_upload_bytes,
+            settings.max_upload_columns,
+            settings.max_upload_nesting,
+            settings.upload_validation_s,
         )
         files = FilesService(store, settings.home / "files", settings.max_upload_bytes, upload_limits)
         engine = JobEngine(
-            DbJobStore(store), models, settings.home / "jobs", settings.training_cores or None,
+            DbJobStore(store),
+            models,
+            settings.home / "jobs",
+            settings.training_cores or None,
             torch_extensions_dir=settings.torch_extensions_dir,
         )
         jobs = JobsService(engine, files, control, ray_address=settings.ray_address)
@@ -104,7 +111,9 @@ async def _start_grpc(svc: Services) -> Any:
     return server
 
 
-def create_app(settings: Settings | None = None, governance: Governance | None = None, tracer_provider: Any = None) -> App:
+def create_app(
+    settings: Settings | None = None, governance: Governance | None = None, tracer_provider: Any = None
+) -> App:
     settings = settings or Settings()
     svc = build_services(settings, governance)
     tracer_provider = tracer_provider or tracing.tracer_provider(settings)  # AIAAS_OTEL_ENDPOINT (server/tracing.py)
@@ -118,7 +127,11 @@ def create_app(settings: Settings | None = None, governance: Governance | None =
             await svc.models.load_all()
         catalog = CatalogRunner(settings, svc.models)
         builder = asyncio.create_task(catalog.run()) if settings.catalog_names() != [] else None
-        watcher = asyncio.create_task(svc.models.watch(settings.repository_poll_s)) if settings.repository_poll_s > 0 else None
+        watcher = (
+            asyncio.create_task(svc.models.watch(settings.repository_poll_s))
+            if settings.repository_poll_s > 0
+            else None
+        )
         if svc.jobs is not None:  # resume the training jobs that were running when the server stopped
             await asyncio.to_thread(svc.jobs.start, asyncio.get_running_loop())
         grpc_server = await _start_grpc(svc)

@@ -52,7 +52,9 @@ class BodyLimits:
         for k, v in scope["headers"]:
             if k == b"content-length":
                 if v.isdigit() and int(v) > limit:
-                    await _refuse(send, v2, f"request body of {int(v)} bytes exceeds the limit of {limit} bytes ({setting})")
+                    await _refuse(
+                        send, v2, f"request body of {int(v)} bytes exceeds the limit of {limit} bytes ({setting})"
+                    )
                     return
                 break
         state = {"seen": 0, "refused": False, "started": False}
@@ -83,6 +85,10 @@ class BodyLimits:
 async def _refuse(send: Send, v2: bool, message: str) -> None:
     err = PayloadTooLarge(message)
     body = orjson.dumps(err.to_v2() if v2 else err.to_openai())
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

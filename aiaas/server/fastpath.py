@@ -46,7 +46,10 @@ log = logging.getLogger("aiaas.server")
 # The versions this module was written against; pyproject.toml pins exactly these (a test checks both agree).
 WRITTEN_AGAINST = {"fastapi": "0.165.0", "starlette": "1.10.0", "uvicorn": "0.55.0"}
 # The routed path's route templates, for the telemetry span name and ``http.route``
-ROUTES = (f"{v2.router.prefix}/models/{{model}}/infer", f"{v2.router.prefix}/models/{{model}}/versions/{{version}}/infer")
+ROUTES = (
+    f"{v2.router.prefix}/models/{{model}}/infer",
+    f"{v2.router.prefix}/models/{{model}}/versions/{{version}}/infer",
+)
 _ROUTED = object()  # telemetry state: instrumentation the fast path cannot carry is on
 
 
@@ -101,8 +104,9 @@ class FastPath:
             self._telemetry, self._checked = state, now
         return self._telemetry
 
-    async def infer(self, app: App, telemetry: Any, scope: Scope, receive: Receive, send: Send,
-                    model: str, version: str | None) -> None:  # fmt: skip
+    async def infer(
+        self, app: App, telemetry: Any, scope: Scope, receive: Receive, send: Send, model: str, version: str | None
+    ) -> None:
         """Answer one infer request under the app's body limit (the routed path's 413s, byte for byte) and,
         when FastAPI's telemetry is on, inside it (the routed path's server span)."""
         scope["app"] = app  # what FastAPI sets, and what the handlers and ``infer_raw`` read
@@ -150,8 +154,9 @@ class FastPath:
                     outer = handler
                 else:
                     inner[key] = handler
-            self._errors = ServerErrorMiddleware(ExceptionMiddleware(_reraise, handlers=inner, debug=app.debug),
-                                                 handler=outer, debug=app.debug)  # fmt: skip
+            self._errors = ServerErrorMiddleware(
+                ExceptionMiddleware(_reraise, handlers=inner, debug=app.debug), handler=outer, debug=app.debug
+            )
         return self._errors
 
 
@@ -175,8 +180,12 @@ def install(app: App, enabled: bool) -> None:
         return
     problems = internals_problems(app)
     if problems:
-        log.warning("V2 fast path off: the installed FastAPI/Starlette/uvicorn differ from what aiaas was written "
-                    "against (%s): %s", _versions_line(), "; ".join(problems))  # fmt: skip
+        log.warning(
+            "V2 fast path off: the installed FastAPI/Starlette/uvicorn differ from what aiaas was written "
+            "against (%s): %s",
+            _versions_line(),
+            "; ".join(problems),
+        )
         return
     app.fast_path = FastPath()
 
@@ -288,14 +297,27 @@ def internals_problems(app: FastAPI | None = None) -> list[str]:
 
 
 def _fastapi_problems(app: FastAPI) -> list[str]:
-    problems = [f"FastAPI instance has no attribute {name!r}" for name in
-                ("user_middleware", "dependency_overrides", "middleware_stack", "build_middleware_stack",
-                 "root_path", "exception_handlers", "debug", "_native_telemetry") if not hasattr(app, name)]  # fmt: skip
+    problems = [
+        f"FastAPI instance has no attribute {name!r}"
+        for name in (
+            "user_middleware",
+            "dependency_overrides",
+            "middleware_stack",
+            "build_middleware_stack",
+            "root_path",
+            "exception_handlers",
+            "debug",
+            "_native_telemetry",
+        )
+        if not hasattr(app, name)
+    ]
     native = getattr(app, "_native_telemetry", None)
     if native is not None:
         if not callable(getattr(native, "enabled", None)):
             problems.append("FastAPI._native_telemetry has no enabled() method")
-        problems += _params(native, ("app", "scope", "receive", "send", "legacy_otel"), "FastAPI._native_telemetry(...)")
+        problems += _params(
+            native, ("app", "scope", "receive", "send", "legacy_otel"), "FastAPI._native_telemetry(...)"
+        )
     try:
         problems += _params(_route_selected(), ("scope", "path"), "fastapi.telemetry._api._route_selected(...)")
         problems += _params(_legacy_otel(), ("stack",), "fastapi.telemetry._asgi._legacy_otel(...)")
@@ -315,8 +337,11 @@ def _uvicorn_problems() -> list[str]:
     problems = _params(cycle.send, ("self", "message"), "uvicorn RequestResponseCycle.send(...)")
     if not inspect.iscoroutinefunction(cycle.send):
         problems.append("uvicorn RequestResponseCycle.send is no longer a coroutine function")
-    problems += [f"uvicorn RequestResponseCycle.__init__ no longer sets self.{a}"
-                 for a in ("transport", "response_started") if a not in _assigned(cycle.__init__)]  # fmt: skip
+    problems += [
+        f"uvicorn RequestResponseCycle.__init__ no longer sets self.{a}"
+        for a in ("transport", "response_started")
+        if a not in _assigned(cycle.__init__)
+    ]
     problems += _params(proto.on_headers_complete, ("self",), "uvicorn HttpToolsProtocol.on_headers_complete(...)")
     if "cycle" not in _assigned(proto.on_headers_complete):
         problems.append("uvicorn HttpToolsProtocol.on_headers_complete no longer sets self.cycle")

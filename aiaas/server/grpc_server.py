@@ -55,17 +55,23 @@ class GrpcServer:
         _check_free(settings.host, settings.grpc_port)
         self.servers: list[grpc.aio.Server] = []
         for _ in range(max(1, settings.grpc_listeners)):
-            server = grpc.aio.server(options=[
-                ("grpc.max_receive_message_length", limit),
-                ("grpc.max_send_message_length", -1),
-                ("grpc.so_reuseport", 1),
-            ])  # fmt: skip
+            server = grpc.aio.server(
+                options=[
+                    ("grpc.max_receive_message_length", limit),
+                    ("grpc.max_send_message_length", -1),
+                    ("grpc.so_reuseport", 1),
+                ]
+            )
             add_to_server(self.servicer, server)
             health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
             reflection.enable_server_reflection(names, server)
             address = _address(settings.host, settings.grpc_port)
             try:
-                port = server.add_secure_port(address, tls.grpc_credentials()) if tls else server.add_insecure_port(address)
+                port = (
+                    server.add_secure_port(address, tls.grpc_credentials())
+                    if tls
+                    else server.add_insecure_port(address)
+                )
             except RuntimeError as e:
                 raise RuntimeError(f"cannot bind gRPC on {address}: {e}") from None
             self.servers.append(server)
@@ -77,8 +83,12 @@ class GrpcServer:
             await server.start()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("gRPC (KServe V2) on %s://%s (%d listeners)", self.scheme, _address(self.settings.host, self.port),
-                 len(self.servers))  # fmt: skip
+        log.info(
+            "gRPC (KServe V2) on %s://%s (%d listeners)",
+            self.scheme,
+            _address(self.settings.host, self.port),
+            len(self.servers),
+        )
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()

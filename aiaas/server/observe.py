@@ -1,7 +1,8 @@
 """Request ids, access logs and JSON logs, without slowing the V2 fast path when they are off.
 
 With ``AIAAS_LOG_FORMAT=json`` or ``AIAAS_ACCESS_LOG=1`` the app gets an ``AccessLog`` (``App.__call__`` in
-server/fastpath.py wraps every HTTP request with it, outermost): every HTTP request gets a request id (the caller's ``x-request-id`` when it is a sane token, else a new one), echoed as
+server/fastpath.py wraps every HTTP request with it, outermost): every HTTP request gets a request id (the caller's
+``x-request-id`` when it is a sane token, else a new one), echoed as
 ``x-request-id``, carried by every log line written while the request runs (a context variable), and ends
 with one access-log line: method, path, status, latency, model and tenant. Off (the default), there is no
 wrapper and no context variable: one attribute check per request.
@@ -104,12 +105,20 @@ class AccessLog:
             path = scope.get("path", "")
             m = _MODEL.match(path)
             access.info(
-                "%s %s %d %.1f ms", scope.get("method"), path, status, (time.perf_counter() - t0) * 1000,
-                extra={"method": scope.get("method"), "path": path, "status": status,
-                       "latency_ms": round((time.perf_counter() - t0) * 1000, 3),
-                       "model": scope.get("aiaas.model") or (m.group(1) if m else None),
-                       "tenant": scope.get("aiaas.tenant")},
-            )  # fmt: skip
+                "%s %s %d %.1f ms",
+                scope.get("method"),
+                path,
+                status,
+                (time.perf_counter() - t0) * 1000,
+                extra={
+                    "method": scope.get("method"),
+                    "path": path,
+                    "status": status,
+                    "latency_ms": round((time.perf_counter() - t0) * 1000, 3),
+                    "model": scope.get("aiaas.model") or (m.group(1) if m else None),
+                    "tenant": scope.get("aiaas.tenant"),
+                },
+            )
             REQUEST_ID.reset(token)
 
 

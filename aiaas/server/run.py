@@ -39,8 +39,10 @@ def check_port(host: str, port: int) -> str | None:
             s.bind(address)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                return (f"port {port} on {host} is already in use (another aiaas or program is listening there): "
-                        "stop it, or choose another port with --port / AIAAS_PORT")
+                return (
+                    f"port {port} on {host} is already in use (another aiaas or program is listening there): "
+                    "stop it, or choose another port with --port / AIAAS_PORT"
+                )
             return f"cannot listen on {host}:{port}: {e.strerror}"
     return None
 

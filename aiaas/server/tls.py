@@ -44,7 +44,9 @@ def tls_from(settings: Settings) -> TLS | None:
     cert, key, ca = settings.ssl_certfile, settings.ssl_keyfile, settings.ssl_ca_certs
     if cert is None and key is None:
         if ca is not None:
-            raise InvalidInput("AIAAS_SSL_CA_CERTS (client certificates) needs AIAAS_SSL_CERTFILE and AIAAS_SSL_KEYFILE")
+            raise InvalidInput(
+                "AIAAS_SSL_CA_CERTS (client certificates) needs AIAAS_SSL_CERTFILE and AIAAS_SSL_KEYFILE"
+            )
         return None
     if cert is None or key is None:
         raise InvalidInput("TLS needs both AIAAS_SSL_CERTFILE and AIAAS_SSL_KEYFILE")

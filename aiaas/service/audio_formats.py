@@ -22,11 +22,14 @@ NAMES = ("wav", *FORMATS)
 
 def check_format(fmt: str) -> None:
     if fmt != "wav" and fmt not in FORMATS:
-        raise InvalidInput(f"response_format {fmt!r} is not supported; use one of {', '.join(NAMES)}",
-                           param="response_format")  # fmt: skip
+        raise InvalidInput(
+            f"response_format {fmt!r} is not supported; use one of {', '.join(NAMES)}", param="response_format"
+        )
     if fmt != "wav" and shutil.which("ffmpeg") is None:
-        raise InvalidInput(f"response_format {fmt!r} needs ffmpeg on the server (apt-get install ffmpeg); wav works "
-                           "without it", param="response_format")  # fmt: skip
+        raise InvalidInput(
+            f"response_format {fmt!r} needs ffmpeg on the server (apt-get install ffmpeg); wav works without it",
+            param="response_format",
+        )
 
 
 def media_type(fmt: str) -> str:
@@ -38,8 +41,13 @@ def encode(wav: bytes, fmt: str, timeout_s: float = 60.0) -> bytes:
     if fmt == "wav":
         return wav
     args, _ = FORMATS[fmt]
-    proc = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", "pipe:0", *args, "pipe:1"],
-                          input=wav, capture_output=True, timeout=timeout_s, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", "pipe:0", *args, "pipe:1"],
+        input=wav,
+        capture_output=True,
+        timeout=timeout_s,
+        check=False,
+    )
     if proc.returncode != 0 or not proc.stdout:
         raise InvalidInput(f"could not encode the speech as {fmt}: {proc.stderr.decode(errors='replace')[:200]}")
     return proc.stdout

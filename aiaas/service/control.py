@@ -69,7 +69,9 @@ class ModelControl:
         if rec.state != "READY":
             raise InvalidInput(f"model {name!r} failed to load: {rec.reason}")
         if rec.last_error:
-            raise InvalidInput(f"model {name!r} reload failed ({rec.last_error}); it keeps serving the previous versions")
+            raise InvalidInput(
+                f"model {name!r} reload failed ({rec.last_error}); it keeps serving the previous versions"
+            )
 
     async def unload(self, p: Principal, name: str) -> None:
         self._check_manage(p, name)

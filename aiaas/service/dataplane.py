@@ -26,6 +26,7 @@ from aiaas.types.model_config import TensorSpec
 
 EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "parameters"]
 
+
 @dataclass(slots=True)
 class InferOutcome:
     outputs: Tensors
@@ -242,8 +243,13 @@ class DataPlane:
                 outcome.units_out = float(sum(u.generated for u in usage))
             await self.governance.finish(admission, outcome)
             self._count_tokens(name, usage, t0)
-            self.metrics.request_done(name, label_v, "success" if status == 200 else str(status), elapsed,
-                                      result.queue_s if result is not None else None)  # fmt: skip
+            self.metrics.request_done(
+                name,
+                label_v,
+                "success" if status == 200 else str(status),
+                elapsed,
+                result.queue_s if result is not None else None,
+            )
             if status == 503:  # the model's queue was full
                 self.metrics.ops.refused(name, principal.tenant_id, status)
 
@@ -262,7 +268,9 @@ class DataPlane:
         return result.outputs
 
     @staticmethod
-    async def _run(vr: VersionRecord, inputs: Tensors, parameters: dict[str, Any], usage: list[SequenceUsage]) -> InferResult:
+    async def _run(
+        vr: VersionRecord, inputs: Tensors, parameters: dict[str, Any], usage: list[SequenceUsage]
+    ) -> InferResult:
         """The executor's inference with ``usage`` as the place an LLM records its sequences' tokens."""
         assert vr.executor is not None
         reset = llm_usage.set(usage)

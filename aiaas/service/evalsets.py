@@ -33,10 +33,15 @@ from aiaas.training.files import detect_format, load_npz, load_table
 
 TARGET_NAMES = ("label", "target", "y")
 _ORT_DTYPES = {
-    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
-    "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
     "tensor(bool)": np.bool_,
-}  # fmt: skip
+}
 CALIBRATION_ROWS = 512
 
 
@@ -69,7 +74,9 @@ class Signature:
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as e:  # a file the runtime cannot open cannot be optimized either
             raise InvalidInput(f"{path.name} cannot be opened by onnxruntime: {e}") from None
-        return cls({i.name: (i.type, list(i.shape)) for i in sess.get_inputs()}, [o.name for o in sess.get_outputs()], path)
+        return cls(
+            {i.name: (i.type, list(i.shape)) for i in sess.get_inputs()}, [o.name for o in sess.get_outputs()], path
+        )
 
 
 @dataclass
@@ -93,25 +100,41 @@ def from_file(path: Path, req: EvaluationRequest, sig: Signature, classes: list[
         arrays = load_npz(path)
         target_name = target_name or next((n for n in TARGET_NAMES if n in arrays), None)
         if target_name is None or target_name not in arrays:
-            raise InvalidInput(f"evaluation file: no target array {target_name or 'label/target/y'!r} (arrays: {', '.join(arrays)})", param="evaluation.target")
+            raise InvalidInput(
+                f"evaluation file: no target array {target_name or 'label/target/y'!r} (arrays: {', '.join(arrays)})",
+                param="evaluation.target",
+            )
         missing = [n for n in sig.inputs if n not in arrays]
         if missing:
             raise InvalidInput(
                 f"evaluation file: no array for model input(s) {', '.join(missing)} (arrays: {', '.join(arrays)}); "
-                "an NPZ holds one array per model input, named like the input, and the target", param="evaluation.file",
-            )  # fmt: skip
+                "an NPZ holds one array per model input, named like the input, and the target",
+                param="evaluation.file",
+            )
         inputs = {n: arrays[n] for n in sig.inputs}
         target = arrays[target_name]
     else:
         if len(sig.inputs) != 1:
-            raise InvalidInput(f"evaluation file: a {fmt} table feeds a model with one input; this one has {len(sig.inputs)} ({', '.join(sig.inputs)}): upload an NPZ", param="evaluation.file")
-        (name, (_, shape)), = sig.inputs.items()
+            raise InvalidInput(
+                f"evaluation file: a {fmt} table feeds a model with one input; this one has {len(sig.inputs)} "
+                f"({', '.join(sig.inputs)}): upload an NPZ",
+                param="evaluation.file",
+            )
+        ((name, (_, shape)),) = sig.inputs.items()
         if len(shape) != 2:
-            raise InvalidInput(f"evaluation file: a table feeds a 2-D input [rows, features]; input {name!r} has shape {shape}: upload an NPZ", param="evaluation.file")
+            raise InvalidInput(
+                f"evaluation file: a table feeds a 2-D input [rows, features]; input {name!r} has shape {shape}: "
+                "upload an NPZ",
+                param="evaluation.file",
+            )
         table = load_table(path, fmt)
         target_name = target_name or next((n for n in TARGET_NAMES if n in table.columns), None)
         if target_name is None or target_name not in table.columns:
-            raise InvalidInput(f"evaluation file: no target column {target_name or 'label/target/y'!r} (columns: {', '.join(table.columns)}); name it with evaluation.target", param="evaluation.target")
+            raise InvalidInput(
+                f"evaluation file: no target column {target_name or 'label/target/y'!r} (columns: "
+                f"{', '.join(table.columns)}); name it with evaluation.target",
+                param="evaluation.target",
+            )
         features = req.features or [c for c, a in table.columns.items() if c != target_name and a.dtype != object]
         for c in features:
             if c not in table.columns:
@@ -121,12 +144,19 @@ def from_file(path: Path, req: EvaluationRequest, sig: Signature, classes: list[
         if isinstance(shape[1], int) and shape[1] != len(features):
             raise InvalidInput(
                 f"evaluation file: input {name!r} takes {shape[1]} features and the table gives {len(features)} "
-                f"({', '.join(features)}); list them in order with evaluation.features", param="evaluation.features",
-            )  # fmt: skip
+                f"({', '.join(features)}); list them in order with evaluation.features",
+                param="evaluation.features",
+            )
         inputs = {name: np.stack([table.columns[c] for c in features], axis=1)}
         target = table.columns[target_name]
     output = req.output if req.output is not None else 0
-    return EvalSet(inputs, encode_target(target, classes), req.metric or default_metric(target, classes), output, f"file {path.name}")
+    return EvalSet(
+        inputs,
+        encode_target(target, classes),
+        req.metric or default_metric(target, classes),
+        output,
+        f"file {path.name}",
+    )
 
 
 def from_heldout_npz(version_dir: Path, sig: Signature, req: EvaluationRequest) -> EvalSet | None:
@@ -142,7 +172,13 @@ def from_heldout_npz(version_dir: Path, sig: Signature, req: EvaluationRequest) 
     if (version_dir / "heldout.json").is_file():
         meta = json.loads((version_dir / "heldout.json").read_text())
     out = req.output if req.output is not None else meta.get("output", 0)
-    return EvalSet(inputs, target, req.metric or meta.get("metric") or default_metric(target, None), out, meta.get("name") or "the version's heldout.npz")
+    return EvalSet(
+        inputs,
+        target,
+        req.metric or meta.get("metric") or default_metric(target, None),
+        out,
+        meta.get("name") or "the version's heldout.npz",
+    )
 
 
 def from_training_job(info: TrainingInfo, req: EvaluationRequest) -> EvalSet:
@@ -159,14 +195,18 @@ def from_training_job(info: TrainingInfo, req: EvaluationRequest) -> EvalSet:
     if info.validation_file is None:
         raise InvalidInput(
             f"the model's training job {info.job_id} had no validation file, so the model has no held-out set: "
-            "upload one (aiaas files upload eval.csv) and pass evaluation.file", param="evaluation.file",
-        )  # fmt: skip
+            "upload one (aiaas files upload eval.csv) and pass evaluation.file",
+            param="evaluation.file",
+        )
     recipe = get_recipe(info.recipe, info.hyperparameters)
     meta = info.meta
     recipe.build_model(meta)  # recipes that depend on meta (classification vs regression) configure themselves
     pair = recipe.parity_inputs(info.validation_file, meta, 1 << 40)
     if pair is None:
-        raise InvalidInput(f"recipe {info.recipe!r} cannot replay its validation rows as served inputs here; pass evaluation.file", param="evaluation.file")
+        raise InvalidInput(
+            f"recipe {info.recipe!r} cannot replay its validation rows as served inputs here; pass evaluation.file",
+            param="evaluation.file",
+        )
     feed = pair[0]
     target = recipe.tensors(info.validation_file, meta)[-1].numpy()
     classification = "classes" in meta
@@ -185,7 +225,9 @@ def from_catalog(name: str, req: EvaluationRequest) -> EvalSet | None:
     try:
         h = installed_catalog().heldout(name)
     except ImportError as e:
-        raise InvalidInput(f"the held-out set of catalog model {name!r} needs {e.name}, which is not installed here") from None
+        raise InvalidInput(
+            f"the held-out set of catalog model {name!r} needs {e.name}, which is not installed here"
+        ) from None
     if h is None:
         return None
     out = req.output if req.output is not None else h.output
@@ -204,7 +246,9 @@ def encode_target(target: np.ndarray, classes: list[Any] | None) -> np.ndarray:
     if not classes:
         return target
     index = {str(c): i for i, c in enumerate(classes)}
-    keys = [str(int(v)) if isinstance(v, float | np.floating) and float(v).is_integer() else str(v) for v in target.tolist()]
+    keys = [
+        str(int(v)) if isinstance(v, float | np.floating) and float(v).is_integer() else str(v) for v in target.tolist()
+    ]
     if all(k in index for k in keys):
         return np.asarray([index[k] for k in keys], dtype=np.int64)
     return target
@@ -215,9 +259,14 @@ def finish(ev: EvalSet, sig: Signature, req: EvaluationRequest, calibration: Eva
     if ev.metric not in METRICS:
         raise InvalidInput(f"unknown metric {ev.metric!r}; use one of {', '.join(METRICS)}", param="evaluation.metric")
     if isinstance(ev.output, str) and ev.output not in sig.outputs:
-        raise InvalidInput(f"the model has no output {ev.output!r} (outputs: {', '.join(sig.outputs)})", param="evaluation.output")
+        raise InvalidInput(
+            f"the model has no output {ev.output!r} (outputs: {', '.join(sig.outputs)})", param="evaluation.output"
+        )
     if isinstance(ev.output, int) and not 0 <= ev.output < len(sig.outputs):
-        raise InvalidInput(f"output index {ev.output} is out of range: the model has {len(sig.outputs)} output(s)", param="evaluation.output")
+        raise InvalidInput(
+            f"output index {ev.output} is out of range: the model has {len(sig.outputs)} output(s)",
+            param="evaluation.output",
+        )
     n = len(ev.target)
     rows = min(n, req.rows) if req.rows else n
     if rows < 2:
@@ -226,7 +275,9 @@ def finish(ev: EvalSet, sig: Signature, req: EvaluationRequest, calibration: Eva
     inputs = {k: v[:rows] for k, v in inputs.items()}
     cal = calibration.inputs if calibration is not None else ev.calibration
     cal_inputs = _cast(cal, sig, None, "calibration") if cal is not None else None
-    evaluation = Evaluation(inputs, ev.target[:rows], metric=ev.metric, output=ev.output, calibration=cal_inputs, name=ev.name)
+    evaluation = Evaluation(
+        inputs, ev.target[:rows], metric=ev.metric, output=ev.output, calibration=cal_inputs, name=ev.name
+    )
     _smoke(evaluation, sig)
     return evaluation
 
@@ -235,18 +286,28 @@ def _cast(arrays: dict[str, np.ndarray], sig: Signature, n: int | None, what: st
     out = {}
     for name, (ort_type, shape) in sig.inputs.items():
         if name not in arrays:
-            raise InvalidInput(f"the {what} rows have no input {name!r} (they have {', '.join(arrays)})", param="evaluation")
+            raise InvalidInput(
+                f"the {what} rows have no input {name!r} (they have {', '.join(arrays)})", param="evaluation"
+            )
         a = np.asarray(arrays[name])
         want = _ORT_DTYPES.get(ort_type)
         if want is not None and a.dtype != want:
-            if a.dtype == object or (a.dtype.kind == "f" and np.dtype(want).kind in "iu" and not np.all(np.mod(a, 1) == 0)):
-                raise InvalidInput(f"{what} input {name!r}: {a.dtype} values cannot feed a {ort_type} input", param="evaluation")
+            if a.dtype == object or (
+                a.dtype.kind == "f" and np.dtype(want).kind in "iu" and not np.all(np.mod(a, 1) == 0)
+            ):
+                raise InvalidInput(
+                    f"{what} input {name!r}: {a.dtype} values cannot feed a {ort_type} input", param="evaluation"
+                )
             a = a.astype(want)
         if a.ndim != len(shape):
-            raise InvalidInput(f"{what} input {name!r} has shape {list(a.shape)}; the model takes {shape}", param="evaluation")
+            raise InvalidInput(
+                f"{what} input {name!r} has shape {list(a.shape)}; the model takes {shape}", param="evaluation"
+            )
         for axis, (have, need) in enumerate(zip(a.shape, shape, strict=True)):
             if axis > 0 and isinstance(need, int) and need > 0 and have != need:
-                raise InvalidInput(f"{what} input {name!r} has shape {list(a.shape)}; the model takes {shape}", param="evaluation")
+                raise InvalidInput(
+                    f"{what} input {name!r} has shape {list(a.shape)}; the model takes {shape}", param="evaluation"
+                )
         if n is not None and len(a) != n:
             raise InvalidInput(f"{what} input {name!r} has {len(a)} rows and the target {n}", param="evaluation")
         out[name] = np.ascontiguousarray(a)
@@ -269,9 +330,11 @@ def _smoke(evaluation: Evaluation, sig: Signature) -> None:
         value = probe.score(np.asarray(outs[idx]))
     except Exception as e:  # shapes or types that the metric cannot compare
         raise InvalidInput(
-            f"metric {evaluation.metric!r} cannot compare output {sig.outputs[idx]!r} (shape {list(np.shape(outs[idx]))}) "
-            f"with the target (shape {list(evaluation.target.shape)}): {e}", param="evaluation",
-        ) from None  # fmt: skip
+            f"metric {evaluation.metric!r} cannot compare output {sig.outputs[idx]!r} (shape "
+            f"{list(np.shape(outs[idx]))}) "
+            f"with the target (shape {list(evaluation.target.shape)}): {e}",
+            param="evaluation",
+        ) from None
     if not np.isfinite(value):
         raise InvalidInput(f"metric {evaluation.metric!r} is not finite on the evaluation rows", param="evaluation")
 
@@ -292,9 +355,14 @@ def training_info(version_dir: Path, job_dir_of: Any, max_depth: int = 5) -> Tra
             result = json.loads(jd.result.read_text()) if jd.result.is_file() else {}
             val = spec.get("validation_file")
             return TrainingInfo(
-                job_id, jd.root, spec["recipe"], spec.get("hyperparameters") or {}, result.get("meta") or doc.get("meta") or {},
-                jd.root / spec["training_file"], jd.root / val if val else None,
-            )  # fmt: skip
+                job_id,
+                jd.root,
+                spec["recipe"],
+                spec.get("hyperparameters") or {},
+                result.get("meta") or doc.get("meta") or {},
+                jd.root / spec["training_file"],
+                jd.root / val if val else None,
+            )
         opt = version_dir / "optimization.json"
         if not opt.is_file():
             return None

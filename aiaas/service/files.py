@@ -95,7 +95,12 @@ class FilesService:
 
     # -- operations -------------------------------------------------------------------------------------
     def add(
-        self, p: Principal, staged: Path, filename: str | None, declared_format: str | None = None, purpose: str | None = None
+        self,
+        p: Principal,
+        staged: Path,
+        filename: str | None,
+        declared_format: str | None = None,
+        purpose: str | None = None,
     ) -> dict[str, Any]:
         """Validate a staged upload and keep it; raises InvalidInput naming the line/column that is wrong."""
         require_manage(p, "uploading files")
@@ -112,17 +117,30 @@ class FilesService:
             # the parser names the staging file; the user knows the file by the name they uploaded
             raise InvalidInput(e.message.replace(staged.name, name), param="file") from None
         row = FileRow(
-            id=new_file_id(), tenant_id=p.tenant_id, filename=name, format=fmt, purpose=purpose,
-            bytes=summary.bytes, sha256=summary.sha256, rows=summary.rows, summary=summary.to_dict(),
+            id=new_file_id(),
+            tenant_id=p.tenant_id,
+            filename=name,
+            format=fmt,
+            purpose=purpose,
+            bytes=summary.bytes,
+            sha256=summary.sha256,
+            rows=summary.rows,
+            summary=summary.to_dict(),
             created_at=utcnow(),
-        )  # fmt: skip
+        )
         final = self.path_of(row)
         os.replace(staged, final)
         try:
             with self.store.session() as session:
                 session.add(row)
-                write_audit(session, p, "file.upload", row.id, tenant=p.tenant_id,
-                            details={"filename": name, "bytes": row.bytes, "sha256": row.sha256})  # fmt: skip
+                write_audit(
+                    session,
+                    p,
+                    "file.upload",
+                    row.id,
+                    tenant=p.tenant_id,
+                    details={"filename": name, "bytes": row.bytes, "sha256": row.sha256},
+                )
         except BaseException:
             final.unlink(missing_ok=True)
             raise

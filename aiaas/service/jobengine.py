@@ -119,9 +119,13 @@ class JobEngine:
                 from aiaas.training.launcher import Scheduler
 
                 self._scheduler = Scheduler(
-                    self.store, self.jobs_root, cores=self.cores or None, repository=self.models.repository,
-                    on_registered=self._on_registered, torch_extensions_dir=self.torch_extensions_dir,
-                )  # fmt: skip
+                    self.store,
+                    self.jobs_root,
+                    cores=self.cores or None,
+                    repository=self.models.repository,
+                    on_registered=self._on_registered,
+                    torch_extensions_dir=self.torch_extensions_dir,
+                )
                 if self._running and start_loop:
                     self._scheduler.start()
             return self._scheduler
@@ -177,7 +181,9 @@ class JobFamily(ABC, Generic[InfoT]):
     def get(self, p: Principal, job_id: str) -> InfoT:
         return self.info(self.engine.visible(p, job_id, self.kind))
 
-    def list(self, p: Principal, status: str | None = None, limit: int = 20, after: str | None = None) -> JobList[InfoT]:
+    def list(
+        self, p: Principal, status: str | None = None, limit: int = 20, after: str | None = None
+    ) -> JobList[InfoT]:
         require_manage(p, f"listing {self.noun}")
         if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
@@ -201,7 +207,13 @@ class JobFamily(ABC, Generic[InfoT]):
         return self.get(p, job_id)
 
     def events(
-        self, p: Principal, job_id: str, after: int = 0, limit: int = 100, level: str | None = None, type: str | None = None
+        self,
+        p: Principal,
+        job_id: str,
+        after: int = 0,
+        limit: int = 100,
+        level: str | None = None,
+        type: str | None = None,
     ) -> EventList:
         self.engine.visible(p, job_id, self.kind)
         if not isinstance(limit, int) or not 1 <= limit <= MAX_EVENTS_PAGE:
@@ -235,6 +247,12 @@ class JobFamily(ABC, Generic[InfoT]):
 def lifecycle(row: TrainingJobRow, kind_object: str) -> dict[str, Any]:
     """The fields every job view starts with (``aiaas.types.jobs.Job``)."""
     return {
-        "id": row.id, "object": kind_object, "status": row.state, "sub_status": row.sub_status, "reason": row.reason,
-        "owner": row.tenant_id, "created_at": row.created_at, "transitions": row.transitions or {},
-    }  # fmt: skip
+        "id": row.id,
+        "object": kind_object,
+        "status": row.state,
+        "sub_status": row.sub_status,
+        "reason": row.reason,
+        "owner": row.tenant_id,
+        "created_at": row.created_at,
+        "transitions": row.transitions or {},
+    }

@@ -50,8 +50,7 @@ def check_nodes(nodes: int, ray_address: str | None, strategy: str = "ddp") -> N
             param="resources.nodes",
         )
     if strategy == "horovod":
-        raise InvalidInput("resources.nodes > 1 runs torchrun on each node: use strategy ddp or zero",
-                           param="strategy")  # fmt: skip
+        raise InvalidInput("resources.nodes > 1 runs torchrun on each node: use strategy ddp or zero", param="strategy")
 
 
 class JobsService(JobFamily[TrainingJob]):
@@ -98,18 +97,22 @@ class JobsService(JobFamily[TrainingJob]):
                 return
             if not governance.can_see(p, ref):
                 raise NotFound(f"unknown model {model!r}", param="model")
-            raise PermissionDenied(f"the model name {model!r} is owned by another tenant; choose another name", param="model")
+            raise PermissionDenied(
+                f"the model name {model!r} is owned by another tenant; choose another name", param="model"
+            )
         config = self.control.models.repository.read(model).config
         if config is not None and config.backend != "onnx":
             raise Conflict(
-                f"model {model!r} has backend {config.backend!r}; a training job adds ONNX versions, so choose a new model name",
+                f"model {model!r} has backend {config.backend!r}; a training job adds ONNX versions, so choose a new "
+                "model name",
                 param="model",
             )
         if owner == p.tenant_id or (p.is_admin and owner is None):
             return
         if p.is_admin:
             raise Conflict(
-                f"model {model!r} belongs to tenant {owner!r}; train it with a key of that tenant, or choose a new name",
+                f"model {model!r} belongs to tenant {owner!r}; train it with a key of that tenant, or choose a new "
+                "name",
                 param="model",
             )
         raise PermissionDenied(f"model {model!r} is not owned by your tenant; choose a new model name", param="model")
@@ -121,8 +124,9 @@ class JobsService(JobFamily[TrainingJob]):
         if not isinstance(body, dict):
             raise InvalidInput("the request body must be a JSON object describing the job")
         if "cluster_address" in body:
-            raise InvalidInput("cluster_address is set by the server (AIAAS_RAY_ADDRESS), not by a request",
-                               param="cluster_address")  # fmt: skip
+            raise InvalidInput(
+                "cluster_address is set by the server (AIAAS_RAY_ADDRESS), not by a request", param="cluster_address"
+            )
         spec = parse_spec(body)  # field errors first, naming the field
         check_nodes(spec.resources.nodes, self.ray_address, spec.strategy)
         train_id, val_id = spec.training_file, spec.validation_file
@@ -134,9 +138,18 @@ class JobsService(JobFamily[TrainingJob]):
         self._check_target_model(p, spec.model)
         job = self.scheduler().submit(spec.model_copy(update=updates), owner=p.tenant_id)
         self.store.set_file_ids(job.id, train_id, val_id)
-        self.engine.audit(p, "training_job.create", job.id, p.tenant_id, {
-            "model": spec.model, "recipe": spec.recipe, "workers": spec.resources.workers, "state": job.state.value,
-        })  # fmt: skip
+        self.engine.audit(
+            p,
+            "training_job.create",
+            job.id,
+            p.tenant_id,
+            {
+                "model": spec.model,
+                "recipe": spec.recipe,
+                "workers": spec.resources.workers,
+                "state": job.state.value,
+            },
+        )
         return self.get(p, job.id)
 
     # -- what only training jobs have -------------------------------------------------------------------------
@@ -157,7 +170,9 @@ class JobsService(JobFamily[TrainingJob]):
         check_tail(tail)
         workers = JobSpec.model_validate(row.spec).resources.workers
         if not isinstance(rank, int) or not 0 <= rank < workers:
-            raise InvalidInput(f"rank must be between 0 and {workers - 1} (the job has {workers} worker(s))", param="rank")
+            raise InvalidInput(
+                f"rank must be between 0 and {workers - 1} (the job has {workers} worker(s))", param="rank"
+            )
         return self.read_log(row, JobDir(Path(row.job_dir)).rank_log(rank), f"rank {rank}", tail)
 
 

@@ -19,23 +19,41 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "aiaas_requests", "Inference requests by model, version and outcome", ["model", "version", "outcome"], registry=r
+            "aiaas_requests",
+            "Inference requests by model, version and outcome",
+            ["model", "version", "outcome"],
+            registry=r,
         )
         self.latency = Histogram(
-            "aiaas_request_duration_seconds", "Total request time inside the server", ["model"], buckets=_LATENCY_BUCKETS, registry=r
+            "aiaas_request_duration_seconds",
+            "Total request time inside the server",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.queue_time = Histogram(
-            "aiaas_queue_duration_seconds", "Time a request waited in its model's queue", ["model"], buckets=_LATENCY_BUCKETS, registry=r
+            "aiaas_queue_duration_seconds",
+            "Time a request waited in its model's queue",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.compute_time = Histogram(
-            "aiaas_compute_duration_seconds", "Model execution time per batch", ["model"], buckets=_LATENCY_BUCKETS, registry=r
+            "aiaas_compute_duration_seconds",
+            "Model execution time per batch",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.batch_size = Histogram(
             "aiaas_batch_size", "Rows per model execution", ["model"], buckets=_BATCH_BUCKETS, registry=r
         )
         self.queue_depth = Gauge("aiaas_queue_depth", "Requests waiting in a model's queue", ["model"], registry=r)
         self.model_state = Gauge(
-            "aiaas_model_state", "1 for the current state of each model version", ["model", "version", "state"], registry=r
+            "aiaas_model_state",
+            "1 for the current state of each model version",
+            ["model", "version", "state"],
+            registry=r,
         )
 
         self.ops = OpsMetrics(r)  # process, refusals by reason, LLM families (service/opsmetrics.py)
@@ -47,8 +65,11 @@ class Metrics:
         key = (model, version, outcome)
         children = self._request_children.get(key)
         if children is None:
-            children = (self.requests.labels(model, version, outcome), self.latency.labels(model),
-                        self.queue_time.labels(model))  # fmt: skip
+            children = (
+                self.requests.labels(model, version, outcome),
+                self.latency.labels(model),
+                self.queue_time.labels(model),
+            )
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(elapsed_s)

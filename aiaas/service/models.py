@@ -49,7 +49,7 @@ MAX_VERSION_DIGITS = 9  # versions are directory names 0..999999999
 
 
 def parse_version(version: str | int) -> int:
-    """A model version from a URL or a request: ASCII digits only (no Unicode digits, signs or spaces), at most 9 of them."""
+    """A model version from a URL or a request: ASCII digits only (no Unicode digits, signs or spaces), at most 9."""
     if isinstance(version, int) and not isinstance(version, bool):
         if 0 <= version < 10**MAX_VERSION_DIGITS:
             return version
@@ -96,9 +96,12 @@ class ModelRecord:
 
 class ModelManager:
     def __init__(
-        self, repository: ModelRepository, context: RuntimeContext, metrics: Metrics,
+        self,
+        repository: ModelRepository,
+        context: RuntimeContext,
+        metrics: Metrics,
         placement: PlacementOptions | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.repository = repository
         self.context = context
         self.metrics = metrics
@@ -131,7 +134,8 @@ class ModelManager:
         if vr is None:
             if self.unloaded_version(rec, v):
                 raise ServiceUnavailable(
-                    f"model {name!r} version {v} is not loaded (state {rec.state}{': ' + rec.reason if rec.reason else ''})",
+                    f"model {name!r} version {v} is not loaded (state "
+                    f"{rec.state}{': ' + rec.reason if rec.reason else ''})",
                     retry_after=5,
                 )
             raise NotFound(f"model {name!r} has no version {v}")
@@ -175,7 +179,8 @@ class ModelManager:
         A model an operator unloaded on purpose is not waited for (as Triton's explicit model control)."""
         names = set(self.repository.names()) | {n for n, r in self.models.items() if r.placeholder or r.versions}
         return sorted(
-            n for n in names
+            n
+            for n in names
             if ((r := self.models.get(n)) is None or r.latest_ready() is None) and not (r and r.reason == "unloaded")
         )
 
@@ -213,7 +218,9 @@ class ModelManager:
             log.warning("model %s is UNAVAILABLE: %s", name, rec.reason)
             return rec
         config = entry.config
-        wanted = config.version_policy.select(entry.versions) if config.backend != "pipeline" else (entry.versions or [1])
+        wanted = (
+            config.version_policy.select(entry.versions) if config.backend != "pipeline" else (entry.versions or [1])
+        )
         if not wanted:
             rec.state, rec.reason = "UNAVAILABLE", "the version policy selects no existing version"
             return rec
@@ -275,8 +282,15 @@ class ModelManager:
     def new_replica(self, executor: ModelExecutor, vdir: Any, version: int) -> Replica:
         """One more replica of a loaded version, started (blocking: call it in a thread)."""
         config = executor.config
-        r = make_replica(executor.new_replica_id(), resolve(config, vdir, self.placement), config, vdir, self.context,
-                         self.placement, version)  # fmt: skip
+        r = make_replica(
+            executor.new_replica_id(),
+            resolve(config, vdir, self.placement),
+            config,
+            vdir,
+            self.context,
+            self.placement,
+            version,
+        )
         try:
             r.start()
         except BaseException:
@@ -290,8 +304,11 @@ class ModelManager:
         count = config.instances
         if placement == "thread" and on_loop(config, vdir):  # one instance serves every request on the loop
             if count > 1:
-                log.info("model %s: instances %d -> 1 (it runs on the event loop; one instance serves all)",
-                         config.name, count)  # fmt: skip
+                log.info(
+                    "model %s: instances %d -> 1 (it runs on the event loop; one instance serves all)",
+                    config.name,
+                    count,
+                )
             count = 1
         replicas = [
             make_replica(f"r{i}", placement, config, vdir, self.context, self.placement, version) for i in range(count)

@@ -35,21 +35,29 @@ class OpsMetrics:
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
         self.refusals = Counter(
-            "aiaas_refusals", "Requests refused before running, by reason: rate_limit (429), budget (402), overload (503)",
-            ["model", "tenant", "reason"], registry=registry,
-        )  # fmt: skip
+            "aiaas_refusals",
+            "Requests refused before running, by reason: rate_limit (429), budget (402), overload (503)",
+            ["model", "tenant", "reason"],
+            registry=registry,
+        )
         self.prompt_tokens = Counter("aiaas_llm_prompt_tokens", "Prompt tokens processed", ["model"], registry=registry)
         self.generation_tokens = Counter(
             "aiaas_llm_generation_tokens", "Tokens generated", ["model"], registry=registry
         )
         self.ttft = Histogram(
-            "aiaas_llm_time_to_first_token_seconds", "Time from request to its first generated token", ["model"],
-            buckets=_TTFT_BUCKETS, registry=registry,
-        )  # fmt: skip
+            "aiaas_llm_time_to_first_token_seconds",
+            "Time from request to its first generated token",
+            ["model"],
+            buckets=_TTFT_BUCKETS,
+            registry=registry,
+        )
         self.tpot = Histogram(
-            "aiaas_llm_time_per_output_token_seconds", "Mean time per generated token after the first", ["model"],
-            buckets=_TPOT_BUCKETS, registry=registry,
-        )  # fmt: skip
+            "aiaas_llm_time_per_output_token_seconds",
+            "Mean time per generated token after the first",
+            ["model"],
+            buckets=_TPOT_BUCKETS,
+            registry=registry,
+        )
         self._engines = _EngineCollector()
         registry.register(self._engines)
 
@@ -58,8 +66,9 @@ class OpsMetrics:
         if reason is not None:
             self.refusals.labels(model, tenant, reason).inc()
 
-    def llm_request(self, model: str, prompt_tokens: int, generated: int, t0: float, t_first: float | None,
-                    t_end: float) -> None:  # fmt: skip
+    def llm_request(
+        self, model: str, prompt_tokens: int, generated: int, t0: float, t_first: float | None, t_end: float
+    ) -> None:
         """One finished LLM request (perf_counter times)."""
         self.prompt_tokens.labels(model).inc(prompt_tokens)
         self.generation_tokens.labels(model).inc(generated)
@@ -90,10 +99,13 @@ class _EngineCollector(Collector):
         self.source: EngineSource | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        running = GaugeMetricFamily("aiaas_llm_num_requests_running", "Sequences in the running batch", labels=["model"])
+        running = GaugeMetricFamily(
+            "aiaas_llm_num_requests_running", "Sequences in the running batch", labels=["model"]
+        )
         waiting = GaugeMetricFamily("aiaas_llm_num_requests_waiting", "Sequences waiting for a slot", labels=["model"])
-        kv = GaugeMetricFamily("aiaas_llm_kv_cache_usage_perc", "KV-cache use: reserved tokens / token budget (0-1)",
-                               labels=["model"])  # fmt: skip
+        kv = GaugeMetricFamily(
+            "aiaas_llm_kv_cache_usage_perc", "KV-cache use: reserved tokens / token budget (0-1)", labels=["model"]
+        )
         for name, engine in self.source() if self.source is not None else ():
             stats = engine.stats()
             running.add_metric([name], stats.running)

@@ -75,9 +75,13 @@ class OptimizationsService(JobFamily[OptimizationJob]):
             spec = spec.model_copy(update={"criterion": criterion})
         torch_passes = needs_torch(spec)
         comparing = spec.compare_version is not None
-        plans = [] if comparing else [
-            plan(list(c), "torch" if torch_passes else "onnx", spec.workload.target) for c in spec.candidate_lists()
-        ]  # fmt: skip
+        plans = (
+            []
+            if comparing
+            else [
+                plan(list(c), "torch" if torch_passes else "onnx", spec.workload.target) for c in spec.candidate_lists()
+            ]
+        )
         config, version, vdir = self._version(p, spec.model, spec.version)
         onnx, companions = _onnx_of(spec.model, config, version, vdir)
         target = spec.register_as or spec.model
@@ -89,26 +93,40 @@ class OptimizationsService(JobFamily[OptimizationJob]):
             other_config, other, other_dir = self._version(p, spec.model, spec.compare_version)
             compare_onnx = _onnx_of(spec.model, other_config, other, other_dir)[0]
             if other == version:
-                raise InvalidInput(f"compare_version {other} is the version being compared; choose another", param="compare_version")
+                raise InvalidInput(
+                    f"compare_version {other} is the version being compared; choose another", param="compare_version"
+                )
         info = evalsets.training_info(vdir, self._job_dir_of(p))
         training = None
         if torch_passes:
             training = self._training_source(spec.model, version, vdir, info)
         sig = evalsets.Signature.of(onnx)
         evaluation = self._evaluation(p, spec, config, vdir, sig, info)
-        if not comparing and evaluation.calibration is None and any(s.name == "quantize-static" for ps in plans for s in ps):
+        if (
+            not comparing
+            and evaluation.calibration is None
+            and any(s.name == "quantize-static" for ps in plans for s in ps)
+        ):
             raise InvalidInput(
                 "quantize-static needs calibration rows and this evaluation has none: pass evaluation.calibration_file "
-                "(rows like the serving inputs, not the evaluation rows)", param="evaluation.calibration_file",
-            )  # fmt: skip
+                "(rows like the serving inputs, not the evaluation rows)",
+                param="evaluation.calibration_file",
+            )
         if spec.workload.batch_sizes is None:
             serving = min(32, config.max_batch_size) if config.max_batch_size > 0 else 32
-            spec = spec.model_copy(update={"workload": spec.workload.model_copy(update={"batch_sizes": sorted({1, serving})})})
+            spec = spec.model_copy(
+                update={"workload": spec.workload.model_copy(update={"batch_sizes": sorted({1, serving})})}
+            )
         source = SourceInfo(
-            version=version, backend=config.backend, onnx="data/source.onnx", onnx_name=onnx.name,
+            version=version,
+            backend=config.backend,
+            onnx="data/source.onnx",
+            onnx_name=onnx.name,
             companions={n: f"data/companions/{n}" for n in companions},
-            compare_onnx="data/compare.onnx" if compare_onnx else None, training=training, register_into=target,
-        )  # fmt: skip
+            compare_onnx="data/compare.onnx" if compare_onnx else None,
+            training=training,
+            register_into=target,
+        )
 
         def prepare(root: Path) -> tuple[OptimizationSpec, dict[str, Any]]:
             data = root / "data"
@@ -124,19 +142,32 @@ class OptimizationsService(JobFamily[OptimizationJob]):
             if evaluation.calibration is not None:
                 save_npz(data / "calibration.npz", evaluation.calibration)
             resolved = EvaluationData(
-                file="data/evaluation.npz", calibration="data/calibration.npz" if evaluation.calibration is not None else None,
-                metric=evaluation.metric_name, output=evaluation.output, name=evaluation.name or "evaluation",
+                file="data/evaluation.npz",
+                calibration="data/calibration.npz" if evaluation.calibration is not None else None,
+                metric=evaluation.metric_name,
+                output=evaluation.output,
+                name=evaluation.name or "evaluation",
                 rows=len(evaluation),
-            )  # fmt: skip
+            )
             local = spec.model_copy(update={"source": source, "data": resolved})
             write_json_atomic(JobDir(root).spec, local.model_dump(mode="json"))
             return local, {"evaluation": resolved.model_dump()}
 
         scheduler = self.engine.scheduler(require_torch=torch_passes)
         job = scheduler.submit_prepared(KIND, spec, prepare, owner=p.tenant_id)
-        self.engine.audit(p, "optimization_job.create", job.id, p.tenant_id, {
-            "model": spec.model, "version": version, "mode": spec.label, "register_into": target, "state": job.state.value,
-        })  # fmt: skip
+        self.engine.audit(
+            p,
+            "optimization_job.create",
+            job.id,
+            p.tenant_id,
+            {
+                "model": spec.model,
+                "version": version,
+                "mode": spec.label,
+                "register_into": target,
+                "state": job.state.value,
+            },
+        )
         return self.get(p, job.id)
 
     def _version(self, p: Principal, model: str, version: int | None) -> tuple[ModelConfig, int, Path]:
@@ -150,7 +181,9 @@ class OptimizationsService(JobFamily[OptimizationJob]):
             raise Conflict(f"model {model!r} has no versions", param="model")
         v = version if version is not None else max(entry.versions)
         if v not in entry.versions:
-            raise NotFound(f"model {model!r} has no version {v} (versions: {', '.join(map(str, entry.versions))})", param="version")
+            raise NotFound(
+                f"model {model!r} has no version {v} (versions: {', '.join(map(str, entry.versions))})", param="version"
+            )
         return entry.config, v, self.repository.version_dir(model, v)
 
     def _check_register(self, p: Principal, target: str, source: str, source_config: ModelConfig) -> None:
@@ -165,10 +198,16 @@ class OptimizationsService(JobFamily[OptimizationJob]):
         if not exists:
             if owner is None or owner == p.tenant_id or p.is_admin:
                 return
-            raise PermissionDenied(f"the model name {target!r} is owned by another tenant; choose another register_as", param=param)
+            raise PermissionDenied(
+                f"the model name {target!r} is owned by another tenant; choose another register_as", param=param
+            )
         config = self.repository.read(target).config
         if target != source and config is not None and config.backend != source_config.backend:
-            raise Conflict(f"model {target!r} has backend {config.backend!r} and the optimized model {source_config.backend!r}; choose another register_as", param=param)
+            raise Conflict(
+                f"model {target!r} has backend {config.backend!r} and the optimized model {source_config.backend!r}; "
+                "choose another register_as",
+                param=param,
+            )
         if owner == p.tenant_id:
             return
         if owner is None:
@@ -176,47 +215,69 @@ class OptimizationsService(JobFamily[OptimizationJob]):
                 return
             raise PermissionDenied(
                 f"model {target!r} is public: only an admin adds versions to it; pass register_as with a new name "
-                "to keep the optimized model as your tenant's", param=param,
-            )  # fmt: skip
+                "to keep the optimized model as your tenant's",
+                param=param,
+            )
         if p.is_admin:
-            raise Conflict(f"model {target!r} belongs to tenant {owner!r}; optimize it with a key of that tenant, or pass register_as", param=param)
-        raise PermissionDenied(f"model {target!r} is not owned by your tenant; pass register_as with a new name", param=param)
+            raise Conflict(
+                f"model {target!r} belongs to tenant {owner!r}; optimize it with a key of that tenant, or pass "
+                "register_as",
+                param=param,
+            )
+        raise PermissionDenied(
+            f"model {target!r} is not owned by your tenant; pass register_as with a new name", param=param
+        )
 
     def _job_dir_of(self, p: Principal) -> Any:
         """job id -> the directory of a training job whose data ``p`` may use (its tenant's, or any for an admin)."""
 
         def find(job_id: str) -> Path | None:
             row = self.store.row(str(job_id))
-            if row is None or (row.kind or "training") != "training" or not (p.is_admin or row.tenant_id == p.tenant_id):
+            if (
+                row is None
+                or (row.kind or "training") != "training"
+                or not (p.is_admin or row.tenant_id == p.tenant_id)
+            ):
                 return None
             return Path(row.job_dir)
 
         return find
 
-    def _training_source(self, model: str, version: int, vdir: Path, info: evalsets.TrainingInfo | None) -> TrainingSource:
+    def _training_source(
+        self, model: str, version: int, vdir: Path, info: evalsets.TrainingInfo | None
+    ) -> TrainingSource:
         if (vdir / "optimization.json").is_file():
             raise InvalidInput(
                 f"version {version} of {model!r} was made by an optimization; prune and distill need the float network "
-                "of a trained version: optimize the version its training job registered", param="version",
-            )  # fmt: skip
+                "of a trained version: optimize the version its training job registered",
+                param="version",
+            )
         if info is None:
             raise InvalidInput(
                 f"prune and distill work on the torch network and version {version} of {model!r} is an ONNX file "
                 "without a training job of your tenant behind it; run them on a model trained here (aiaas jobs create)",
                 param="passes",
-            )  # fmt: skip
+            )
         ckpts = JobDir(info.job_dir).list_checkpoints()
         if not ckpts:
             raise Conflict(f"training job {info.job_id} kept no checkpoint to optimize from", param="passes")
         return TrainingSource(
-            job_id=info.job_id, recipe=info.recipe, hyperparameters=info.hyperparameters,
-            checkpoint=str(ckpts[-1][1]), training_file=str(info.training_file),
-        )  # fmt: skip
+            job_id=info.job_id,
+            recipe=info.recipe,
+            hyperparameters=info.hyperparameters,
+            checkpoint=str(ckpts[-1][1]),
+            training_file=str(info.training_file),
+        )
 
     def _evaluation(
-        self, p: Principal, spec: OptimizationSpec, config: ModelConfig, vdir: Path, sig: evalsets.Signature,
+        self,
+        p: Principal,
+        spec: OptimizationSpec,
+        config: ModelConfig,
+        vdir: Path,
+        sig: evalsets.Signature,
         info: evalsets.TrainingInfo | None,
-    ) -> Evaluation:  # fmt: skip
+    ) -> Evaluation:
         req = spec.evaluation
         classes = _classes(config, info)
         if req.file is not None:
@@ -231,13 +292,16 @@ class OptimizationsService(JobFamily[OptimizationJob]):
             if found is None:
                 raise InvalidInput(
                     f"model {spec.model!r} has no held-out set of its own: upload evaluation rows "
-                    "(aiaas files upload eval.npz) and pass evaluation.file", param="evaluation.file",
-                )  # fmt: skip
+                    "(aiaas files upload eval.npz) and pass evaluation.file",
+                    param="evaluation.file",
+                )
             ev = found
         calibration = None
         if req.calibration_file is not None:
             cal_req = req.model_copy(update={"metric": ev.metric})
-            calibration = evalsets.from_file(self.files.resolve(p, req.calibration_file, "evaluation.calibration_file"), cal_req, sig, classes)
+            calibration = evalsets.from_file(
+                self.files.resolve(p, req.calibration_file, "evaluation.calibration_file"), cal_req, sig, classes
+            )
         return evalsets.finish(ev, sig, req, calibration)
 
     # -- read ---------------------------------------------------------------------------------------------
@@ -262,8 +326,9 @@ def _onnx_of(model: str, config: ModelConfig, version: int, vdir: Path) -> tuple
     if config.backend not in ("onnx", "python"):
         raise Conflict(
             f"model {model!r} has backend {config.backend!r}: only ONNX models (backend onnx, or a python model "
-            "running an ONNX file) can be optimized", param="model",
-        )  # fmt: skip
+            "running an ONNX file) can be optimized",
+            param="model",
+        )
     files = sorted(p for p in vdir.iterdir() if not p.name.startswith("."))
     onnx = [f for f in files if f.suffix == ".onnx" and f.is_file()]
     if not onnx:
@@ -273,7 +338,11 @@ def _onnx_of(model: str, config: ModelConfig, version: int, vdir: Path) -> tuple
         raise Conflict(f"version {version} of {model!r} holds several ONNX files and none is model.onnx", param="model")
     dirs = [f.name for f in files if f.is_dir()]
     if dirs:
-        raise Conflict(f"version {version} of {model!r} holds directories ({', '.join(dirs)}); an optimized version can only carry plain files", param="model")
+        raise Conflict(
+            f"version {version} of {model!r} holds directories ({', '.join(dirs)}); an optimized version can only "
+            "carry plain files",
+            param="model",
+        )
     skip = {chosen.name, "optimization.json", "training.json"}  # the new version's provenance is its own report
     return chosen, [f.name for f in files if f.name not in skip]
 
@@ -310,7 +379,10 @@ def optimization_fields(row: TrainingJobRow) -> dict[str, Any]:
         "compare_version": spec.get("compare_version"),
         "register_into": source.get("register_into"),
         "passes": spec.get("passes"),
-        "evaluation": {**(spec.get("evaluation") or {}), **{k: data[k] for k in ("metric", "output", "name", "rows") if k in data}},
+        "evaluation": {
+            **(spec.get("evaluation") or {}),
+            **{k: data[k] for k in ("metric", "output", "name", "rows") if k in data},
+        },
         "criterion": spec.get("criterion"),
         "workload": spec.get("workload"),
         "max_runtime_s": spec.get("max_runtime_s"),
@@ -321,4 +393,3 @@ def optimization_fields(row: TrainingJobRow) -> dict[str, Any]:
         "chosen": result.get("chosen"),
         "model_version": row.model_version,
     }
-

@@ -18,13 +18,22 @@ class ReplicaCollector(Collector):
         self.models = models
 
     def collect(self) -> Iterator[Any]:
-        states = GaugeMetricFamily("aiaas_replicas", "Model replicas by state, placement and node",
-                                   labels=["model", "state", "placement", "node"])  # fmt: skip
-        restarts = CounterMetricFamily("aiaas_replica_restarts", "Restarts of a replica after its process or node died",
-                                       labels=["model", "replica"])  # fmt: skip
+        states = GaugeMetricFamily(
+            "aiaas_replicas",
+            "Model replicas by state, placement and node",
+            labels=["model", "state", "placement", "node"],
+        )
+        restarts = CounterMetricFamily(
+            "aiaas_replica_restarts",
+            "Restarts of a replica after its process or node died",
+            labels=["model", "replica"],
+        )
         batches = CounterMetricFamily("aiaas_replica_batches", "Batches a replica ran", labels=["model", "replica"])
-        seconds = CounterMetricFamily("aiaas_replica_batch_seconds", "Seconds of model calls of a replica (over "
-                                      "aiaas_replica_batches_total: the mean batch time)", labels=["model", "replica"])  # fmt: skip
+        seconds = CounterMetricFamily(
+            "aiaas_replica_batch_seconds",
+            "Seconds of model calls of a replica (over aiaas_replica_batches_total: the mean batch time)",
+            labels=["model", "replica"],
+        )
         for name, rec in list(self.models.models.items()):
             counts: Counter[tuple[str, str, str]] = Counter()
             for vr in list(rec.versions.values()):

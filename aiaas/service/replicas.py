@@ -67,10 +67,11 @@ class ReplicaControl:
             vdir = self.models.repository.version_dir(name, vr.version)
             placement = await asyncio.to_thread(resolve, config, vdir, self.models.placement)
             new = [
-                make_replica(ex.new_replica_id(), placement, config, vdir, self.models.context,
-                             self.models.placement, vr.version)
+                make_replica(
+                    ex.new_replica_id(), placement, config, vdir, self.models.context, self.models.placement, vr.version
+                )
                 for _ in range(n - len(live))
-            ]  # fmt: skip
+            ]
             started = await asyncio.gather(*(asyncio.to_thread(r.start) for r in new), return_exceptions=True)
             errors = [e for e in started if isinstance(e, BaseException)]
             for r, res in zip(new, started, strict=True):

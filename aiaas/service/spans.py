@@ -13,7 +13,9 @@ def infer_spans(tracer: Any, model: str, version: str, end_ns: int, result: Any)
     batch_start = end_ns - compute_ns
     attrs = {"aiaas.model": model, "aiaas.model_version": version}
     tracer.start_span("queue", start_time=batch_start - queue_ns, attributes=attrs).end(end_time=batch_start)
-    batch = tracer.start_span("batch", start_time=batch_start, attributes={**attrs, "aiaas.batch_size": result.batch_size})
+    batch = tracer.start_span(
+        "batch", start_time=batch_start, attributes={**attrs, "aiaas.batch_size": result.batch_size}
+    )
     from opentelemetry import trace
 
     with trace.use_span(batch, end_on_exit=False):

@@ -23,8 +23,17 @@ from aiaas.service.openai.completions import prompt_ids
 from aiaas.types import openai as oa
 
 # V2 request parameters a stream may set (OpenAI's completion sampling names); others are refused by name
-SAMPLING_KEYS = ("max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "ignore_eos",
-                 "presence_penalty", "frequency_penalty")  # fmt: skip
+SAMPLING_KEYS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "stop",
+    "ignore_eos",
+    "presence_penalty",
+    "frequency_penalty",
+)
 
 
 @dataclass(slots=True)
@@ -42,8 +51,14 @@ def is_llm(oai: OpenAIService, name: str) -> bool:
     return oai.models.is_llm(name)
 
 
-async def start(oai: OpenAIService, principal: Any, model: str, prompt: str, params: dict[str, Any],
-                endpoint: str = "v2.grpc.stream") -> TextStream:  # fmt: skip
+async def start(
+    oai: OpenAIService,
+    principal: Any,
+    model: str,
+    prompt: str,
+    params: dict[str, Any],
+    endpoint: str = "v2.grpc.stream",
+) -> TextStream:
     """Admit and start one generation; raises (before any increment) what a streamed completion would."""
     unknown = sorted(set(params) - set(SAMPLING_KEYS))
     if unknown:

@@ -26,22 +26,45 @@ EXTENSIONS_ENV = "TORCH_EXTENSIONS_DIR"  # where DeepSpeed JIT-compiles its ops 
 def torchrun_command(spec: JobSpec, spec_path: Path, python: str = sys.executable) -> list[str]:
     """ddp and zero: torchrun starts the ranks and restarts the group after a crash."""
     return [
-        python, "-m", "torch.distributed.run", "--standalone",
-        "--nproc_per_node", str(spec.resources.workers),
-        "--max-restarts", str(spec.max_restarts),
-        "--monitor-interval", "0.2",
-        "-m", "aiaas.training.worker", "--spec", str(spec_path),
-    ]  # fmt: skip
+        python,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(spec.resources.workers),
+        "--max-restarts",
+        str(spec.max_restarts),
+        "--monitor-interval",
+        "0.2",
+        "-m",
+        "aiaas.training.worker",
+        "--spec",
+        str(spec_path),
+    ]
 
 
 def horovod_command(spec: JobSpec, spec_path: Path, python: str = sys.executable) -> list[str]:
     """horovod: horovodrun's Gloo controller on this machine (all traffic on 127.0.0.1), wrapped for restarts."""
     n = str(spec.resources.workers)
     return [
-        python, "-m", "aiaas.training.hvdrun", "--max-restarts", str(spec.max_restarts), "--loopback", "--",
-        "--gloo", "-np", n, "-H", f"localhost:{n}",
-        python, "-m", "aiaas.training.worker", "--spec", str(spec_path),
-    ]  # fmt: skip
+        python,
+        "-m",
+        "aiaas.training.hvdrun",
+        "--max-restarts",
+        str(spec.max_restarts),
+        "--loopback",
+        "--",
+        "--gloo",
+        "-np",
+        n,
+        "-H",
+        f"localhost:{n}",
+        python,
+        "-m",
+        "aiaas.training.worker",
+        "--spec",
+        str(spec_path),
+    ]
 
 
 def training_command(spec: JobSpec, spec_path: Path, python: str = sys.executable) -> list[str]:

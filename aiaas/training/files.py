@@ -63,7 +63,9 @@ def detect_format(path: Path, declared: str | None = None) -> str:
         return fmt
     found = _EXT.get(path.suffix.lower())
     if found is None:
-        raise InvalidInput(f"cannot tell the format of {path.name!r} from its extension; use .csv, .jsonl, .npz or .parquet")
+        raise InvalidInput(
+            f"cannot tell the format of {path.name!r} from its extension; use .csv, .jsonl, .npz or .parquet"
+        )
     return found
 
 
@@ -91,9 +93,14 @@ def validate_file(path: Path, declared_format: str | None = None, limits: Upload
         arrays = inspect_npz(path, limits)
         rows = {shape[0] if shape else 1 for _, shape in arrays.values()}
         return FileSummary(
-            "npz", max(rows), list(arrays), {k: str(dt) for k, (dt, _) in arrays.items()}, digest, size,
+            "npz",
+            max(rows),
+            list(arrays),
+            {k: str(dt) for k, (dt, _) in arrays.items()},
+            digest,
+            size,
             {k: list(shape) for k, (_, shape) in arrays.items()},
-        )  # fmt: skip
+        )
     n, columns, dtypes = scan(path, fmt, limits)  # streamed: memory bounded by the widest row
     return FileSummary(fmt, n, columns, dtypes, digest, size)
 
@@ -136,7 +143,9 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
             arrays = {k: z[k] for k in z.files}
     except ValueError as e:
         if "pickle" in str(e).lower():
-            raise InvalidInput(f"{path.name}: an array holds Python objects (pickled); save numeric arrays only") from None
+            raise InvalidInput(
+                f"{path.name}: an array holds Python objects (pickled); save numeric arrays only"
+            ) from None
         raise InvalidInput(f"{path.name}: not a readable NPZ file: {e}") from None
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise InvalidInput(f"{path.name}: not a readable NPZ file (np.savez output expected): {e}") from None

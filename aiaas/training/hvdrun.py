@@ -55,11 +55,22 @@ def main(argv: list[str] | None = None) -> int:
     if ns.run:
         run_horovodrun(args, ns.loopback)
         return 0
-    attempt_cmd = [sys.executable, "-m", "aiaas.training.hvdrun", "--run", *(["--loopback"] if ns.loopback else []), "--", *args]
+    attempt_cmd = [
+        sys.executable,
+        "-m",
+        "aiaas.training.hvdrun",
+        "--run",
+        *(["--loopback"] if ns.loopback else []),
+        "--",
+        *args,
+    ]
     rc = 0
     for attempt in range(ns.max_restarts + 1):
         if attempt:
-            print(f"[aiaas.training.hvdrun] the ranks failed (status {rc}); restart {attempt}/{ns.max_restarts}", flush=True)
+            print(
+                f"[aiaas.training.hvdrun] the ranks failed (status {rc}); restart {attempt}/{ns.max_restarts}",
+                flush=True,
+            )
             time.sleep(1.0)  # let the previous attempt's ports close
         rc = subprocess.call(attempt_cmd, env={**os.environ, RESTART_ENV: str(attempt)})
         if rc == 0:

@@ -165,7 +165,9 @@ register_kind(TRAINING)
 class Scheduler(engine.Scheduler):
     """The engine's scheduler, with ``submit`` for training requests."""
 
-    def submit(self, request: JobSpec | dict[str, Any], owner: str | None = None, job_id: str | None = None) -> JobRecord:
+    def submit(
+        self, request: JobSpec | dict[str, Any], owner: str | None = None, job_id: str | None = None
+    ) -> JobRecord:
         """Create a training job: request errors raise InvalidInput (nothing is created); data errors make a
         ``failed`` job whose reason names the file, line and column. The data is copied into the job directory."""
         spec = request if isinstance(request, JobSpec) else parse_spec(request)
@@ -180,7 +182,16 @@ class Scheduler(engine.Scheduler):
         return self.submit_prepared(KIND, spec, _prepared(spec), owner=owner, job_id=job_id)
 
 
-__all__ = ["DEADLINE_ENV", "TRAINING", "JobRunner", "Scheduler", "TrainingKind", "prepare_job_dir", "process_tree", "validate_job"]
+__all__ = [
+    "DEADLINE_ENV",
+    "TRAINING",
+    "JobRunner",
+    "Scheduler",
+    "TrainingKind",
+    "prepare_job_dir",
+    "process_tree",
+    "validate_job",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,7 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     spec = JobSpec.model_validate_json(jd.spec.read_text())
     store = InMemoryJobStore()
     job_id = jd.root.name
-    store.create(JobRecord(id=job_id, spec=spec, job_dir=str(jd.root), state=JobState.RUNNING if args.resume else JobState.QUEUED))
+    store.create(
+        JobRecord(
+            id=job_id, spec=spec, job_dir=str(jd.root), state=JobState.RUNNING if args.resume else JobState.QUEUED
+        )
+    )
 
     def show(_jid: str, event: dict[str, Any]) -> None:
         print(json.dumps(event), flush=True)

@@ -49,19 +49,37 @@ class NodeLauncher:
             ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
         with open(log, "ab") as out:
-            proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-                                    preexec_fn=die_with_parent)  # fmt: skip
+            proc = subprocess.Popen(
+                argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+            )
             return proc.wait()
 
 
 def torchrun_argv(spec: dict[str, Any], spec_path: Path, endpoint: str, job_id: str) -> list[str]:
     res = spec["resources"]
     return [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes", str(res["nodes"]),
-        "--nproc_per_node", str(res["workers"]), "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
-        "--rdzv-id", job_id, "--max-restarts", str(spec["max_restarts"]), "--monitor-interval", "0.2",
-        "-m", "aiaas.training.worker", "--spec", str(spec_path),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        str(res["nodes"]),
+        "--nproc_per_node",
+        str(res["workers"]),
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        endpoint,
+        "--rdzv-id",
+        job_id,
+        "--max-restarts",
+        str(spec["max_restarts"]),
+        "--monitor-interval",
+        "0.2",
+        "-m",
+        "aiaas.training.worker",
+        "--spec",
+        str(spec_path),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,19 +97,28 @@ def main(argv: list[str] | None = None) -> int:
     host = address.rsplit(":", 1)[0]
     kw: dict[str, Any] = {"_node_ip_address": "127.0.0.1"} if host in ("127.0.0.1", "localhost") else {}
     path = os.pathsep.join(p for p in sys.path if p)
-    ray.init(address=address, namespace="aiaas-training", log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": path}}, **kw)  # fmt: skip
+    ray.init(
+        address=address,
+        namespace="aiaas-training",
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+        **kw,
+    )
     pg = placement_group([{"CPU": cpus}] * nodes, strategy="STRICT_SPREAD")
     try:
         ray.get(pg.ready(), timeout=_READY_TIMEOUT_S)
     except Exception:
-        print(f"raylaunch: the Ray cluster at {address} has no {nodes} distinct nodes with {cpus:g} free CPUs "
-              f"each after {_READY_TIMEOUT_S:.0f}s (resources.nodes {nodes})", flush=True)  # fmt: skip
+        print(
+            f"raylaunch: the Ray cluster at {address} has no {nodes} distinct nodes with {cpus:g} free CPUs "
+            f"each after {_READY_TIMEOUT_S:.0f}s (resources.nodes {nodes})",
+            flush=True,
+        )
         return 2
     actor: Any = ray.remote(NodeLauncher)
     launchers: list[Any] = [
-        actor.options(num_cpus=0, scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i))
-        .remote()
+        actor.options(
+            num_cpus=0, scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)
+        ).remote()
         for i in range(nodes)
     ]
     ip, port = ray.get(launchers[0].endpoint.remote())
@@ -109,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(exist_ok=True)
     print(f"raylaunch: {nodes} nodes x {res['workers']} workers, rendezvous at {ip}:{port}", flush=True)
     t0 = time.monotonic()
-    refs = [a.run.remote(torchrun_argv(spec, spec_path, f"{ip}:{port}", job_id), env, str(logs / f"node-{i}.log"))
-            for i, a in enumerate(launchers)]  # fmt: skip
+    refs = [
+        a.run.remote(torchrun_argv(spec, spec_path, f"{ip}:{port}", job_id), env, str(logs / f"node-{i}.log"))
+        for i, a in enumerate(launchers)
+    ]
     codes = ray.get(refs)
     print(f"raylaunch: nodes exited with {codes} after {time.monotonic() - t0:.1f}s", flush=True)
     return next((c for c in codes if c != 0), 0)

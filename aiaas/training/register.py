@@ -55,18 +55,30 @@ def register_result(
     current = repository.read(model).config if repository.exists(model) else None
     if current is not None:
         if current.backend != "onnx":
-            raise Conflict(f"model {model!r} exists with backend {current.backend!r}; a training job can only add ONNX versions")
+            raise Conflict(
+                f"model {model!r} exists with backend {current.backend!r}; a training job can only add ONNX versions"
+            )
         if current.owner is not None and owner is not None and current.owner != owner:
             raise PermissionDenied(f"model {model!r} belongs to another tenant")
     card = build_card(job_id, result)
     with tempfile.TemporaryDirectory(dir=repository.root) as tmp:
         card_path = Path(tmp) / "training.json"
-        card_path.write_text(json.dumps({"card": card.model_dump(), "meta": result.get("meta", {})}, indent=1, default=str))
+        card_path.write_text(
+            json.dumps({"card": card.model_dump(), "meta": result.get("meta", {})}, indent=1, default=str)
+        )
         version = repository.add_version(model, {"model.onnx": onnx_path, "training.json": card_path})
-    base: dict[str, Any] = current.model_dump(exclude={"name"}) if current is not None else {
-        "backend": "onnx", "max_batch_size": max_batch_size, "owner": owner,
-        "task": "regression" if result.get("meta", {}).get("task") == "regression" or result.get("recipe") == "mf" else "classification",
-    }  # fmt: skip
+    base: dict[str, Any] = (
+        current.model_dump(exclude={"name"})
+        if current is not None
+        else {
+            "backend": "onnx",
+            "max_batch_size": max_batch_size,
+            "owner": owner,
+            "task": "regression"
+            if result.get("meta", {}).get("task") == "regression" or result.get("recipe") == "mf"
+            else "classification",
+        }
+    )
     base.update(
         inputs=[TensorSpec.model_validate(t).model_dump() for t in result["inputs"]],
         outputs=[TensorSpec.model_validate(t).model_dump() for t in result["outputs"]],

@@ -21,10 +21,13 @@ from aiaas.types.model_config import check_name
 
 # strategy -> (top-level package that must be importable, what to install, the command that installs it)
 OPTIONAL_STRATEGIES = {
-    "horovod": ("horovod", "Horovod 0.28.1 built against torch 2.13 with Gloo",
-                "make install-horovod (scripts/install-horovod.sh: builds it with C++17, a few minutes)"),
+    "horovod": (
+        "horovod",
+        "Horovod 0.28.1 built against torch 2.13 with Gloo",
+        "make install-horovod (scripts/install-horovod.sh: builds it with C++17, a few minutes)",
+    ),
     "zero": ("deepspeed", "DeepSpeed 0.19.8", "make install-deepspeed (pip install 'aiaas[zero]')"),
-}  # fmt: skip
+}
 
 
 class _Strict(BaseModel):
@@ -34,7 +37,9 @@ class _Strict(BaseModel):
 class Resources(_Strict):
     workers: int = Field(1, ge=1, le=256)  # torchrun --nproc_per_node
     threads_per_worker: int = Field(1, ge=1, le=256)  # torch.set_num_threads in each worker
-    nodes: int = Field(default=1, ge=1, le=64)  # machines of a Ray cluster (> 1: docs/cluster.md, needs AIAAS_RAY_ADDRESS)
+    nodes: int = Field(
+        default=1, ge=1, le=64
+    )  # machines of a Ray cluster (> 1: docs/cluster.md, needs AIAAS_RAY_ADDRESS)
     workers_per_node: int | None = Field(default=None, ge=1, le=256)  # with nodes: workers on each node (= workers)
 
     @model_validator(mode="after")

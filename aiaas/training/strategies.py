@@ -79,7 +79,9 @@ class Strategy:
         dist.init_process_group(self.backend, store=store, rank=rank, world_size=world, timeout=TIMEOUT)
         return rank, world
 
-    def wrap(self, model: nn.Module, opt: torch.optim.Optimizer, opt_state: Any | None, batch_size: int) -> tuple[nn.Module, str | None]:
+    def wrap(
+        self, model: nn.Module, opt: torch.optim.Optimizer, opt_state: Any | None, batch_size: int
+    ) -> tuple[nn.Module, str | None]:
         """The module to train through (``batch_size``: per rank), with the checkpoint's optimizer state
         restored; the second value says why that state was not restored (None when it was, or there was none)."""
         if opt_state is not None:
@@ -125,7 +127,9 @@ class HorovodStrategy(Strategy):
         self.local_rank = self.hvd.local_rank()
         return self.hvd.rank(), self.hvd.size()
 
-    def wrap(self, model: nn.Module, opt: torch.optim.Optimizer, opt_state: Any | None, batch_size: int) -> tuple[nn.Module, str | None]:
+    def wrap(
+        self, model: nn.Module, opt: torch.optim.Optimizer, opt_state: Any | None, batch_size: int
+    ) -> tuple[nn.Module, str | None]:
         hvd = self.hvd
         # every rank built the same seeded model and read the same checkpoint; the broadcast makes rank 0's copy
         # authoritative anyway (it also covers nodes whose job directories drifted apart)
@@ -171,7 +175,9 @@ class ZeroStrategy(Strategy):
         self.deepspeed.init_distributed(dist_backend="gloo", timeout=TIMEOUT)
         return rank, world
 
-    def wrap(self, model: nn.Module, opt: torch.optim.Optimizer, opt_state: Any | None, batch_size: int) -> tuple[nn.Module, str | None]:
+    def wrap(
+        self, model: nn.Module, opt: torch.optim.Optimizer, opt_state: Any | None, batch_size: int
+    ) -> tuple[nn.Module, str | None]:
         config = {
             "train_micro_batch_size_per_gpu": batch_size,
             "gradient_accumulation_steps": 1,
@@ -184,12 +190,18 @@ class ZeroStrategy(Strategy):
         note = None
         if opt_state is not None:
             world = dist.get_world_size()
-            same = isinstance(opt_state, dict) and opt_state.get("zero_stage") == self.stage and opt_state.get("world_size") == world
+            same = (
+                isinstance(opt_state, dict)
+                and opt_state.get("zero_stage") == self.stage
+                and opt_state.get("world_size") == world
+            )
             if same:
                 self.opt.load_state_dict(opt_state["shards"])  # each rank takes its own shard of the list
             else:
-                note = (f"the checkpoint's optimizer state does not fit ZeRO stage {self.stage} on {world} workers; "
-                        "the optimizer restarts from the checkpointed weights")  # fmt: skip
+                note = (
+                    f"the checkpoint's optimizer state does not fit ZeRO stage {self.stage} on {world} workers; "
+                    "the optimizer restarts from the checkpointed weights"
+                )
         return self.engine, note
 
     def zero_grad(self) -> None:

@@ -78,6 +78,7 @@ class ColumnScan:
 
     def kind(self, path: Path, unit: str = "line") -> str:
         """int64 | float64 | string, or InvalidInput naming the first value that does not fit."""
+
         def where(line: int) -> str:
             return f"{path.name}: {unit} {line}, column {self.name!r}: "
 
@@ -120,7 +121,9 @@ def rows(path: Path, fmt: str, limits: UploadLimits) -> Iterator[Row]:
         return _jsonl_rows(path, limits)
     if fmt == "parquet":
         return _parquet_rows(path, limits)
-    raise InvalidInput(f"{path.name}: a {fmt} file holds arrays, not a table with named columns; use CSV, JSONL or Parquet")
+    raise InvalidInput(
+        f"{path.name}: a {fmt} file holds arrays, not a table with named columns; use CSV, JSONL or Parquet"
+    )
 
 
 def check_columns(path: Path, n: int, limits: UploadLimits) -> None:
@@ -149,7 +152,9 @@ def _utf8_error(path: Path) -> InvalidInput:
             except UnicodeDecodeError as e:
                 start = offset - pending + e.start
                 newlines += chunk[: max(0, start - offset)].count(b"\n")
-                return InvalidInput(f"{path.name}: line {newlines + 1} is not UTF-8 text (byte {start}); save the file as UTF-8")
+                return InvalidInput(
+                    f"{path.name}: line {newlines + 1} is not UTF-8 text (byte {start}); save the file as UTF-8"
+                )
             newlines += chunk.count(b"\n")
             offset += len(chunk)
     return InvalidInput(f"{path.name}: the file ends inside a UTF-8 character; save the file as UTF-8")
@@ -188,7 +193,9 @@ def _csv_rows(path: Path, limits: UploadLimits) -> Iterator[Row]:
 def _check_header(path: Path, header: list[str]) -> None:
     for i, h in enumerate(header):
         if not h:
-            raise InvalidInput(f"{path.name}: line 1: column {i + 1} has an empty name; the first line must be a header")
+            raise InvalidInput(
+                f"{path.name}: line 1: column {i + 1} has an empty name; the first line must be a header"
+            )
     seen: set[str] = set()
     for h in header:
         if h in seen:
@@ -226,12 +233,15 @@ def _jsonl_rows(path: Path, limits: UploadLimits) -> Iterator[Row]:
             obj = _TOO_DEEP
         if obj is _TOO_DEEP or depth(obj, limits.max_nesting) > limits.max_nesting:
             raise InvalidInput(
-                f"{path.name}: line {n}: a value is nested more than {limits.max_nesting} levels deep (max_upload_nesting)"
+                f"{path.name}: line {n}: a value is nested more than {limits.max_nesting} levels deep "
+                "(max_upload_nesting)"
             )
         if n % 4096 == 0:
             limits.check_time(path)
         if not isinstance(obj, dict):
-            raise InvalidInput(f"{path.name}: line {n}: expected a JSON object like {{\"x\": 1, \"label\": 0}}, got {type(obj).__name__}")
+            raise InvalidInput(
+                f'{path.name}: line {n}: expected a JSON object like {{"x": 1, "label": 0}}, got {type(obj).__name__}'
+            )
         if keys is None:
             keys = list(obj)
             if not keys:
@@ -240,7 +250,9 @@ def _jsonl_rows(path: Path, limits: UploadLimits) -> Iterator[Row]:
         elif obj.keys() != set(keys):
             missing = sorted(set(keys) - set(obj))
             extra = sorted(set(obj) - set(keys))
-            detail = ", ".join(x for x in (f"missing {missing}" if missing else "", f"unexpected {extra}" if extra else "") if x)
+            detail = ", ".join(
+                x for x in (f"missing {missing}" if missing else "", f"unexpected {extra}" if extra else "") if x
+            )
             raise InvalidInput(f"{path.name}: line {n}: fields differ from the first line ({detail})")
         yield keys, n, [obj[k] for k in keys]
     if keys is None:

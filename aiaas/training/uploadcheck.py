@@ -53,7 +53,9 @@ def inspect_npz(path: Path, limits: UploadLimits) -> dict[str, tuple[np.dtype, t
         if not members:
             raise InvalidInput(f"{path.name}: the NPZ file holds no arrays")
         if len(members) > limits.max_columns:
-            raise InvalidInput(f"{path.name}: {len(members)} arrays; at most {limits.max_columns} are allowed (max_upload_columns)")
+            raise InvalidInput(
+                f"{path.name}: {len(members)} arrays; at most {limits.max_columns} are allowed (max_upload_columns)"
+            )
         out: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
         total = 0
         for info in members:
@@ -65,8 +67,10 @@ def inspect_npz(path: Path, limits: UploadLimits) -> dict[str, tuple[np.dtype, t
                     total += need
                     if total > limits.max_bytes:
                         raise PayloadTooLarge(
-                            f"{path.name}: array {key[:80]!r} declares shape {list(shape)[:8]} of {dtype} ({need} bytes); "
-                            f"the arrays would take more than the upload limit of {limits.max_bytes} bytes (max_upload_bytes)"
+                            f"{path.name}: array {key[:80]!r} declares shape {list(shape)[:8]} of {dtype} ({need} "
+                            "bytes); "
+                            f"the arrays would take more than the upload limit of {limits.max_bytes} bytes "
+                            "(max_upload_bytes)"
                         )
                     _stream_data(path, key, f, dtype, shape, limits)
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
@@ -94,7 +98,9 @@ def _header(path: Path, key: str, f: IO[bytes]) -> tuple[np.dtype, tuple[int, ..
     return dtype, tuple(shape)
 
 
-def _stream_data(path: Path, key: str, f: IO[bytes], dtype: np.dtype, shape: tuple[int, ...], limits: UploadLimits) -> None:
+def _stream_data(
+    path: Path, key: str, f: IO[bytes], dtype: np.dtype, shape: tuple[int, ...], limits: UploadLimits
+) -> None:
     """Read exactly the bytes ``shape`` needs, in bounded chunks (refusing short or long data, non-finite floats)."""
     need = int(np.prod(shape, dtype=object)) * dtype.itemsize
     per_row = max(1, int(np.prod(shape[1:], dtype=object))) if shape else 1

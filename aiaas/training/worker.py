@@ -92,13 +92,23 @@ class Worker:
         if self.rank == 0:
             self.save_checkpoint(step, epoch, model, opt_state, meta)
 
-    def save_checkpoint(self, step: int, epoch: int, model: torch.nn.Module, opt_state: Any, meta: dict[str, Any]) -> Path:
+    def save_checkpoint(
+        self, step: int, epoch: int, model: torch.nn.Module, opt_state: Any, meta: dict[str, Any]
+    ) -> Path:
         self.emit(f"writing checkpoint at step {step}", phase="checkpointing", step=step)
         path = self.jd.checkpoint_path(step)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        state = {"step": step, "epoch": epoch, "model": model.state_dict(), "optimizer": opt_state, "meta": meta,
-                 "recipe": self.spec.recipe, "world_size": self.world, "strategy": self.spec.strategy}  # fmt: skip
+        state = {
+            "step": step,
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": opt_state,
+            "meta": meta,
+            "recipe": self.spec.recipe,
+            "world_size": self.world,
+            "strategy": self.spec.strategy,
+        }
         torch.save(state, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
@@ -128,7 +138,11 @@ class Worker:
         _seed(spec.seed)
         self.strategy = strategy = make_strategy(spec, self.restart)
         device = strategy.device
-        self.emit(f"rendezvous: {self.world} worker(s), {strategy.describe}, attempt {self.restart}", phase="rendezvous", restart=self.restart)
+        self.emit(
+            f"rendezvous: {self.world} worker(s), {strategy.describe}, attempt {self.restart}",
+            phase="rendezvous",
+            restart=self.restart,
+        )
         self.rank, self.world = strategy.init()
         try:
             recipe = get_recipe(spec.recipe, spec.hyperparameters)
@@ -146,33 +160,61 @@ class Worker:
                 step = int(state["step"])
             net, note = strategy.wrap(model, opt, state["optimizer"] if state else None, p.batch_size)
             if state:
-                self.emit(f"resumed from checkpoint at step {step} (attempt {self.restart})" + (f"; {note}" if note else ""),
-                          phase="resumed", resumed_from_step=step, restart=self.restart)  # fmt: skip
+                self.emit(
+                    f"resumed from checkpoint at step {step} (attempt {self.restart})" + (f"; {note}" if note else ""),
+                    phase="resumed",
+                    resumed_from_step=step,
+                    restart=self.restart,
+                )
             n = len(data[0])
             # only len() of the dataset is used: batches are gathered from the tensors directly (no DataLoader)
-            sampler: DistributedSampler[int] = DistributedSampler(range(n), num_replicas=self.world, rank=self.rank, shuffle=True, seed=spec.seed)  # type: ignore[arg-type]
+            sampler: DistributedSampler[int] = DistributedSampler(
+                range(n),  # type: ignore[arg-type]
+                num_replicas=self.world,
+                rank=self.rank,
+                shuffle=True,
+                seed=spec.seed,
+            )
             bs = p.batch_size
             steps_per_epoch = max(1, math.ceil(len(sampler) / bs))
             total = p.epochs * steps_per_epoch
             if p.max_steps:
                 total = min(total, p.max_steps)
             log_every = p.log_every_n_steps or max(1, total // 50)
-            self.emit(f"training: {n} rows, {total} steps, {self.world} x batch {bs}", phase="training",
-                      total_steps=total, rows=n, restart=self.restart)  # fmt: skip
+            self.emit(
+                f"training: {n} rows, {total} steps, {self.world} x batch {bs}",
+                phase="training",
+                total_steps=total,
+                rows=n,
+                restart=self.restart,
+            )
             step = self.train(recipe, net, model, data, sampler, device, step, total, steps_per_epoch, log_every, meta)
             if not state or int(state["step"]) != step:  # decided alike on every rank: checkpoint() is collective
                 self.checkpoint(step, (step - 1) // steps_per_epoch if step else 0, model, meta)
-            write_json_atomic(self.jd.ranks / f"rank{self.rank}.json",
-                              {"rank": self.rank, "step": step, "param_checksum": param_checksum(model), "restart": self.restart})  # fmt: skip
+            write_json_atomic(
+                self.jd.ranks / f"rank{self.rank}.json",
+                {"rank": self.rank, "step": step, "param_checksum": param_checksum(model), "restart": self.restart},
+            )
             if self.rank == 0:
                 self.finish(recipe, model, meta, step, train_path)
         finally:
             with contextlib.suppress(Exception):
                 strategy.close()
 
-    def train(self, recipe: Recipe, net: nn.Module, model: nn.Module, data: tuple[torch.Tensor, ...],
-              sampler: DistributedSampler, device: torch.device, step: int, total: int, steps_per_epoch: int, log_every: int,
-              meta: dict[str, Any]) -> int:  # fmt: skip
+    def train(
+        self,
+        recipe: Recipe,
+        net: nn.Module,
+        model: nn.Module,
+        data: tuple[torch.Tensor, ...],
+        sampler: DistributedSampler,
+        device: torch.device,
+        step: int,
+        total: int,
+        steps_per_epoch: int,
+        log_every: int,
+        meta: dict[str, Any],
+    ) -> int:
         bs = recipe.params.batch_size
         every = self.spec.checkpoint.every_n_steps
         t_start, start_step = time.perf_counter(), step
@@ -207,13 +249,23 @@ class Worker:
                     now = time.perf_counter()
                     rate = stats[1].item() / max(now - t_last, 1e-9)
                     eta = (total - step) * (now - t_start) / max(step - start_step, 1)
-                    self.emit(f"step {step}/{total}", type="metrics", step=step, total_steps=total,
-                              loss=round(stats[0].item() / max(stats[1].item(), 1), 6), samples_per_s=round(rate, 1),
-                              epoch=epoch, eta_s=round(eta, 1))  # fmt: skip
+                    self.emit(
+                        f"step {step}/{total}",
+                        type="metrics",
+                        step=step,
+                        total_steps=total,
+                        loss=round(stats[0].item() / max(stats[1].item(), 1), 6),
+                        samples_per_s=round(rate, 1),
+                        epoch=epoch,
+                        eta_s=round(eta, 1),
+                    )
                     loss_sum.zero_()
                     t_last, _last_step = now, step
                     if stats[2].item() > 0:
-                        raise FatalJobError(f"the job ran past max_runtime_s={self.spec.max_runtime_s:g} and was stopped at step {step}/{total}")
+                        raise FatalJobError(
+                            f"the job ran past max_runtime_s={self.spec.max_runtime_s:g} and was stopped at step "
+                            f"{step}/{total}"
+                        )
                 if step % every == 0 and step < total:
                     self.checkpoint(step, epoch, model, meta)
                     self._hold_after_checkpoint()
@@ -255,8 +307,10 @@ class Worker:
             "steps": step,
             "train_samples_per_s": round(getattr(self, "train_rate", 0.0), 1),  # after warm-up, all workers
             "onnx_max_abs_diff": parity,
-            "data": {"training_sha256": sha256_file(train_path),
-                     "validation_sha256": sha256_file(eval_path) if spec.validation_file else None},
+            "data": {
+                "training_sha256": sha256_file(train_path),
+                "validation_sha256": sha256_file(eval_path) if spec.validation_file else None,
+            },
             "hyperparameters": recipe.params.model_dump(),
             "recipe": spec.recipe,
             "workers": self.world,
@@ -266,9 +320,13 @@ class Worker:
             "onnx": str(onnx_path.relative_to(self.jd.root)),
         }
         write_json_atomic(self.jd.result, result)
-        self.emit("training finished: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()), phase="done", metrics=metrics)
+        self.emit(
+            "training finished: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()), phase="done", metrics=metrics
+        )
 
-    def onnx_parity(self, recipe: Recipe, onnx_path: Path, model: torch.nn.Module, meta: dict[str, Any], path: Path) -> float | None:
+    def onnx_parity(
+        self, recipe: Recipe, onnx_path: Path, model: torch.nn.Module, meta: dict[str, Any], path: Path
+    ) -> float | None:
         """Max |ORT - torch| on up to 64 validation rows, through the served (raw-input) graph."""
         import onnxruntime as ort
 

@@ -46,8 +46,15 @@ class SessionStore:
         now = utcnow()
         with self.store.session() as s:
             s.execute(delete(UiSession).where(UiSession.expires_at <= now))  # sweep expired sessions
-            s.add(UiSession(id=_digest(token), key_id=principal.key_id, csrf=secrets.token_urlsafe(32),
-                            created_at=now, expires_at=now + self.ttl))  # fmt: skip
+            s.add(
+                UiSession(
+                    id=_digest(token),
+                    key_id=principal.key_id,
+                    csrf=secrets.token_urlsafe(32),
+                    created_at=now,
+                    expires_at=now + self.ttl,
+                )
+            )
         return token
 
     def resolve(self, token: str | None) -> Session | None:

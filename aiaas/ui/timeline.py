@@ -51,9 +51,7 @@ class Timeline:
         self._maxlen = max(2, int(window_s / interval_s))
         self._last: dict[str, tuple[float, list[float], list[float]]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._sampled_at: float | None = (
-            None  # time of the previous sample (a model first seen started at 0 then)
-        )
+        self._sampled_at: float | None = None  # time of the previous sample (a model first seen started at 0 then)
 
     def ensure_started(self) -> None:
         if self._task is None or self._task.done():
@@ -86,20 +84,30 @@ class Timeline:
                 continue
             delta = [c - p for c, p in zip(counts, last[2], strict=True)]
             p50, p99 = quantile(0.5, bounds, delta), quantile(0.99, bounds, delta)
-            point = Point(now, delta[-1] / (now - last[0]), p50 * 1e3 if p50 is not None else None,
-                          p99 * 1e3 if p99 is not None else None)  # fmt: skip
+            point = Point(
+                now,
+                delta[-1] / (now - last[0]),
+                p50 * 1e3 if p50 is not None else None,
+                p99 * 1e3 if p99 is not None else None,
+            )
             self.points.setdefault(model, deque(maxlen=self._maxlen)).append(point)
 
     def series(self, model: str) -> dict[str, list[Any]]:
         """uPlot-ready columns: t, rps, p50_ms, p99_ms."""
         pts = list(self.points.get(model, ()))
-        return {"t": [round(p.t) for p in pts], "rps": [round(p.rps, 3) for p in pts],
-                "p50": [None if p.p50_ms is None else round(p.p50_ms, 3) for p in pts],
-                "p99": [None if p.p99_ms is None else round(p.p99_ms, 3) for p in pts]}  # fmt: skip
+        return {
+            "t": [round(p.t) for p in pts],
+            "rps": [round(p.rps, 3) for p in pts],
+            "p50": [None if p.p50_ms is None else round(p.p50_ms, 3) for p in pts],
+            "p99": [None if p.p99_ms is None else round(p.p99_ms, 3) for p in pts],
+        }
 
     def summary(self, model: str) -> dict[str, float | None]:
         """The hour's request rate and the latest interval's quantiles that saw traffic."""
         pts = list(self.points.get(model, ()))
         busy = [p for p in pts if p.p50_ms is not None]
-        return {"rps": sum(p.rps for p in pts) / len(pts) if pts else None,
-                "p50": busy[-1].p50_ms if busy else None, "p99": busy[-1].p99_ms if busy else None}  # fmt: skip
+        return {
+            "rps": sum(p.rps for p in pts) / len(pts) if pts else None,
+            "p50": busy[-1].p50_ms if busy else None,
+            "p99": busy[-1].p99_ms if busy else None,
+        }

@@ -73,10 +73,16 @@ class Console:
             )
 
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
-        context.update(me=self.principal, csrf=self.session.csrf, key_name=self.session.key_name,
-                       nav=nav_for(self.principal, self.services), path=self.request.url.path)  # fmt: skip
-        return templates.TemplateResponse(self.request, template, context, status_code=status,
-                                          headers={"Cache-Control": "no-store"})  # fmt: skip
+        context.update(
+            me=self.principal,
+            csrf=self.session.csrf,
+            key_name=self.session.key_name,
+            nav=nav_for(self.principal, self.services),
+            path=self.request.url.path,
+        )
+        return templates.TemplateResponse(
+            self.request, template, context, status_code=status, headers={"Cache-Control": "no-store"}
+        )
 
 
 def sessions(request: Request) -> SessionStore:
@@ -103,8 +109,9 @@ async def checked(request: Request) -> Console:
         value = (await request.form()).get("csrf")
         supplied = value if isinstance(value, str) else None
     if not ctx.session.csrf_ok(supplied):
-        raise PermissionDenied("the form's CSRF token is missing or wrong; reload the page and try again",
-                               code="csrf_failed")  # fmt: skip
+        raise PermissionDenied(
+            "the form's CSRF token is missing or wrong; reload the page and try again", code="csrf_failed"
+        )
     return ctx
 
 
@@ -124,14 +131,22 @@ def error_page(request: Request, exc: AiaasError) -> Response:
     wants_html = "text/html" in request.headers.get("accept", "") and not request.headers.get("hx-request")
     if not wants_html:  # htmx swaps and fetch calls get the message as text
         return Response(exc.message, status_code=exc.status_code, media_type="text/plain")
-    return templates.TemplateResponse(request, "error.html", {"status": exc.status_code, "message": exc.message,
-                                      "me": None, "nav": [], "path": request.url.path}, status_code=exc.status_code)  # fmt: skip
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"status": exc.status_code, "message": exc.message, "me": None, "nav": [], "path": request.url.path},
+        status_code=exc.status_code,
+    )
 
 
 def sign_in_redirect(request: Request) -> Response:
     if request.method != "GET" or request.headers.get("hx-request"):
-        return Response("your console session ended; sign in again", status_code=401, media_type="text/plain",
-                        headers={"HX-Redirect": "/ui/login"})  # fmt: skip
+        return Response(
+            "your console session ended; sign in again",
+            status_code=401,
+            media_type="text/plain",
+            headers={"HX-Redirect": "/ui/login"},
+        )
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/ui/login?next={quote(target, safe='')}", status_code=303)
 

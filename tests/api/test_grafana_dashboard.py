@@ -13,8 +13,23 @@ from aiaas.server.app import create_app
 from aiaas.settings import Settings
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
-PROMQL_WORDS = {"label_values", "sum", "by", "rate", "histogram_quantile", "count", "le", "model", "outcome", "tenant", "reason",
-                "state", "without", "on", "ignoring"}
+PROMQL_WORDS = {
+    "label_values",
+    "sum",
+    "by",
+    "rate",
+    "histogram_quantile",
+    "count",
+    "le",
+    "model",
+    "outcome",
+    "tenant",
+    "reason",
+    "state",
+    "without",
+    "on",
+    "ignoring",
+}
 SUFFIXES = ("_bucket", "_sum", "_count", "_total", "_created")
 
 
@@ -38,6 +53,7 @@ def test_every_dashboard_query_uses_exported_metrics(tmp_path: Path) -> None:
         expr = re.sub(r"\{[^}]*\}", "", expr)  # and label matchers
         used |= {w for w in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr) if w not in PROMQL_WORDS}
     assert len(used) >= 15
-    unknown = sorted(w for w in used if w not in names and not any(w.endswith(s) and w[: -len(s)] in names
-                                                                    for s in SUFFIXES))
+    unknown = sorted(
+        w for w in used if w not in names and not any(w.endswith(s) and w[: -len(s)] in names for s in SUFFIXES)
+    )
     assert unknown == [], f"the dashboard queries metrics /metrics does not export: {unknown}"

@@ -63,9 +63,7 @@ def test_model_state_follows_unload_and_broken_models(fresh) -> None:
 
 def test_pipeline_requests_are_counted_for_the_pipeline_and_its_steps(fresh) -> None:
     c = fresh()
-    r = c.post(
-        "/v2/models/pipe/infer", json={"inputs": [json_input("x", np.ones((1, 2), np.float32))]}, headers=AUTH
-    )
+    r = c.post("/v2/models/pipe/infer", json={"inputs": [json_input("x", np.ones((1, 2), np.float32))]}, headers=AUTH)
     assert r.status_code == 200
     m = scrape(c)
     assert value(m, "aiaas_requests_total", model="pipe", version="1", outcome="success") == 1

@@ -43,9 +43,7 @@ def test_config_errors_name_the_field(fresh, tmp_path) -> None:
     assert "backend" in rows["nobackend"][0]["reason"]
     assert "no version directories" in rows["noversions"][0]["reason"]
     assert all(rows[n][0]["state"] == "UNAVAILABLE" for n in ("typo", "nobackend", "noversions"))
-    r = c.post(
-        "/v2/models/mlp/infer", json={"inputs": [json_input("x", np.ones((1, 4), np.float32))]}, headers=AUTH
-    )
+    r = c.post("/v2/models/mlp/infer", json={"inputs": [json_input("x", np.ones((1, 4), np.float32))]}, headers=AUTH)
     assert r.status_code == 200  # the broken ones do not affect the others
 
 
@@ -103,10 +101,7 @@ def test_pipeline_with_an_unloaded_step_names_it(fresh) -> None:
     assert r.status_code == 503
     assert "'thrice'" in r.json()["error"] and "'triple'" in r.json()["error"]
     assert c.post("/v2/repository/models/triple/load", headers=AUTH).status_code == 200
-    assert (
-        c.post("/v2/models/pipe/infer", json={"inputs": [json_input("x", X)]}, headers=AUTH).status_code
-        == 200
-    )
+    assert c.post("/v2/models/pipe/infer", json={"inputs": [json_input("x", X)]}, headers=AUTH).status_code == 200
 
 
 def test_pipeline_error_message_does_not_leak_into_direct_calls(fresh) -> None:
@@ -164,9 +159,7 @@ def test_python_model_that_raises_is_500_with_the_reason(fresh, tmp_path) -> Non
         outputs=[{"name": "y", "datatype": "FP32", "shape": [-1]}],
     )
     c = fresh()
-    r = c.post(
-        "/v2/models/boom/infer", json={"inputs": [json_input("x", np.ones(2, np.float32))]}, headers=AUTH
-    )
+    r = c.post("/v2/models/boom/infer", json={"inputs": [json_input("x", np.ones(2, np.float32))]}, headers=AUTH)
     assert r.status_code == 500
     assert "kaput (2,)" in r.json()["error"] and "boom" in r.json()["error"]
     (row,) = c.get("/v2/models/boom/stats", headers=AUTH).json()["model_stats"]

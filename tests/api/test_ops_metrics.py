@@ -21,6 +21,8 @@ AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 def zoo_settings(home: Path, **kw: object) -> Settings:
     return Settings(home=home, admin_key=ADMIN_KEY, catalog="none", governance="off", **kw)  # type: ignore[arg-type]
+
+
 ROW = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
 
 
@@ -39,8 +41,11 @@ class Refusing(AdminKeyGovernance):
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
 
 def test_process_metrics_and_refusals_by_reason(tmp_path: Path) -> None:
@@ -54,9 +59,16 @@ def test_process_metrics_and_refusals_by_reason(tmp_path: Path) -> None:
         got = samples(c.get("/metrics").text)
     refusals = {dict(labels)["reason"]: v for (name, labels), v in got.items() if name == "aiaas_refusals_total"}
     assert refusals == {"rate_limit": 1.0, "budget": 1.0}
-    assert all(dict(labels)["model"] == "mlp" and dict(labels)["tenant"] for (name, labels), _ in got.items()
-               if name == "aiaas_refusals_total")
+    assert all(
+        dict(labels)["model"] == "mlp" and dict(labels)["tenant"]
+        for (name, labels), _ in got.items()
+        if name == "aiaas_refusals_total"
+    )
     names = {name for name, _ in got}
-    assert {"process_resident_memory_bytes", "process_cpu_seconds_total", "python_gc_objects_collected_total",
-            "python_info"} <= names
+    assert {
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "python_gc_objects_collected_total",
+        "python_info",
+    } <= names
     assert got[("process_resident_memory_bytes", ())] > 10_000_000

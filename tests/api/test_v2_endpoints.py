@@ -110,15 +110,11 @@ def test_infer_on_versioned_path(zoo: TestClient) -> None:
 def test_infer_accepts_nested_json_data(zoo: TestClient) -> None:
     doc = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": X.tolist()}]}
     r = infer(zoo, "mlp", doc)
-    np.testing.assert_allclose(
-        np.array(r.json()["outputs"][0]["data"]).reshape(2, 3), mlp_reference(X), rtol=1e-5
-    )
+    np.testing.assert_allclose(np.array(r.json()["outputs"][0]["data"]).reshape(2, 3), mlp_reference(X), rtol=1e-5)
 
 
 def test_infer_binary_in_and_out(zoo: TestClient) -> None:
-    body, headers = binary_request(
-        {"x": X}, outputs=[{"name": "y", "parameters": {"binary_data": True}}], id="b1"
-    )
+    body, headers = binary_request({"x": X}, outputs=[{"name": "y", "parameters": {"binary_data": True}}], id="b1")
     r = zoo.post("/v2/models/mlp/infer", content=body, headers={**AUTH, **headers})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/octet-stream"
@@ -132,16 +128,12 @@ def test_binary_input_json_output(zoo: TestClient) -> None:
     body, headers = binary_request({"x": X})
     r = zoo.post("/v2/models/mlp/infer", content=body, headers={**AUTH, **headers})
     assert r.status_code == 200 and "inference-header-content-length" not in r.headers
-    np.testing.assert_allclose(
-        np.array(r.json()["outputs"][0]["data"]).reshape(2, 3), mlp_reference(X), rtol=1e-5
-    )
+    np.testing.assert_allclose(np.array(r.json()["outputs"][0]["data"]).reshape(2, 3), mlp_reference(X), rtol=1e-5)
 
 
 def test_binary_data_output_parameter_makes_every_output_binary(zoo: TestClient) -> None:
     text = np.array([b"ab", b"xyz"], dtype=object)
-    r = infer(
-        zoo, "upper", {"inputs": [json_input("text", text)], "parameters": {"binary_data_output": True}}
-    )
+    r = infer(zoo, "upper", {"inputs": [json_input("text", text)], "parameters": {"binary_data_output": True}})
     head, out = decode_response(r.content, r.headers["inference-header-content-length"])
     assert all("binary_data_size" in o["parameters"] for o in head["outputs"])
     assert out["upper"].tolist() == [b"AB!", b"XYZ!"]

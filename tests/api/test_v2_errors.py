@@ -126,18 +126,12 @@ def test_malformed_json_is_400(zoo: TestClient, body: bytes) -> None:
 def test_malformed_binary_request_is_400(zoo: TestClient, mutate, must_mention: str) -> None:
     body, headers = binary_request({"x": np.ones((1, 4), np.float32)})
     body, headers = mutate(body, headers)
-    assert must_mention in v2_error(
-        zoo.post("/v2/models/mlp/infer", content=body, headers={**AUTH, **headers}), 400
-    )
+    assert must_mention in v2_error(zoo.post("/v2/models/mlp/infer", content=body, headers={**AUTH, **headers}), 400)
 
 
 def test_binary_size_without_header_length_is_400(zoo: TestClient) -> None:
-    doc = {
-        "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]
-    }
-    assert "Inference-Header-Content-Length" in v2_error(
-        zoo.post("/v2/models/mlp/infer", json=doc, headers=AUTH), 400
-    )
+    doc = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]}
+    assert "Inference-Header-Content-Length" in v2_error(zoo.post("/v2/models/mlp/infer", json=doc, headers=AUTH), 400)
 
 
 @pytest.mark.parametrize(
@@ -177,9 +171,14 @@ def test_non_integer_version_is_a_client_error(zoo: TestClient) -> None:
 # -- 401 ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer"}, {"Authorization": "Bearer wrong-key"},
-     {"Authorization": "test-admin-key"}],
-)  # fmt: skip
+    [
+        {},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer wrong-key"},
+        {"Authorization": "test-admin-key"},
+    ],
+)
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -280,9 +279,7 @@ def test_over_the_limit_chunked_is_413(fresh) -> None:
 @pytest.mark.parametrize(("encoding", "compress"), [("gzip", gzip.compress), ("deflate", zlib.compress)])
 def test_compressed_bodies_are_accepted(zoo: TestClient, encoding: str, compress) -> None:
     plain = zoo.post("/v2/models/mlp/infer", content=_doc(3), headers=AUTH).json()
-    r = zoo.post(
-        "/v2/models/mlp/infer", content=compress(_doc(3)), headers={**AUTH, "Content-Encoding": encoding}
-    )
+    r = zoo.post("/v2/models/mlp/infer", content=compress(_doc(3)), headers={**AUTH, "Content-Encoding": encoding})
     assert r.status_code == 200 and r.json() == plain
     body, headers = binary_request({"x": np.ones((3, 4), np.float32)})
     r = zoo.post(

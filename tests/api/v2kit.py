@@ -260,9 +260,7 @@ class AppTransport(httpx.BaseTransport):
         r = self.test_client.request(
             request.method, str(request.url), content=request.read(), headers=request.headers.multi_items()
         )
-        return httpx.Response(
-            r.status_code, headers=r.headers.multi_items(), content=r.content, request=request
-        )
+        return httpx.Response(r.status_code, headers=r.headers.multi_items(), content=r.content, request=request)
 
 
 # -- a real server --------------------------------------------------------------------------------

@@ -19,10 +19,36 @@ from aiaas.settings import Settings
 
 ADMIN_KEY = "test-admin-key"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
-FEATURES = ["seniority", "home", "time", "age", "marital", "records", "job", "expenses", "income", "assets",
-            "debt", "amount", "price"]
-SAFE = {"seniority": 15, "home": "owner", "time": 36, "age": 45, "marital": "married", "records": "no",
-        "job": "fixed", "expenses": 45, "income": 250, "assets": 20000, "debt": 0, "amount": 800, "price": 1500}
+FEATURES = [
+    "seniority",
+    "home",
+    "time",
+    "age",
+    "marital",
+    "records",
+    "job",
+    "expenses",
+    "income",
+    "assets",
+    "debt",
+    "amount",
+    "price",
+]
+SAFE = {
+    "seniority": 15,
+    "home": "owner",
+    "time": 36,
+    "age": 45,
+    "marital": "married",
+    "records": "no",
+    "job": "fixed",
+    "expenses": 45,
+    "income": 250,
+    "assets": 20000,
+    "debt": 0,
+    "amount": 800,
+    "price": 1500,
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +68,10 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
 
 def infer(client: TestClient, *rows: object, **parameters: object) -> dict:
-    body = {"inputs": [{"name": "rows", "shape": [len(rows)], "datatype": "BYTES",
-                        "data": [json.dumps(r) for r in rows]}], "parameters": parameters}
+    body = {
+        "inputs": [{"name": "rows", "shape": [len(rows)], "datatype": "BYTES", "data": [json.dumps(r) for r in rows]}],
+        "parameters": parameters,
+    }
     r = client.post("/v2/models/credit-risk/infer", json=body, headers=AUTH)
     assert r.status_code == 200, r.text
     return {o["name"]: o["data"] for o in r.json()["outputs"]}
@@ -62,8 +90,7 @@ def test_readme_example_is_risky_and_explained(client: TestClient) -> None:
 
 
 def test_safe_applicant_scores_below_risky_one(client: TestClient) -> None:
-    risky = {**SAFE, "records": "yes", "job": "partime", "income": 60, "seniority": 0, "assets": 0,
-             "home": "rent"}
+    risky = {**SAFE, "records": "yes", "job": "partime", "income": 60, "seniority": 0, "assets": 0, "home": "rent"}
     out = infer(client, SAFE, risky)
     assert out["label"][0] == "good"
     assert out["score"][0] < 0.3 < out["score"][1]
@@ -97,17 +124,25 @@ def test_metadata_declares_the_imputed_output(client: TestClient) -> None:
     assert r.status_code == 200, r.text
     outputs = {o["name"]: o for o in r.json()["outputs"]}
     assert outputs["imputed"] == {"name": "imputed", "datatype": "BYTES", "shape": [-1]}
-    body = {"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": [json.dumps({"age": 30})]}],
-            "parameters": {"impute": True}, "outputs": [{"name": "imputed"}]}  # fmt: skip
+    body = {
+        "inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": [json.dumps({"age": 30})]}],
+        "parameters": {"impute": True},
+        "outputs": [{"name": "imputed"}],
+    }
     r = client.post("/v2/models/credit-risk/infer", json=body, headers=AUTH)
     assert r.status_code == 200, r.text
     [out] = r.json()["outputs"]
-    assert out["name"] == "imputed" and "age" not in json.loads(out["data"][0]) and "income" in json.loads(out["data"][0])
+    assert (
+        out["name"] == "imputed" and "age" not in json.loads(out["data"][0]) and "income" in json.loads(out["data"][0])
+    )
 
 
 def test_bad_values_are_client_errors(client: TestClient) -> None:
-    for row, word in [({**SAFE, "home": "castle"}, "one of"), ({**SAFE, "salary": 1}, "unknown feature"),
-                      ({**SAFE, "income": "lots"}, "number")]:
+    for row, word in [
+        ({**SAFE, "home": "castle"}, "one of"),
+        ({**SAFE, "salary": 1}, "unknown feature"),
+        ({**SAFE, "income": "lots"}, "number"),
+    ]:
         body = {"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": [json.dumps(row)]}]}
         r = client.post("/v2/models/credit-risk/infer", json=body, headers=AUTH)
         assert r.status_code == 400, row

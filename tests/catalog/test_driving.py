@@ -30,11 +30,13 @@ def infer(client: TestClient, name: str, body: dict, status: int = 200) -> dict:
 
 def grid_body(grids: np.ndarray, starts: list[list[int]], goals: list[list[int]]) -> dict:
     n, h, w = grids.shape
-    return {"inputs": [
-        {"name": "grid", "shape": [n, h, w], "datatype": "UINT8", "data": grids.reshape(-1).tolist()},
-        {"name": "start", "shape": [n, 2], "datatype": "INT32", "data": [v for s in starts for v in s]},
-        {"name": "goal", "shape": [n, 2], "datatype": "INT32", "data": [v for g in goals for v in g]},
-    ]}
+    return {
+        "inputs": [
+            {"name": "grid", "shape": [n, h, w], "datatype": "UINT8", "data": grids.reshape(-1).tolist()},
+            {"name": "start", "shape": [n, 2], "datatype": "INT32", "data": [v for s in starts for v in s]},
+            {"name": "goal", "shape": [n, 2], "datatype": "INT32", "data": [v for g in goals for v in g]},
+        ]
+    }
 
 
 def test_astar_readme_example_is_optimal_and_legal(client: TestClient) -> None:
@@ -61,15 +63,24 @@ def test_astar_tensor_form_batches_and_reports_unreachable_goals(client: TestCli
     assert out["found"] == [True, False]
     assert out["cost"][0] == pytest.approx(9 * math.sqrt(2), abs=1e-4)  # the diagonal
     assert out["cost"][1] == -1 and json.loads(out["path"][1]) == []
-    four = infer(client, "astar-planner", {**grid_body(open_grid[None], [[0, 0]], [[9, 9]]),
-                                           "parameters": {"connectivity": 4}})
+    four = infer(
+        client, "astar-planner", {**grid_body(open_grid[None], [[0, 0]], [[9, 9]]), "parameters": {"connectivity": 4}}
+    )
     assert four["cost"] == [18.0]  # Manhattan distance without diagonals
 
 
 def test_astar_rejects_bad_requests(client: TestClient) -> None:
     needs("astar-planner")
-    body = {"inputs": [{"name": "request", "shape": [1], "datatype": "BYTES",
-                        "data": [json.dumps({"grid": ["...", "..."], "start": [0, 0], "goal": [5, 5]})]}]}
+    body = {
+        "inputs": [
+            {
+                "name": "request",
+                "shape": [1],
+                "datatype": "BYTES",
+                "data": [json.dumps({"grid": ["...", "..."], "start": [0, 0], "goal": [5, 5]})],
+            }
+        ]
+    }
     assert "outside" in infer(client, "astar-planner", body, status=400)["error"]
     body["inputs"][0]["data"] = ["{not json"]
     assert "JSON" in infer(client, "astar-planner", body, status=400)["error"]

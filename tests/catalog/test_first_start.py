@@ -34,7 +34,8 @@ def test_expected_seconds_prefer_this_machines_measurement(tmp_path: Path) -> No
     assert [s.name for s in sorted(specs, key=lambda s: expected_seconds(s, repo))] == ["quick", "mid", "slow"]
     (tmp_path / "models" / "slow" / "1").mkdir(parents=True)
     (tmp_path / "models" / "slow" / "model.yaml").write_text(
-        "backend: onnx\ncard: {extra: {catalog: {revision: 0, quick: false, build_seconds: 2.5}}}\n")
+        "backend: onnx\ncard: {extra: {catalog: {revision: 0, quick: false, build_seconds: 2.5}}}\n"
+    )
     assert expected_seconds(specs[0], repo) == 2.5  # measured here: a stale model rebuilds in its own time
     assert all_specs()["fashion-cnn"].build_s > all_specs()["vader-sentiment"].build_s
 
@@ -73,8 +74,12 @@ build(CatalogSpec("slowpoke", "nlp", "t", "s", "src", "MIT", slow, no_floor="tes
 
 
 def test_a_build_stopped_with_sigterm_removes_its_temporary_directory(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, str(tmp_path / "models")], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_BUILD, str(tmp_path / "models")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         assert proc.stdout is not None
         work = Path(proc.stdout.readline().strip())
@@ -134,8 +139,7 @@ class _FakeCatalog:
         return spec.build_s
 
 
-def test_two_builders_build_a_dependency_once_and_its_dependent_after_it(tmp_path: Path,
-                                                                        monkeypatch: Any) -> None:
+def test_two_builders_build_a_dependency_once_and_its_dependent_after_it(tmp_path: Path, monkeypatch: Any) -> None:
     import asyncio
 
     from aiaas.service import catalog as catalog_service

@@ -127,8 +127,15 @@ def test_select_names_unknown_models() -> None:
 
 
 def fake_spec(name: str, build_fn: Callable[[BuildContext], BuildResult] | None = None, **kw: object) -> CatalogSpec:
-    defaults: dict[str, object] = dict(scenario="medical", task="test", summary="a test model", source="tests",
-                                       license="MIT", floors=(Floor("score", ">=", 0.5),), example="{}")
+    defaults: dict[str, object] = dict(
+        scenario="medical",
+        task="test",
+        summary="a test model",
+        source="tests",
+        license="MIT",
+        floors=(Floor("score", ">=", 0.5),),
+        example="{}",
+    )
     defaults.update(kw)
     return CatalogSpec(name=name, build=build_fn or write_identity, **defaults)  # type: ignore[arg-type]
 
@@ -149,17 +156,21 @@ def test_missing_requirements_give_the_exact_install_command() -> None:
         pip=(("json", "json"), ("no_such_a", "pkg-a>=2"), ("no_such_b", "--no-deps pkg-b==1.4.4")),
         apt=(("deb-one", "/nonexistent/one"), ("coreutils", "ls"), ("deb-two", "no-such-command-xyz")),
     )
-    assert req.missing() == ("apt-get install -y deb-one deb-two && pip install 'pkg-a>=2' && "
-                             "pip install --no-deps 'pkg-b==1.4.4'")
+    assert req.missing() == (
+        "apt-get install -y deb-one deb-two && pip install 'pkg-a>=2' && pip install --no-deps 'pkg-b==1.4.4'"
+    )
 
 
 # -- states and builds ----------------------------------------------------------------------------------------
 def write_identity(ctx: BuildContext) -> BuildResult:
     ctx.progress(0.5, "writing")
     path = identity(ctx.workdir / "model.onnx", TensorProto.FLOAT)
-    config = {"backend": "onnx", "max_batch_size": 8,
-              "inputs": [{"name": "inp", "datatype": "FP32", "shape": [-1, 2]}],
-              "outputs": [{"name": "out", "datatype": "FP32", "shape": [-1, 2]}]}
+    config = {
+        "backend": "onnx",
+        "max_batch_size": 8,
+        "inputs": [{"name": "inp", "datatype": "FP32", "shape": [-1, 2]}],
+        "outputs": [{"name": "out", "datatype": "FP32", "shape": [-1, 2]}],
+    }
     ctx.write({"model.onnx": path}, config, {"source": "tests", "license": "MIT", "metrics": {"size_mb": 0.001}})
     return BuildResult({"score": 0.75 if ctx.quick else 0.9})
 
@@ -248,8 +259,9 @@ def test_build_reports_progress(repo: ModelRepository) -> None:
 
 
 # -- aiaas catalog list ---------------------------------------------------------------------------------------
-def test_catalog_list_shows_measured_metrics_next_to_floors(cheap_repo: ModelRepository,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_catalog_list_shows_measured_metrics_next_to_floors(
+    cheap_repo: ModelRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from aiaas.cli import catalog as catalog_cli
     from aiaas.cli.main import app
 
@@ -295,8 +307,11 @@ def test_readme_check_detects_a_stale_section(tmp_path: Path) -> None:
     current = (ROOT / "docs" / "catalog.md").read_text()
     readme.write_text(current)
     assert script.stale(readme) == []
-    readme.write_text(current.replace("localhost:8000/v2/models/breast-cancer/infer",
-                                      "localhost:8000/v2/models/breast-cancer/predict"))
+    readme.write_text(
+        current.replace(
+            "localhost:8000/v2/models/breast-cancer/infer", "localhost:8000/v2/models/breast-cancer/predict"
+        )
+    )
     assert script.stale(readme) == ["catalog.md: the '## Built-in catalog' section"]
     changed = dict(SPECS)
     changed["breast-cancer"] = fake_spec("breast-cancer", example='{"inputs": []}')
@@ -310,4 +325,3 @@ def test_readme_section_goes_before_related_when_missing() -> None:
     assert (before, current, after) == ("# t\n\nintro\n\n", "", "## Related\n\ntext\n")
     before, current, after = script.split_readme("# t\n\n## Built-in catalog\n\nold\n\n## API\n")
     assert (before, current, after) == ("# t\n\n", "## Built-in catalog\n\nold\n\n", "## API\n")
-

@@ -27,8 +27,11 @@ def infer(client: TestClient, name: str, body: dict, status: int = 200) -> dict:
 
 
 def observation(*rows: list[float]) -> dict:
-    return {"inputs": [{"name": "observation", "shape": [len(rows), 4], "datatype": "FP32",
-                        "data": [v for r in rows for v in r]}]}
+    return {
+        "inputs": [
+            {"name": "observation", "shape": [len(rows), 4], "datatype": "FP32", "data": [v for r in rows for v in r]}
+        ]
+    }
 
 
 def test_cartpole_pushes_towards_the_falling_pole(client: TestClient) -> None:
@@ -70,8 +73,9 @@ def test_chess_finds_a_mate_in_two_for_black_too(client: TestClient) -> None:
 
     # a king-and-rook mate in 2, and the same position mirrored with the colours swapped
     fens = ["2K5/k7/8/8/8/8/8/5R2 w - - 0 1", "5r2/8/8/8/8/8/K7/2k5 b - - 0 1"]
-    out = infer(client, "chess-stockfish", {"inputs": [{"name": "fen", "shape": [2], "datatype": "BYTES",
-                                                         "data": fens}]})
+    out = infer(
+        client, "chess-stockfish", {"inputs": [{"name": "fen", "shape": [2], "datatype": "BYTES", "data": fens}]}
+    )
     assert [solves(f, 2, m) for f, m in zip(fens, out["move"], strict=True)] == [True, True]
     assert out["evaluation"] == ["mate 2", "mate 2"]
 

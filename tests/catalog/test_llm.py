@@ -52,10 +52,15 @@ def test_official_sdk_streams_a_chat_completion_with_usage(client: TestClient) -
             r = client.request(request.method, str(request.url), content=request.content, headers=request.headers)
             return httpx.Response(r.status_code, headers=r.headers, content=r.content)
 
-    sdk = openai.OpenAI(base_url="http://testserver/v1", api_key=ADMIN_KEY, http_client=httpx.Client(transport=Transport()))
+    sdk = openai.OpenAI(
+        base_url="http://testserver/v1", api_key=ADMIN_KEY, http_client=httpx.Client(transport=Transport())
+    )
     assert NAME in [m.id for m in sdk.models.list().data]
     stream = sdk.chat.completions.create(
-        model=NAME, messages=[{"role": "user", "content": "Name a color."}], max_tokens=8, stream=True,
+        model=NAME,
+        messages=[{"role": "user", "content": "Name a color."}],
+        max_tokens=8,
+        stream=True,
         stream_options={"include_usage": True},
     )
     pieces, usage = [], None

@@ -46,8 +46,9 @@ def infer(client: TestClient, name: str, body: dict) -> dict:
 
 
 def rows_body(*rows: object) -> dict:
-    return {"inputs": [{"name": "rows", "shape": [len(rows)], "datatype": "BYTES",
-                        "data": [json.dumps(r) for r in rows]}]}
+    return {
+        "inputs": [{"name": "rows", "shape": [len(rows)], "datatype": "BYTES", "data": [json.dumps(r) for r in rows]}]
+    }
 
 
 def test_breast_cancer_readme_example_is_malignant(client: TestClient) -> None:
@@ -65,8 +66,11 @@ def test_breast_cancer_rows_and_named_tensors_agree(client: TestClient) -> None:
     names = [snake(n) for n in data.feature_names]
     benign = data.data[data.target == 1][:3]
     by_rows = infer(client, "breast-cancer", rows_body(*[dict(zip(names, map(float, r), strict=True)) for r in benign]))
-    named = {"inputs": [{"name": n, "shape": [3, 1], "datatype": "FP32", "data": benign[:, i].tolist()}
-                        for i, n in enumerate(names)]}
+    named = {
+        "inputs": [
+            {"name": n, "shape": [3, 1], "datatype": "FP32", "data": benign[:, i].tolist()} for i, n in enumerate(names)
+        ]
+    }
     by_tensors = infer(client, "breast-cancer", named)
     assert by_rows["label"] == by_tensors["label"] == ["benign"] * 3
     np.testing.assert_allclose(by_rows["score"], by_tensors["score"], atol=1e-6)
@@ -79,8 +83,15 @@ def test_contributions_add_up_to_the_log_odds(client: TestClient) -> None:
     assert contrib.shape == (7,)
     assert math.isclose(out["bias"][0] + contrib.sum(), math.log(score / (1 - score)), abs_tol=1e-3)
     explanation = json.loads(out["explanation"][0])
-    assert set(explanation["contributions"]) == {"pregnancies", "glucose", "blood_pressure", "skin_thickness",
-                                                 "bmi", "pedigree", "age"}
+    assert set(explanation["contributions"]) == {
+        "pregnancies",
+        "glucose",
+        "blood_pressure",
+        "skin_thickness",
+        "bmi",
+        "pedigree",
+        "age",
+    }
     assert explanation["contributions"]["glucose"] == pytest.approx(contrib[1], abs=1e-3)
 
 

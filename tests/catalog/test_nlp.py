@@ -71,9 +71,15 @@ def test_embedding_batch_padding_changes_nothing(client: TestClient) -> None:
 # -- sentiment ----------------------------------------------------------------------------------------------
 def test_sentiment_labels_obvious_text(client: TestClient) -> None:
     needs("vader-sentiment")
-    out = infer(client, "vader-sentiment", text_body(
-        "I love this phone, it is absolutely wonderful!", "This was a terrible, awful experience.",
-        "The train leaves at nine o'clock."))
+    out = infer(
+        client,
+        "vader-sentiment",
+        text_body(
+            "I love this phone, it is absolutely wonderful!",
+            "This was a terrible, awful experience.",
+            "The train leaves at nine o'clock.",
+        ),
+    )
     assert out["label"] == ["positive", "negative", "neutral"]
     assert out["score"][0] > 0.5 > -0.5 > out["score"][1]
     scores = np.array(out["scores"]).reshape(3, 3)
@@ -146,7 +152,9 @@ def test_bleu_and_chrf_score_identity_and_garbage() -> None:
     assert chrf(garbage, refs) < 20 and bleu(garbage, refs) == 0.0
 
 
-def test_text_recipe_trains_on_the_catalog_embedder(client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_text_recipe_trains_on_the_catalog_embedder(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The ``text`` training recipe with ``embedder: catalog`` uses the built MiniLM from the repository: the
     vectors equal what the served model answers, and a head trained on a few sentences generalises to
     paraphrases that share no words with them."""
@@ -170,15 +178,30 @@ def test_text_recipe_trains_on_the_catalog_embedder(client: TestClient, tmp_path
     neg = ["I hated this film", "what a terrible movie", "awful acting and a dull story", "a miserable evening"]
     data = tmp_path / "reviews.csv"
     data.write_text("text,label\n" + "".join(f"{t},pos\n" for t in pos * 4) + "".join(f"{t},neg\n" for t in neg * 4))
-    spec = parse_spec({
-        "recipe": "text", "training_file": str(data), "model": "reviews",
-        "hyperparameters": {"epochs": 30, "batch_size": 8, "learning_rate": 0.01, "embedder": "catalog",
-                            "embedder_options": {"home": home}},
-    })  # fmt: skip
+    spec = parse_spec(
+        {
+            "recipe": "text",
+            "training_file": str(data),
+            "model": "reviews",
+            "hyperparameters": {
+                "epochs": 30,
+                "batch_size": 8,
+                "learning_rate": 0.01,
+                "embedder": "catalog",
+                "embedder_options": {"home": home},
+            },
+        }
+    )
     validate_job(spec)
     root = tmp_path / "job"
     prepare_job_dir(spec, root)
-    for k, v in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "0"}.items():
+    for k, v in {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "0",
+    }.items():
         monkeypatch.setenv(k, v)
     Worker(JobDir(root).spec).run()
     result = json.loads(JobDir(root).result.read_text())

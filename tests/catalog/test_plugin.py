@@ -58,17 +58,21 @@ OLD_MODULES = {
 def test_the_builtin_catalog_is_a_plugin_registered_under_the_entry_point_group() -> None:
     assert isinstance(BuiltinCatalog(), CatalogPlugin)
     text = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'\[project\.entry-points\."aiaas\.catalog"\]\nbuiltin = "aiaas\.catalog\.plugin:BuiltinCatalog"',
-                     text)
+    assert re.search(
+        r'\[project\.entry-points\."aiaas\.catalog"\]\nbuiltin = "aiaas\.catalog\.plugin:BuiltinCatalog"', text
+    )
     ep = EntryPoint("builtin", "aiaas.catalog.plugin:BuiltinCatalog", plugins.GROUP)
     assert set(ep.load()().specs()) == set(BuiltinCatalog().specs())
 
 
-def test_discover_loads_installed_plugins_and_skips_broken_ones(monkeypatch: pytest.MonkeyPatch,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
-    eps = [EntryPoint("builtin", "aiaas.catalog.plugin:BuiltinCatalog", plugins.GROUP),
-           EntryPoint("broken", "aiaas_no_such_catalog:Plugin", plugins.GROUP),
-           EntryPoint("notaplugin", "json:JSONDecoder", plugins.GROUP)]
+def test_discover_loads_installed_plugins_and_skips_broken_ones(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    eps = [
+        EntryPoint("builtin", "aiaas.catalog.plugin:BuiltinCatalog", plugins.GROUP),
+        EntryPoint("broken", "aiaas_no_such_catalog:Plugin", plugins.GROUP),
+        EntryPoint("notaplugin", "json:JSONDecoder", plugins.GROUP),
+    ]
     monkeypatch.setattr(plugins, "entry_points", lambda group: [e for e in eps if e.group == group])
     caplog.set_level(logging.ERROR, logger="aiaas.catalog")
     catalog = discover()
@@ -100,8 +104,12 @@ def test_two_plugins_merge_and_the_first_keeps_a_name_both_give() -> None:
     specs = catalog.specs()
     assert specs["breast-cancer"] is first.specs()["breast-cancer"]
     assert "pima-too" in specs and list(specs)[: len(first.specs())] == list(first.specs())
-    assert catalog.build_command(Path("/h"), "breast-cancer", quick=True)[-4:] == ["--home", "/h", "--quick",
-                                                                                   "breast-cancer"]
+    assert catalog.build_command(Path("/h"), "breast-cancer", quick=True)[-4:] == [
+        "--home",
+        "/h",
+        "--quick",
+        "breast-cancer",
+    ]
 
 
 def test_reading_the_specs_imports_no_framework() -> None:
@@ -114,8 +122,14 @@ def test_reading_the_specs_imports_no_framework() -> None:
         "heavy = sorted(m for m in ('numpy', 'torch', 'onnxruntime', 'sklearn', 'aiaas.runtime') if m in sys.modules)\n"
         "print(len(specs), heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     n, heavy = out.stdout.split(" ", 1)
     assert int(n) >= 20
     assert heavy.strip() == "[]", f"reading the catalog's specs imported {heavy.strip()}"

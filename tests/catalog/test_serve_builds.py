@@ -42,8 +42,12 @@ def needs(*names: str) -> None:
         pytest.skip(f"needs: {missing}")
 
 
-def poll(fetch: Callable[[], list[dict[str, Any]]], done: Callable[[dict[str, dict[str, Any]]], bool],
-         seen: list[tuple[str, str, str]] | None = None, deadline_s: float = DEADLINE_S) -> dict[str, dict[str, Any]]:
+def poll(
+    fetch: Callable[[], list[dict[str, Any]]],
+    done: Callable[[dict[str, dict[str, Any]]], bool],
+    seen: list[tuple[str, str, str]] | None = None,
+    deadline_s: float = DEADLINE_S,
+) -> dict[str, dict[str, Any]]:
     """Poll the repository index until ``done`` holds for it; records every (name, state, reason) seen."""
     end = time.monotonic() + deadline_s
     rows: dict[str, dict[str, Any]] = {}
@@ -63,8 +67,9 @@ def poll(fetch: Callable[[], list[dict[str, Any]]], done: Callable[[dict[str, di
 def test_serve_builds_the_catalog_in_the_background(tmp_path: Path) -> None:
     needs(*NAMES)
     home = tmp_path / "home"
-    with running_server(home, ADMIN_KEY, AIAAS_CATALOG=",".join(NAMES), AIAAS_CATALOG_QUICK="1",
-                        AIAAS_GOVERNANCE="off") as server:
+    with running_server(
+        home, ADMIN_KEY, AIAAS_CATALOG=",".join(NAMES), AIAAS_CATALOG_QUICK="1", AIAAS_GOVERNANCE="off"
+    ) as server:
 
         def index() -> list[dict[str, Any]]:
             r = httpx.post(server.url + "/v2/repository/index", json={}, headers=AUTH, timeout=10)
@@ -77,8 +82,14 @@ def test_serve_builds_the_catalog_in_the_background(tmp_path: Path) -> None:
         assert set(first) == set(NAMES), first
         assert all(r["state"] == "LOADING" for r in first.values()), first
         try:
-            rows = poll(index, lambda rows: all(rows.get(n, {}).get("state") == "READY" for n in NAMES)
-                        or any(r["state"] == "UNAVAILABLE" for r in rows.values()), seen)
+            rows = poll(
+                index,
+                lambda rows: (
+                    all(rows.get(n, {}).get("state") == "READY" for n in NAMES)
+                    or any(r["state"] == "UNAVAILABLE" for r in rows.values())
+                ),
+                seen,
+            )
         except AssertionError as e:
             logs = {p.name: p.read_text()[-1500:] for p in home.glob("logs/catalog-*.log")}
             raise AssertionError(f"{e}\nseen: {seen}\nbuild logs: {logs}\nserver: {server.output()[-2000:]}") from None
@@ -88,8 +99,9 @@ def test_serve_builds_the_catalog_in_the_background(tmp_path: Path) -> None:
 
         # each answers its README example
         for name in NAMES:
-            r = httpx.post(f"{server.url}/v2/models/{name}/infer", content=all_specs()[name].example,
-                           headers=AUTH, timeout=30)
+            r = httpx.post(
+                f"{server.url}/v2/models/{name}/infer", content=all_specs()[name].example, headers=AUTH, timeout=30
+            )
             assert r.status_code == 200, r.text
             out = {o["name"]: o["data"] for o in r.json()["outputs"]}
             assert out["label"] == [{"breast-cancer": "malignant", "vader-sentiment": "negative"}[name]]
@@ -106,10 +118,19 @@ def never_built(ctx: BuildContext) -> BuildResult:
 
 
 MISSING = CatalogSpec(
-    name="needs-a-deb", scenario="medical", task="test", summary="needs a Debian package that is not installed",
-    source="tests", license="MIT", build=never_built, floors=(Floor("auc", ">=", 0.5),), example="{}",
-    requires=Requirement(apt=(("aiaas-no-such-deb", "/nonexistent/aiaas-probe"),),
-                         pip=(("aiaas_no_such_module", "aiaas-no-such-pkg==1.0"),)),
+    name="needs-a-deb",
+    scenario="medical",
+    task="test",
+    summary="needs a Debian package that is not installed",
+    source="tests",
+    license="MIT",
+    build=never_built,
+    floors=(Floor("auc", ">=", 0.5),),
+    example="{}",
+    requires=Requirement(
+        apt=(("aiaas-no-such-deb", "/nonexistent/aiaas-probe"),),
+        pip=(("aiaas_no_such_module", "aiaas-no-such-pkg==1.0"),),
+    ),
 )
 
 
@@ -131,8 +152,7 @@ def home_with_mlp(tmp_path: Path) -> Path:
 
 @contextlib.contextmanager
 def client_for(home: Path, catalog: str) -> Iterator[TestClient]:
-    app = create_app(Settings(home=home, admin_key=ADMIN_KEY, catalog=catalog, catalog_quick=True,
-                              governance="off"))
+    app = create_app(Settings(home=home, admin_key=ADMIN_KEY, catalog=catalog, catalog_quick=True, governance="off"))
     with TestClient(app) as client:
         yield client
 
@@ -152,18 +172,21 @@ def mlp_answers(client: TestClient) -> None:
     assert r.status_code == 200, r.text
 
 
-def test_missing_requirement_is_unavailable_with_the_install_command(home_with_mlp: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_requirement_is_unavailable_with_the_install_command(
+    home_with_mlp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(catalog_service, "installed_catalog", lambda: Catalog([OnlyMissing()]))
     with client_for(home_with_mlp, MISSING.name) as client:
         rows = poll(index_of(client), lambda rows: MISSING.name in rows, deadline_s=30)
         row = rows[MISSING.name]
         assert row["state"] == "UNAVAILABLE"
-        assert row["reason"] == ("needs: apt-get install -y aiaas-no-such-deb && pip install "
-                                 "'aiaas-no-such-pkg==1.0'")
+        assert row["reason"] == ("needs: apt-get install -y aiaas-no-such-deb && pip install 'aiaas-no-such-pkg==1.0'")
         assert rows["mlp"]["state"] == "READY"
-        r = client.post(f"/v2/models/{MISSING.name}/infer", json=json.loads('{"inputs": [{"name": "x", "shape": '
-                        '[1], "datatype": "FP32", "data": [1]}]}'), headers=AUTH)
+        r = client.post(
+            f"/v2/models/{MISSING.name}/infer",
+            json=json.loads('{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}'),
+            headers=AUTH,
+        )
         assert r.status_code == 503 and "apt-get install -y aiaas-no-such-deb" in r.json()["error"]
         mlp_answers(client)  # the server keeps serving
     assert not (home_with_mlp / "models" / MISSING.name).exists()
@@ -180,8 +203,9 @@ def test_catalog_none_builds_nothing(home_with_mlp: Path, monkeypatch: pytest.Mo
     assert ModelRepository(home_with_mlp / "models").names() == ["mlp"]
 
 
-def test_no_catalog_plugin_installed_serves_the_repository(home_with_mlp: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_no_catalog_plugin_installed_serves_the_repository(
+    home_with_mlp: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="aiaas.catalog")
     monkeypatch.setattr(catalog_service, "installed_catalog", lambda: plugins.discover("aiaas.tests-no-plugins"))
     with client_for(home_with_mlp, "all") as client:
@@ -192,17 +216,18 @@ def test_no_catalog_plugin_installed_serves_the_repository(home_with_mlp: Path, 
     assert any("no catalog plug-in is installed" in r.getMessage() for r in caplog.records)
 
 
-def test_unknown_name_is_logged_and_the_rest_is_served(home_with_mlp: Path,
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_unknown_name_is_logged_and_the_rest_is_served(home_with_mlp: Path, caplog: pytest.LogCaptureFixture) -> None:
     needs("vader-sentiment")
     caplog.set_level(logging.ERROR, logger="aiaas.catalog")
     with client_for(home_with_mlp, "no-such-model,vader-sentiment") as client:
-        rows = poll(index_of(client), lambda rows: rows.get("vader-sentiment", {}).get("state") in ("READY",
-                                                                                                    "UNAVAILABLE"))
+        rows = poll(
+            index_of(client), lambda rows: rows.get("vader-sentiment", {}).get("state") in ("READY", "UNAVAILABLE")
+        )
         assert rows["vader-sentiment"]["state"] == "READY", rows
         assert "no-such-model" not in rows
-        r = client.post("/v2/models/vader-sentiment/infer", content=all_specs()["vader-sentiment"].example,
-                        headers=AUTH)
+        r = client.post(
+            "/v2/models/vader-sentiment/infer", content=all_specs()["vader-sentiment"].example, headers=AUTH
+        )
         assert r.status_code == 200, r.text
         assert {o["name"]: o["data"] for o in r.json()["outputs"]}["label"] == ["negative"]
         mlp_answers(client)

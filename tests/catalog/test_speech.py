@@ -38,8 +38,16 @@ def post(client: TestClient, name: str, body: dict) -> dict:
 
 
 def audio_body(*wavs: bytes) -> dict:
-    return {"inputs": [{"name": "audio_b64", "shape": [len(wavs)], "datatype": "BYTES",
-                        "data": [base64.b64encode(w).decode() for w in wavs]}]}
+    return {
+        "inputs": [
+            {
+                "name": "audio_b64",
+                "shape": [len(wavs)],
+                "datatype": "BYTES",
+                "data": [base64.b64encode(w).decode() for w in wavs],
+            }
+        ]
+    }
 
 
 def transcribe(client: TestClient, *wavs: bytes) -> list[str]:
@@ -50,8 +58,20 @@ def transcribe(client: TestClient, *wavs: bytes) -> list[str]:
 def spoken(client: TestClient) -> bytes:
     """'please call me when you get home tonight' as a Piper WAV (22.05 kHz), through the served TTS."""
     needs("piper-tts")
-    out = post(client, "piper-tts", {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
-                                                 "data": ["Please call me when you get home tonight."]}]})["audio"]
+    out = post(
+        client,
+        "piper-tts",
+        {
+            "inputs": [
+                {
+                    "name": "text",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "data": ["Please call me when you get home tonight."],
+                }
+            ]
+        },
+    )["audio"]
     # JSON clients get non-text BYTES as base64, flagged by content_encoding
     assert out["parameters"]["content_encoding"] == "base64"
     return base64.b64decode(out["data"][0])
@@ -60,7 +80,8 @@ def spoken(client: TestClient) -> bytes:
 def test_asr_readme_example_says_hello_world(client: TestClient) -> None:
     needs("pocketsphinx-asr")
     assert post(client, "pocketsphinx-asr", json.loads(all_specs()["pocketsphinx-asr"].example))["text"]["data"] == [
-        "hello world"]
+        "hello world"
+    ]
 
 
 def test_tts_wav_round_trips_through_the_asr(client: TestClient, spoken: bytes) -> None:
@@ -78,10 +99,25 @@ def test_asr_reads_any_wav_layout(client: TestClient, spoken: bytes) -> None:
     x, rate = read_wav(spoken)
     stereo = np.repeat(resample(x, rate, 44100)[:, None], 2, axis=1).astype("<f4")
     data = stereo.tobytes()
-    fmt = (3).to_bytes(2, "little") + (2).to_bytes(2, "little") + (44100).to_bytes(4, "little") + \
-        (44100 * 8).to_bytes(4, "little") + (8).to_bytes(2, "little") + (32).to_bytes(2, "little")
-    float_wav = (b"RIFF" + (4 + 8 + 16 + 8 + len(data)).to_bytes(4, "little") + b"WAVE" + b"fmt " +
-                 (16).to_bytes(4, "little") + fmt + b"data" + len(data).to_bytes(4, "little") + data)
+    fmt = (
+        (3).to_bytes(2, "little")
+        + (2).to_bytes(2, "little")
+        + (44100).to_bytes(4, "little")
+        + (44100 * 8).to_bytes(4, "little")
+        + (8).to_bytes(2, "little")
+        + (32).to_bytes(2, "little")
+    )
+    float_wav = (
+        b"RIFF"
+        + (4 + 8 + 16 + 8 + len(data)).to_bytes(4, "little")
+        + b"WAVE"
+        + b"fmt "
+        + (16).to_bytes(4, "little")
+        + fmt
+        + b"data"
+        + len(data).to_bytes(4, "little")
+        + data
+    )
     y, r2 = read_wav(float_wav)
     assert r2 == 44100 and abs(len(y) / r2 - len(x) / rate) < 0.01
     narrow = write_wav(resample(x, rate, 8000), 8000)
@@ -156,8 +192,12 @@ def test_wer_counts_word_edits() -> None:
 
 def test_verbose_json_transcription_has_word_timestamps(client: TestClient, spoken: bytes) -> None:
     needs("pocketsphinx-asr")
-    r = client.post("/v1/audio/transcriptions", headers=AUTH, files={"file": ("a.wav", spoken, "audio/wav")},
-                    data={"model": "pocketsphinx-asr", "response_format": "verbose_json"})
+    r = client.post(
+        "/v1/audio/transcriptions",
+        headers=AUTH,
+        files={"file": ("a.wav", spoken, "audio/wav")},
+        data={"model": "pocketsphinx-asr", "response_format": "verbose_json"},
+    )
     assert r.status_code == 200, r.text
     doc = r.json()
     words = doc["words"]

@@ -31,8 +31,16 @@ def infer(client: TestClient, name: str, body: dict, status: int = 200) -> dict:
 
 
 def image_b64(*images: bytes) -> dict:
-    return {"inputs": [{"name": "image_b64", "shape": [len(images)], "datatype": "BYTES",
-                        "data": [base64.b64encode(b).decode() for b in images]}]}
+    return {
+        "inputs": [
+            {
+                "name": "image_b64",
+                "shape": [len(images)],
+                "datatype": "BYTES",
+                "data": [base64.b64encode(b).decode() for b in images],
+            }
+        ]
+    }
 
 
 def encode(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
@@ -70,12 +78,21 @@ def test_classifier_reads_pixels_and_product_photos_alike(client: TestClient, fa
     x, y = fashion_test
     picks = [int(np.flatnonzero(y == c)[0]) for c in (1, 7, 8, 9)]  # trouser, sneaker, bag, ankle boot
     expected = [["Trouser", "Sneaker", "Bag", "Ankle boot"][k] for k in range(4)]
-    raw = infer(client, "fashion-cnn", {"inputs": [{"name": "pixels", "shape": [4, 28, 28], "datatype": "UINT8",
-                                                     "data": x[picks].reshape(-1).tolist()}]})
+    raw = infer(
+        client,
+        "fashion-cnn",
+        {
+            "inputs": [
+                {"name": "pixels", "shape": [4, 28, 28], "datatype": "UINT8", "data": x[picks].reshape(-1).tolist()}
+            ]
+        },
+    )
     assert raw["label"]["data"] == expected
     # the same garments as a shop would photograph them: dark on white, larger, RGB, JPEG
-    photos = [encode(np.asarray(ImageOps.invert(Image.fromarray(x[i])).resize((120, 120)).convert("RGB")), "JPEG")
-              for i in picks]
+    photos = [
+        encode(np.asarray(ImageOps.invert(Image.fromarray(x[i])).resize((120, 120)).convert("RGB")), "JPEG")
+        for i in picks
+    ]
     out = infer(client, "fashion-cnn", image_b64(*photos))
     assert out["label"]["data"] == expected
 
@@ -86,8 +103,15 @@ def test_classifier_reads_pixels_and_product_photos_alike(client: TestClient, fa
         ({"inputs": []}, "inputs"),
         ({"inputs": [{"name": "pixels", "shape": [1, 28, 28], "datatype": "FP32", "data": [0.0] * 784}]}, "UINT8"),
         (image_b64(b"definitely not an image"), "cannot decode"),
-        ({"inputs": [{"name": "pixels", "shape": [1, 28, 28], "datatype": "UINT8", "data": [0] * 784},
-                     {"name": "image_b64", "shape": [1], "datatype": "BYTES", "data": ["aGk="]}]}, "exactly one"),
+        (
+            {
+                "inputs": [
+                    {"name": "pixels", "shape": [1, 28, 28], "datatype": "UINT8", "data": [0] * 784},
+                    {"name": "image_b64", "shape": [1], "datatype": "BYTES", "data": ["aGk="]},
+                ]
+            },
+            "exactly one",
+        ),
     ],
 )
 def test_classifier_rejects_bad_input_with_400(client: TestClient, body: dict, message: str) -> None:
@@ -99,10 +123,16 @@ def test_classifier_rejects_bad_input_with_400(client: TestClient, body: dict, m
 
 
 def _generate(client: TestClient, labels: list[str], seeds: list[int]) -> list[bytes]:
-    out = infer(client, "fashion-vae", {"inputs": [
-        {"name": "label", "shape": [len(labels)], "datatype": "BYTES", "data": labels},
-        {"name": "seed", "shape": [len(seeds)], "datatype": "INT64", "data": seeds},
-    ]})  # fmt: skip
+    out = infer(
+        client,
+        "fashion-vae",
+        {
+            "inputs": [
+                {"name": "label", "shape": [len(labels)], "datatype": "BYTES", "data": labels},
+                {"name": "seed", "shape": [len(seeds)], "datatype": "INT64", "data": seeds},
+            ]
+        },
+    )
     return [base64.b64decode(b) for b in out["image_b64"]["data"]]
 
 

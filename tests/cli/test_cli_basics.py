@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def aiaas(*args: str, home: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AIAAS_HOME": str(home), "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
-    return subprocess.run([sys.executable, "-m", "aiaas.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "aiaas.cli.main", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def test_version() -> None:
@@ -49,8 +50,13 @@ def test_user_mistakes_print_one_line_not_a_traceback(tmp_path: Path) -> None:
 
 def test_a_wrong_setting_names_the_variable_and_the_choices(tmp_path: Path) -> None:
     env = {**os.environ, "AIAAS_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT), "AIAAS_GOVERNANCE": "sometimes"}
-    r = subprocess.run([sys.executable, "-m", "aiaas.cli.main", "serve", "--catalog", "none"], capture_output=True,
-                       text=True, timeout=60, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "aiaas.cli.main", "serve", "--catalog", "none"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr + r.stdout
     assert "AIAAS_GOVERNANCE: Input should be 'db' or 'off' (got 'sometimes')" in r.stderr
 
@@ -75,11 +81,18 @@ def test_catalog_list_fits_80_columns(tmp_path: Path) -> None:
 def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
     """Start-up time is import time: `aiaas --help` must not load the database, HTTP or settings stacks (the
     commands that need them import them when they run)."""
-    code = ("import sys; sys.argv = ['aiaas', '--help']\n"
-            "try:\n    import aiaas.cli.main as m; m.app()\nexcept SystemExit:\n    pass\n"
-            "heavy = [n for n in ('sqlalchemy', 'httpx', 'pydantic_settings', 'aiaas.settings', 'numpy', 'torch')"
-            " if n in sys.modules]\nprint('HEAVY', heavy)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"})
+    code = (
+        "import sys; sys.argv = ['aiaas', '--help']\n"
+        "try:\n    import aiaas.cli.main as m; m.app()\nexcept SystemExit:\n    pass\n"
+        "heavy = [n for n in ('sqlalchemy', 'httpx', 'pydantic_settings', 'aiaas.settings', 'numpy', 'torch')"
+        " if n in sys.modules]\nprint('HEAVY', heavy)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"},
+    )
     assert "HEAVY []" in r.stdout, r.stdout[-300:] + r.stderr[-500:]
     assert "optimizations" in r.stdout and "chat" in r.stdout  # lazy commands are listed all the same

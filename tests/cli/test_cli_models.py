@@ -37,9 +37,7 @@ def server_index(server: ServerProcess) -> dict[str, dict]:
 # -- import -------------------------------------------------------------------------------------------
 def test_import_writes_config_and_prints_the_signature(tmp_path: Path, dead_url: str) -> None:
     home = tmp_path / "home"
-    code, out = cli(
-        "models", "import", mlp(tmp_path / "m.onnx"), "--name", "clf", "--home", home, "--url", dead_url
-    )
+    code, out = cli("models", "import", mlp(tmp_path / "m.onnx"), "--name", "clf", "--home", home, "--url", dead_url)
     assert code == 0, out
     assert "imported clf version 1" in out
     assert "input  x: FP32 [-1, 4]" in out and "output y: FP32 [-1, 3]" in out
@@ -60,9 +58,7 @@ def test_import_versions_and_refuses_an_existing_one(tmp_path: Path, dead_url: s
     code, out = cli("models", "import", src, *base, "--version", "5", "--max-batch-size", "8")
     assert code == 0 and "version 5" in out
     before = (home / "models" / "clf" / "5" / "model.onnx").read_bytes()
-    code, out = cli(
-        "models", "import", identity(tmp_path / "i.onnx", TensorProto.INT64), *base, "--version", "5"
-    )
+    code, out = cli("models", "import", identity(tmp_path / "i.onnx", TensorProto.INT64), *base, "--version", "5")
     assert code == 1 and "already has version 5" in out
     assert (home / "models" / "clf" / "5" / "model.onnx").read_bytes() == before  # untouched
     assert sorted(p.name for p in (home / "models" / "clf").iterdir() if p.is_dir()) == ["1", "2", "5"]
@@ -145,9 +141,7 @@ def test_load_and_unload_without_a_server_fail_clearly(tmp_path: Path, dead_url:
 @pytest.mark.slow
 def test_models_commands_against_a_server(server: ServerProcess, tmp_path: Path) -> None:
     home, url = server.home, server.url
-    code, out = cli(
-        "models", "import", mlp(tmp_path / "m.onnx"), "--name", "live", "--home", home, "--url", url
-    )
+    code, out = cli("models", "import", mlp(tmp_path / "m.onnx"), "--name", "live", "--home", home, "--url", url)
     assert code == 0 and "loaded by the running server" in out, out
     assert server_index(server)["live"]["state"] == "READY"
 

@@ -11,17 +11,32 @@ import pytest
 from aiaas.cli.tensors import build_inputs, render
 from aiaas.errors import InvalidInput
 
-VISION = {"name": "fashion", "inputs": [
-    {"name": "image", "datatype": "BYTES", "shape": [-1]}, {"name": "image_b64", "datatype": "BYTES", "shape": [-1]},
-    {"name": "pixels", "datatype": "UINT8", "shape": [-1, 28, 28]}],
-    "parameters": {"optional_inputs": ["image", "image_b64", "pixels"]}}
-TABULAR = {"name": "credit", "inputs": [{"name": "rows", "datatype": "BYTES", "shape": [-1]},
-                                        {"name": "age", "datatype": "FP32", "shape": [-1, 1]}],
-           "parameters": {"optional_inputs": ["rows", "age"]}}
+VISION = {
+    "name": "fashion",
+    "inputs": [
+        {"name": "image", "datatype": "BYTES", "shape": [-1]},
+        {"name": "image_b64", "datatype": "BYTES", "shape": [-1]},
+        {"name": "pixels", "datatype": "UINT8", "shape": [-1, 28, 28]},
+    ],
+    "parameters": {"optional_inputs": ["image", "image_b64", "pixels"]},
+}
+TABULAR = {
+    "name": "credit",
+    "inputs": [
+        {"name": "rows", "datatype": "BYTES", "shape": [-1]},
+        {"name": "age", "datatype": "FP32", "shape": [-1, 1]},
+    ],
+    "parameters": {"optional_inputs": ["rows", "age"]},
+}
 CARTPOLE = {"name": "cartpole", "inputs": [{"name": "observation", "datatype": "FP32", "shape": [-1, 4]}]}
-RECO = {"name": "reco", "inputs": [{"name": "user_id", "datatype": "INT64", "shape": [-1]},
-                                   {"name": "k", "datatype": "INT64", "shape": [1]}],
-        "parameters": {"optional_inputs": ["k"]}}
+RECO = {
+    "name": "reco",
+    "inputs": [
+        {"name": "user_id", "datatype": "INT64", "shape": [-1]},
+        {"name": "k", "datatype": "INT64", "shape": [1]},
+    ],
+    "parameters": {"optional_inputs": ["k"]},
+}
 
 
 def test_files_go_to_their_natural_input(tmp_path: Path) -> None:
@@ -32,8 +47,10 @@ def test_files_go_to_their_natural_input(tmp_path: Path) -> None:
     csv = tmp_path / "rows.csv"
     csv.write_text("age,housing,income\n42,own,1000.5\n30,,7\n")
     rows = build_inputs(TABULAR, [str(csv)])["rows"]
-    assert [json.loads(r) for r in rows] == [{"age": 42.0, "housing": "own", "income": 1000.5},
-                                            {"age": 30.0, "income": 7.0}]  # empty cells are left out
+    assert [json.loads(r) for r in rows] == [
+        {"age": 42.0, "housing": "own", "income": 1000.5},
+        {"age": 30.0, "income": 7.0},
+    ]  # empty cells are left out
 
 
 def test_numbers_take_the_input_shape() -> None:
@@ -60,8 +77,10 @@ def test_an_input_the_model_lacks_is_named(tmp_path: Path) -> None:
 def test_render_labels_text_numbers_and_saved_media(tmp_path: Path) -> None:
     wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\0" * 20
     out = {
-        "label": np.array([b"Sneaker", b"Bag"], dtype=object), "score": np.array([0.97, 0.5], np.float32),
-        "probabilities": np.zeros((2, 10), np.float32), "audio": np.array([wav, wav], dtype=object),
+        "label": np.array([b"Sneaker", b"Bag"], dtype=object),
+        "score": np.array([0.97, 0.5], np.float32),
+        "probabilities": np.zeros((2, 10), np.float32),
+        "audio": np.array([wav, wav], dtype=object),
         "explanation": np.array([b'{"a": 1}', b'{"b": 2}'], dtype=object),
     }
     lines = render(out, tmp_path, "m")

@@ -59,8 +59,11 @@ def test_decode_errors_name_the_problem(mutate, message: str) -> None:  # type: 
 
 
 def test_encode_is_raw_and_readable_by_tritonclient() -> None:
-    outs = {"y": np.array([[1.5, -2.0]], np.float16), "t": np.array([b"x", b"yz"], dtype=object),
-            "b": np.array([True, False])}  # fmt: skip
+    outs = {
+        "y": np.array([[1.5, -2.0]], np.float16),
+        "t": np.array([b"x", b"yz"], dtype=object),
+        "b": np.array([True, False]),
+    }
     resp = pb.ModelInferResponse(model_name="m", model_version="1")
     encode_outputs(resp, outs)
     assert len(resp.raw_output_contents) == 3 and [o.datatype for o in resp.outputs] == ["FP16", "BYTES", "BOOL"]

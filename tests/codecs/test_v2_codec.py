@@ -65,9 +65,16 @@ def _triton_input(name: str, arr: np.ndarray, binary: bool) -> triton.InferInput
 
 
 def triton_datatype(arr: np.ndarray) -> str:
-    return "BYTES" if arr.dtype == object else {
-        "bool": "BOOL", "float16": "FP16", "float32": "FP32", "float64": "FP64",
-    }.get(arr.dtype.name, arr.dtype.name.upper())  # fmt: skip
+    return (
+        "BYTES"
+        if arr.dtype == object
+        else {
+            "bool": "BOOL",
+            "float16": "FP16",
+            "float32": "FP32",
+            "float64": "FP64",
+        }.get(arr.dtype.name, arr.dtype.name.upper())
+    )
 
 
 # -- JSON round trips -----------------------------------------------------------------------------
@@ -75,7 +82,9 @@ def triton_datatype(arr: np.ndarray) -> str:
 @pytest.mark.parametrize("datatype", DATATYPES)
 def test_json_round_trip_every_datatype(datatype: str, nested: bool) -> None:
     arr = SAMPLES[datatype]
-    body = _json_request([{"name": "t", "datatype": datatype, "shape": list(arr.shape), "data": _json_data(arr, nested)}])
+    body = _json_request(
+        [{"name": "t", "datatype": datatype, "shape": list(arr.shape), "data": _json_data(arr, nested)}]
+    )
     req = decode_request(body)
     assert req.datatypes == {"t": datatype}
     _assert_same(req.inputs["t"], arr)
@@ -213,7 +222,17 @@ def _binary_body(inputs: list[dict[str, Any]], blobs: bytes) -> tuple[bytes, int
         {"name": "pixels", "datatype": "UINT8", "shape": [1], "data": [-1]},
         {"name": "pixels", "datatype": "FP32", "shape": [1], "data": ["nope"]},
     ],
-    ids=["too-few", "too-many", "ragged", "bytes-count", "bytes-not-str", "bool-ints", "int8-range", "uint-neg", "str-num"],
+    ids=[
+        "too-few",
+        "too-many",
+        "ragged",
+        "bytes-count",
+        "bytes-not-str",
+        "bool-ints",
+        "int8-range",
+        "uint-neg",
+        "str-num",
+    ],
 )
 def test_bad_data_names_the_tensor(inp: dict[str, Any]) -> None:
     assert "'pixels'" in _error(_json_request([inp]))

@@ -67,8 +67,9 @@ def test_the_check_notices_a_lost_line(tmp_path: Path) -> None:
 
 def test_every_setting_has_a_row_in_configuration_md() -> None:
     text = (DOCS / "configuration.md").read_text()
-    undocumented = [f"AIAAS_{name.upper()}" for name in Settings.model_fields
-                    if f"| `AIAAS_{name.upper()}` |" not in text]  # fmt: skip
+    undocumented = [
+        f"AIAAS_{name.upper()}" for name in Settings.model_fields if f"| `AIAAS_{name.upper()}` |" not in text
+    ]
     assert undocumented == [], f"add a row for each to docs/configuration.md: {undocumented}"
 
 
@@ -76,9 +77,7 @@ def test_every_docs_page_is_indexed() -> None:
     index, readme = (DOCS / "README.md").read_text(), (ROOT / "README.md").read_text()
     pages = [p.name for p in DOCS.glob("*.md") if p.name != "README.md"]
     assert [p for p in pages if f"]({p})" not in index] == [], "list the page in docs/README.md"
-    assert [p for p in pages if f"](docs/{p})" not in readme] == [], (
-        "list the page in README.md's Documentation"
-    )
+    assert [p for p in pages if f"](docs/{p})" not in readme] == [], "list the page in README.md's Documentation"
 
 
 def test_relative_links_and_anchors_resolve() -> None:

@@ -37,8 +37,10 @@ class Site:
 
 
 @pytest.fixture(
-    params=[p if p == "sqlite" else pytest.param(p, marks=pytest.mark.skipif(not PG_OK, reason="no PostgreSQL"))
-            for p in BACKENDS],
+    params=[
+        p if p == "sqlite" else pytest.param(p, marks=pytest.mark.skipif(not PG_OK, reason="no PostgreSQL"))
+        for p in BACKENDS
+    ],
 )
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     home = tmp_path / "home"

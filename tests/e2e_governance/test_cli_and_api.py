@@ -78,7 +78,10 @@ def test_cli_and_http_end_to_end(site: Site) -> None:
             lambda: (rows := usage(c, "model")) and sum(row["requests"] for row in rows) == 12 and rows,
             what="usage to be flushed",
         )
-        assert {row["model"]: (row["requests"], row["cost"]) for row in by_model} == {"priced": (10, 10.0), "pub": (2, 0.0)}
+        assert {row["model"]: (row["requests"], row["cost"]) for row in by_model} == {
+            "priced": (10, 10.0),
+            "pub": (2, 0.0),
+        }
         assert [(row["key"], row["requests"]) for row in usage(c, "key")] == [(key_id, 12)]
         today = datetime.now(UTC).strftime("%Y-%m-%d")
         assert [(row["day"], row["requests"]) for row in usage(c, "day")] == [(today, 12)]
@@ -110,7 +113,8 @@ def test_cli_and_http_end_to_end(site: Site) -> None:
         # A key revoked with the CLI (another process) stops working within the server's key cache TTL.
         assert f"revoked key {key_id}" in cli(site, "keys", "revoke", key_id)
         r = wait_for(
-            lambda: (r := c.get("/v2/models/pub", headers=key)).status_code == 401 and r, timeout=5,
+            lambda: (r := c.get("/v2/models/pub", headers=key)).status_code == 401 and r,
+            timeout=5,
             what="the revocation to reach the server",
         )
         assert "revoked" in error_message(r)

@@ -57,7 +57,9 @@ class DbTarget:
         return f"{self.url}?options=-csearch_path%3D{self.schema}"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_OK, reason="no PostgreSQL"))])
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_OK, reason="no PostgreSQL"))]
+)
 def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbTarget]:
     if request.param == "sqlite":
         yield DbTarget(f"sqlite:///{tmp_path / 'gov.db'}", None)

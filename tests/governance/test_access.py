@@ -91,7 +91,9 @@ async def test_developer_manages_only_its_own_tenant(admin: GovernanceAdmin, wor
     assert {k["tenant"] for k in admin.list_keys(dev)} == {"acme"}
 
 
-async def test_developer_grants_only_models_its_tenant_owns(admin: GovernanceAdmin, world: dict[str, Principal]) -> None:
+async def test_developer_grants_only_models_its_tenant_owns(
+    admin: GovernanceAdmin, world: dict[str, Principal]
+) -> None:
     root, dev = world["root"], world["acme_dev"]
     admin.set_model_owner(root, "acme-model", "acme", False)
     admin.set_model_owner(root, "globex-model", "globex", False)

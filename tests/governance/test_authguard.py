@@ -72,8 +72,14 @@ def test_spray_costs_what_one_wrong_key_costs(world) -> None:  # type: ignore[no
 
 
 def test_negative_cache_is_bounded_and_expires(tmp_path: Path) -> None:
-    with make_world(tmp_path / "home", tmp_path / "src", None, negative_key_cache_size=16,
-                    negative_key_cache_ttl_s=0.0, auth_failures_per_minute=0) as w:  # fmt: skip
+    with make_world(
+        tmp_path / "home",
+        tmp_path / "src",
+        None,
+        negative_key_cache_size=16,
+        negative_key_cache_ttl_s=0.0,
+        auth_failures_per_minute=0,
+    ) as w:
         gov = w.governance
         count = key_queries(w)
         spray(w, [random_key() for _ in range(100)])

@@ -33,8 +33,25 @@ def test_tenants_and_keys(tmp_path: Path) -> None:
     assert "created tenant acme" in run("tenants", "create", "acme", *home)
     assert "acme" in run("tenants", "list", *home)
     out = run(
-        "keys", "create", "--tenant", "acme", "--role", "developer", "--rpm", "60", "--upm", "1000",
-        "--concurrency", "4", "--budget", "10/month", "--models", "a,b", "--expires-days", "30", *home,
+        "keys",
+        "create",
+        "--tenant",
+        "acme",
+        "--role",
+        "developer",
+        "--rpm",
+        "60",
+        "--upm",
+        "1000",
+        "--concurrency",
+        "4",
+        "--budget",
+        "10/month",
+        "--models",
+        "a,b",
+        "--expires-days",
+        "30",
+        *home,
     )
     match = KEY_RE.search(out)
     assert match, out

@@ -43,10 +43,25 @@ def throwaway_cluster() -> Iterator[tuple[str, list[str]]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]),
-                   check=True, capture_output=True)  # fmt: skip
-    ctl = _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60",
-                        "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"])  # fmt: skip
+    subprocess.run(
+        _as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]),
+        check=True,
+        capture_output=True,
+    )
+    ctl = _as_postgres(
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off",
+        ]
+    )
     subprocess.run([*ctl, "start"], check=True, capture_output=True)
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres", ctl

@@ -65,7 +65,9 @@ async def test_expired_key_is_refused(store: Store, gov: DbGovernance, admin: Go
     info = admin.create_key(root, "acme", expires_days=1)
     assert (await gov.authenticate(f"Bearer {info['key']}")).key_id == info["id"]
     with store.session() as session:
-        session.execute(update(ApiKey).where(ApiKey.id == info["id"]).values(expires_at=utcnow() - timedelta(seconds=1)))
+        session.execute(
+            update(ApiKey).where(ApiKey.id == info["id"]).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
     gov.invalidate_key(info["id"])
     with pytest.raises(AuthenticationError, match="expired"):
         await gov.authenticate(f"Bearer {info['key']}")
@@ -116,7 +118,9 @@ async def test_rotation_returns_a_new_secret_and_revokes_the_old(
         admin.rotate_key(root, old["id"])
 
 
-async def test_bootstrap_admin_key_follows_the_operator(store: Store, gov: DbGovernance, admin: GovernanceAdmin) -> None:
+async def test_bootstrap_admin_key_follows_the_operator(
+    store: Store, gov: DbGovernance, admin: GovernanceAdmin
+) -> None:
     root = await gov.authenticate(f"Bearer {ADMIN_SECRET}")
     assert (root.key_id, root.tenant_id, root.role) == ("admin", "system", "admin")
     with pytest.raises(Conflict):

@@ -167,14 +167,23 @@ def test_admission_limits_are_typed_and_render_the_headers() -> None:
     limiter = MemoryLimiter(clock=lambda: 1000.0)
     state = limiter.acquire_sync([("key:k", LimitSpec(rpm=10, upm=100.0)), ("tenant:t", LimitSpec(upm=30.5))])
     assert state == RateState(requests=Allowance(limit=10, remaining=9), units=Allowance(limit=30.5, remaining=30))
-    assert state.headers() == {"x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "9",
-                               "x-ratelimit-limit-units": "30.5", "x-ratelimit-remaining-units": "30"}  # fmt: skip
+    assert state.headers() == {
+        "x-ratelimit-limit-requests": "10",
+        "x-ratelimit-remaining-requests": "9",
+        "x-ratelimit-limit-units": "30.5",
+        "x-ratelimit-remaining-units": "30",
+    }
     assert RateState().headers() == {}
 
 
 def test_a_generation_refusal_reads_the_typed_admission() -> None:
-    admission = Admission(principal=Principal("k", "t", "user"), model=ModelRef("m"), endpoint="openai.chat",
-                          started=0.0, limits=RateState(units=Allowance(limit=60, remaining=5)))  # fmt: skip
+    admission = Admission(
+        principal=Principal("k", "t", "user"),
+        model=ModelRef("m"),
+        endpoint="openai.chat",
+        started=0.0,
+        limits=RateState(units=Allowance(limit=60, remaining=5)),
+    )
     err = units_refusal(admission, used=12, cap=5, during=True)
     assert err.status_code == 429 and "ran out during generation (12 tokens needed, 5 were left)" in err.message
     assert err.headers == {"x-ratelimit-limit-units": "60", "x-ratelimit-remaining-units": "5", "Retry-After": "7"}

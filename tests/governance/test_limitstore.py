@@ -65,8 +65,15 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def _world(tmp_path: Path, redis_url: str, mode: str) -> contextlib.AbstractContextManager:  # type: ignore[type-arg]
-    return make_world(tmp_path / "home", tmp_path / "src", None, redis_url=redis_url, redis_timeout_s=0.2,
-                      redis_retry_s=0.5, redis_failure_mode=mode)  # fmt: skip
+    return make_world(
+        tmp_path / "home",
+        tmp_path / "src",
+        None,
+        redis_url=redis_url,
+        redis_timeout_s=0.2,
+        redis_retry_s=0.5,
+        redis_failure_mode=mode,
+    )
 
 
 def test_fail_closed_refuses_limited_keys_only(tmp_path: Path, redis_url: str) -> None:
@@ -80,12 +87,8 @@ def test_fail_closed_refuses_limited_keys_only(tmp_path: Path, redis_url: str) -
             assert r.status_code == 503, r.text
             assert int(r.headers["retry-after"]) >= 1
             assert "rate-limit store (redis) is unavailable" in r.json()["error"]
-            r = w.client.post(
-                "/v1/chat/completions", json={"model": "pub", "messages": []}, headers=limited.headers
-            )
-            assert r.status_code in (400, 503), (
-                r.text
-            )  # OpenAI route: refused before or at admission, never 500
+            r = w.client.post("/v1/chat/completions", json={"model": "pub", "messages": []}, headers=limited.headers)
+            assert r.status_code in (400, 503), r.text  # OpenAI route: refused before or at admission, never 500
         assert w.client.post("/v2/models/pub/infer", json=X, headers=free.headers).status_code == 200
         assert w.client.post("/v2/models/pub/infer", json=X, headers=ROOT).status_code == 200
         ready = w.client.get("/v2/health/ready")
@@ -98,14 +101,11 @@ def test_fail_closed_refuses_limited_keys_only(tmp_path: Path, redis_url: str) -
         assert w.usage_rows() == 2  # refused requests are not metered
 
 
-def test_fail_open_counts_limits_in_process(
-    tmp_path: Path, redis_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_fail_open_counts_limits_in_process(tmp_path: Path, redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
     with _world(tmp_path, redis_url, "open") as w:
         limited = w.key("acme", limits={"requests_per_minute": 2})
         statuses = [
-            w.client.post("/v2/models/pub/infer", json=X, headers=limited.headers).status_code
-            for _ in range(3)
+            w.client.post("/v2/models/pub/infer", json=X, headers=limited.headers).status_code for _ in range(3)
         ]
         assert statuses == [200, 200, 429]
     assert any("FAILING OPEN" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
@@ -164,9 +164,6 @@ def test_failure_mode_setting_is_checked(tmp_path: Path) -> None:
     from aiaas.service.governance.setup import resilience_options
     from aiaas.settings import Settings
 
-    assert (
-        resilience_options(Settings(home=tmp_path, redis_failure_mode=" Open "))["redis_failure_mode"]
-        == "open"
-    )
+    assert resilience_options(Settings(home=tmp_path, redis_failure_mode=" Open "))["redis_failure_mode"] == "open"
     with pytest.raises(ValueError, match="AIAAS_REDIS_FAILURE_MODE must be 'closed' or 'open'"):
         resilience_options(Settings(home=tmp_path, redis_failure_mode="maybe"))

@@ -52,8 +52,14 @@ def fill(store: Store, n: int = 1500, **kw: Any) -> list[UsageRow]:
     return rows
 
 
-def expected(rows: list[UsageRow], group_by: str, tenant: str | None, start: datetime | None,
-             end: datetime | None, key: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def expected(
+    rows: list[UsageRow],
+    group_by: str,
+    tenant: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    key: str | None = None,
+) -> list[dict[str, Any]]:
     """The answer computed straight from the rows, in Python."""
     acc: dict[str, list[float]] = {}
     for r in rows:
@@ -66,10 +72,18 @@ def expected(rows: list[UsageRow], group_by: str, tenant: str | None, start: dat
         for i, v in enumerate((1, r.status >= 400, r.units_in, r.units_out, r.compute_s, r.cost, r.latency_ms)):
             a[i] += v
     return [
-        {group_by: g, "requests": int(a[0]), "errors": int(a[1]), "units_in": a[2], "units_out": a[3],
-         "compute_s": a[4], "cost": round(a[5], 10), "avg_latency_ms": round(a[6] / a[0], 3)}
+        {
+            group_by: g,
+            "requests": int(a[0]),
+            "errors": int(a[1]),
+            "units_in": a[2],
+            "units_out": a[3],
+            "compute_s": a[4],
+            "cost": round(a[5], 10),
+            "avg_latency_ms": round(a[6] / a[0], 3),
+        }
         for g, a in sorted(acc.items())
-    ]  # fmt: skip
+    ]
 
 
 QUERIES: list[dict[str, Any]] = [
@@ -104,8 +118,10 @@ def test_split_range_covers_every_instant_once() -> None:
     assert split_range(None, None) == ((None, None), [])
     assert split_range(h, h + timedelta(hours=3)) == ((h, h + timedelta(hours=3)), [])
     t0, t1 = h + timedelta(minutes=5), h + timedelta(hours=2, minutes=1)
-    assert split_range(t0, t1) == ((h + timedelta(hours=1), h + timedelta(hours=2)),
-                                   [(t0, h + timedelta(hours=1)), (h + timedelta(hours=2), t1)])  # fmt: skip
+    assert split_range(t0, t1) == (
+        (h + timedelta(hours=1), h + timedelta(hours=2)),
+        [(t0, h + timedelta(hours=1)), (h + timedelta(hours=2), t1)],
+    )
     assert split_range(t0, h + timedelta(minutes=50)) == (None, [(t0, h + timedelta(minutes=50))])
     assert split_range(t0, None) == ((h + timedelta(hours=1), None), [(t0, h + timedelta(hours=1))])
     last = datetime(9999, 12, 31, 23, 30)  # no next hour to round up to
@@ -164,7 +180,9 @@ def test_two_writers_upsert_the_same_hours_concurrently(db_target: DbTarget) -> 
     assert not errors
     rows = [r for b in batches for r in b]
     for g in GROUPS:
-        assert query_usage(stores[0], tenant=None, start=None, end=None, group_by=g) == expected(rows, g, None, None, None)
+        assert query_usage(stores[0], tenant=None, start=None, end=None, group_by=g) == expected(
+            rows, g, None, None, None
+        )
     with stores[0].session() as s:
         assert s.scalar(select(func.sum(UsageHourly.requests))) == 2400
     for st in stores:
@@ -177,9 +195,7 @@ def test_retention_deletes_raw_rows_and_keeps_totals_exact(store: Store) -> None
     cutoff = retention_cutoff(3, NOW)
     assert cutoff == datetime(2026, 11, 30)
     with store.session() as s:
-        old = int(
-            s.scalar(select(func.count()).select_from(UsageRecord).where(UsageRecord.created_at < cutoff)) or 0
-        )
+        old = int(s.scalar(select(func.count()).select_from(UsageRecord).where(UsageRecord.created_at < cutoff)) or 0)
     hourly = count(store, UsageHourly)
     assert rollup_usage(store, cutoff, batch=200) == old > 0  # several batches
     assert count(store, UsageRecord) == 1500 - old and count(store, UsageHourly) == hourly
@@ -212,10 +228,23 @@ def test_migration_0005_fills_hourly_totals_from_existing_rows_and_goes_down(db_
     store.upgrade("0004")
     rows = make_rows(300)
     with store.session() as s:  # raw rows stored before 0005 (ORM-written, as any earlier writer's)
-        s.add_all(UsageRecord(tenant_id=r.tenant_id, key_id=r.key_id, model=r.model, version=r.version,
-                              endpoint=r.endpoint, status=r.status, latency_ms=r.latency_ms, units_in=r.units_in,
-                              units_out=r.units_out, compute_s=r.compute_s, cost=r.cost, created_at=r.created_at)
-                  for r in rows)  # fmt: skip
+        s.add_all(
+            UsageRecord(
+                tenant_id=r.tenant_id,
+                key_id=r.key_id,
+                model=r.model,
+                version=r.version,
+                endpoint=r.endpoint,
+                status=r.status,
+                latency_ms=r.latency_ms,
+                units_in=r.units_in,
+                units_out=r.units_out,
+                compute_s=r.compute_s,
+                cost=r.cost,
+                created_at=r.created_at,
+            )
+            for r in rows
+        )
         s.commit()
     store.upgrade("0005")
     assert current_revision(store.engine) == "0005"

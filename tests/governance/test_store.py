@@ -30,7 +30,9 @@ def test_upgrade_keeps_data_of_an_older_database(db_target: DbTarget) -> None:
                 {"h": "ab" * 32},
             )
         store.upgrade()
-        assert current_revision(store.engine) == head_revision()  # 0003: files and training tables, 0004: job kinds, ...
+        assert (
+            current_revision(store.engine) == head_revision()
+        )  # 0003: files and training tables, 0004: job kinds, ...
         with store.session() as session:
             key = session.scalars(select(ApiKey)).one()
             assert (key.id, key.tenant_id, key.secret_hash, key.expires_at) == ("0123456789ab", "old", "ab" * 32, None)

@@ -62,14 +62,27 @@ async def test_written_rows_read_back_like_orm_rows(store: Store) -> None:
     writer.record(UsageRow("t", "k", "m", "2", "v2.infer", 429, 1.5, 3.0, 4.0, 0.25, 0.125, created_at=at))
     await writer.close()
     with store.session() as session:
-        session.add(UsageRecord(tenant_id="t", key_id="k", model="orm", version=None, endpoint="v2.infer",
-                                status=200, latency_ms=1.0, created_at=at))  # fmt: skip
+        session.add(
+            UsageRecord(
+                tenant_id="t",
+                key_id="k",
+                model="orm",
+                version=None,
+                endpoint="v2.infer",
+                status=200,
+                latency_ms=1.0,
+                created_at=at,
+            )
+        )
         session.commit()
     with store.session() as session:
         got = session.scalars(select(UsageRecord).order_by(UsageRecord.id)).all()
         stored = session.execute(select(func.cast(UsageRecord.created_at, String))).scalars().all()
-        in_range = session.scalar(select(func.count()).select_from(UsageRecord).where(
-            UsageRecord.created_at >= at, UsageRecord.created_at < at + timedelta(seconds=1)))  # fmt: skip
+        in_range = session.scalar(
+            select(func.count())
+            .select_from(UsageRecord)
+            .where(UsageRecord.created_at >= at, UsageRecord.created_at < at + timedelta(seconds=1))
+        )
     w = got[0]
     assert (w.tenant_id, w.key_id, w.model, w.version, w.endpoint, w.status) == ("t", "k", "m", "2", "v2.infer", 429)
     assert (w.latency_ms, w.units_in, w.units_out, w.compute_s, w.cost) == (1.5, 3.0, 4.0, 0.25, 0.125)
@@ -122,14 +135,15 @@ async def test_usage_queries_group_by_model_key_and_day(
     everything = admin.usage(root, group_by="model", start=(now - timedelta(days=90)).isoformat())["data"]
     assert sum(r["requests"] for r in everything) == 5
     window = admin.usage(
-        root, tenant="acme", start=(now - timedelta(hours=1)).isoformat() + "Z", end=(now + timedelta(hours=1)).isoformat()
+        root,
+        tenant="acme",
+        start=(now - timedelta(hours=1)).isoformat() + "Z",
+        end=(now + timedelta(hours=1)).isoformat(),
     )["data"]
     assert [(r["model"], r["requests"]) for r in window] == [("m1", 1)]
 
 
-async def test_metered_request_lands_in_usage(
-    gov: DbGovernance, admin: GovernanceAdmin, root: Principal
-) -> None:
+async def test_metered_request_lands_in_usage(gov: DbGovernance, admin: GovernanceAdmin, root: Principal) -> None:
     admin.create_tenant(root, "acme")
     user, _ = await make_key(gov, admin, root, "acme")
     model = ModelRef("m", version="3", pricing={"per_request": 0.5, "per_1k_units": 1.0})
@@ -139,7 +153,11 @@ async def test_metered_request_lands_in_usage(
     with gov.store.session() as session:
         record = session.scalars(select(UsageRecord)).one()
     assert (record.tenant_id, record.key_id, record.model, record.version, record.endpoint) == (
-        "acme", user.key_id, "m", "3", "chat",
+        "acme",
+        user.key_id,
+        "m",
+        "3",
+        "chat",
     )
     assert record.cost == pytest.approx(0.5 + 2.0) and record.latency_ms >= 0 and record.status == 200
     assert isinstance(record.created_at, datetime)

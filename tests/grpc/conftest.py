@@ -29,7 +29,7 @@ from v2kit import (
 from aiaas.registry import ModelRepository
 from aiaas.registry.onnx_import import import_onnx
 
-ECHO_SOURCE = '''
+ECHO_SOURCE = """
 from aiaas.runtime import Model
 
 class Echo(Model):
@@ -38,9 +38,11 @@ class Echo(Model):
 
     def predict(self, inputs, parameters):
         return {"out_" + k: v for k, v in inputs.items()}
-'''
+"""
 
-LLM_YAML = "backend: llm\ntask: text-generation\nparameters: {max_num_seqs: 4, max_waiting: 4, default_max_tokens: 32}\n"
+LLM_YAML = (
+    "backend: llm\ntask: text-generation\nparameters: {max_num_seqs: 4, max_waiting: 4, default_max_tokens: 32}\n"
+)
 
 
 @dataclass

@@ -36,7 +36,9 @@ def stub(served: Served) -> pbg.GRPCInferenceServiceStub:
     channel.close()
 
 
-def _infer(stub: pbg.GRPCInferenceServiceStub, key: str | None, model: str = "mlp") -> grpc.RpcError | pb.ModelInferResponse:
+def _infer(
+    stub: pbg.GRPCInferenceServiceStub, key: str | None, model: str = "mlp"
+) -> grpc.RpcError | pb.ModelInferResponse:
     req = pb.ModelInferRequest(model_name=model)
     req.inputs.add(name="x", datatype="FP32", shape=[1, 4])
     req.raw_input_contents.append(np.zeros((1, 4), np.float32).tobytes())
@@ -56,8 +58,9 @@ def test_keys_and_roles(served: Served, stub: pbg.GRPCInferenceServiceStub) -> N
     user = _key(served, tenant)
     assert isinstance(_infer(stub, user), pb.ModelInferResponse)
     with pytest.raises(grpc.RpcError) as e:  # a user key may infer but not unload
-        stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="mlp"),
-                                   metadata=(("authorization", f"Bearer {user}"),))  # fmt: skip
+        stub.RepositoryModelUnload(
+            pb.RepositoryModelUnloadRequest(model_name="mlp"), metadata=(("authorization", f"Bearer {user}"),)
+        )
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED and "role" in e.value.details()
 
 
@@ -74,14 +77,18 @@ def test_private_model_of_another_tenant_is_not_found(served: Served, stub: pbg.
         assert isinstance(hidden, grpc.RpcError) and isinstance(missing, grpc.RpcError)
         assert hidden.code() == missing.code() == grpc.StatusCode.NOT_FOUND
         assert hidden.details().replace("sleepy", "M") == missing.details().replace("no-such-model", "M")
-        for rpc, request in ((stub.ModelMetadata, pb.ModelMetadataRequest(name="sleepy")),
-                             (stub.ModelReady, pb.ModelReadyRequest(name="sleepy"))):  # fmt: skip
+        for rpc, request in (
+            (stub.ModelMetadata, pb.ModelMetadataRequest(name="sleepy")),
+            (stub.ModelReady, pb.ModelReadyRequest(name="sleepy")),
+        ):
             with pytest.raises(grpc.RpcError) as e:
                 rpc(request, metadata=md)
             assert e.value.code() == grpc.StatusCode.NOT_FOUND
         index = stub.RepositoryIndex(pb.RepositoryIndexRequest(), metadata=md)
         assert "sleepy" not in {m.name for m in index.models} and "mlp" in {m.name for m in index.models}
-        ready = stub.ModelReady(pb.ModelReadyRequest(name="sleepy"), metadata=(("authorization", f"Bearer {owner_key}"),))
+        ready = stub.ModelReady(
+            pb.ModelReadyRequest(name="sleepy"), metadata=(("authorization", f"Bearer {owner_key}"),)
+        )
         assert ready.ready
     finally:
         _admin(served, "PUT", "/models/sleepy/owner", owner=None, public=False)

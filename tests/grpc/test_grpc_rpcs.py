@@ -67,7 +67,11 @@ def test_health_metadata_config(client: tg.InferenceServerClient) -> None:
     assert model["inputs"] == [{"name": "x", "datatype": "FP32", "shape": ["-1", "4"]}]
     assert client.is_model_ready("mlp", headers=H) and client.is_model_ready("mlp", "1", headers=H)
     config = client.get_model_config("mlp", headers=H, as_json=True)["config"]
-    assert config["max_batch_size"] == 32 and config["input"][0] == {"name": "x", "data_type": "TYPE_FP32", "dims": ["4"]}
+    assert config["max_batch_size"] == 32 and config["input"][0] == {
+        "name": "x",
+        "data_type": "TYPE_FP32",
+        "dims": ["4"],
+    }
     e = _error(client.get_model_metadata, "nope", headers=H)
     assert e.status() == "StatusCode.NOT_FOUND" and "nope" in e.message()
 
@@ -76,8 +80,9 @@ def test_health_metadata_config(client: tg.InferenceServerClient) -> None:
 def test_infer_fp32(client: tg.InferenceServerClient, version: str) -> None:
     inp = tg.InferInput("x", list(X.shape), "FP32")
     inp.set_data_from_numpy(X)
-    result = client.infer("mlp", [inp], model_version=version, request_id="r-1", headers=H,
-                          outputs=[tg.InferRequestedOutput("y")])  # fmt: skip
+    result = client.infer(
+        "mlp", [inp], model_version=version, request_id="r-1", headers=H, outputs=[tg.InferRequestedOutput("y")]
+    )
     np.testing.assert_allclose(result.as_numpy("y"), mlp_reference(X), rtol=1e-5)
     response = result.get_response()
     assert response.id == "r-1" and response.model_version == "1"
@@ -186,7 +191,9 @@ def test_health_checking(served: Served) -> None:
     with grpc.insecure_channel(served.grpc_url) as channel:
         check = health_pb2_grpc.HealthStub(channel).Check
         for service in ("", "inference.GRPCInferenceService"):
-            assert check(health_pb2.HealthCheckRequest(service=service)).status == health_pb2.HealthCheckResponse.SERVING
+            assert (
+                check(health_pb2.HealthCheckRequest(service=service)).status == health_pb2.HealthCheckResponse.SERVING
+            )
         with pytest.raises(grpc.RpcError) as e:
             check(health_pb2.HealthCheckRequest(service="no.Such"))
         assert e.value.code() == grpc.StatusCode.NOT_FOUND

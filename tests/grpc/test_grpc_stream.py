@@ -60,8 +60,12 @@ def test_llm_streams_tokens_with_final_flag(served: Served, llm_name: str) -> No
     got: queue.Queue[Any] = queue.Queue()
     with tg.InferenceServerClient(served.grpc_url) as c:
         c.start_stream(lambda result, error: got.put((result, error)), headers=H)
-        c.async_stream_infer(llm_name, [_text("hello")], request_id="g1",
-                             parameters={"max_tokens": 12, "temperature": 0.0, "ignore_eos": True})  # fmt: skip
+        c.async_stream_infer(
+            llm_name,
+            [_text("hello")],
+            request_id="g1",
+            parameters={"max_tokens": 12, "temperature": 0.0, "ignore_eos": True},
+        )
         pieces = []
         while True:
             result, error = got.get(timeout=60)
@@ -74,8 +78,12 @@ def test_llm_streams_tokens_with_final_flag(served: Served, llm_name: str) -> No
     assert len(pieces) > 1  # token by token, not one answer
     assert result.get_response().parameters["finish_reason"].string_param == "length"
     # the same greedy completion through the OpenAI route (one response) is the streamed text
-    r = httpx.post(f"http://127.0.0.1:{served.http_port}/v1/completions", headers=H, timeout=60,
-                   json={"model": llm_name, "prompt": "hello", "max_tokens": 12, "temperature": 0, "ignore_eos": True})
+    r = httpx.post(
+        f"http://127.0.0.1:{served.http_port}/v1/completions",
+        headers=H,
+        timeout=60,
+        json={"model": llm_name, "prompt": "hello", "max_tokens": 12, "temperature": 0, "ignore_eos": True},
+    )
     assert b"".join(pieces).decode() == r.json()["choices"][0]["text"]
 
 
@@ -85,8 +93,9 @@ def test_llm_stream_cancel_stops_generation(served: Served, llm_name: str) -> No
     got: queue.Queue[Any] = queue.Queue()
     c = tg.InferenceServerClient(served.grpc_url)
     c.start_stream(lambda result, error: got.put((result, error)), headers=H)
-    c.async_stream_infer(llm_name, [_text("once upon")], request_id="long",
-                         parameters={"max_tokens": 2000, "ignore_eos": True})  # fmt: skip
+    c.async_stream_infer(
+        llm_name, [_text("once upon")], request_id="long", parameters={"max_tokens": 2000, "ignore_eos": True}
+    )
     for _ in range(3):
         result, error = got.get(timeout=60)
         assert error is None and not _final(result)
@@ -104,9 +113,14 @@ def test_llm_stream_cancel_stops_generation(served: Served, llm_name: str) -> No
 def test_llm_stream_asyncio_client(served: Served, llm_name: str) -> None:
     async def run() -> list[Any]:
         async with tga.InferenceServerClient(served.grpc_url) as c:
+
             async def requests() -> Any:
-                yield {"model_name": llm_name, "inputs": [_text("abc")], "request_id": "a1",
-                       "parameters": {"max_tokens": 5, "ignore_eos": True}}  # fmt: skip
+                yield {
+                    "model_name": llm_name,
+                    "inputs": [_text("abc")],
+                    "request_id": "a1",
+                    "parameters": {"max_tokens": 5, "ignore_eos": True},
+                }
 
             out = []
             async for result, error in c.stream_infer(requests(), headers=H):
@@ -125,8 +139,9 @@ def test_llm_stream_empty_final_response(served: Served, llm_name: str) -> None:
     got: queue.Queue[Any] = queue.Queue()
     with tg.InferenceServerClient(served.grpc_url) as c:
         c.start_stream(lambda result, error: got.put((result, error)), headers=H)
-        c.async_stream_infer(llm_name, [_text("abc")], parameters={"max_tokens": 4, "ignore_eos": True},
-                             enable_empty_final_response=True)  # fmt: skip
+        c.async_stream_infer(
+            llm_name, [_text("abc")], parameters={"max_tokens": 4, "ignore_eos": True}, enable_empty_final_response=True
+        )
         results = []
         while not results or not _final(results[-1]):
             result, error = got.get(timeout=60)
@@ -188,20 +203,29 @@ def _llm_tokens(served: Served, llm_name: str) -> tuple[float, float]:
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(f"http://127.0.0.1:{served.http_port}/metrics", headers=H, timeout=30).text
-    got = {s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples
-           if s.labels.get("model") == llm_name}  # fmt: skip
+    got = {
+        s.name: s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+        if s.labels.get("model") == llm_name
+    }
     return got.get("aiaas_llm_prompt_tokens_total", 0.0), got.get("aiaas_llm_generation_tokens_total", 0.0)
 
 
 def test_unary_llm_infer_counts_tokens_like_v1(served: Served, llm_name: str) -> None:
     """ModelInfer (one answer, not a stream) feeds the same token families as /v1 and the stream."""
-    r = httpx.post(f"http://127.0.0.1:{served.http_port}/v1/completions", headers=H, timeout=60,
-                   json={"model": llm_name, "prompt": "hello", "max_tokens": 3, "temperature": 0, "ignore_eos": True})  # fmt: skip
+    r = httpx.post(
+        f"http://127.0.0.1:{served.http_port}/v1/completions",
+        headers=H,
+        timeout=60,
+        json={"model": llm_name, "prompt": "hello", "max_tokens": 3, "temperature": 0, "ignore_eos": True},
+    )
     prompt_tokens = r.json()["usage"]["prompt_tokens"]
     before = _llm_tokens(served, llm_name)
     with tg.InferenceServerClient(served.grpc_url) as c:
-        result = c.infer(llm_name, [_text("hello")], parameters={"max_tokens": 3, "temperature": 0.0, "ignore_eos": True},
-                         headers=H)  # fmt: skip
+        result = c.infer(
+            llm_name, [_text("hello")], parameters={"max_tokens": 3, "temperature": 0.0, "ignore_eos": True}, headers=H
+        )
     assert result.as_numpy("text")[0] == r.json()["choices"][0]["text"].encode()
     after = _llm_tokens(served, llm_name)
     assert (after[0] - before[0], after[1] - before[1]) == (prompt_tokens, 3)

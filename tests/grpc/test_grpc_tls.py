@@ -30,11 +30,16 @@ X = np.ones((1, 4), np.float32)
 
 
 @contextlib.contextmanager
-def tls_server(home: Path, cert: Path, key: Path, ca: Path | None = None,
-               client: tuple[Path, Path] | None = None) -> Iterator[tuple[ServerProcess, int]]:  # fmt: skip
+def tls_server(
+    home: Path, cert: Path, key: Path, ca: Path | None = None, client: tuple[Path, Path] | None = None
+) -> Iterator[tuple[ServerProcess, int]]:
     grpc_port = free_port()
-    env = {"AIAAS_GRPC_PORT": str(grpc_port), "AIAAS_SSL_CERTFILE": str(cert), "AIAAS_SSL_KEYFILE": str(key),
-           "AIAAS_GOVERNANCE": "off"}  # fmt: skip
+    env = {
+        "AIAAS_GRPC_PORT": str(grpc_port),
+        "AIAAS_SSL_CERTFILE": str(cert),
+        "AIAAS_SSL_KEYFILE": str(key),
+        "AIAAS_GOVERNANCE": "off",
+    }
     if ca is not None:
         env["AIAAS_SSL_CA_CERTS"] = str(ca)
     server = ServerProcess(home, ADMIN_KEY, **env)
@@ -47,7 +52,10 @@ def tls_server(home: Path, cert: Path, key: Path, ca: Path | None = None,
                 verify = ssl.create_default_context(cafile=str(ca or cert))
                 if client is not None:
                     verify.load_cert_chain(str(client[0]), str(client[1]))
-                if httpx.get(f"https://127.0.0.1:{server.port}/v2/health/ready", verify=verify, timeout=2).status_code == 200:
+                if (
+                    httpx.get(f"https://127.0.0.1:{server.port}/v2/health/ready", verify=verify, timeout=2).status_code
+                    == 200
+                ):
                     break
             if time.monotonic() > deadline:
                 raise TimeoutError(server.output())
@@ -64,8 +72,12 @@ def test_tls_both_transports_and_plain_text_refused(tmp_path: Path) -> None:
         # HTTPS with tritonclient.http
         import gevent.ssl
 
-        http = th.InferenceServerClient(f"127.0.0.1:{server.port}", ssl=True, ssl_options={"ca_certs": str(cert)},
-                                        ssl_context_factory=gevent.ssl.create_default_context)  # fmt: skip
+        http = th.InferenceServerClient(
+            f"127.0.0.1:{server.port}",
+            ssl=True,
+            ssl_options={"ca_certs": str(cert)},
+            ssl_context_factory=gevent.ssl.create_default_context,
+        )
         inp = th.InferInput("x", [1, 4], "FP32")
         inp.set_data_from_numpy(X)
         assert http.infer("mlp", [inp], headers={"Authorization": f"Bearer {ADMIN_KEY}"}).as_numpy("y").shape == (1, 3)
@@ -87,9 +99,14 @@ def test_tls_both_transports_and_plain_text_refused(tmp_path: Path) -> None:
 def test_mutual_tls(tmp_path: Path) -> None:
     p = pki(tmp_path / "pki")
     write_models(tmp_path / "home", tmp_path / "src", llm=False)
-    with tls_server(tmp_path / "home", p.server_cert, p.server_key, p.ca, (p.client_cert, p.client_key)) as (server, grpc_port):
+    with tls_server(tmp_path / "home", p.server_cert, p.server_key, p.ca, (p.client_cert, p.client_key)) as (
+        server,
+        grpc_port,
+    ):
         target = f"127.0.0.1:{grpc_port}"
-        with_cert = grpc.ssl_channel_credentials(p.ca.read_bytes(), p.client_key.read_bytes(), p.client_cert.read_bytes())
+        with_cert = grpc.ssl_channel_credentials(
+            p.ca.read_bytes(), p.client_key.read_bytes(), p.client_cert.read_bytes()
+        )
         with grpc.secure_channel(target, with_cert) as ch:
             assert pbg.GRPCInferenceServiceStub(ch).ServerLive(pb.ServerLiveRequest(), timeout=10).live
         with grpc.secure_channel(target, grpc.ssl_channel_credentials(p.ca.read_bytes())) as ch:
@@ -97,8 +114,11 @@ def test_mutual_tls(tmp_path: Path) -> None:
                 pbg.GRPCInferenceServiceStub(ch).ServerLive(pb.ServerLiveRequest(), timeout=10)
             assert e.value.code() == grpc.StatusCode.UNAVAILABLE
         with pytest.raises((httpx.HTTPError, ssl.SSLError)):  # HTTPS without a client certificate
-            httpx.get(f"https://127.0.0.1:{server.port}/v2/health/ready", timeout=5,
-                      verify=ssl.create_default_context(cafile=str(p.ca)))  # fmt: skip
+            httpx.get(
+                f"https://127.0.0.1:{server.port}/v2/health/ready",
+                timeout=5,
+                verify=ssl.create_default_context(cafile=str(p.ca)),
+            )
         tls = ssl.create_default_context(cafile=str(p.ca))
         tls.load_cert_chain(str(p.client_cert), str(p.client_key))
         assert httpx.get(f"https://127.0.0.1:{server.port}/v2/health/ready", timeout=5, verify=tls).status_code == 200

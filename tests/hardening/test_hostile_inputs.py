@@ -20,14 +20,22 @@ INFER = LIMITS["max_request_bytes"]
 # every route family with a body, by the setting that limits it
 ROUTES_BY_SETTING = {
     "max_control_request_bytes": [
-        ("POST", "/v1/tenants"), ("POST", "/v1/keys"), ("PUT", "/v1/limits/tenant/acme"), ("PUT", "/v1/budgets/tenant/acme"),
-        ("PUT", "/v1/models/mlp/owner"), ("POST", "/v1/training/jobs"), ("POST", "/v1/optimizations"),
+        ("POST", "/v1/tenants"),
+        ("POST", "/v1/keys"),
+        ("PUT", "/v1/limits/tenant/acme"),
+        ("PUT", "/v1/budgets/tenant/acme"),
+        ("PUT", "/v1/models/mlp/owner"),
+        ("POST", "/v1/training/jobs"),
+        ("POST", "/v1/optimizations"),
         ("POST", "/v2/repository/index"),
     ],
     "max_openai_request_bytes": [
-        ("POST", "/v1/chat/completions"), ("POST", "/v1/completions"), ("POST", "/v1/embeddings"), ("POST", "/v1/audio/speech"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/completions"),
+        ("POST", "/v1/embeddings"),
+        ("POST", "/v1/audio/speech"),
     ],
-}  # fmt: skip
+}
 BODY_ROUTES = [(m, p, LIMITS[setting], setting) for setting, routes in ROUTES_BY_SETTING.items() for m, p in routes]
 X = {"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1.0, 2.0, 3.0, 4.0]}
 
@@ -41,11 +49,15 @@ def _chunks(total: int, size: int = 4096) -> Iterator[bytes]:
 
 # -- class 1: body limits on every route, before parsing and before the key ---------------------------
 @pytest.mark.parametrize(("method", "path", "limit", "setting"), BODY_ROUTES)
-def test_body_over_the_limit_is_413_without_a_key(app_client: TestClient, method: str, path: str, limit: int, setting: str) -> None:
+def test_body_over_the_limit_is_413_without_a_key(
+    app_client: TestClient, method: str, path: str, limit: int, setting: str
+) -> None:
     r = app_client.request(method, path, content=b"{" * (limit + 1), headers={"Content-Type": "application/json"})
     assert r.status_code == 413, r.text
     assert setting in message(r) and str(limit) in message(r)
-    chunked = app_client.request(method, path, content=_chunks(limit + 10), headers={"Content-Type": "application/json"})
+    chunked = app_client.request(
+        method, path, content=_chunks(limit + 10), headers={"Content-Type": "application/json"}
+    )
     if path.startswith("/v2/repository"):  # authenticates before it reads a byte of its (optional) body
         assert chunked.status_code == 401, chunked.text
     else:
@@ -54,7 +66,9 @@ def test_body_over_the_limit_is_413_without_a_key(app_client: TestClient, method
 
 
 @pytest.mark.parametrize(("method", "path", "limit", "setting"), BODY_ROUTES)
-def test_no_key_never_sees_a_validation_error(app_client: TestClient, method: str, path: str, limit: int, setting: str) -> None:
+def test_no_key_never_sees_a_validation_error(
+    app_client: TestClient, method: str, path: str, limit: int, setting: str
+) -> None:
     for body in (b"{not json", b'{"bogus": [1, 2, 3]}', b"[" * 3000 + b"]" * 3000, b"\xff\xfe"):
         r = app_client.request(method, path, content=body, headers={"Content-Type": "application/json"})
         assert r.status_code == 401, (path, body[:20], r.text)
@@ -81,17 +95,37 @@ def test_declared_sizes_are_not_trusted(app_client: TestClient, model: str) -> N
     url = f"/v2/models/{model}/infer"
     cases: list[tuple[bytes, dict[str, str], str]] = []
     # a ~100-byte request declaring 2^26 BYTES elements (used to allocate ~1 GB before looking at the data)
-    body, headers = _binary([{"name": "inp", "shape": [1, 1 << 26], "datatype": "BYTES", "parameters": {"binary_data_size": 4}}], b"\0\0\0\0")
+    body, headers = _binary(
+        [{"name": "inp", "shape": [1, 1 << 26], "datatype": "BYTES", "parameters": {"binary_data_size": 4}}],
+        b"\0\0\0\0",
+    )
     cases.append((body, headers, "elements"))
-    body, headers = _binary([{"name": "inp", "shape": [1, 20_000], "datatype": "BYTES", "parameters": {"binary_data_size": 8}}], struct.pack("<I", 0) * 2)
+    body, headers = _binary(
+        [{"name": "inp", "shape": [1, 20_000], "datatype": "BYTES", "parameters": {"binary_data_size": 8}}],
+        struct.pack("<I", 0) * 2,
+    )
     cases.append((body, headers, "holds at most 2"))
-    body, headers = _binary([{"name": "inp", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 10**12}}], b"\0" * 16)
+    body, headers = _binary(
+        [{"name": "inp", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 10**12}}], b"\0" * 16
+    )
     cases.append((body, headers, "binary_data_size"))
-    body, headers = _binary([{"name": "inp", "shape": [1, 8], "datatype": "FP32", "parameters": {"binary_data_size": 16}}], b"\0" * 16)
+    body, headers = _binary(
+        [{"name": "inp", "shape": [1, 8], "datatype": "FP32", "parameters": {"binary_data_size": 16}}], b"\0" * 16
+    )
     cases.append((body, headers, "needs 32 bytes"))
-    cases.append((dumps({"inputs": [{"name": "inp", "shape": [10**9, 10**9], "datatype": "BYTES", "data": ["a"]}]}), AUTH, "100000 elements"))
-    cases.append((dumps({"inputs": [{"name": "inp", "shape": [1] * 40, "datatype": "FP32", "data": [1.0]}]}), AUTH, "dimensions"))
-    cases.append((dumps({"inputs": [{"name": "inp", "shape": [2**70], "datatype": "FP32", "data": [1.0]}]}), AUTH, "shape"))
+    cases.append(
+        (
+            dumps({"inputs": [{"name": "inp", "shape": [10**9, 10**9], "datatype": "BYTES", "data": ["a"]}]}),
+            AUTH,
+            "100000 elements",
+        )
+    )
+    cases.append(
+        (dumps({"inputs": [{"name": "inp", "shape": [1] * 40, "datatype": "FP32", "data": [1.0]}]}), AUTH, "dimensions")
+    )
+    cases.append(
+        (dumps({"inputs": [{"name": "inp", "shape": [2**70], "datatype": "FP32", "data": [1.0]}]}), AUTH, "shape")
+    )
     for body, headers, mention in cases:
         r = app_client.post(url, content=body, headers=headers)
         assert r.status_code == 400, (mention, r.text)
@@ -165,10 +199,16 @@ def test_deep_nesting_in_any_field_is_400(app_client: TestClient) -> None:
 
 def test_non_utf8_bytes_to_a_text_model_is_400(app_client: TestClient) -> None:
     blob = struct.pack("<I", 2) + b"\xff\xfe"
-    body, headers = _binary([{"name": "inp", "shape": [1, 1], "datatype": "BYTES", "parameters": {"binary_data_size": len(blob)}}], blob)
+    body, headers = _binary(
+        [{"name": "inp", "shape": [1, 1], "datatype": "BYTES", "parameters": {"binary_data_size": len(blob)}}], blob
+    )
     r = app_client.post("/v2/models/strings/infer", content=body, headers=headers)
     assert r.status_code == 400 and "'inp'" in message(r) and "UTF-8" in message(r), r.text
-    ok = app_client.post("/v2/models/strings/infer", content=dumps({"inputs": [{"name": "inp", "shape": [1, 1], "datatype": "BYTES", "data": ["caf\u00e9"]}]}), headers=AUTH)
+    ok = app_client.post(
+        "/v2/models/strings/infer",
+        content=dumps({"inputs": [{"name": "inp", "shape": [1, 1], "datatype": "BYTES", "data": ["caf\u00e9"]}]}),
+        headers=AUTH,
+    )
     assert ok.status_code == 200 and ok.json()["outputs"][0]["data"] == ["caf\u00e9"]
 
 
@@ -208,16 +248,16 @@ def test_filters_out_of_range_are_400(app_client: TestClient, path: str, param: 
         ("/v1/models/mlp/owner", {"public": 0}, "public"),
     ],
 )
-def test_numbers_too_large_for_the_database_are_400(app_client: TestClient, path: str, body: dict[str, Any], param: str) -> None:
+def test_numbers_too_large_for_the_database_are_400(
+    app_client: TestClient, path: str, body: dict[str, Any], param: str
+) -> None:
     method = "POST" if path in ("/v1/keys", "/v1/tenants") else "PUT"
     r = app_client.request(method, path, json=body, headers=AUTH)
     assert r.status_code == 400, r.text[:300]
     assert param in message(r)
 
 
-@pytest.mark.parametrize(
-    ("field", "value"), [("priority", 2**63), ("priority", 2**31), ("seed", 2**70), ("seed", -1)]
-)
+@pytest.mark.parametrize(("field", "value"), [("priority", 2**63), ("priority", 2**31), ("seed", 2**70), ("seed", -1)])
 def test_job_integers_beyond_their_column_are_400(app_client: TestClient, field: str, value: int) -> None:
     job = {"recipe": "tabular", "training_file": "file-x", "model": "m", field: value}
     r = app_client.post("/v1/training/jobs", json=job, headers=AUTH)
@@ -240,7 +280,13 @@ def test_job_paging_beyond_a_64_bit_column_is_400(app_client: TestClient, query:
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/files?limit=10000000000000000000000", "/v1/files?after=" + "z" * 5000, "/v1/training/jobs?limit=-5", "/v1/optimizations?limit=99999999999999999999999"]
+    "path",
+    [
+        "/v1/files?limit=10000000000000000000000",
+        "/v1/files?after=" + "z" * 5000,
+        "/v1/training/jobs?limit=-5",
+        "/v1/optimizations?limit=99999999999999999999999",
+    ],
 )
 def test_paging_cursors_out_of_range_are_4xx(app_client: TestClient, path: str) -> None:
     r = app_client.get(path, headers=AUTH)
@@ -254,7 +300,9 @@ def test_long_strings_are_cut_in_messages(app_client: TestClient) -> None:
         app_client.post(f"/v2/models/{name}/infer", content=dumps({"inputs": [X]}), headers=AUTH),
         app_client.get(f"/v2/models/{name}", headers=AUTH),
         app_client.get(f"/v1/tenants/{name}", headers=AUTH),
-        app_client.post("/v2/models/mlp/infer", content=dumps({"inputs": [{**X, "datatype": "D" * 10_000}]}), headers=AUTH),
+        app_client.post(
+            "/v2/models/mlp/infer", content=dumps({"inputs": [{**X, "datatype": "D" * 10_000}]}), headers=AUTH
+        ),
         app_client.post("/v2/models/mlp/infer", content=dumps({"inputs": [{**X, "name": "n" * 10_000}]}), headers=AUTH),
     ):
         assert 400 <= r.status_code < 500, r.text[:200]
@@ -350,4 +398,6 @@ def _validation_peak(path: Any, rows: int) -> int:
 def test_table_validation_is_streamed(tmp_path: Any) -> None:
     # a whole-file parse grows with the file (the text and every value); the scan holds a row and counters
     small, large = _validation_peak(tmp_path / "small.csv", 4_000), _validation_peak(tmp_path / "large.csv", 16_000)
-    assert large < small * 1.25 + (64 << 10), f"validation peak grew with the file: {small >> 10} KB -> {large >> 10} KB"
+    assert large < small * 1.25 + (64 << 10), (
+        f"validation peak grew with the file: {small >> 10} KB -> {large >> 10} KB"
+    )

@@ -2,7 +2,8 @@
 content type, headers, body schema), a schema-violating request is refused, and nothing is a server error.
 
 Bounded: at most 8 examples per operation and 35 s of generation, all phases (examples, coverage, fuzzing,
-stateful) with a fixed seed, one worker (hypothesis is not thread-safe in places). ``positive_data_acceptance`` is the one check left out: JSON Schema cannot say
+stateful) with a fixed seed, one worker (hypothesis is not thread-safe in places). ``positive_data_acceptance`` is the
+one check left out: JSON Schema cannot say
 that a tensor's ``data`` must match its ``shape``, or that a tenant must exist, so schema-valid requests are
 refused with 400/404 by design.
 """
@@ -28,12 +29,29 @@ def test_the_openapi_document_describes_what_the_server_answers(tmp_path: Path) 
     build_models(home)
     with served(home, tmp_path / "server.log") as (url, _proc):
         cmd = [
-            sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json",
-            "--checks", "all", "--exclude-checks", CHECKS_EXCLUDED,
-            "-H", f"Authorization: Bearer {ADMIN_SECRET}",
-            "--max-examples", "8", "--max-time", "35", "--seed", "7", "--workers", "1",
-            "--generation-database", "none", "--no-color",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{url}/openapi.json",
+            "--checks",
+            "all",
+            "--exclude-checks",
+            CHECKS_EXCLUDED,
+            "-H",
+            f"Authorization: Bearer {ADMIN_SECRET}",
+            "--max-examples",
+            "8",
+            "--max-time",
+            "35",
+            "--seed",
+            "7",
+            "--workers",
+            "1",
+            "--generation-database",
+            "none",
+            "--no-color",
+        ]
         env = {**os.environ, "SCHEMATHESIS_HOOKS": ""}
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
         log = (tmp_path / "server.log").read_text(errors="replace")

@@ -75,7 +75,9 @@ class Peak:
         if exc[0] is not None:
             return
         peak = _status(self.pid)["VmHWM"]
-        print(f"\n[rss] {self.what}: baseline {self.base} MiB, peak {peak} MiB (+{peak - self.base}, bound +{self.bound})")
+        print(
+            f"\n[rss] {self.what}: baseline {self.base} MiB, peak {peak} MiB (+{peak - self.base}, bound +{self.bound})"
+        )
         assert peak - self.base <= self.bound, f"{self.what}: peak RSS {peak} MiB, baseline {self.base} MiB"
 
 
@@ -106,7 +108,9 @@ def test_huge_bodies_without_a_key_are_refused_while_read(server: tuple[str, int
             assert _raw_status(url, f"POST {path} HTTP/1.1\r\nContent-Length: {300 * MB}\r\n\r\n{{}}") == 413
             # chunked, no length: refused once the limit is crossed; the server may close while we still send
             try:
-                r = httpx.post(f"{url}{path}", content=_chunks(300 * MB), headers={"Content-Type": "application/json"}, timeout=60)
+                r = httpx.post(
+                    f"{url}{path}", content=_chunks(300 * MB), headers={"Content-Type": "application/json"}, timeout=60
+                )
                 assert r.status_code == 413, r.text
             except httpx.TransportError:
                 pass
@@ -117,7 +121,13 @@ def test_declared_sizes_cost_nothing(server: tuple[str, int]) -> None:
     url, pid = server
     with Peak(pid, "~100-byte V2 requests declaring 2^26 BYTES elements", REFUSED_EARLY_MB):
         for model in ("mlp", "no-such-model"):
-            head = json.dumps({"inputs": [{"name": "x", "shape": [1, 1 << 26], "datatype": "BYTES", "parameters": {"binary_data_size": 4}}]}).encode()
+            head = json.dumps(
+                {
+                    "inputs": [
+                        {"name": "x", "shape": [1, 1 << 26], "datatype": "BYTES", "parameters": {"binary_data_size": 4}}
+                    ]
+                }
+            ).encode()
             headers = {**ROOT, "Inference-Header-Content-Length": str(len(head))}
             for _ in range(20):
                 r = httpx.post(f"{url}/v2/models/{model}/infer", content=head + struct.pack("<I", 0), headers=headers)
@@ -147,7 +157,13 @@ def test_npz_bombs_are_refused_before_inflating(server: tuple[str, int]) -> None
     liar = _npz((1 << 40,), b"\0" * 64)  # claims 4 TiB
     with Peak(pid, "NPZ bombs (256 MB inflated, 4 TiB declared)", REFUSED_EARLY_MB):
         for name, content in (("bomb.npz", bomb), ("liar.npz", liar)):
-            r = httpx.post(f"{url}/v1/files", files={"file": (name, content)}, data={"purpose": "training"}, headers=ROOT, timeout=60)
+            r = httpx.post(
+                f"{url}/v1/files",
+                files={"file": (name, content)},
+                data={"purpose": "training"},
+                headers=ROOT,
+                timeout=60,
+            )
             assert r.status_code == 413 and "max_upload_bytes" in r.json()["error"]["message"], r.text
         _live(url)
 
@@ -156,7 +172,10 @@ def _big_json(size: int) -> bytes:
     """A V2 request of about ``size`` bytes: four FP32 inputs of numbers (decoded one after another)."""
     per = (size - 1024) // 4
     n = per // len("0.123456,")
-    inputs = [f'{{"name": "x{i}", "shape": [{n}], "datatype": "FP32", "data": [' + ",".join(["0.123456"] * n) + "]}" for i in range(4)]
+    inputs = [
+        f'{{"name": "x{i}", "shape": [{n}], "datatype": "FP32", "data": [' + ",".join(["0.123456"] * n) + "]}"
+        for i in range(4)
+    ]
     return ('{"inputs": [' + ",".join(inputs) + "]}").encode()
 
 
@@ -197,7 +216,10 @@ def test_liveness_is_answered_while_the_biggest_request_is_parsed(server: tuple[
     assert reply.startswith(b"HTTP/1.1 400"), reply[:300]  # four unknown inputs for mlp: decoded, then refused
     during = [t for t in answered if sent < t < done]
     worst = max(latency, default=0.0) * 1000
-    print(f"\n[live] {len(during)} liveness answers while the {len(body) // MB} MB request was in flight ({done - sent:.2f} s); "
-          f"slowest liveness answer {worst:.0f} ms")  # fmt: skip
+    print(
+        f"\n[live] {len(during)} liveness answers while the {len(body) // MB} MB request was in flight "
+        f"({done - sent:.2f} s); "
+        f"slowest liveness answer {worst:.0f} ms"
+    )
     assert during, "no liveness answer while the big request was being parsed"
     _live(url)

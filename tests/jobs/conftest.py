@@ -42,18 +42,30 @@ def tabular_job(file_id: str, model: str = "clf", **kw: Any) -> dict[str, Any]:
     hp = {"label": "label", "epochs": 2, "batch_size": 32, "hidden": [16]}
     hp.update(kw.pop("hyperparameters", {}))
     body: dict[str, Any] = {
-        "recipe": "tabular", "training_file": file_id, "model": model, "hyperparameters": hp,
-        "resources": {"workers": 1, "threads_per_worker": 1}, "checkpoint": {"every_n_steps": 5, "keep_last": 2},
-        "max_restarts": 0, "max_runtime_s": 300,
-    }  # fmt: skip
+        "recipe": "tabular",
+        "training_file": file_id,
+        "model": model,
+        "hyperparameters": hp,
+        "resources": {"workers": 1, "threads_per_worker": 1},
+        "checkpoint": {"every_n_steps": 5, "keep_last": 2},
+        "max_restarts": 0,
+        "max_runtime_s": 300,
+    }
     body.update(kw)
     return body
 
 
-def wait_job(client: TestClient, key: Key | dict[str, str], job_id: str, until: Callable[[dict[str, Any]], bool] | None = None,
-             timeout: float = 180.0) -> dict[str, Any]:  # fmt: skip
+def wait_job(
+    client: TestClient,
+    key: Key | dict[str, str],
+    job_id: str,
+    until: Callable[[dict[str, Any]], bool] | None = None,
+    timeout: float = 180.0,
+) -> dict[str, Any]:
     """Poll the job through the API until ``until(job)`` (default: a terminal state)."""
-    return poll_job(client, key if isinstance(key, dict) else key.headers, f"/v1/training/jobs/{job_id}", until, timeout)
+    return poll_job(
+        client, key if isinstance(key, dict) else key.headers, f"/v1/training/jobs/{job_id}", until, timeout
+    )
 
 
 @pytest.fixture

@@ -32,9 +32,30 @@ def test_upload_create_watch_and_call_from_the_cli(tmp_path: Path) -> None:
         assert "400 rows" in r.output
         file_id = re.search(r"file-[0-9a-f]+", r.output).group(0)  # type: ignore[union-attr]
 
-        r = runner.invoke(app, ["jobs", "create", "--recipe", "tabular", "--file", file_id, "--validation-file", str(val),
-                                "--model", "churn", "--workers", "2", "--hp", "label=label", "--hp", "epochs=3",
-                                "--hp", "hidden=[16]", *conn])  # fmt: skip
+        r = runner.invoke(
+            app,
+            [
+                "jobs",
+                "create",
+                "--recipe",
+                "tabular",
+                "--file",
+                file_id,
+                "--validation-file",
+                str(val),
+                "--model",
+                "churn",
+                "--workers",
+                "2",
+                "--hp",
+                "label=label",
+                "--hp",
+                "epochs=3",
+                "--hp",
+                "hidden=[16]",
+                *conn,
+            ],
+        )
         assert r.exit_code == 0, r.output
         assert "uploaded val.csv" in r.output  # a local path is uploaded first
         job_id = re.search(r"trjob-[0-9a-f]+", r.output).group(0)  # type: ignore[union-attr]
@@ -49,8 +70,12 @@ def test_upload_create_watch_and_call_from_the_cli(tmp_path: Path) -> None:
 
         x = [2.0, 1.0, -1.0, 0.0]  # a + 0.5 b - 0.3 c = 2.8, far on the positive side: class 1
         body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": x}]}
-        resp = httpx.post(f"{url}/v2/models/churn/versions/1/infer", json=body,
-                          headers={"Authorization": f"Bearer {ADMIN_SECRET}"}, timeout=30)  # fmt: skip
+        resp = httpx.post(
+            f"{url}/v2/models/churn/versions/1/infer",
+            json=body,
+            headers={"Authorization": f"Bearer {ADMIN_SECRET}"},
+            timeout=30,
+        )
         assert resp.status_code == 200, resp.text
         assert {o["name"]: o for o in resp.json()["outputs"]}["label"]["data"] == [1]
 

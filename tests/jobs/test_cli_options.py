@@ -24,8 +24,20 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return bodies
 
 
-BASE = ["jobs", "create", "--recipe", "tabular", "--file", "file-abc", "--model", "m", "--api-key", "k",
-        "--url", "http://127.0.0.1:9"]  # fmt: skip
+BASE = [
+    "jobs",
+    "create",
+    "--recipe",
+    "tabular",
+    "--file",
+    "file-abc",
+    "--model",
+    "m",
+    "--api-key",
+    "k",
+    "--url",
+    "http://127.0.0.1:9",
+]
 
 
 def test_zero_stage_goes_into_the_job(sent: list[dict[str, Any]]) -> None:

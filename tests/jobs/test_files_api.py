@@ -67,8 +67,16 @@ def test_upload_list_get_delete(world: World) -> None:
 BAD = [
     ("bad.csv", blobs_csv(30, bad_line=17), "bad.csv: line 17, column 'b': 'abc' is not a number"),
     ("short.csv", b"a,b,label\n1,2,0\n3,4\n", "short.csv: line 3: 2 fields, but the header has 3 columns"),
-    ("bad.jsonl", b'{"a": 1}\n{"a": 2 "b"}\n', "bad.jsonl: line 2: not valid JSON (Expecting ',' delimiter at column 9)"),
-    ("bad.jsonl", b'{"x": 1}\n{"x": 2}\n{"x": "seven"}\n{"x": 4}\n', "bad.jsonl: line 3, column 'x': 'seven' is not a number"),
+    (
+        "bad.jsonl",
+        b'{"a": 1}\n{"a": 2 "b"}\n',
+        "bad.jsonl: line 2: not valid JSON (Expecting ',' delimiter at column 9)",
+    ),
+    (
+        "bad.jsonl",
+        b'{"x": 1}\n{"x": 2}\n{"x": "seven"}\n{"x": 4}\n',
+        "bad.jsonl: line 3, column 'x': 'seven' is not a number",
+    ),
     ("model.pkl", b"abc", "cannot tell the format of 'model.pkl'"),
     ("empty.csv", b"", "empty.csv: the file is empty"),
     ("broken.npz", b"PK\x03\x04garbage", "broken.npz: not a readable NPZ file"),
@@ -105,8 +113,11 @@ def test_over_the_limit_is_413_and_nothing_is_stored(world: World) -> None:
             yield big[i : i + 4096]
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    r = world.client.post("/v1/files", content=body(),
-                          headers={**acme.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})  # fmt: skip
+    r = world.client.post(
+        "/v1/files",
+        content=body(),
+        headers={**acme.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert r.status_code == 413, r.text
     assert _stored(world) == (0, [])
     # just under the limit is fine

@@ -20,7 +20,9 @@ def world(request: pytest.FixtureRequest, world_factory) -> Iterator[World]:  # 
 
 def _failing_job(w: World, key, file_id: str, model: str = "clf") -> dict:  # type: ignore[no-untyped-def, type-arg]
     """A job whose label column does not exist: created, then failed while validating (no process)."""
-    r = w.client.post("/v1/training/jobs", json=tabular_job(file_id, model, hyperparameters={"label": "nope"}), headers=key.headers)
+    r = w.client.post(
+        "/v1/training/jobs", json=tabular_job(file_id, model, hyperparameters={"label": "nope"}), headers=key.headers
+    )
     assert r.status_code == 201, r.text
     job = r.json()
     assert job["status"] == "failed" and "no label column 'nope'" in job["reason"], job
@@ -34,8 +36,14 @@ def test_other_tenants_jobs_answer_404_like_missing_ones(world: World) -> None:
     assert (job["owner"], job["training_file"], job["model"]) == ("acme", fid, "clf")
     assert "validating" in job["transitions"] and "failed" in job["transitions"]
     jid, missing = job["id"], "trjob-0000000000000000"
-    assert_hidden_like_missing(world.client, globex.headers, "/v1/training/jobs", jid, missing, [
-        ("GET", ""), ("POST", "/cancel"), ("GET", "/events"), ("GET", "/checkpoints"), ("GET", "/logs?rank=0")])  # fmt: skip
+    assert_hidden_like_missing(
+        world.client,
+        globex.headers,
+        "/v1/training/jobs",
+        jid,
+        missing,
+        [("GET", ""), ("POST", "/cancel"), ("GET", "/events"), ("GET", "/checkpoints"), ("GET", "/logs?rank=0")],
+    )
     assert world.client.get("/v1/training/jobs", headers=globex.headers).json()["data"] == []
     assert [j["id"] for j in world.client.get("/v1/training/jobs", headers=acme.headers).json()["data"]] == [jid]
     assert [j["id"] for j in world.client.get("/v1/training/jobs", headers=ROOT).json()["data"]] == [jid]
@@ -54,7 +62,9 @@ def test_other_tenants_jobs_answer_404_like_missing_ones(world: World) -> None:
     nothing = world.client.post("/v1/training/jobs", json=tabular_job("file-nope", "mine"), headers=globex.headers)
     assert theirs.status_code == nothing.status_code == 404
     assert theirs.json()["error"]["param"] == "training_file"
-    assert theirs.json()["error"]["message"].replace(fid, "X") == nothing.json()["error"]["message"].replace("file-nope", "X")
+    assert theirs.json()["error"]["message"].replace(fid, "X") == nothing.json()["error"]["message"].replace(
+        "file-nope", "X"
+    )
     assert world.client.get("/v1/training/jobs", headers=globex.headers).json()["data"] == []
 
 
@@ -67,7 +77,9 @@ def test_target_model_must_be_the_tenants(world: World) -> None:
 
     def create(key, file_id: str, model: str):  # type: ignore[no-untyped-def]
         body = tabular_job(file_id, model, hyperparameters={"label": "nope"})
-        return world.client.post("/v1/training/jobs", json=body, headers=key.headers if hasattr(key, "headers") else key)
+        return world.client.post(
+            "/v1/training/jobs", json=body, headers=key.headers if hasattr(key, "headers") else key
+        )
 
     hidden = create(globex, globex_file, "secret")
     assert hidden.status_code == 404 and hidden.json()["error"]["message"] == "unknown model 'secret'"
@@ -95,7 +107,10 @@ def test_request_validation_and_roles(world: World) -> None:
         ({"hyperparameters": {"label": "label", "epochs": -1}}, "epochs"),
         ({"resources": {"workers": 2, "threads_per_worker": 2}}, "needs 4 cores"),
         ({"strategy": "mpi"}, "job.strategy"),
-        ({"resources": {"nodes": 2, "workers_per_node": 1}}, "needs a Ray cluster: start the server with --ray-address"),
+        (
+            {"resources": {"nodes": 2, "workers_per_node": 1}},
+            "needs a Ray cluster: start the server with --ray-address",
+        ),
         ({"resources": {"workers": 2, "workers_per_node": 1}}, "not two different counts"),
     ]
     for change, expected in cases:

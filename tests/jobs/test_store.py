@@ -27,7 +27,9 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def _job(job_id: str, created: float, **kw: object) -> JobRecord:
-    spec = parse_spec({"recipe": "tabular", "training_file": "/data/t.csv", "model": "clf", "hyperparameters": {"label": "y"}})
+    spec = parse_spec(
+        {"recipe": "tabular", "training_file": "/data/t.csv", "model": "clf", "hyperparameters": {"label": "y"}}
+    )
     return JobRecord(id=job_id, spec=spec, job_dir=f"/jobs/{job_id}", created_at=created, **kw)  # type: ignore[arg-type]
 
 
@@ -40,9 +42,11 @@ def test_job_lifecycle_is_logged(db: Store, caplog: pytest.LogCaptureFixture) ->
         s.update("j9", progress={"step": 1})  # not a state change: no line
         s.update("j9", state="failed", reason="out of memory")
     lines = [(r.getMessage(), r.__dict__.get("event")) for r in caplog.records if r.name == "aiaas.jobs"]
-    assert lines == [("training job j9 created (validating)", "validating"),
-                     ("training job j9 validating -> queued", "queued"),
-                     ("training job j9 queued -> failed: out of memory", "failed")]
+    assert lines == [
+        ("training job j9 created (validating)", "validating"),
+        ("training job j9 validating -> queued", "queued"),
+        ("training job j9 queued -> failed: out of memory", "failed"),
+    ]
 
 
 def test_job_store_contract(db: Store) -> None:
@@ -51,7 +55,13 @@ def test_job_store_contract(db: Store) -> None:
     s.create(_job("j2", 2.5, owner="acme", transitions={"validating": 2.5}))
     s.create(_job("j1", 1.25, owner="globex"))
     got = s.get("j2")
-    assert (got.id, got.owner, got.state, got.created_at, got.transitions) == ("j2", "acme", "validating", 2.5, {"validating": 2.5})
+    assert (got.id, got.owner, got.state, got.created_at, got.transitions) == (
+        "j2",
+        "acme",
+        "validating",
+        2.5,
+        {"validating": 2.5},
+    )
     assert got.spec.hyperparameters == {"label": "y"} and got.spec.resources.workers == 1
     with pytest.raises(NotFound):
         s.get("nope")
@@ -61,8 +71,16 @@ def test_job_store_contract(db: Store) -> None:
         s.update("j2", colour="blue")
 
     new_spec = got.spec.model_copy(update={"training_file": "data/train.csv", "priority": 7})
-    done = s.update("j2", state="succeeded", spec=new_spec, result={"metrics": {"accuracy": 0.9}}, model_version=3,
-                    progress={"step": 10, "total_steps": 10}, transitions={"validating": 2.5, "succeeded": 9.0}, restarts=1)  # fmt: skip
+    done = s.update(
+        "j2",
+        state="succeeded",
+        spec=new_spec,
+        result={"metrics": {"accuracy": 0.9}},
+        model_version=3,
+        progress={"step": 10, "total_steps": 10},
+        transitions={"validating": 2.5, "succeeded": 9.0},
+        restarts=1,
+    )
     assert done.state == "succeeded" and done.model_version == 3 and done.restarts == 1
     again = s.get("j2")
     assert again.spec.training_file == "data/train.csv" and again.priority == 7
@@ -73,9 +91,17 @@ def test_job_store_contract(db: Store) -> None:
     assert [j.id for j in s.list(["succeeded"])] == ["j2"]
     assert s.list(["running"]) == []
 
-    s.append_events("j1", [{"ts": 1.0, "level": "info", "type": "message", "message": "a", "data": {"phase": "rendezvous"}}])
-    s.append_events("j1", [{"ts": 2.0, "type": "metrics", "message": "", "data": {"step": 1, "loss": 0.5}},
-                           {"ts": 3.0, "level": "error", "message": "boom"}], events_offset=1234)  # fmt: skip
+    s.append_events(
+        "j1", [{"ts": 1.0, "level": "info", "type": "message", "message": "a", "data": {"phase": "rendezvous"}}]
+    )
+    s.append_events(
+        "j1",
+        [
+            {"ts": 2.0, "type": "metrics", "message": "", "data": {"step": 1, "loss": 0.5}},
+            {"ts": 3.0, "level": "error", "message": "boom"},
+        ],
+        events_offset=1234,
+    )
     events = s.events("j1")
     assert [e["seq"] for e in events] == [1, 2, 3]
     assert events[1]["data"] == {"step": 1, "loss": 0.5} and events[2]["level"] == "error"

@@ -44,18 +44,27 @@ def test_two_worker_ddp_job_serves_its_version_through_v2(world: World) -> None:
     train = upload(world.client, acme, "train.csv", blobs_csv(400, seed=0)).json()["id"]
     val_bytes = blobs_csv(200, seed=1)
     val = upload(world.client, acme, "val.csv", val_bytes).json()["id"]
-    body = tabular_job(train, "churn", validation_file=val, resources={"workers": 2, "threads_per_worker": 1},
-                       hyperparameters={"epochs": 3})  # fmt: skip
+    body = tabular_job(
+        train,
+        "churn",
+        validation_file=val,
+        resources={"workers": 2, "threads_per_worker": 1},
+        hyperparameters={"epochs": 3},
+    )
     r = world.client.post("/v1/training/jobs", json=body, headers=acme.headers)
     assert r.status_code == 201, r.text
     job = wait_job(world.client, acme, r.json()["id"])
     assert job["status"] == "succeeded", job["reason"]
     assert (job["model"], job["model_version"], job["owner"], job["validation_file"]) == ("churn", 1, "acme", val)
-    assert {"validating", "queued", "running", "rendezvous", "training", "exporting", "succeeded"} <= set(job["transitions"])
+    assert {"validating", "queued", "running", "rendezvous", "training", "exporting", "succeeded"} <= set(
+        job["transitions"]
+    )
     assert job["metrics"]["accuracy"] > 0.75 and job["result"]["workers"] == 2
     jid = job["id"]
 
-    metrics = world.client.get(f"/v1/training/jobs/{jid}/events?type=metrics&limit=1000", headers=acme.headers).json()["data"]
+    metrics = world.client.get(f"/v1/training/jobs/{jid}/events?type=metrics&limit=1000", headers=acme.headers).json()[
+        "data"
+    ]
     assert metrics and all(e["type"] == "metrics" for e in metrics)
     assert metrics[-1]["data"]["step"] == metrics[-1]["data"]["total_steps"] == job["result"]["steps"]
     assert {"loss", "samples_per_s", "eta_s"} <= set(metrics[-1]["data"])
@@ -63,7 +72,9 @@ def test_two_worker_ddp_job_serves_its_version_through_v2(world: World) -> None:
     assert [e["seq"] for e in first["data"]] == [1, 2] and first["has_more"] and first["last_seq"] == 2
     nxt = world.client.get(f"/v1/training/jobs/{jid}/events?after=2&limit=1", headers=acme.headers).json()
     assert [e["seq"] for e in nxt["data"]] == [3]
-    messages = world.client.get(f"/v1/training/jobs/{jid}/events?type=message&limit=1000", headers=acme.headers).json()["data"]
+    messages = world.client.get(f"/v1/training/jobs/{jid}/events?type=message&limit=1000", headers=acme.headers).json()[
+        "data"
+    ]
     assert any(e["message"] == "registered model 'churn' version 1" for e in messages)
     assert world.client.get(f"/v1/training/jobs/{jid}/events?level=error", headers=acme.headers).json()["data"] == []
 
@@ -94,7 +105,9 @@ def test_cancel_through_the_api_stops_every_worker(world: World, monkeypatch: py
     monkeypatch.setenv("AIAAS_TRAINING_STEP_DELAY_S", "0.05")
     acme = world.key("acme", "developer")
     train = upload(world.client, acme, "train.csv", blobs_csv(200)).json()["id"]
-    body = tabular_job(train, resources={"workers": 2, "threads_per_worker": 1}, hyperparameters={"epochs": 100, "max_steps": 2000})
+    body = tabular_job(
+        train, resources={"workers": 2, "threads_per_worker": 1}, hyperparameters={"epochs": 100, "max_steps": 2000}
+    )
     jid = world.client.post("/v1/training/jobs", json=body, headers=acme.headers).json()["id"]
     wait_job(world.client, acme, jid, until=lambda j: j["progress"].get("step"))
     tree = _tree(world, jid)
@@ -112,8 +125,12 @@ def test_server_restart_mid_job_resumes_it(world_factory, monkeypatch: pytest.Mo
     with world_factory("sqlite", training_cores=2) as w:
         acme = w.key("acme", "developer")
         train = upload(w.client, acme, "train.csv", blobs_csv(400)).json()["id"]
-        body = tabular_job(train, "resumed", checkpoint={"every_n_steps": 4, "keep_last": 2},
-                           hyperparameters={"epochs": 20, "max_steps": 50})  # fmt: skip
+        body = tabular_job(
+            train,
+            "resumed",
+            checkpoint={"every_n_steps": 4, "keep_last": 2},
+            hyperparameters={"epochs": 20, "max_steps": 50},
+        )
         jid = w.client.post("/v1/training/jobs", json=body, headers=acme.headers).json()["id"]
         wait_job(w.client, acme, jid, until=lambda j: j["progress"].get("step", 0) >= 8)
         tree = _tree(w, jid)
@@ -128,15 +145,18 @@ def test_server_restart_mid_job_resumes_it(world_factory, monkeypatch: pytest.Mo
         job = wait_job(client, acme, jid)
         assert job["status"] == "succeeded", job["reason"]
         assert job["result"]["steps"] == 50 and job["model_version"] == 1
-        events = client.get(f"/v1/training/jobs/{jid}/events?type=message&limit=1000", headers=acme.headers).json()["data"]
+        events = client.get(f"/v1/training/jobs/{jid}/events?type=message&limit=1000", headers=acme.headers).json()[
+            "data"
+        ]
         assert any("the server restarted; the job resumes from its checkpoint" in e["message"] for e in events)
         resumed = [e["data"] for e in events if e["data"].get("phase") == "resumed"]
         assert resumed and resumed[-1]["resumed_from_step"] >= checkpoint
         new_launch = json.loads((home / "jobs" / jid / "launcher.json").read_text())
         assert new_launch["pid"] != launcher["pid"] and new_launch["first_start"] == launcher["first_start"]
         x = [[0.5, -0.2, 0.1, 0.3]]
-        r = client.post("/v2/models/resumed/infer", headers=acme.headers,
-                        json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": x[0]}]})  # fmt: skip
+        r = client.post(
+            "/v2/models/resumed/infer",
+            headers=acme.headers,
+            json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": x[0]}]},
+        )
         assert r.status_code == 200, r.text
-
-

@@ -50,9 +50,17 @@ def write_gguf(hf_dir: Path, out: Path) -> Path:
     w.add_token_merges(merges)
     w.add_eos_token_id(int(cfg["eos_token_id"]))
     w.add_add_bos_token(False)
-    names = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-             "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}  # fmt: skip
+    names = {
+        "self_attn.q_proj": "attn_q",
+        "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v",
+        "self_attn.o_proj": "attn_output",
+        "mlp.gate_proj": "ffn_gate",
+        "mlp.up_proj": "ffn_up",
+        "mlp.down_proj": "ffn_down",
+        "input_layernorm": "attn_norm",
+        "post_attention_layernorm": "ffn_norm",
+    }
     tensors = load_file(str(hf_dir / "model.safetensors"))
     for key, value in sorted(tensors.items()):
         arr = np.ascontiguousarray(value.astype(np.float32))

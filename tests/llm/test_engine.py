@@ -47,8 +47,12 @@ GREEDY = dict(temperature=0.0, ignore_eos=True)
 
 def test_batched_greedy_equals_unbatched_forward(engine: TorchEngine) -> None:
     """Prompts of different lengths joining at different times decode exactly as each would alone."""
-    prompts = ["Hello world", "The quick brown fox jumps over the lazy dog. " * 2, "A",
-               "Tokens per second, time to first token"]  # fmt: skip
+    prompts = [
+        "Hello world",
+        "The quick brown fox jumps over the lazy dog. " * 2,
+        "A",
+        "Tokens per second, time to first token",
+    ]
     ids = [engine.tokenizer.encode(p) for p in prompts]
 
     async def one(i: int) -> list[int]:
@@ -173,8 +177,9 @@ def test_penalties_and_logprobs(engine: TorchEngine) -> None:
 
     async def main() -> tuple[list[int], list[int], list]:
         plain, _ = await collect(engine.generate(ids, SamplingParams(max_tokens=20, **GREEDY)))
-        pen, _ = await collect(engine.generate(ids, SamplingParams(max_tokens=20, frequency_penalty=2.0,
-                                                                   presence_penalty=2.0, **GREEDY)))  # fmt: skip
+        pen, _ = await collect(
+            engine.generate(ids, SamplingParams(max_tokens=20, frequency_penalty=2.0, presence_penalty=2.0, **GREEDY))
+        )
         steps = []
         async for step in engine.generate(ids, SamplingParams(max_tokens=3, logprobs=3, **GREEDY)):
             steps.extend(step.tokens)

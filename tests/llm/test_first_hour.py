@@ -20,8 +20,9 @@ runner = CliRunner()
 
 
 def cli(server: Server, *args: str, input: str | None = None) -> tuple[int, str]:
-    result = runner.invoke(app, [*map(str, args), "--url", server.url, "--api-key", ADMIN_KEY], input=input,
-                           env={"COLUMNS": "200"})
+    result = runner.invoke(
+        app, [*map(str, args), "--url", server.url, "--api-key", ADMIN_KEY], input=input, env={"COLUMNS": "200"}
+    )
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result.exit_code, result.output
 
@@ -96,13 +97,20 @@ def test_llm_metrics_vllm_style(server: Server) -> None:
 
     def scrape() -> dict[str, float]:
         text = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).text
-        return {s.name + ("" if s.labels.get("model") in (None, "tiny-llm") else "?"): s.value
-                for fam in text_string_to_metric_families(text) for s in fam.samples
-                if s.labels.get("model") in (None, "tiny-llm") and s.name.startswith("aiaas_llm_")}
+        return {
+            s.name + ("" if s.labels.get("model") in (None, "tiny-llm") else "?"): s.value
+            for fam in text_string_to_metric_families(text)
+            for s in fam.samples
+            if s.labels.get("model") in (None, "tiny-llm") and s.name.startswith("aiaas_llm_")
+        }
 
     before = scrape()
-    r = httpx.post(server.url + "/v1/completions", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60,
-                   json={"model": "tiny-llm", "prompt": "The cat sat", "max_tokens": 5, "ignore_eos": True})
+    r = httpx.post(
+        server.url + "/v1/completions",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=60,
+        json={"model": "tiny-llm", "prompt": "The cat sat", "max_tokens": 5, "ignore_eos": True},
+    )
     usage = r.json()["usage"]
     after = scrape()
     delta = {k: after[k] - before.get(k, 0.0) for k in after}
@@ -119,8 +127,12 @@ def _llm_samples(server: Server) -> dict[str, float]:
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).text
-    return {s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples
-            if s.labels.get("model") == "tiny-llm" and s.name.startswith("aiaas_llm_")}  # fmt: skip
+    return {
+        s.name: s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+        if s.labels.get("model") == "tiny-llm" and s.name.startswith("aiaas_llm_")
+    }
 
 
 def test_v2_llm_requests_count_tokens_and_meter_them_like_v1(server: Server, monkeypatch: Any) -> None:
@@ -131,13 +143,19 @@ def test_v2_llm_requests_count_tokens_and_meter_them_like_v1(server: Server, mon
     record = usage.record
     monkeypatch.setattr(usage, "record", lambda row: (rows.append(row), record(row)))
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    v1 = httpx.post(server.url + "/v1/completions", headers=headers, timeout=60,
-                    json={"model": "tiny-llm", "prompt": "The cat sat", "max_tokens": 4, "ignore_eos": True})  # fmt: skip
+    v1 = httpx.post(
+        server.url + "/v1/completions",
+        headers=headers,
+        timeout=60,
+        json={"model": "tiny-llm", "prompt": "The cat sat", "max_tokens": 4, "ignore_eos": True},
+    )
     assert v1.status_code == 200, v1.text
     prompt_tokens = v1.json()["usage"]["prompt_tokens"]
     before = _llm_samples(server)
-    body = {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["The cat sat", "The cat sat"]}],
-            "parameters": {"max_tokens": 4, "ignore_eos": True}}  # fmt: skip
+    body = {
+        "inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["The cat sat", "The cat sat"]}],
+        "parameters": {"max_tokens": 4, "ignore_eos": True},
+    }
     r = httpx.post(server.url + "/v2/models/tiny-llm/infer", json=body, headers=headers, timeout=60)
     assert r.status_code == 200, r.text
     after = _llm_samples(server)
@@ -155,16 +173,24 @@ def test_v2_llm_parameters_are_checked_like_v1(server: Server) -> None:
     import httpx
 
     def infer(parameters: dict) -> httpx.Response:
-        body = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["The cat"]}],
-                "parameters": parameters}
-        return httpx.post(server.url + "/v2/models/tiny-llm/infer", json=body, timeout=60,
-                          headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        body = {
+            "inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["The cat"]}],
+            "parameters": parameters,
+        }
+        return httpx.post(
+            server.url + "/v2/models/tiny-llm/infer",
+            json=body,
+            timeout=60,
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        )
 
-    for params, words in [({"max_tokens": -5}, "parameters.max_tokens: Input should be greater than or equal to 1"),
-                          ({"max_tokens": 3, "max_tokenz": 4}, "unknown parameter 'max_tokenz'"),
-                          ({"temperature": 3}, "parameters.temperature"),
-                          ({"max_tokens": "5"}, "parameters.max_tokens"),
-                          ({"max_tokens": 10**6}, "maximum context length")]:
+    for params, words in [
+        ({"max_tokens": -5}, "parameters.max_tokens: Input should be greater than or equal to 1"),
+        ({"max_tokens": 3, "max_tokenz": 4}, "unknown parameter 'max_tokenz'"),
+        ({"temperature": 3}, "parameters.temperature"),
+        ({"max_tokens": "5"}, "parameters.max_tokens"),
+        ({"max_tokens": 10**6}, "maximum context length"),
+    ]:
         r = infer(params)
         assert r.status_code == 400 and words in r.json()["error"], (params, r.text)
     r = infer({"max_tokens": 3, "temperature": 1, "seed": 7, "top_k": 5, "binary_data_output": False})
@@ -182,8 +208,12 @@ def test_speech_in_every_openai_format(server: Server) -> None:
         pytest.skip("ffmpeg is not installed (scripts/install-system-packages.sh)")
 
     def speech(fmt: str) -> httpx.Response:
-        return httpx.post(server.url + "/v1/audio/speech", headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                          json={"model": "tiny-tts", "input": "hello world", "response_format": fmt}, timeout=60)
+        return httpx.post(
+            server.url + "/v1/audio/speech",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            json={"model": "tiny-tts", "input": "hello world", "response_format": fmt},
+            timeout=60,
+        )
 
     seconds = 100 * len("hello world") / 8000  # the tiny synthesizer: 100 samples per character at 8 kHz
     checks = {

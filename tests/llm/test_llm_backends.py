@@ -75,6 +75,7 @@ def test_torch_engine_int8_serves(tiny_llm: Path) -> None:
     eng = TorchEngine(tiny_llm, quantize="int8", limits=EngineLimits(threads=1, max_num_seqs=2))
     eng.start()
     try:
+
         async def two() -> list[tuple[list[int], str | None]]:
             p = SamplingParams(max_tokens=6, temperature=0.0, ignore_eos=True)
             return await asyncio.gather(collect(eng.generate([5, 6, 7], p)), collect(eng.generate([8, 9], p)))
@@ -98,8 +99,11 @@ def lc_engine(tiny_gguf: Path, tiny_llm: Path) -> Iterator[llamacpp_engine.Llama
     if not llamacpp_engine.available():
         pytest.skip(f"llama-cpp-python is not installed: {llamacpp_engine.INSTALL_HINT}")
     eng = llamacpp_engine.LlamaCppEngine(
-        tiny_gguf, tokenizer_dir=tiny_llm, prefix_cache_slots=2,
-        limits=EngineLimits(threads=1, max_num_seqs=3, max_num_tokens=2048, max_prefill_tokens=16))
+        tiny_gguf,
+        tokenizer_dir=tiny_llm,
+        prefix_cache_slots=2,
+        limits=EngineLimits(threads=1, max_num_seqs=3, max_num_tokens=2048, max_prefill_tokens=16),
+    )
     eng.start()
     yield eng
     eng.close()
@@ -170,13 +174,20 @@ def test_llamacpp_behind_the_openai_routes(tiny_llm: Path, tiny_gguf: Path, tmp_
     )
     auth = {"Authorization": "Bearer k"}
     with TestClient(create_app(Settings(home=home, admin_key="k", catalog="none"))) as c:  # type: ignore[call-arg]
-        r = c.post("/v1/completions", headers=auth,
-                   json={"model": "tiny-gguf", "prompt": "Hello world", "max_tokens": 5, "temperature": 0})  # fmt: skip
+        r = c.post(
+            "/v1/completions",
+            headers=auth,
+            json={"model": "tiny-gguf", "prompt": "Hello world", "max_tokens": 5, "temperature": 0},
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["usage"]["completion_tokens"] == 5 or body["choices"][0]["finish_reason"] == "stop"
-        with c.stream("POST", "/v1/completions", headers=auth, json={"model": "tiny-gguf", "prompt": "Hello world",
-                      "max_tokens": 5, "temperature": 0, "stream": True}) as s:  # fmt: skip
+        with c.stream(
+            "POST",
+            "/v1/completions",
+            headers=auth,
+            json={"model": "tiny-gguf", "prompt": "Hello world", "max_tokens": 5, "temperature": 0, "stream": True},
+        ) as s:
             chunks = [line for line in s.iter_lines() if line.startswith("data: ")]
         assert chunks[-1] == "data: [DONE]" and len(chunks) >= 2
         streamed = "".join(json.loads(x[6:])["choices"][0]["text"] for x in chunks[:-1])
@@ -274,6 +285,7 @@ def test_torch_long_prompt_is_read_between_decode_steps(tiny_llm: Path) -> None:
     eng = TorchEngine(tiny_llm, prefix_cache_tokens=0, limits=EngineLimits(threads=1, max_prefill_tokens=8))
     eng.start()
     try:
+
         async def go() -> int:
             p = SamplingParams(max_tokens=200, temperature=0.0, ignore_eos=True)
             running = eng.generate([5, 6, 7], p)

@@ -37,8 +37,11 @@ def test_chat_stream_matches_non_stream_and_counts_tokens(client: openai.OpenAI,
     prompt_ids, _ = render_chat(engine.tokenizer, MSG)
     assert full.usage.prompt_tokens == len(prompt_ids)  # the tokenizer's chat template was applied
     assert full.usage.completion_tokens == 12 and full.choices[0].finish_reason == "length"
-    chunks = list(client.chat.completions.create(model="tiny-llm", messages=MSG, max_tokens=12, stream=True,
-                                                 stream_options={"include_usage": True}, **GREEDY))  # fmt: skip
+    chunks = list(
+        client.chat.completions.create(
+            model="tiny-llm", messages=MSG, max_tokens=12, stream=True, stream_options={"include_usage": True}, **GREEDY
+        )
+    )
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == full.choices[0].message.content
@@ -49,7 +52,9 @@ def test_chat_stream_matches_non_stream_and_counts_tokens(client: openai.OpenAI,
 
 def test_sse_wire_format_ends_with_done(server: Server) -> None:
     body = {"model": "tiny-llm", "prompt": "Hello", "max_tokens": 3, "stream": True, "temperature": 0}
-    with httpx.stream("POST", server.url + "/v1/completions", json=body, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60) as r:
+    with httpx.stream(
+        "POST", server.url + "/v1/completions", json=body, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60
+    ) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in r.iter_lines() if line]
     assert all(line.startswith("data: ") for line in lines)
@@ -73,17 +78,28 @@ def test_completion_stop_seed_n_logprobs(client: openai.OpenAI) -> None:
     lp = client.completions.create(model="tiny-llm", prompt="Hello", max_tokens=4, logprobs=2, **GREEDY)
     lpc = lp.choices[0].logprobs
     assert len(lpc.token_logprobs) == 4 and len(lpc.top_logprobs) == 4
-    assert all(len(t) <= 2 and max(t.values()) == pytest.approx(v) for t, v in zip(lpc.top_logprobs, lpc.token_logprobs, strict=True))
+    assert all(
+        len(t) <= 2 and max(t.values()) == pytest.approx(v)
+        for t, v in zip(lpc.top_logprobs, lpc.token_logprobs, strict=True)
+    )
 
 
 def test_chat_logprobs_penalties_and_echo(client: openai.OpenAI) -> None:
-    r = client.chat.completions.create(model="tiny-llm", messages=MSG, max_tokens=3, logprobs=True, top_logprobs=2,
-                                       **GREEDY)  # fmt: skip
+    r = client.chat.completions.create(
+        model="tiny-llm", messages=MSG, max_tokens=3, logprobs=True, top_logprobs=2, **GREEDY
+    )
     content = r.choices[0].logprobs.content
     assert len(content) == 3 and all(len(t.top_logprobs) == 2 for t in content)
     plain = client.completions.create(model="tiny-llm", prompt="Hello world", max_tokens=20, logprobs=0, **GREEDY)
-    pen = client.completions.create(model="tiny-llm", prompt="Hello world", max_tokens=20, logprobs=0,
-                                    frequency_penalty=2.0, presence_penalty=2.0, **GREEDY)  # fmt: skip
+    pen = client.completions.create(
+        model="tiny-llm",
+        prompt="Hello world",
+        max_tokens=20,
+        logprobs=0,
+        frequency_penalty=2.0,
+        presence_penalty=2.0,
+        **GREEDY,
+    )
     distinct = [len(set(r.choices[0].logprobs.tokens)) for r in (plain, pen)]
     assert distinct[1] > distinct[0]  # penalties push away from repeated tokens
     echo = client.completions.create(model="tiny-llm", prompt="Hello world", max_tokens=2, echo=True, **GREEDY)
@@ -158,9 +174,21 @@ def test_client_disconnect_stops_generation(server: Server, monkeypatch: pytest.
     real_generate = engine.generate
     monkeypatch.setattr(engine, "generate", generate)
     before = engine.stats()
-    body = {"model": "tiny-llm", "messages": MSG, "max_tokens": 1900, "stream": True, "temperature": 0, "ignore_eos": True}
-    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body,
-                      headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30) as r:  # fmt: skip
+    body = {
+        "model": "tiny-llm",
+        "messages": MSG,
+        "max_tokens": 1900,
+        "stream": True,
+        "temperature": 0,
+        "ignore_eos": True,
+    }
+    with httpx.stream(
+        "POST",
+        server.url + "/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=30,
+    ) as r:
         lines = r.iter_lines()
         for _ in range(4):
             next(lines)
@@ -178,8 +206,12 @@ def test_embeddings_float_and_base64(client: openai.OpenAI, server: Server) -> N
     floats = client.embeddings.create(model="tiny-embed", input=["hello", "world!"], encoding_format="float")
     assert [d.index for d in floats.data] == [0, 1] and len(floats.data[0].embedding) == 8
     assert np.linalg.norm(floats.data[0].embedding) == pytest.approx(1.0, abs=1e-5)
-    raw = httpx.post(server.url + "/v1/embeddings", headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                     json={"model": "tiny-embed", "input": ["hello", "world!"], "encoding_format": "base64"}, timeout=60).json()  # fmt: skip
+    raw = httpx.post(
+        server.url + "/v1/embeddings",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        json={"model": "tiny-embed", "input": ["hello", "world!"], "encoding_format": "base64"},
+        timeout=60,
+    ).json()
     decoded = np.frombuffer(base64.b64decode(raw["data"][1]["embedding"]), dtype="<f4")
     assert np.allclose(decoded, floats.data[1].embedding)
     sdk_default = client.embeddings.create(model="tiny-embed", input="hello")  # the SDK asks for base64 itself
@@ -247,8 +279,15 @@ def test_token_limit_enforced_on_a_stream(server: Server) -> None:
     admin.set_limits(SYSTEM_PRINCIPAL, "tenant", "llm-tenant", upm=40)
     c = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
     received = 0
-    stream = c.chat.completions.create(model="tiny-llm", messages=MSG, max_tokens=200, stream=True, temperature=0,
-                                       stream_options={"include_usage": True}, extra_body={"ignore_eos": True})  # fmt: skip
+    stream = c.chat.completions.create(
+        model="tiny-llm",
+        messages=MSG,
+        max_tokens=200,
+        stream=True,
+        temperature=0,
+        stream_options={"include_usage": True},
+        extra_body={"ignore_eos": True},
+    )
     with pytest.raises(openai.APIError) as e:
         for chunk in stream:
             received += sum(1 for ch in chunk.choices if ch.delta.content is not None)
@@ -260,10 +299,16 @@ def test_token_limit_enforced_on_a_stream(server: Server) -> None:
 
 
 def test_v2_infer_still_works_on_an_llm(server: Server) -> None:
-    body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["Hello", "world"]}],
-            "parameters": {"max_tokens": 3}}  # fmt: skip
-    r = httpx.post(server.url + "/v2/models/tiny-llm/infer", json=body, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                   timeout=60)  # fmt: skip
+    body = {
+        "inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["Hello", "world"]}],
+        "parameters": {"max_tokens": 3},
+    }
+    r = httpx.post(
+        server.url + "/v2/models/tiny-llm/infer",
+        json=body,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=60,
+    )
     assert r.status_code == 200, r.text
     out = r.json()["outputs"][0]
     assert out["name"] == "text" and out["shape"] == [2] and all(isinstance(x, str) for x in out["data"])

@@ -30,9 +30,7 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-FAST = Workload(
-    batch_size=8, threads=1, concurrency=2, iterations=5, max_seconds=0.2, throughput_seconds=0.2, warmup=1
-)
+FAST = Workload(batch_size=8, threads=1, concurrency=2, iterations=5, max_seconds=0.2, throughput_seconds=0.2, warmup=1)
 
 
 def make_mlp(width: float = 1.0, depth: float = 1.0) -> nn.Module:
@@ -120,9 +118,7 @@ def _seq_task(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The class is which of 4 feature directions dominates the sequence on average (needs pooling over tokens)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, SEQ, D_IN)).astype(np.float32)
-    y = np.argmax(x[:, :, :N_CLASSES].mean(axis=1) + 0.3 * x[:, :, N_CLASSES:].std(axis=1), axis=1).astype(
-        np.int64
-    )
+    y = np.argmax(x[:, :, :N_CLASSES].mean(axis=1) + 0.3 * x[:, :, N_CLASSES:].std(axis=1), axis=1).astype(np.int64)
     return x, y
 
 
@@ -133,9 +129,7 @@ class EncoderTask:
         self.x_te, self.y_te = _seq_task(600, 4)
         self.net = Encoder().eval()
         train = TrainSet((torch.from_numpy(self.x_tr),), (torch.from_numpy(self.y_tr),))
-        local_fine_tune(
-            self.net, train, cross_entropy_loss, TrainOptions(epochs=6, learning_rate=3e-3), no_progress
-        )
+        local_fine_tune(self.net, train, cross_entropy_loss, TrainOptions(epochs=6, learning_rate=3e-3), no_progress)
 
     def onnx(self, tmp_path: Path) -> Path:
         src = TorchSource(

@@ -18,8 +18,15 @@ from security.kit import ROOT, Key, World, database, make_world
 __all__ = ["ROOT", "Key", "World"]
 
 # tiny measurements: the tests check the machinery, not the speed (bench/optimize.py measures that)
-FAST = {"batch_sizes": [1, 8], "threads": 1, "concurrency": 1, "iterations": 5, "max_seconds": 0.2,
-        "throughput_seconds": 0.1, "warmup": 1}  # fmt: skip
+FAST = {
+    "batch_sizes": [1, 8],
+    "threads": 1,
+    "concurrency": 1,
+    "iterations": 5,
+    "max_seconds": 0.2,
+    "throughput_seconds": 0.1,
+    "warmup": 1,
+}
 
 
 def mlp_rows(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -52,9 +59,16 @@ def request(model: str, file_id: str, passes: Any = ("graph",), **kw: Any) -> di
     return body
 
 
-def wait(client: Any, key: Key | dict[str, str], job_id: str, until: Callable[[dict[str, Any]], Any] | None = None,
-         timeout: float = 180.0) -> dict[str, Any]:  # fmt: skip
-    return poll_job(client, key if isinstance(key, dict) else key.headers, f"/v1/optimizations/{job_id}", until, timeout)
+def wait(
+    client: Any,
+    key: Key | dict[str, str],
+    job_id: str,
+    until: Callable[[dict[str, Any]], Any] | None = None,
+    timeout: float = 180.0,
+) -> dict[str, Any]:
+    return poll_job(
+        client, key if isinstance(key, dict) else key.headers, f"/v1/optimizations/{job_id}", until, timeout
+    )
 
 
 @contextlib.contextmanager

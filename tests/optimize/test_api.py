@@ -30,7 +30,12 @@ def test_bad_requests_are_refused_before_any_work(w: World) -> None:
     fid = eval_file(w.client, acme)
     admin = ROOT
     cases = [
-        (admin, request("pub", fid, ["quantize-dynamic", "quantize-static"]), 400, "only one precision change per candidate"),
+        (
+            admin,
+            request("pub", fid, ["quantize-dynamic", "quantize-static"]),
+            400,
+            "only one precision change per candidate",
+        ),
         (admin, request("pub", fid, ["graph", "tvm", "quantize-dynamic"]), 400, "'tvm' must be the last pass"),
         (admin, request("pub", fid, ["quantize-dynamic", "graph", "graph"]), 400, "appears twice"),
         (admin, request("pub", fid, ["nope"]), 400, "unknown pass 'nope'"),
@@ -52,7 +57,12 @@ def test_bad_requests_are_refused_before_any_work(w: World) -> None:
         (admin, request("gate", fid, ["graph"]), 409, "holds no ONNX file"),  # a python model without ONNX
         (admin, request("pub", "file-nope", ["graph"]), 404, "file-nope"),
         (admin, {"model": "pub", "passes": ["graph"], "workload": FAST}, 400, "no held-out set of its own"),
-        (admin, request("pub", fid, ["graph"], evaluation={"file": fid, "target": "nope"}), 400, "no target array 'nope'"),
+        (
+            admin,
+            request("pub", fid, ["graph"], evaluation={"file": fid, "target": "nope"}),
+            400,
+            "no target array 'nope'",
+        ),
         (admin, request("pub", fid, ["graph"], evaluation={"file": fid, "output": "z"}), 400, "no output 'z'"),
         (admin, request("pub", fid, ["graph"], evaluation={"file": fid, "metric": "auc"}), 400, "evaluation.metric"),
         (acme, request("pub", fid, ["graph"]), 403, "public: only an admin"),  # a tenant may not change pub
@@ -76,8 +86,12 @@ def test_evaluation_rows_must_fit_the_model(w: World) -> None:
     wrong_shape = upload(w.client, acme, "b.npz", npz_bytes(x=x[:, :3], label=y))
     short_target = upload(w.client, acme, "c.npz", npz_bytes(x=x, label=y[:10]))
     table = upload(w.client, acme, "d.csv", ("a,b,c,label\n" + "1,2,3,0\n" * 20).encode())
-    for fid, expected in ((wrong_name, "no array for model input(s) x"), (wrong_shape, "has shape [50, 3]"),
-                          (short_target, "has 50 rows and the target 10"), (table, "takes 4 features and the table gives 3")):  # fmt: skip
+    for fid, expected in (
+        (wrong_name, "no array for model input(s) x"),
+        (wrong_shape, "has shape [50, 3]"),
+        (short_target, "has 50 rows and the target 10"),
+        (table, "takes 4 features and the table gives 3"),
+    ):
         r = w.client.post("/v1/optimizations", json=request("pub", fid, register_as="mine"), headers=acme.headers)
         assert r.status_code == 400, r.text
         assert expected in r.json()["error"]["message"], r.json()
@@ -97,8 +111,14 @@ def test_roles_and_other_tenants(w: World) -> None:
     jid = r.json()["id"]
     assert jid.startswith("optjob-") and r.json()["owner"] == "acme" and r.json()["register_into"] == "secret"
     missing = "optjob-0000000000000000"
-    assert_hidden_like_missing(w.client, globex.headers, "/v1/optimizations", jid, missing,
-                               [("GET", ""), ("POST", "/cancel"), ("GET", "/events"), ("GET", "/logs")])  # fmt: skip
+    assert_hidden_like_missing(
+        w.client,
+        globex.headers,
+        "/v1/optimizations",
+        jid,
+        missing,
+        [("GET", ""), ("POST", "/cancel"), ("GET", "/events"), ("GET", "/logs")],
+    )
     assert w.client.get("/v1/optimizations", headers=globex.headers).json()["data"] == []
     assert [j["id"] for j in w.client.get("/v1/optimizations", headers=acme.headers).json()["data"]] == [jid]
     # the kinds do not mix: an optimization is not a training job and the other way round
@@ -120,12 +140,18 @@ def test_a_models_own_held_out_rows(w: World, monkeypatch: pytest.MonkeyPatch) -
     acme = w.key("acme", "developer")
     x, y = mlp_rows(64)
     (w.home / "models" / "secret" / "1" / "heldout.npz").write_bytes(npz_bytes(**{"input:x": x, "target": y}))
-    r = w.client.post("/v1/optimizations", json={"model": "secret", "passes": ["graph"], "workload": FAST}, headers=acme.headers)
+    r = w.client.post(
+        "/v1/optimizations", json={"model": "secret", "passes": ["graph"], "workload": FAST}, headers=acme.headers
+    )
     assert r.status_code == 201, r.text
     assert (r.json()["evaluation"]["name"], r.json()["evaluation"]["rows"]) == ("the version's heldout.npz", 64)
     job = wait(w.client, acme, r.json()["id"])
     assert job["status"] == "succeeded" and job["model_version"] == 2, job["reason"]
-    assert sorted(p.name for p in (w.home / "models" / "secret" / "2").iterdir()) == ["heldout.npz", "model.onnx", "optimization.json"]
+    assert sorted(p.name for p in (w.home / "models" / "secret" / "2").iterdir()) == [
+        "heldout.npz",
+        "model.onnx",
+        "optimization.json",
+    ]
 
     # a catalog model: the rows its build measured it on (here a stand-in for pub)
     config = w.home / "models" / "pub" / "model.yaml"
@@ -147,7 +173,9 @@ def test_the_servers_speed_floor_applies_unless_the_request_sets_one(tmp_path: P
         acme = w.key("acme", "developer")
         x, y = mlp_rows(64)
         (w.home / "models" / "secret" / "1" / "heldout.npz").write_bytes(npz_bytes(**{"input:x": x, "target": y}))
-        r = w.client.post("/v1/optimizations", json={"model": "secret", "passes": ["graph"], "workload": FAST}, headers=acme.headers)
+        r = w.client.post(
+            "/v1/optimizations", json={"model": "secret", "passes": ["graph"], "workload": FAST}, headers=acme.headers
+        )
         assert r.status_code == 201, r.text
         job = wait(w.client, acme, r.json()["id"])
         assert job["status"] == "succeeded" and job["model_version"] is None

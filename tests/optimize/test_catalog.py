@@ -34,8 +34,12 @@ def test_fashion_cnn_is_optimized_on_its_test_images_and_served(tmp_path: Path) 
     assert build(spec, repo, quick=True, progress=lambda f, m: None).state == "built"
     settings = Settings(home=home, admin_key=KEY, catalog="none", training_cores=2, optimize_min_speedup=0)
     with TestClient(create_app(settings)) as client:
-        body = {"model": "fashion-cnn", "passes": ["graph", "quantize-dynamic"], "evaluation": {"rows": 2000},
-                "workload": {**FAST, "batch_sizes": [1, 32]}}  # fmt: skip
+        body = {
+            "model": "fashion-cnn",
+            "passes": ["graph", "quantize-dynamic"],
+            "evaluation": {"rows": 2000},
+            "workload": {**FAST, "batch_sizes": [1, 32]},
+        }
         r = client.post("/v1/optimizations", json=body, headers=AUTH)
         assert r.status_code == 201, r.text
         assert r.json()["evaluation"]["name"].startswith("Fashion-MNIST test set")
@@ -49,7 +53,9 @@ def test_fashion_cnn_is_optimized_on_its_test_images_and_served(tmp_path: Path) 
         assert config.card.extra["optimization"]["version"] == 2 and "catalog" in config.card.extra
         pixels = np.zeros((1, 28, 28), np.uint8)
         pixels[0, 4:24, 9:19] = 200  # a bright block, roughly trouser-shaped
-        infer = {"inputs": [{"name": "pixels", "shape": [1, 28, 28], "datatype": "UINT8", "data": pixels.ravel().tolist()}]}
+        infer = {
+            "inputs": [{"name": "pixels", "shape": [1, 28, 28], "datatype": "UINT8", "data": pixels.ravel().tolist()}]
+        }
         r = client.post("/v2/models/fashion-cnn/versions/2/infer", json=infer, headers=AUTH)
         assert r.status_code == 200, r.text
         outputs = {o["name"]: o for o in r.json()["outputs"]}

@@ -41,8 +41,23 @@ def test_optimize_compare_list_show(w: World, tmp_path: Path) -> None:
     x, y = mlp_rows(200)
     local = tmp_path / "eval.npz"
     local.write_bytes(npz_bytes(x=x, label=y))
-    r = runner.invoke(app, ["optimize", "pub", "--passes", "graph", "--max-loss", "1%", "--eval-file", str(local),
-                            "--batch-sizes", "1,8", "--interval", "0.2"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "optimize",
+            "pub",
+            "--passes",
+            "graph",
+            "--max-loss",
+            "1%",
+            "--eval-file",
+            str(local),
+            "--batch-sizes",
+            "1,8",
+            "--interval",
+            "0.2",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "created optimization optjob-" in r.output and "accuracy on 200 rows of uploaded file eval.npz" in r.output
     assert re.search(r"baseline .* baseline", r.output) and re.search(r"graph \* .* accepted", r.output)
@@ -52,8 +67,9 @@ def test_optimize_compare_list_show(w: World, tmp_path: Path) -> None:
     job_id = re.search(r"optjob-[0-9a-f]+", r.output).group(0)  # type: ignore[union-attr]
     file_id = re.search(r"file-[0-9a-f]+", r.output).group(0)  # type: ignore[union-attr]
 
-    r = runner.invoke(app, ["models", "compare", "pub", "1", "2", "--eval-file", file_id, "--batch-sizes", "1,8",
-                            "--interval", "0.2"])  # fmt: skip
+    r = runner.invoke(
+        app, ["models", "compare", "pub", "1", "2", "--eval-file", file_id, "--batch-sizes", "1,8", "--interval", "0.2"]
+    )
     assert r.exit_code == 0, r.output
     assert "pub: version 2 against version 1" in r.output
     assert re.search(r"version 1 .* baseline", r.output) and re.search(r"version 2 .* accepted", r.output)
@@ -93,25 +109,45 @@ def test_parsing() -> None:
 
 def _measurement(metric: float, p50: float, size: int = 2048) -> dict[str, Any]:
     return {
-        "size_bytes": size, "parameters": 1000, "weight_sparsity": 0.5, "metric": {"name": "accuracy", "value": metric},
+        "size_bytes": size,
+        "parameters": 1000,
+        "weight_sparsity": 0.5,
+        "metric": {"name": "accuracy", "value": metric},
         "latency": {"batch_1": {"p50_ms": p50 / 4}, "batch_32": {"p50_ms": p50}},
         "throughput": {"samples_per_s": 32000 / p50},
-    }  # fmt: skip
+    }
 
 
 def _job(accepted: bool) -> dict[str, Any]:
-    decision = {"accepted": accepted, "relative_loss": 0.0 if accepted else 0.72, "speedup": 1.5,
-                "reason": "accepted: fine" if accepted else "rejected: accuracy 0.25 vs 0.9 baseline, -72.2% relative > 1% allowed"}  # fmt: skip
+    decision = {
+        "accepted": accepted,
+        "relative_loss": 0.0 if accepted else 0.72,
+        "speedup": 1.5,
+        "reason": "accepted: fine"
+        if accepted
+        else "rejected: accuracy 0.25 vs 0.9 baseline, -72.2% relative > 1% allowed",
+    }
     return {
-        "id": "optjob-1", "status": "succeeded", "mode": "optimize", "model": "m", "version": 1, "accepted": accepted,
-        "decision": decision["reason"], "model_version": 2 if accepted else None, "register_into": "m",
+        "id": "optjob-1",
+        "status": "succeeded",
+        "mode": "optimize",
+        "model": "m",
+        "version": 1,
+        "accepted": accepted,
+        "decision": decision["reason"],
+        "model_version": 2 if accepted else None,
+        "register_into": "m",
         "evaluation": {"metric": "accuracy", "rows": 100, "name": "held-out"},
         "report": {
-            "workload": {"batch_size": 32}, "evaluation": {"metric": "accuracy"}, "chosen": "prune" if accepted else None,
+            "workload": {"batch_size": 32},
+            "evaluation": {"metric": "accuracy"},
+            "chosen": "prune" if accepted else None,
             "baseline": _measurement(0.9, 2.0),
-            "candidates": [{"name": "prune", "measurement": _measurement(0.25 if not accepted else 0.9, 1.3), "decision": decision}],
+            "candidates": [
+                {"name": "prune", "measurement": _measurement(0.25 if not accepted else 0.9, 1.3), "decision": decision}
+            ],
         },
-    }  # fmt: skip
+    }
 
 
 def test_table_and_exit_status(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,6 +157,8 @@ def test_table_and_exit_status(capsys: pytest.CaptureFixture[str], monkeypatch: 
     assert re.search(r"prune \* .* 2.0 KB .* 50.0% .* 1.50x +accepted", out) and "registered m version 2" in out
     assert cli_opt.print_result(_job(accepted=False)) == cli_opt.REJECTED_EXIT
     out = capsys.readouterr().out
-    assert "rejected" in out and "-72.0%" in out and "-72.2% relative > 1% allowed" in out and "nothing registered" in out
+    assert (
+        "rejected" in out and "-72.0%" in out and "-72.2% relative > 1% allowed" in out and "nothing registered" in out
+    )
     assert cli_opt.print_result({"id": "optjob-1", "status": "failed", "reason": "boom"}) == 1
     assert "optimization optjob-1 failed" in capsys.readouterr().out

@@ -36,9 +36,7 @@ def test_improvement_is_accepted() -> None:
 
 
 def test_lower_is_better_metrics_count_an_increase_as_a_loss() -> None:
-    rejected = gate(
-        Criterion(max_relative_loss=0.05), m(1.00, 10, "rmse", False), m(1.10, 5, "rmse", False), 32
-    )
+    rejected = gate(Criterion(max_relative_loss=0.05), m(1.00, 10, "rmse", False), m(1.10, 5, "rmse", False), 32)
     assert not rejected.accepted and math.isclose(rejected.relative_loss, 0.10)
     assert "rmse 1.1 vs 1 baseline, -10% relative > 5% allowed" in rejected.reason
     assert gate(Criterion(), m(1.00, 10, "rmse", False), m(0.95, 5, "rmse", False), 32).accepted

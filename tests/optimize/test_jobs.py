@@ -37,8 +37,17 @@ def test_accepted_candidate_serves_at_once_and_compares_with_its_source(w: World
     job = wait(w.client, ROOT, r.json()["id"])
     assert job["status"] == "succeeded", job["reason"]
     assert job["accepted"] and job["model_version"] == 2 and job["chosen"] in ("graph", "graph+quantize-dynamic")
-    assert {"validating", "queued", "running", "starting", "baseline", "optimizing", "measuring", "registering",
-            "succeeded"} <= set(job["transitions"])  # fmt: skip
+    assert {
+        "validating",
+        "queued",
+        "running",
+        "starting",
+        "baseline",
+        "optimizing",
+        "measuring",
+        "registering",
+        "succeeded",
+    } <= set(job["transitions"])
     report = job["report"]
     assert report["baseline"]["metric"] == {"name": "accuracy", "value": 1.0, "rows": 200, "higher_is_better": True}
     assert [c["name"] for c in report["candidates"]] == ["graph", "graph+quantize-dynamic"]
@@ -67,8 +76,11 @@ def test_accepted_candidate_serves_at_once_and_compares_with_its_source(w: World
     assert meta  # the listing still answers with the reloaded model
 
     # compare: version 2 against version 1 on the same rows, as `aiaas models compare pub 1 2` does
-    r = w.client.post("/v1/optimizations", json={"model": "pub", "version": 1, "compare_version": 2,
-                                                   "evaluation": {"file": fid}, "workload": FAST}, headers=ROOT)  # fmt: skip
+    r = w.client.post(
+        "/v1/optimizations",
+        json={"model": "pub", "version": 1, "compare_version": 2, "evaluation": {"file": fid}, "workload": FAST},
+        headers=ROOT,
+    )
     assert r.status_code == 201, r.text
     cmp = wait(w.client, ROOT, r.json()["id"])
     assert cmp["status"] == "succeeded" and cmp["mode"] == "compare" and cmp["model_version"] is None
@@ -112,15 +124,23 @@ def test_95_percent_pruning_of_a_trained_model_is_rejected_with_the_reason(w: Wo
     assert sorted(p.name for p in (w.home / "models" / "churn").iterdir() if p.name.isdigit()) == ["1"]
 
     # the fine-tuning passes train with the recipe inside the job; an accepted candidate serves as version 2
-    body = {"model": "churn", "passes": [[{"name": "distill", "width": 0.5, "epochs": 3}],
-                                         [{"name": "prune", "amount": 0.3, "fine_tune_epochs": 2}]],
-            "criterion": {"max_relative_loss": 0.05}, "workload": FAST}  # fmt: skip
+    body = {
+        "model": "churn",
+        "passes": [
+            [{"name": "distill", "width": 0.5, "epochs": 3}],
+            [{"name": "prune", "amount": 0.3, "fine_tune_epochs": 2}],
+        ],
+        "criterion": {"max_relative_loss": 0.05},
+        "workload": FAST,
+    }
     r = w.client.post("/v1/optimizations", json=body, headers=acme.headers)
     assert r.status_code == 201, r.text
     job = wait(w.client, acme, r.json()["id"])
     assert job["status"] == "succeeded" and job["accepted"] and job["model_version"] == 2, job["decision"]
     distill, prune = job["report"]["candidates"]
-    assert distill["details"]["distill"]["parameter_ratio"] < 0.6 and prune["details"]["prune"]["fine_tune"]["epochs"] == 2
+    assert (
+        distill["details"]["distill"]["parameter_ratio"] < 0.6 and prune["details"]["prune"]["fine_tune"]["epochs"] == 2
+    )
     tuning = w.client.get(f"/v1/optimizations/{job['id']}/events?type=metrics&limit=1000", headers=acme.headers).json()
     assert any(e["data"].get("phase") == "fine-tuning" and "loss" in e["data"] for e in tuning["data"])
     assert "fine-tuning" in job["transitions"]

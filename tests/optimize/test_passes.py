@@ -88,9 +88,7 @@ def test_quantize_dynamic_int8_weights(task: Task, onnx_mlp: Path, tmp_path: Pat
 @pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
 def test_quantize_static_qdq(task: Task, onnx_mlp: Path, tmp_path: Path, method: str) -> None:
     ctx = PassContext(tmp_path, evaluation=task.evaluation())
-    art = run(
-        "quantize-static", onnx_art(onnx_mlp), ctx, method=method, per_channel=True, calibration_rows=128
-    )
+    art = run("quantize-static", onnx_art(onnx_mlp), ctx, method=method, per_channel=True, calibration_rows=128)
     d = art.details["quantize-static"]
     assert d["format"] == "QDQ" and d["calibration"] == method and d["calibration_rows"] == 128
     assert d["op_types"].get("QuantizeLinear", 0) > 0 and d["op_types"].get("DequantizeLinear", 0) > 0
@@ -113,14 +111,10 @@ def test_fp16_forced_on_cpu_runs_close_to_fp32(task: Task, onnx_mlp: Path, tmp_p
 
 def test_prune_unstructured_global(task: Task, tmp_path: Path) -> None:
     before = [p.detach().clone() for p in task.net.parameters()]
-    art = run(
-        "prune", Artifact("torch", net=task.net), PassContext(tmp_path, source=task.source()), amount=0.5
-    )
+    art = run("prune", Artifact("torch", net=task.net), PassContext(tmp_path, source=task.source()), amount=0.5)
     d = art.details["prune"]
     assert abs(d["weight_sparsity"] - 0.5) < 0.01 and d["sparsity"] > 0.45
-    assert all(torch.equal(a, b) for a, b in zip(before, task.net.parameters(), strict=True)), (
-        "source modified"
-    )
+    assert all(torch.equal(a, b) for a, b in zip(before, task.net.parameters(), strict=True)), "source modified"
     assert not any(hasattr(m, "weight_orig") for m in art.net.modules()), "masks not made permanent"
 
 
@@ -145,9 +139,7 @@ def test_prune_fine_tune_keeps_masks_and_recovers(task: Task, tmp_path: Path) ->
 
     ctx.fine_tune = local_fine_tune
     raw = run("prune", Artifact("torch", net=task.net), ctx, amount=0.8)
-    tuned = run(
-        "prune", Artifact("torch", net=task.net), ctx, amount=0.8, fine_tune_epochs=3, learning_rate=2e-3
-    )
+    tuned = run("prune", Artifact("torch", net=task.net), ctx, amount=0.8, fine_tune_epochs=3, learning_rate=2e-3)
     assert abs(tuned.details["prune"]["weight_sparsity"] - 0.8) < 0.01
 
     def acc(net) -> float:
@@ -161,9 +153,7 @@ def test_distill_builds_a_smaller_student_that_learns(task: Task, tmp_path: Path
     from aiaas.optimize.torch_passes import local_fine_tune
 
     ctx = PassContext(tmp_path, source=task.source(), fine_tune=local_fine_tune)
-    art = run(
-        "distill", Artifact("torch", net=task.net), ctx, width=0.5, depth=0.5, epochs=6, learning_rate=3e-3
-    )
+    art = run("distill", Artifact("torch", net=task.net), ctx, width=0.5, depth=0.5, epochs=6, learning_rate=3e-3)
     d = art.details["distill"]
     assert d["student_parameters"] < 0.3 * d["teacher_parameters"]
     with torch.no_grad():
@@ -203,17 +193,13 @@ def test_measure_reports_every_field(task: Task, onnx_mlp: Path, tmp_path: Path)
     importlib.util.find_spec("tvm") is None,
     reason="TVM is not installed: pip install apache-tvm==0.27.0.post1",
 )
-def test_tvm_compiles_and_serves_through_the_runtime_interface(
-    task: Task, onnx_mlp: Path, tmp_path: Path
-) -> None:
+def test_tvm_compiles_and_serves_through_the_runtime_interface(task: Task, onnx_mlp: Path, tmp_path: Path) -> None:
     from aiaas.optimize.tvm_backend import TvmModel
     from aiaas.runtime.base import RuntimeContext
     from aiaas.types.model_config import ModelConfig
 
     art = run("tvm", onnx_art(onnx_mlp), PassContext(tmp_path))
-    assert (
-        art.kind == "tvm" and art.details["tvm"]["tuned"] is False and "llvm" in art.details["tvm"]["target"]
-    )
+    assert art.kind == "tvm" and art.details["tvm"]["tuned"] is False and "llvm" in art.details["tvm"]["target"]
     version = tmp_path / "v1"
     version.mkdir()
     (version / "model.so").write_bytes(art.path.read_bytes())

@@ -61,10 +61,7 @@ def test_accepted_candidate_becomes_a_served_version_with_its_report(
     opt = entry.config.card.extra["optimization"]
     assert opt["version"] == 2 and opt["chosen"] == "graph+quantize-dynamic"
     assert opt["source"]["model"] == "toy" and len(opt["source"]["sha256"]) == 64
-    assert (
-        entry.config.card.metrics["accuracy"]
-        == result.report["candidates"][0]["measurement"]["metric"]["value"]
-    )
+    assert entry.config.card.metrics["accuracy"] == result.report["candidates"][0]["measurement"]["metric"]["value"]
     assert entry.config.max_batch_size == 16, "the model's serving config must survive"
     saved = json.loads((repo.version_dir("toy", 2) / "optimization.json").read_text())
     assert saved["candidates"][0]["details"]["quantize-dynamic"]["quantized_ops"]
@@ -85,10 +82,7 @@ def test_report_has_every_field(task: Task, onnx_mlp: Path) -> None:
     assert r["source"]["recipe"] == "tabular" and r["source"]["kind"] == "onnx"
     assert set(r["environment"]["tools"]) >= {"onnxruntime", "onnx", "torch", "apache-tvm"}
     assert r["environment"]["tools"]["onnxruntime"]
-    assert (
-        set(r["environment"]["cpu"]["flags"]) >= {"avx512", "vnni", "amx"}
-        and r["environment"]["cpu"]["model"]
-    )
+    assert set(r["environment"]["cpu"]["flags"]) >= {"avx512", "vnni", "amx"} and r["environment"]["cpu"]["model"]
     base = r["baseline"]
     for key in ("size_bytes", "parameters", "sparsity", "load_ms", "latency", "throughput", "metric"):
         assert key in base, key
@@ -103,9 +97,7 @@ def test_report_has_every_field(task: Task, onnx_mlp: Path) -> None:
     assert result.chosen in [c["name"] for c in r["candidates"] if c["decision"]["accepted"]]
 
 
-def test_quantize_dynamic_on_a_small_transformer_keeps_accuracy(
-    encoder_task: EncoderTask, tmp_path: Path
-) -> None:
+def test_quantize_dynamic_on_a_small_transformer_keeps_accuracy(encoder_task: EncoderTask, tmp_path: Path) -> None:
     ev = encoder_task.evaluation()
     result = optimize(OnnxSource(encoder_task.onnx(tmp_path)), ["quantize-dynamic"], ev, workload=FAST)
     base = result.report["baseline"]["metric"]["value"]
@@ -119,9 +111,7 @@ def test_torch_source_prune_with_fine_tuning_is_accepted(task: Task) -> None:
         {"name": "prune", "amount": 0.5, "fine_tune_epochs": 3, "learning_rate": 1e-3},
         {"name": "export-onnx", "exporter": "torchscript"},
     ]
-    result = optimize(
-        task.source(), passes, task.evaluation(), Criterion(max_relative_loss=0.01), workload=FAST
-    )
+    result = optimize(task.source(), passes, task.evaluation(), Criterion(max_relative_loss=0.01), workload=FAST)
     assert result.accepted, result.reason
     cand = result.report["candidates"][0]
     assert cand["measurement"]["weight_sparsity"] > 0.4  # zeros survive export
@@ -135,14 +125,9 @@ def test_a_failing_pass_fails_its_candidate_only(task: Task, onnx_mlp: Path, mon
         raise RuntimeError("quantizer crashed")
 
     monkeypatch.setattr(passes, "quantize_static", boom)
-    result = optimize(
-        OnnxSource(onnx_mlp), [["quantize-static"], ["graph"]], task.evaluation(), workload=FAST
-    )
+    result = optimize(OnnxSource(onnx_mlp), [["quantize-static"], ["graph"]], task.evaluation(), workload=FAST)
     failed, ok = result.report["candidates"]
-    assert (
-        failed["error"] == "quantize-static: RuntimeError: quantizer crashed"
-        and not failed["decision"]["accepted"]
-    )
+    assert failed["error"] == "quantize-static: RuntimeError: quantizer crashed" and not failed["decision"]["accepted"]
     assert ok["decision"]["accepted"] and result.chosen == "graph"
 
 
@@ -150,9 +135,7 @@ def test_problems_are_refused_before_any_work(task: Task, onnx_mlp: Path, repo: 
     calls: list[str] = []
     ev_no_calib = Evaluation(inputs={"x": task.x_te}, target=task.y_te)
     with pytest.raises(InvalidInput, match="calibration set"):
-        optimize(
-            OnnxSource(onnx_mlp), ["quantize-static"], ev_no_calib, progress=lambda f, m: calls.append(m)
-        )
+        optimize(OnnxSource(onnx_mlp), ["quantize-static"], ev_no_calib, progress=lambda f, m: calls.append(m))
     with pytest.raises(InvalidInput, match="one precision change"):
         optimize(
             OnnxSource(onnx_mlp),

@@ -76,9 +76,7 @@ def test_fp16_is_allowed_for_gpu_or_when_forced() -> None:
 
 def test_tvm_missing_is_refused_with_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "tvm" else real(name, *a)
-    )
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tvm" else real(name, *a))
     with pytest.raises(InvalidInput) as e:
         plan(["graph", "tvm"])
     assert "pip install apache-tvm==0.27.0.post1" in e.value.message

@@ -39,8 +39,9 @@ FEED = {"x": np.zeros((4, 2), np.float32)}
 
 def _measure(base_cost: float, cand_cost: float, seed: int) -> dict:
     clock, rng = Clock(), np.random.default_rng(seed)
-    return interleaved_speedup(NoisyRunner(clock, base_cost, rng), NoisyRunner(clock, cand_cost, rng), FEED, 4,
-                               max_seconds=5.0, timer=clock)
+    return interleaved_speedup(
+        NoisyRunner(clock, base_cost, rng), NoisyRunner(clock, cand_cost, rng), FEED, 4, max_seconds=5.0, timer=clock
+    )
 
 
 def _decide(ci: dict, naive_b_ms: float, naive_c_ms: float, floor: float) -> bool:
@@ -65,10 +66,16 @@ def test_a_real_speedup_clears_the_floor_with_a_tight_interval() -> None:
     ci = _measure(0.020, 0.010, seed=1)
     assert 1.5 < ci["low"] <= ci["speedup"] <= ci["high"] < 2.6 and ci["rounds"] >= 10
     assert _decide(ci, naive_b_ms=20, naive_c_ms=10, floor=1.2)
-    decision = gate(Criterion(min_speedup=2.5), {"metric": {"name": "a", "value": 1, "higher_is_better": True},
-                                                  "latency": {"batch_4": {"p50_ms": 20}}},
-                    {"metric": {"name": "a", "value": 1, "higher_is_better": True},
-                     "latency": {"batch_4": {"p50_ms": 10}}, "speedup_ci": ci}, 4)
+    decision = gate(
+        Criterion(min_speedup=2.5),
+        {"metric": {"name": "a", "value": 1, "higher_is_better": True}, "latency": {"batch_4": {"p50_ms": 20}}},
+        {
+            "metric": {"name": "a", "value": 1, "higher_is_better": True},
+            "latency": {"batch_4": {"p50_ms": 10}},
+            "speedup_ci": ci,
+        },
+        4,
+    )
     assert not decision.accepted and "CI" in decision.reason and decision.to_dict()["speedup_ci"][0] == ci["low"]
 
 

@@ -76,7 +76,13 @@ def test_recipe_fine_tune_trains_with_events_and_stops_at_the_deadline(tmp_path:
         before = float(cross_entropy_loss(net(x), data.targets))
     seen: list[str] = []
     tune = recipe_fine_tune(0.0, events, deadline=time.time() + 60)
-    tune(net, data, cross_entropy_loss, TrainOptions(epochs=3, learning_rate=0.05, batch_size=32), lambda f, m: seen.append(m))
+    tune(
+        net,
+        data,
+        cross_entropy_loss,
+        TrainOptions(epochs=3, learning_rate=0.05, batch_size=32),
+        lambda f, m: seen.append(m),
+    )
     with torch.no_grad():
         assert float(cross_entropy_loss(net(x), data.targets)) < before and not net.training
     got, _ = read_events(tmp_path / "events.jsonl")
@@ -92,7 +98,9 @@ def test_evaluation_rows_from_a_table_map_class_names(tmp_path: Path) -> None:
 
     sig = evalsets.Signature.of(mlp(tmp_path / "m.onnx"))
     csv = tmp_path / "eval.csv"
-    csv.write_text("a,b,c,d,kind\n" + "".join(f"{i},{i % 3},{-i},1,{['cat', 'dog', 'eel'][i % 3]}\n" for i in range(12)))
+    csv.write_text(
+        "a,b,c,d,kind\n" + "".join(f"{i},{i % 3},{-i},1,{['cat', 'dog', 'eel'][i % 3]}\n" for i in range(12))
+    )
     ev = evalsets.from_file(csv, EvaluationRequest(target="kind"), sig, classes=["cat", "dog", "eel"])
     assert ev.metric == "accuracy" and ev.target.tolist() == [i % 3 for i in range(12)]
     final = evalsets.finish(ev, sig, EvaluationRequest(rows=10))
@@ -112,7 +120,9 @@ def test_breast_cancer_held_out_rows_are_the_builds_test_split() -> None:
     assert heldout("no-such-model") is None
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_OK, reason="no PostgreSQL"))])
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_OK, reason="no PostgreSQL"))]
+)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     with job_store(request.param, tmp_path, "opt_test") as store:
         yield store
@@ -120,13 +130,15 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 def test_revision_0004_adds_job_kinds_and_keeps_training_rows(db: Store) -> None:
     db.upgrade("0003")
-    spec = parse_spec({"recipe": "tabular", "training_file": "/t.csv", "model": "clf", "hyperparameters": {"label": "y"}})
+    spec = parse_spec(
+        {"recipe": "tabular", "training_file": "/t.csv", "model": "clf", "hyperparameters": {"label": "y"}}
+    )
     with db.engine.begin() as conn:  # a training job written by a server at revision 0003 (no kind column)
         conn.execute(
             text(
-                "INSERT INTO training_jobs (id, state, model, recipe, priority, spec, job_dir, created_at, transitions, "
-                "files, restarts, progress, events_offset) VALUES ('old', 'validating', 'clf', 'tabular', 0, :spec, "
-                "'/jobs/old', 1.0, '{}', '{}', 0, '{}', 0)"
+                "INSERT INTO training_jobs (id, state, model, recipe, priority, spec, job_dir, created_at, "
+                "transitions, files, restarts, progress, events_offset) VALUES ('old', 'validating', 'clf', "
+                "'tabular', 0, :spec, '/jobs/old', 1.0, '{}', '{}', 0, '{}', 0)"
             ),
             {"spec": spec.model_dump_json()},
         )

@@ -39,13 +39,20 @@ class Crashy(Model):
 def write_crashy(models_dir: Path, name: str = "crashy", **config: Any) -> Path:
     config.setdefault("max_batch_size", 16)
     return write_python_model(
-        models_dir, name, CRASHY_SOURCE, "Crashy",
+        models_dir,
+        name,
+        CRASHY_SOURCE,
+        "Crashy",
         inputs=[{"name": "x", "datatype": "FP32", "shape": [-1, 2]}],
-        outputs=[{"name": "y", "datatype": "FP32", "shape": [-1, 2]},
-                 {"name": "pid", "datatype": "INT64", "shape": [-1, 1]}],
+        outputs=[
+            {"name": "y", "datatype": "FP32", "shape": [-1, 2]},
+            {"name": "pid", "datatype": "INT64", "shape": [-1, 1]},
+        ],
         **config,
-    )  # fmt: skip
+    )
 
 
 def v2_body(rows: list[list[float]]) -> dict[str, Any]:
-    return {"inputs": [{"name": "x", "datatype": "FP32", "shape": [len(rows), 2], "data": [v for r in rows for v in r]}]}
+    return {
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [len(rows), 2], "data": [v for r in rows for v in r]}]
+    }

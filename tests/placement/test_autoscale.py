@@ -41,20 +41,25 @@ BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}]
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     home = tmp_path_factory.mktemp("autoscale") / "home"
     write_python_model(
-        home / "models", "slow", SLOW_SOURCE, "Slow",
+        home / "models",
+        "slow",
+        SLOW_SOURCE,
+        "Slow",
         inputs=[{"name": "x", "datatype": "FP32", "shape": [-1]}],
         outputs=[{"name": "pid", "datatype": "INT64", "shape": [-1]}],
-        max_batch_size=1, placement="process",
+        max_batch_size=1,
+        placement="process",
         autoscale={"min_replicas": 0, "max_replicas": 2, "target_queue_ms": 20, "scale_down_delay_s": 1},
-    )  # fmt: skip
+    )
     settings = Settings(home=home, admin_key="test-admin-key", catalog="none", governance="off")
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
 
 
 def _replicas(client: TestClient) -> list[dict[str, Any]]:
-    return [r for r in client.get("/v1/models/slow/replicas", headers=AUTH).json()["replicas"]
-            if r["state"] != "retiring"]  # fmt: skip
+    return [
+        r for r in client.get("/v1/models/slow/replicas", headers=AUTH).json()["replicas"] if r["state"] != "retiring"
+    ]
 
 
 def _wait(client: TestClient, n: int, timeout: float) -> list[dict[str, Any]]:
@@ -79,8 +84,9 @@ def test_a_queue_adds_replicas_up_to_the_maximum_and_idle_removes_them(client: T
     seen = 0
     with ThreadPoolExecutor(6) as pool:
         while time.monotonic() < deadline and seen < 2:
-            codes = list(pool.map(lambda _: client.post("/v2/models/slow/infer", json=BODY, headers=AUTH).status_code,
-                                  range(12)))  # fmt: skip
+            codes = list(
+                pool.map(lambda _: client.post("/v2/models/slow/infer", json=BODY, headers=AUTH).status_code, range(12))
+            )
             assert set(codes) == {200}
             seen = max(seen, len(_replicas(client)))
     assert seen == 2  # max_replicas

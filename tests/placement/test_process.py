@@ -34,9 +34,16 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     write_crashy(home / "models", "scaly", placement="process")
     write_upper_model(home / "models")  # BYTES in and out through the worker
     import_onnx(repo, scale(home.parent / "double.onnx", 2.0), "double", max_batch_size=8)
-    write_pipeline(home / "models", "mixed", steps=[  # a process step, then a thread step
-        {"name": "a", "model": "crashy", "inputs": {"x": "x"}}, {"name": "b", "model": "double", "inputs": {"x": "a.y"}},
-    ], outputs={"y": "b.y"}, inputs=[{"name": "x", "datatype": "FP32", "shape": [-1, 2]}])  # fmt: skip
+    write_pipeline(
+        home / "models",
+        "mixed",
+        steps=[  # a process step, then a thread step
+            {"name": "a", "model": "crashy", "inputs": {"x": "x"}},
+            {"name": "b", "model": "double", "inputs": {"x": "a.y"}},
+        ],
+        outputs={"y": "b.y"},
+        inputs=[{"name": "x", "datatype": "FP32", "shape": [-1, 2]}],
+    )
     settings = Settings(home=home, admin_key="test-admin-key", catalog="none", governance="off")
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
@@ -69,8 +76,10 @@ def test_a_pipeline_mixes_placements(client: TestClient) -> None:
 
 
 def test_bytes_and_parameters_cross_to_the_worker(client: TestClient) -> None:
-    body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["ab", "hello"]}],
-            "parameters": {"suffix": "?"}}  # fmt: skip
+    body = {
+        "inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["ab", "hello"]}],
+        "parameters": {"suffix": "?"},
+    }
     r = client.post("/v2/models/upper/infer", json=body, headers=AUTH)
     assert r.status_code == 200, r.text
     out = {o["name"]: o["data"] for o in r.json()["outputs"]}
@@ -93,8 +102,11 @@ def test_a_client_mistake_raised_in_the_worker_keeps_its_status(client: TestClie
 
 def test_a_segfault_fails_its_request_only_and_the_replica_restarts(client: TestClient) -> None:
     before = _replicas(client, "crashy")[0]
-    other = client.post("/v2/models/mlp/infer", json={"inputs": [
-        {"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}, headers=AUTH)  # fmt: skip
+    other = client.post(
+        "/v2/models/mlp/infer",
+        json={"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]},
+        headers=AUTH,
+    )
     assert other.status_code == 200
 
     def ok(i: int) -> int:
@@ -102,9 +114,18 @@ def test_a_segfault_fails_its_request_only_and_the_replica_restarts(client: Test
 
     with ThreadPoolExecutor(8) as pool:
         crash = pool.submit(lambda: client.post("/v2/models/crashy/infer", json=v2_body([[-1, 0]]), headers=AUTH))
-        mlp_during = [pool.submit(lambda: client.post("/v2/models/mlp/infer", json={"inputs": [
-            {"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}, headers=AUTH).status_code)
-            for _ in range(20)]  # fmt: skip
+        mlp_during = [
+            pool.submit(
+                lambda: (
+                    client.post(
+                        "/v2/models/mlp/infer",
+                        json={"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]},
+                        headers=AUTH,
+                    ).status_code
+                )
+            )
+            for _ in range(20)
+        ]
         r = crash.result()
     assert r.status_code == 503, r.text
     msg = r.json()["error"]
@@ -123,11 +144,13 @@ def test_requests_batched_with_a_crash_are_retried_on_another_replica(client: Te
     that shared its batch are answered by the other replica."""
     n0 = sum(r["restarts"] for r in _replicas(client, "pair"))
     with ThreadPoolExecutor(12) as pool:
-        futs = [pool.submit(client.post, "/v2/models/pair/infer", json=v2_body([[i, 1]]), headers=AUTH)
-                for i in range(10)]  # fmt: skip
+        futs = [
+            pool.submit(client.post, "/v2/models/pair/infer", json=v2_body([[i, 1]]), headers=AUTH) for i in range(10)
+        ]
         bad = pool.submit(client.post, "/v2/models/pair/infer", json=v2_body([[-1, -1]]), headers=AUTH)
-        futs += [pool.submit(client.post, "/v2/models/pair/infer", json=v2_body([[i, 1]]), headers=AUTH)
-                 for i in range(10)]  # fmt: skip
+        futs += [
+            pool.submit(client.post, "/v2/models/pair/infer", json=v2_body([[i, 1]]), headers=AUTH) for i in range(10)
+        ]
         codes = [f.result().status_code for f in futs]
         assert bad.result().status_code == 503 and "pair" in bad.result().text
     assert codes == [200] * 20

@@ -39,8 +39,15 @@ def cluster() -> Iterator[Any]:
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep the node address on 127.0.0.1
     from ray.cluster_utils import Cluster
 
-    c = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False, "redis_port": free_port()})  # fmt: skip
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "node_ip_address": "127.0.0.1",
+            "include_dashboard": False,
+            "redis_port": free_port(),
+        },
+    )
     c.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     try:
         yield c
@@ -66,8 +73,14 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(cluster: Any, home: Path) -> Iterator[TestClient]:
-    settings = Settings(home=home, admin_key="test-admin-key", catalog="none", governance="off",
-                        ray_address=cluster.address, ray_namespace=NAMESPACE)  # fmt: skip
+    settings = Settings(
+        home=home,
+        admin_key="test-admin-key",
+        catalog="none",
+        governance="off",
+        ray_address=cluster.address,
+        ray_namespace=NAMESPACE,
+    )
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
 
@@ -131,8 +144,11 @@ def test_replicas_spread_over_both_nodes_and_serve(client: TestClient) -> None:
     assert [r["placement"] for r in reps] == ["ray", "ray"] and {r["state"] for r in reps} == {"ready"}
     assert len({r["node"] for r in reps}) == 2 and {r["host"] for r in reps} == {"127.0.0.1"}
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
-    r = client.post("/v2/models/mlp/infer", headers=AUTH, json={
-        "inputs": [{"name": "x", "datatype": "FP32", "shape": [3, 4], "data": x.ravel().tolist()}]})  # fmt: skip
+    r = client.post(
+        "/v2/models/mlp/infer",
+        headers=AUTH,
+        json={"inputs": [{"name": "x", "datatype": "FP32", "shape": [3, 4], "data": x.ravel().tolist()}]},
+    )
     assert r.status_code == 200, r.text
     y = np.array(r.json()["outputs"][0]["data"], dtype=np.float32).reshape(3, 3)
     np.testing.assert_allclose(y, mlp_reference(x), rtol=1e-5, atol=1e-5)
@@ -146,8 +162,9 @@ def test_a_second_server_reuses_the_replicas(cluster: Any, client: TestClient, h
 
     before = {r["actor"]: r["pid"] for r in _replicas(client.get)}
     actors = len(ray.util.list_named_actors(all_namespaces=True))
-    with running_server(home, "test-admin-key", AIAAS_GOVERNANCE="off", AIAAS_RAY_ADDRESS=cluster.address,
-                        AIAAS_RAY_NAMESPACE=NAMESPACE) as second:  # fmt: skip
+    with running_server(
+        home, "test-admin-key", AIAAS_GOVERNANCE="off", AIAAS_RAY_ADDRESS=cluster.address, AIAAS_RAY_NAMESPACE=NAMESPACE
+    ) as second:
         reps = _replicas(lambda path, **kw: httpx.get(second.url + path, **kw))
         assert {r["actor"]: r["pid"] for r in reps} == before and all(r["reused"] for r in reps)
         assert len(ray.util.list_named_actors(all_namespaces=True)) == actors
@@ -185,11 +202,17 @@ def test_a_two_node_training_job_registers_a_version(cluster: Any, client: TestC
     try:
         with make_world(tmp_path / "home", tmp_path / "src", None, ray_address=cluster.address) as w:
             acme = w.key("acme", "developer")
-            fid = w.client.post("/v1/files", files={"file": ("t.csv", "\n".join(rows).encode())},
-                                headers=acme.headers).json()["id"]  # fmt: skip
-            body = {"recipe": "tabular", "training_file": fid, "model": "two-nodes", "max_restarts": 0,
-                    "hyperparameters": {"label": "label", "epochs": 2, "batch_size": 32, "hidden": [8]},
-                    "resources": {"nodes": 2, "workers_per_node": 1, "threads_per_worker": 1}}  # fmt: skip
+            fid = w.client.post(
+                "/v1/files", files={"file": ("t.csv", "\n".join(rows).encode())}, headers=acme.headers
+            ).json()["id"]
+            body = {
+                "recipe": "tabular",
+                "training_file": fid,
+                "model": "two-nodes",
+                "max_restarts": 0,
+                "hyperparameters": {"label": "label", "epochs": 2, "batch_size": 32, "hidden": [8]},
+                "resources": {"nodes": 2, "workers_per_node": 1, "threads_per_worker": 1},
+            }
             r = w.client.post("/v1/training/jobs", json=body, headers=acme.headers)
             assert r.status_code == 201, r.text
             job = poll_job(w.client, acme.headers, f"/v1/training/jobs/{r.json()['id']}", timeout=240)
@@ -213,8 +236,10 @@ def test_a_node_removed_mid_load_loses_no_request(cluster: Any, client: TestClie
 
     before = retried()
     codes = _under_load(client, lambda: cluster.remove_node(worker))
-    print(f"node removed mid-load: {len(codes)} requests sent, {sum(c != 200 for c in codes)} not answered 200, "
-          f"{retried() - before} retried on the other replica")
+    print(
+        f"node removed mid-load: {len(codes)} requests sent, {sum(c != 200 for c in codes)} not answered 200, "
+        f"{retried() - before} retried on the other replica"
+    )
     assert len(codes) > 10 and set(codes) == {200}  # retried on the other replica; none lost
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

@@ -11,8 +11,10 @@ from aiaas.placement import wire
 from aiaas.placement.channel import Segment
 
 
-@pytest.mark.parametrize("dtype", ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                                   "float16", "float32", "float64"])  # fmt: skip
+@pytest.mark.parametrize(
+    "dtype",
+    ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "float64"],
+)
 def test_numeric_tensors_round_trip_through_shared_memory(dtype: str) -> None:
     arr = (np.arange(24) % 7).astype(dtype).reshape(2, 3, 4)
     seg = Segment(1 << 16)

@@ -73,9 +73,23 @@ def test_valid_config(repo: ModelRepository) -> None:
         ("inputs: []\n", "backend"),
     ],
     ids=[
-        "bad-yaml", "list", "empty", "unknown-key", "unknown-nested-key", "bad-datatype", "zero-dim",
-        "batch-dim", "name-mismatch", "python-no-class", "pipeline-no-section", "pipeline-no-steps",
-        "instances", "policy-two", "policy-zero", "duplicate-inputs", "no-backend",
+        "bad-yaml",
+        "list",
+        "empty",
+        "unknown-key",
+        "unknown-nested-key",
+        "bad-datatype",
+        "zero-dim",
+        "batch-dim",
+        "name-mismatch",
+        "python-no-class",
+        "pipeline-no-section",
+        "pipeline-no-steps",
+        "instances",
+        "policy-two",
+        "policy-zero",
+        "duplicate-inputs",
+        "no-backend",
     ],
 )
 def test_invalid_config_is_an_entry_error(repo: ModelRepository, text: str, reason: str) -> None:
@@ -201,7 +215,9 @@ def test_failed_copy_leaves_no_version_behind(repo: ModelRepository, tmp_path: P
     assert [p.name for p in entry.path.iterdir() if p.name.startswith(".")] == []
 
 
-@pytest.mark.parametrize("content", [b"", b"this is not an onnx model", b"\x08\x07"], ids=["empty", "text", "proto-ish"])
+@pytest.mark.parametrize(
+    "content", [b"", b"this is not an onnx model", b"\x08\x07"], ids=["empty", "text", "proto-ish"]
+)
 def test_import_rejects_non_onnx_files(repo: ModelRepository, tmp_path: Path, content: bytes) -> None:
     src = tmp_path / "fake.onnx"
     src.write_bytes(content)

@@ -51,7 +51,12 @@ def test_onnx_signature_and_predict(tmp_path: Path) -> None:
 def test_onnx_runtime_options_are_applied(tmp_path: Path) -> None:
     mlp(tmp_path / "1" / "model.onnx")
     cfg = onnx_config(
-        runtime={"intra_op_threads": 1, "inter_op_threads": 2, "graph_optimization_level": "disable", "execution_mode": "parallel"}
+        runtime={
+            "intra_op_threads": 1,
+            "inter_op_threads": 2,
+            "graph_optimization_level": "disable",
+            "execution_mode": "parallel",
+        }
     )
     m = OnnxModel(cfg, tmp_path / "1", RuntimeContext(default_intra_op_threads=2))
     m.load()
@@ -198,7 +203,12 @@ def test_python_file_is_reread_for_a_new_load(tmp_path: Path) -> None:
 # -- pipeline ---------------------------------------------------------------------------------------
 def pipe_config(steps: list[dict[str, Any]], outputs: dict[str, str], inputs: list[dict] | None = None) -> ModelConfig:
     return ModelConfig.model_validate(
-        {"name": "pipe", "backend": "pipeline", "inputs": inputs or [], "pipeline": {"steps": steps, "outputs": outputs}}
+        {
+            "name": "pipe",
+            "backend": "pipeline",
+            "inputs": inputs or [],
+            "pipeline": {"steps": steps, "outputs": outputs},
+        }
     )
 
 
@@ -276,7 +286,12 @@ def test_pipeline_output_that_no_step_produced_is_an_error() -> None:
         (list(reversed(CHAIN)), {"out": "b.y"}, None, r"step 'b' input 'x' uses 'a\.y' before that step runs"),
         ([{"name": "a", "model": "double", "inputs": {"x": "a.y"}}], {"out": "a.y"}, None, "before that step runs"),
         (CHAIN, {"out": "c.y"}, None, r"pipeline output 'out': 'c\.y' names no step"),
-        (CHAIN, {"out": "b.y"}, [{"name": "other", "datatype": "FP32", "shape": [-1]}], "'input' is not a pipeline input"),
+        (
+            CHAIN,
+            {"out": "b.y"},
+            [{"name": "other", "datatype": "FP32", "shape": [-1]}],
+            "'input' is not a pipeline input",
+        ),
         ([CHAIN[0], {**CHAIN[0], "inputs": {"x": "a.y"}}], {"out": "a.y"}, None, "step name 'a' is used twice"),
     ],
     ids=["later-step", "self", "output-no-step", "unknown-input", "duplicate-step"],
@@ -303,7 +318,10 @@ def test_model_interface_default_stream() -> None:
             return dict(inputs)
 
     async def collect() -> list[Tensors]:
-        return [chunk async for chunk in Echo(onnx_config(), Path("."), RuntimeContext()).predict_stream({"a": np.ones(1)}, {})]
+        return [
+            chunk
+            async for chunk in Echo(onnx_config(), Path("."), RuntimeContext()).predict_stream({"a": np.ones(1)}, {})
+        ]
 
     (only,) = asyncio.run(collect())
     assert list(only) == ["a"]

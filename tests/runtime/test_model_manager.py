@@ -81,9 +81,13 @@ def test_broken_models_are_unavailable_with_reasons_good_ones_ready(
     add_model(repo, "badyaml", "backend: onnx\ninputs: [oops\n")
     (add_model(repo, "corrupt", "backend: onnx\n") / "1" / "model.onnx").write_bytes(b"\x00 not onnx")
     add_model(repo, "notamodel", ECHO.replace("VersionEcho", "NotAModel"))
-    add_model(repo, "failing", ECHO.replace('{class: "rt_fakes:VersionEcho"}', '{class: "rt_fakes:VersionEcho", fail: true}'))
+    add_model(
+        repo, "failing", ECHO.replace('{class: "rt_fakes:VersionEcho"}', '{class: "rt_fakes:VersionEcho", fail: true}')
+    )
     import_onnx(repo, mlp(tmp_path / "mlp2.onnx"), "mismatch")
-    (repo.root / "mismatch" / "model.yaml").write_text("backend: onnx\ninputs: [{name: x, datatype: INT64, shape: [-1, 4]}]\n")
+    (repo.root / "mismatch" / "model.yaml").write_text(
+        "backend: onnx\ninputs: [{name: x, datatype: INT64, shape: [-1, 4]}]\n"
+    )
     add_model(repo, "noversions", ECHO, versions=())
 
     async def main() -> None:

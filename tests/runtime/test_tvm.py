@@ -98,9 +98,7 @@ def test_compiled_by_the_pass_registered_and_served_through_v2(
     (tmp_path / "work").mkdir()
     art = run_pass(spec, Artifact("onnx", path=mlp(tmp_path / "mlp.onnx")), PassContext(tmp_path / "work"))
     assert art.kind == "tvm" and art.path is not None and art.path.suffix == ".so"
-    chosen = Candidate(
-        "tvm", [spec], art, measurement={"metric": {"name": "accuracy", "value": 1.0}, "size_bytes": 1}
-    )
+    chosen = Candidate("tvm", [spec], art, measurement={"metric": {"name": "accuracy", "value": 1.0}, "size_bytes": 1})
     report = {"candidates": [{"name": "tvm", "decision": "chosen"}]}
     assert register(repo, "compiled", chosen, report) == 1
     vdir = repo.version_dir("compiled", 1)

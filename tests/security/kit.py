@@ -75,7 +75,8 @@ def _edit_config(repo: ModelRepository, name: str, **changes: Any) -> None:
 
 def build_zoo(home: Path, src: Path) -> Path:
     """``pub`` (public MLP), ``secret`` (MLP owned by tenant acme), ``priced`` (public MLP at 1.0 per request),
-    ``metered`` (public MLP at 1.0 per batch row, i.e. priced per unit) and ``gate`` (python model that blocks while ``<src>/gate`` exists). Returns the gate file's path."""
+    ``metered`` (public MLP at 1.0 per batch row, i.e. priced per unit) and ``gate`` (python model that blocks
+    while ``<src>/gate`` exists). Returns the gate file's path."""
     repo = ModelRepository(home / "models")
     repo.ensure()
     onnx = mlp(src / "mlp.onnx")
@@ -258,8 +259,11 @@ def served(home: Path, log: Path, **env: str) -> Iterator[tuple[str, subprocess.
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "aiaas.cli.main", "serve", "--home", str(home), "--port", str(port)],
-            env=full, stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT),
-        )  # fmt: skip
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(REPO_ROOT),
+        )
     try:
 
         def ready() -> bool:

@@ -52,8 +52,10 @@ NO_KEY_ID = "0123456789ab"  # well-formed, never issued
 # -- the world ------------------------------------------------------------------------------------------------
 @pytest.fixture(
     scope="module",
-    params=[p if p == "sqlite" else pytest.param(p, marks=pytest.mark.skipif(not PG_OK, reason="no PostgreSQL"))
-            for p in BACKENDS],
+    params=[
+        p if p == "sqlite" else pytest.param(p, marks=pytest.mark.skipif(not PG_OK, reason="no PostgreSQL"))
+        for p in BACKENDS
+    ],
 )
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp(f"security-{request.param}")
@@ -99,7 +101,12 @@ OPS: dict[str, tuple[str, str, dict[str, str] | None, Any]] = {
     "openai.list": ("GET", "/v1/models", None, None),
     "openai.model": ("GET", "/v1/models/{model}", None, None),
     "openai.embeddings": ("POST", "/v1/embeddings", None, {"model": "{model}", "input": "hello"}),
-    "openai.chat": ("POST", "/v1/chat/completions", None, {"model": "{model}", "messages": [{"role": "user", "content": "hi"}]}),
+    "openai.chat": (
+        "POST",
+        "/v1/chat/completions",
+        None,
+        {"model": "{model}", "messages": [{"role": "user", "content": "hi"}]},
+    ),
     "tenants.list": ("GET", "/v1/tenants", None, None),
     "tenants.read": ("GET", "/v1/tenants/{tenant}", None, None),
     "tenants.create": ("POST", "/v1/tenants", None, {"name": "{name}"}),
@@ -293,11 +300,34 @@ def hold_slot(world: World) -> Iterator[None]:
 
 # -- the table -------------------------------------------------------------------------------------------------
 AUTH_OPS = [
-    "v2.metadata", "v2.ready", "v2.infer", "v2.infer_version", "v2.stats", "v2.stats_all", "v2.index", "v2.load",
-    "v2.unload", "openai.list", "openai.model", "openai.embeddings", "openai.chat", "tenants.list", "tenants.create", "tenants.delete", "keys.create", "keys.revoke", "keys.rotate",
-    "limits.key.write", "limits.tenant.read", "budgets.key.write", "budgets.tenant.read", "grants.create",
-    "owner.write", "usage.tenant", "audit.tenant",
-]  # fmt: skip
+    "v2.metadata",
+    "v2.ready",
+    "v2.infer",
+    "v2.infer_version",
+    "v2.stats",
+    "v2.stats_all",
+    "v2.index",
+    "v2.load",
+    "v2.unload",
+    "openai.list",
+    "openai.model",
+    "openai.embeddings",
+    "openai.chat",
+    "tenants.list",
+    "tenants.create",
+    "tenants.delete",
+    "keys.create",
+    "keys.revoke",
+    "keys.rotate",
+    "limits.key.write",
+    "limits.tenant.read",
+    "budgets.key.write",
+    "budgets.tenant.read",
+    "grants.create",
+    "owner.write",
+    "usage.tenant",
+    "audit.tenant",
+]
 AUTH_ACTORS = {
     "nobody": "missing authorization",
     "token_scheme": "malformed authorization",
@@ -358,7 +388,9 @@ CASES += [
     ]
 ]
 CASES += [
-    Case("developer-revokes-bootstrap-admin", "keys.revoke", "acme_dev", 404, {"key": "admin"}, like={"key": NO_KEY_ID}),
+    Case(
+        "developer-revokes-bootstrap-admin", "keys.revoke", "acme_dev", 404, {"key": "admin"}, like={"key": NO_KEY_ID}
+    ),
 ]
 
 # Cross-tenant: globex on acme's private model, keys, limits, budgets, usage and audit -> the 404 of nothing.
@@ -405,10 +437,20 @@ CASES += [
 ]
 CASES += [
     Case("cross-index-hides-private-model", "v2.index", "globex_user", 200, check=lists({"pub"}, {"secret"})),
-    Case("cross-stats-hides-private-model", "v2.stats_all", "globex_user", 200,
-         check=lists({"pub"}, {"secret"}, stats=True)),
-    Case("cross-openai-list-hides-private-model", "openai.list", "globex_user", 200,
-         check=openai_lists({"pub"}, {"secret"})),
+    Case(
+        "cross-stats-hides-private-model",
+        "v2.stats_all",
+        "globex_user",
+        200,
+        check=lists({"pub"}, {"secret"}, stats=True),
+    ),
+    Case(
+        "cross-openai-list-hides-private-model",
+        "openai.list",
+        "globex_user",
+        200,
+        check=openai_lists({"pub"}, {"secret"}),
+    ),
     Case("cross-tenant-list-shows-own-tenant", "tenants.list", "acme_dev", 200, check=only_own_tenant),
 ]
 
@@ -426,17 +468,48 @@ CASES += [
 
 # Over the limits (only model calls are metered and limited).
 CASES += [
-    Case("over-rate-infer", "v2.infer", "rate", 429, check=rate_limited("requests", "key '{rate}'"),
-         prepare=exhaust("rate", "pub", 429)),
-    Case("over-rate-infer-version", "v2.infer_version", "rate", 429, check=rate_limited("requests", "key '{rate}'"),
-         prepare=exhaust("rate", "pub", 429)),
-    Case("over-units-infer", "v2.infer", "units", 429, check=rate_limited("units", "key '{units}'"),
-         prepare=exhaust("units", "pub", 429)),
-    Case("over-tenant-rate-infer", "v2.infer", "tenant_rate", 429, check=rate_limited("requests", "tenant 'limited'"),
-         prepare=exhaust("tenant_rate", "pub", 429)),
+    Case(
+        "over-rate-infer",
+        "v2.infer",
+        "rate",
+        429,
+        check=rate_limited("requests", "key '{rate}'"),
+        prepare=exhaust("rate", "pub", 429),
+    ),
+    Case(
+        "over-rate-infer-version",
+        "v2.infer_version",
+        "rate",
+        429,
+        check=rate_limited("requests", "key '{rate}'"),
+        prepare=exhaust("rate", "pub", 429),
+    ),
+    Case(
+        "over-units-infer",
+        "v2.infer",
+        "units",
+        429,
+        check=rate_limited("units", "key '{units}'"),
+        prepare=exhaust("units", "pub", 429),
+    ),
+    Case(
+        "over-tenant-rate-infer",
+        "v2.infer",
+        "tenant_rate",
+        429,
+        check=rate_limited("requests", "tenant 'limited'"),
+        prepare=exhaust("tenant_rate", "pub", 429),
+    ),
     Case("over-concurrency-infer", "v2.infer", "conc", 429, check=concurrency_limited, prepare=hold_slot),
-    Case("over-budget-infer", "v2.infer", "broke", 402, {"model": "priced"}, check=over_budget,
-         prepare=exhaust("broke", "priced", 402)),
+    Case(
+        "over-budget-infer",
+        "v2.infer",
+        "broke",
+        402,
+        {"model": "priced"},
+        check=over_budget,
+        prepare=exhaust("broke", "priced", 402),
+    ),
 ]
 
 # A key that "expires in 0 days" is refused, not made into a key that never expires.
@@ -451,16 +524,35 @@ HOSTILE = {
     "unicode": "mél☃-名前",
 }
 HOSTILE_SLOTS = [
-    ("v2.metadata", "model"), ("v2.ready", "model"), ("v2.infer", "model"), ("v2.stats", "model"),
-    ("v2.load", "model"), ("v2.unload", "model"), ("openai.model", "model"), ("openai.embeddings", "model"),
-    ("tenants.read", "tenant"), ("tenants.create", "name"),
-    ("tenants.delete", "tenant"), ("keys.list", "tenant"), ("keys.create", "tenant"),
-    ("keys.create_for_models", "model"), ("keys.read", "key"), ("keys.revoke", "key"), ("keys.rotate", "key"),
-    ("limits.key.write", "key"), ("limits.tenant.write", "tenant"), ("budgets.key.read", "key"),
-    ("budgets.tenant.write", "tenant"), ("grants.create", "model"), ("grants.create", "tenant"),
-    ("owner.write", "model"), ("owner.write", "tenant"), ("usage.tenant", "tenant"), ("usage.key", "key"),
+    ("v2.metadata", "model"),
+    ("v2.ready", "model"),
+    ("v2.infer", "model"),
+    ("v2.stats", "model"),
+    ("v2.load", "model"),
+    ("v2.unload", "model"),
+    ("openai.model", "model"),
+    ("openai.embeddings", "model"),
+    ("tenants.read", "tenant"),
+    ("tenants.create", "name"),
+    ("tenants.delete", "tenant"),
+    ("keys.list", "tenant"),
+    ("keys.create", "tenant"),
+    ("keys.create_for_models", "model"),
+    ("keys.read", "key"),
+    ("keys.revoke", "key"),
+    ("keys.rotate", "key"),
+    ("limits.key.write", "key"),
+    ("limits.tenant.write", "tenant"),
+    ("budgets.key.read", "key"),
+    ("budgets.tenant.write", "tenant"),
+    ("grants.create", "model"),
+    ("grants.create", "tenant"),
+    ("owner.write", "model"),
+    ("owner.write", "tenant"),
+    ("usage.tenant", "tenant"),
+    ("usage.key", "key"),
     ("audit.tenant", "tenant"),
-]  # fmt: skip
+]
 
 
 def hostile_statuses(label: str, op: str) -> tuple[int, ...]:

@@ -61,20 +61,32 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _settings(home: Path, fast: bool, **kw: Any) -> Settings:
-    return Settings(home=home, admin_key=ADMIN_KEY, catalog="none", governance="off", fast_path=fast,  # type: ignore[call-arg]
-                    max_request_bytes=LIMIT, **kw)  # fmt: skip
+    return Settings(
+        home=home,
+        admin_key=ADMIN_KEY,
+        catalog="none",
+        governance="off",
+        fast_path=fast,  # type: ignore[call-arg]
+        max_request_bytes=LIMIT,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["access-log-off", "access-log-on"])
 def clients(home: Path, request: pytest.FixtureRequest) -> Iterator[dict[bool, TestClient]]:
     """An app with the fast path off and one with it on (each with or without the access log)."""
-    on, off = create_app(_settings(home, True, access_log=request.param)), create_app(_settings(home, False, access_log=request.param))
+    on, off = (
+        create_app(_settings(home, True, access_log=request.param)),
+        create_app(_settings(home, False, access_log=request.param)),
+    )
     assert on.fast_path is not None and off.fast_path is None
     with TestClient(on, raise_server_exceptions=False) as c_on, TestClient(off, raise_server_exceptions=False) as c_off:
         yield {True: c_on, False: c_off}
 
 
-def _answer(c: TestClient, path: str, body: bytes | list[bytes], headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+def _answer(
+    c: TestClient, path: str, body: bytes | list[bytes], headers: dict[str, str]
+) -> tuple[int, list[tuple[str, str]], bytes]:
     content = body if isinstance(body, bytes) else iter(body)  # a list: sent chunked, with no content-length
     r = c.post(path, content=content, headers={"x-request-id": "same-id", **headers})
     return r.status_code, r.headers.multi_items(), r.content
@@ -90,8 +102,14 @@ def test_the_same_bytes_and_headers_with_the_fast_path_on_and_off(
     on = _answer(clients[True], path, body, headers)
     assert len(fast_path_calls) == (0 if name in REFUSED_UNREAD else 1)  # AIAAS_FAST_PATH=1: the fast path answered
     assert on == off
-    expected = {"json": 200, "no key": 401, "not json": 400, "unknown model": 404, "too large": 413,
-                "too large, chunked": 413}  # fmt: skip
+    expected = {
+        "json": 200,
+        "no key": 401,
+        "not json": 400,
+        "unknown model": 404,
+        "too large": 413,
+        "too large, chunked": 413,
+    }
     assert on[0] == expected.get(name, on[0])
 
 

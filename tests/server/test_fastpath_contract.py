@@ -33,8 +33,12 @@ def test_pyproject_pins_exactly_the_versions_written_against_and_they_are_instal
     deps = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["dependencies"]
     for name, want in WRITTEN_AGAINST.items():
         pins = [d for d in deps if re.match(rf"{name}(\[[^]]*\])?\s*[=<>!~]", d)]
-        assert pins == [f"{name}{'[standard]' if name == 'uvicorn' else ''}=={want}"], f"pyproject.toml pins {pins} for {name}"
-        assert version(name) == want, f"{name} {version(name)} is installed; server/fastpath.py was written against {want}"
+        assert pins == [f"{name}{'[standard]' if name == 'uvicorn' else ''}=={want}"], (
+            f"pyproject.toml pins {pins} for {name}"
+        )
+        assert version(name) == want, (
+            f"{name} {version(name)} is installed; server/fastpath.py was written against {want}"
+        )
 
 
 def test_a_changed_signature_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,13 +54,21 @@ def test_a_missing_attribute_is_named() -> None:
     assert "FastAPI instance has no attribute '_native_telemetry'" in internals_problems(app)
 
 
-def test_a_fast_path_whose_internals_changed_turns_itself_off(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(fastpath, "internals_problems", lambda app: ["uvicorn RequestResponseCycle.send lost parameter(s) message"])
+def test_a_fast_path_whose_internals_changed_turns_itself_off(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(
+        fastpath, "internals_problems", lambda app: ["uvicorn RequestResponseCycle.send lost parameter(s) message"]
+    )
     app = App()
     with caplog.at_level(logging.WARNING, logger="aiaas.server"):
         fastpath.install(app, enabled=True)
     assert app.fast_path is None
-    assert "V2 fast path off" in caplog.text and "RequestResponseCycle.send" in caplog.text and "written against" in caplog.text
+    assert (
+        "V2 fast path off" in caplog.text
+        and "RequestResponseCycle.send" in caplog.text
+        and "written against" in caplog.text
+    )
     monkeypatch.setattr(fastpath, "_uvicorn_problems", lambda: ["changed"])
     assert fastpath.http_protocol(True) == "auto"  # uvicorn's stock protocol
 

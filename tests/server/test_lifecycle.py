@@ -92,10 +92,7 @@ def test_first_start_writes_and_prints_the_admin_key_once(tmp_path: Path) -> Non
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         key = key_file.read_text().strip()
         assert len(key) >= 32
-        assert (
-            httpx.get(first.url + "/v2", headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code
-            == 200
-        )
+        assert httpx.get(first.url + "/v2", headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code == 200
         assert httpx.get(first.url + "/v2", headers=AUTH, timeout=10).status_code == 401
     assert first.proc.returncode == 0
     first_output = first.output()
@@ -103,10 +100,7 @@ def test_first_start_writes_and_prints_the_admin_key_once(tmp_path: Path) -> Non
     assert "shown once" in first_output
 
     with running_server(home, None) as second:
-        assert (
-            httpx.get(second.url + "/v2", headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code
-            == 200
-        )
+        assert httpx.get(second.url + "/v2", headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code == 200
     second_output = second.output()
     assert key not in second_output, second_output
     assert str(key_file) in second_output  # says where the key is, not what it is
@@ -129,17 +123,11 @@ def test_rss_returns_after_load_unload_cycles(tmp_path: Path) -> None:
         def cycle() -> tuple[float, float]:
             """Unload, measure; load, infer, measure."""
             assert (
-                httpx.post(
-                    server.url + "/v2/repository/models/big/unload", headers=AUTH, timeout=60
-                ).status_code
-                == 200
+                httpx.post(server.url + "/v2/repository/models/big/unload", headers=AUTH, timeout=60).status_code == 200
             )
             unloaded = proc.memory_info().rss / mb
             assert (
-                httpx.post(
-                    server.url + "/v2/repository/models/big/load", headers=AUTH, timeout=60
-                ).status_code
-                == 200
+                httpx.post(server.url + "/v2/repository/models/big/load", headers=AUTH, timeout=60).status_code == 200
             )
             r = httpx.post(server.url + "/v2/models/big/infer", json=x, headers=AUTH, timeout=60)
             assert r.status_code == 200, r.text

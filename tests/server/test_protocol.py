@@ -1,5 +1,5 @@
-"""The one-write HTTP protocol (aiaas/server/fastpath.py: http_protocol), driven the way uvicorn's own tests drive theirs:
-a protocol object on a fake transport, requests fed as bytes, the writes recorded."""
+"""The one-write HTTP protocol (aiaas/server/fastpath.py: http_protocol), driven the way uvicorn's own tests drive
+theirs: a protocol object on a fake transport, requests fed as bytes, the writes recorded."""
 
 from __future__ import annotations
 
@@ -59,11 +59,13 @@ async def _fail(request: Request) -> Response:
 
 
 def _app() -> Starlette:
-    app = Starlette(routes=[
-        Route("/plain", lambda r: PlainTextResponse("hello")),
-        Route("/stream", _stream),
-        Route("/fail", _fail),
-    ])  # fmt: skip
+    app = Starlette(
+        routes=[
+            Route("/plain", lambda r: PlainTextResponse("hello")),
+            Route("/stream", _stream),
+            Route("/fail", _fail),
+        ]
+    )
     app.state.gate = asyncio.Event()
     return app
 
@@ -112,7 +114,9 @@ async def test_a_streamed_response_sends_its_headers_at_once() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
     # headers and the first chunk are out while the stream still waits for its second chunk
-    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and b"transfer-encoding: chunked" in transport.writes[0]
+    assert (
+        transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and b"transfer-encoding: chunked" in transport.writes[0]
+    )
     assert any(b"first" in w for w in transport.writes) and not any(b"second" in w for w in transport.writes)
     app.state.gate.set()
     await _settle(proto)

@@ -40,7 +40,9 @@ ROW = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1,
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "routed"])
-def test_request_span_with_queue_batch_and_model_children(tmp_path: Path, fast: bool, fast_path_calls: list[str]) -> None:
+def test_request_span_with_queue_batch_and_model_children(
+    tmp_path: Path, fast: bool, fast_path_calls: list[str]
+) -> None:
     app, exporter = _traced_app(tmp_path, fast)
     with TestClient(app) as c:
         r = c.post("/v2/models/mlp/infer", json=ROW, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
@@ -50,8 +52,13 @@ def test_request_span_with_queue_batch_and_model_children(tmp_path: Path, fast: 
     by_name = {s.name: s for s in spans}
     assert {"queue", "batch", "model"} <= set(by_name)
     server = next(s for s in spans if s.kind.name == "SERVER")
-    assert server.name == "POST /v2/models/{model}/infer" and server.attributes["http.route"] == "/v2/models/{model}/infer"
-    assert server.attributes["http.response.status_code"] == 200 and server.attributes["url.path"] == "/v2/models/mlp/infer"
+    assert (
+        server.name == "POST /v2/models/{model}/infer" and server.attributes["http.route"] == "/v2/models/{model}/infer"
+    )
+    assert (
+        server.attributes["http.response.status_code"] == 200
+        and server.attributes["url.path"] == "/v2/models/mlp/infer"
+    )
     ids = {sp.context.span_id: sp for sp in spans}
 
     def ancestors(sp):  # type: ignore[no-untyped-def]
@@ -77,7 +84,10 @@ def test_the_fast_path_span_is_the_routed_one(tmp_path: Path, fast: bool, fast_p
         assert c.post("/v2/models/nope/infer", json=ROW, headers=auth).status_code == 404
     assert fast_path_calls == (["mlp", "nope"] if fast else [])
     servers = [s for s in exporter.get_finished_spans() if s.kind.name == "SERVER"]
-    assert [s.name for s in servers] == ["POST /v2/models/{model}/versions/{version}/infer", "POST /v2/models/{model}/infer"]
+    assert [s.name for s in servers] == [
+        "POST /v2/models/{model}/versions/{version}/infer",
+        "POST /v2/models/{model}/infer",
+    ]
     assert [s.attributes["http.response.status_code"] for s in servers] == [200, 404]
     assert all(s.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C for s in servers)
 

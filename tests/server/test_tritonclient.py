@@ -61,9 +61,7 @@ def test_infer_fp32(triton: th.InferenceServerClient, binary_in: bool, binary_ou
 def test_infer_versioned_with_compression(triton: th.InferenceServerClient) -> None:
     inp = th.InferInput("x", list(X.shape), "FP32")
     inp.set_data_from_numpy(X)
-    result = triton.infer(
-        "mlp", [inp], model_version="1", headers=auth(), request_compression_algorithm="gzip"
-    )
+    result = triton.infer("mlp", [inp], model_version="1", headers=auth(), request_compression_algorithm="gzip")
     np.testing.assert_allclose(result.as_numpy("y"), mlp_reference(X), rtol=1e-5)
 
 

@@ -49,8 +49,10 @@ def test_two_worker_ddp_job_trains_registers_and_serves(tmp_path: Path, make_set
     loaded: list[tuple[str, int]] = []
     s = Scheduler(store, tmp_path / "jobs", cores=2, repository=repo, on_registered=lambda m, v: loaded.append((m, v)))
     train, val = blobs_csv(tmp_path / "train.csv", 400, seed=0), blobs_csv(tmp_path / "val.csv", 200, seed=1)
-    job = s.submit(tabular_request(train, val, resources={"workers": 2, "threads_per_worker": 1},
-                                   hyperparameters={"epochs": 3}), owner="tenant-a")  # fmt: skip
+    job = s.submit(
+        tabular_request(train, val, resources={"workers": 2, "threads_per_worker": 1}, hyperparameters={"epochs": 3}),
+        owner="tenant-a",
+    )
     assert job.state == "queued" and job.files["training"]["rows"] == 400
     assert s.tick() == [job.id]
     assert s.used_cores() == 2
@@ -67,7 +69,9 @@ def test_two_worker_ddp_job_trains_registers_and_serves(tmp_path: Path, make_set
     assert metrics and {"step", "total_steps", "loss", "samples_per_s", "epoch", "eta_s"} <= set(metrics[-1])
     assert metrics[-1]["step"] == metrics[-1]["total_steps"] == job.result["steps"]
     assert [m["step"] for m in metrics] == sorted(m["step"] for m in metrics)
-    assert {"validating", "queued", "running", "rendezvous", "training", "exporting", "succeeded"} <= set(job.transitions)
+    assert {"validating", "queued", "running", "rendezvous", "training", "exporting", "succeeded"} <= set(
+        job.transitions
+    )
 
     config = repo.read("clf").config
     assert config is not None and config.owner == "tenant-a"
@@ -81,7 +85,11 @@ def test_two_worker_ddp_job_trains_registers_and_serves(tmp_path: Path, make_set
     labels = []
     with TestClient(create_app(settings)) as client:
         for chunk in np.array_split(x, 4):  # 50 rows per request: under the model's max_batch_size
-            body = {"inputs": [{"name": "x", "shape": list(chunk.shape), "datatype": "FP32", "data": chunk.ravel().tolist()}]}
+            body = {
+                "inputs": [
+                    {"name": "x", "shape": list(chunk.shape), "datatype": "FP32", "data": chunk.ravel().tolist()}
+                ]
+            }
             r = client.post("/v2/models/clf/infer", headers=AUTH, json=body)
             assert r.status_code == 200, r.text
             labels += {o["name"]: o for o in r.json()["outputs"]}["label"]["data"]
@@ -90,21 +98,30 @@ def test_two_worker_ddp_job_trains_registers_and_serves(tmp_path: Path, make_set
     assert (label == table.columns["label"]).mean() > max(0.75, majority + 0.1)
 
 
-def test_kill_9_of_a_worker_restarts_from_checkpoint(scheduler: Scheduler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kill_9_of_a_worker_restarts_from_checkpoint(
+    scheduler: Scheduler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     hold = tmp_path / "hold"  # the first attempt waits after its first checkpoint while this exists
     hold.touch()
     monkeypatch.setenv("AIAAS_TRAINING_HOLD_FILE", str(hold))
     train = blobs_csv(tmp_path / "train.csv", 400)
-    job = scheduler.submit(tabular_request(
-        train, resources={"workers": 2, "threads_per_worker": 1}, max_restarts=1,
-        checkpoint={"every_n_steps": 4, "keep_last": 2}, hyperparameters={"epochs": 10, "max_steps": 40},
-    ))  # fmt: skip
+    job = scheduler.submit(
+        tabular_request(
+            train,
+            resources={"workers": 2, "threads_per_worker": 1},
+            max_restarts=1,
+            checkpoint={"every_n_steps": 4, "keep_last": 2},
+            hyperparameters={"epochs": 10, "max_steps": 40},
+        )
+    )
     scheduler.tick()
     runner = scheduler.runners[job.id]
     jd = JobDir(Path(job.job_dir))
     try:
         wait_for(lambda: jd.list_checkpoints(), 60, what="a first checkpoint")
-        victim = wait_for(lambda: [p for p in _workers(runner.proc.pid) if p.environ().get("RANK") == "1"], 60, what="rank 1")[0]  # type: ignore[union-attr]
+        victim = wait_for(
+            lambda: [p for p in _workers(runner.proc.pid) if p.environ().get("RANK") == "1"], 60, what="rank 1"
+        )[0]  # type: ignore[union-attr]
         victim.send_signal(signal.SIGKILL)
     finally:
         hold.unlink()
@@ -116,11 +133,16 @@ def test_kill_9_of_a_worker_restarts_from_checkpoint(scheduler: Scheduler, tmp_p
     assert job.result["steps"] == 40
 
 
-def test_cancel_mid_run_leaves_no_process(scheduler: Scheduler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cancel_mid_run_leaves_no_process(
+    scheduler: Scheduler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AIAAS_TRAINING_STEP_DELAY_S", "0.05")
     train = blobs_csv(tmp_path / "train.csv", 400)
-    job = scheduler.submit(tabular_request(train, resources={"workers": 2, "threads_per_worker": 1},
-                                           hyperparameters={"epochs": 100, "max_steps": 2000}))  # fmt: skip
+    job = scheduler.submit(
+        tabular_request(
+            train, resources={"workers": 2, "threads_per_worker": 1}, hyperparameters={"epochs": 100, "max_steps": 2000}
+        )
+    )
     scheduler.tick()
     runner = scheduler.runners[job.id]
     wait_for(lambda: scheduler.store.get(job.id).progress.get("step"), 60, what="training progress")
@@ -154,13 +176,21 @@ def test_corrupt_file_fails_with_a_reason(scheduler: Scheduler, tmp_path: Path) 
 
 def test_launcher_crash_resumes_from_checkpoint(tmp_path: Path) -> None:
     train = blobs_csv(tmp_path / "train.csv", 400)
-    spec = parse_spec(tabular_request(train, checkpoint={"every_n_steps": 5, "keep_last": 2}, hyperparameters={"epochs": 20, "max_steps": 60}))
+    spec = parse_spec(
+        tabular_request(
+            train, checkpoint={"every_n_steps": 5, "keep_last": 2}, hyperparameters={"epochs": 20, "max_steps": 60}
+        )
+    )
     root = tmp_path / "jobs" / "trjob-crash"
     prepare_job_dir(spec, root)
     jd = JobDir(root)
     env = {**os.environ, "AIAAS_TRAINING_STEP_DELAY_S": "0.05"}
-    server = subprocess.Popen([sys.executable, "-m", "aiaas.training.launcher", str(root)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "aiaas.training.launcher", str(root)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: jd.list_checkpoints(), 60, what="a first checkpoint")
         old_torchrun = json.loads(jd.launcher.read_text())

@@ -30,7 +30,13 @@ def run_inprocess(request: dict, root: Path, monkeypatch: pytest.MonkeyPatch) ->
     spec = parse_spec(request)
     validate_job(spec)
     prepare_job_dir(spec, root)
-    for k, v in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}.items():
+    for k, v in {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+    }.items():
         monkeypatch.setenv(k, v)
     Worker(JobDir(root).spec).run()
     return json.loads(JobDir(root).result.read_text())
@@ -41,7 +47,9 @@ def test_tabular_regression(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     x = rng.normal(size=(300, 3))
     y = 3 * x[:, 0] - 2 * x[:, 1] + 10 + 0.1 * rng.normal(size=300)
     p = tmp_path / "r.csv"
-    p.write_text("u,v,w,target\n" + "\n".join(f"{a:.4f},{b:.4f},{c:.4f},{t:.4f}" for (a, b, c), t in zip(x, y, strict=True)))
+    p.write_text(
+        "u,v,w,target\n" + "\n".join(f"{a:.4f},{b:.4f},{c:.4f},{t:.4f}" for (a, b, c), t in zip(x, y, strict=True))
+    )
     req = tabular_request(p, p, hyperparameters={"label": "target", "epochs": 30, "learning_rate": 0.01})
     res = run_inprocess(req, tmp_path / "job", monkeypatch)
     assert res["meta"]["task"] == "regression"
@@ -58,8 +66,12 @@ def test_image_cnn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     x = rng.integers(0, 60, (160, 8, 8)).astype(np.uint8)
     x[y == 1, 2:6, 2:6] += 150  # class 1: a bright square
     np.savez(tmp_path / "img.npz", x=x, y=y)
-    req = {"recipe": "image", "training_file": str(tmp_path / "img.npz"), "model": "cnn",
-           "hyperparameters": {"epochs": 8, "batch_size": 32, "channels": [4], "hidden": 8, "learning_rate": 0.01}}  # fmt: skip
+    req = {
+        "recipe": "image",
+        "training_file": str(tmp_path / "img.npz"),
+        "model": "cnn",
+        "hyperparameters": {"epochs": 8, "batch_size": 32, "channels": [4], "hidden": 8, "learning_rate": 0.01},
+    }
     res = run_inprocess(req, tmp_path / "job", monkeypatch)
     assert res["inputs"][0] == {"name": "x", "datatype": "UINT8", "shape": [-1, 8, 8], "optional": False}
     assert res["metrics"]["train_accuracy"] > 0.8
@@ -71,11 +83,20 @@ def test_image_cnn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_matrix_factorization_takes_raw_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(0)
     users, items = rng.normal(size=(20, 2)), rng.normal(size=(15, 2))
-    rows = [(100 + u, 7000 + i, float(np.clip(3 + users[u] @ items[i], 1, 5))) for u in range(20) for i in range(15) if rng.random() < 0.7]
+    rows = [
+        (100 + u, 7000 + i, float(np.clip(3 + users[u] @ items[i], 1, 5)))
+        for u in range(20)
+        for i in range(15)
+        if rng.random() < 0.7
+    ]
     p = tmp_path / "r.csv"
     p.write_text("user,item,rating\n" + "\n".join(f"{u},{i},{r:.3f}" for u, i, r in rows))
-    req = {"recipe": "mf", "training_file": str(p), "model": "rec",
-           "hyperparameters": {"epochs": 40, "factors": 4, "batch_size": 64, "learning_rate": 0.05}}  # fmt: skip
+    req = {
+        "recipe": "mf",
+        "training_file": str(p),
+        "model": "rec",
+        "hyperparameters": {"epochs": 40, "factors": 4, "batch_size": 64, "learning_rate": 0.05},
+    }
     res = run_inprocess(req, tmp_path / "job", monkeypatch)
     ratings = np.array([r for _, _, r in rows])
     assert res["metrics"]["train_rmse"] < ratings.std()
@@ -92,8 +113,12 @@ def test_text_with_pluggable_embedder(tmp_path: Path, monkeypatch: pytest.Monkey
     lines = ["text,label"] + [f"{t},pos" for t in good * 6] + [f"{t},neg" for t in bad * 6]
     p = tmp_path / "t.csv"
     p.write_text("\n".join(lines))
-    req = {"recipe": "text", "training_file": str(p), "model": "sent",
-           "hyperparameters": {"epochs": 20, "batch_size": 16, "learning_rate": 0.01, "embedder_options": {"dim": 64}}}  # fmt: skip
+    req = {
+        "recipe": "text",
+        "training_file": str(p),
+        "model": "sent",
+        "hyperparameters": {"epochs": 20, "batch_size": 16, "learning_rate": 0.01, "embedder_options": {"dim": 64}},
+    }
     res = run_inprocess(req, tmp_path / "job", monkeypatch)
     assert res["meta"]["classes"] == ["neg", "pos"] and res["meta"]["dim"] == 64
     assert res["metrics"]["train_accuracy"] == 1.0

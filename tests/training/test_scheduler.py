@@ -71,7 +71,9 @@ def test_cancel_while_validating_wins(fake: Scheduler, tmp_path: Path, monkeypat
 
     monkeypatch.setattr(launcher, "validate_job", slow_validate)
     result: dict[str, object] = {}
-    t = threading.Thread(target=lambda: result.update(job=fake.submit(tabular_request(blobs_csv(tmp_path / "t.csv", 20)))))
+    t = threading.Thread(
+        target=lambda: result.update(job=fake.submit(tabular_request(blobs_csv(tmp_path / "t.csv", 20))))
+    )
     t.start()
     assert entered.wait(10)
     (job,) = fake.store.list()

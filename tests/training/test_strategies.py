@@ -23,14 +23,20 @@ from aiaas.training.spec import parse_spec
 from .conftest import blobs_csv, tabular_request
 
 
-@pytest.mark.parametrize(("strategy", "command"), [("horovod", "make install-horovod"), ("zero", "make install-deepspeed")])
+@pytest.mark.parametrize(
+    ("strategy", "command"), [("horovod", "make install-horovod"), ("zero", "make install-deepspeed")]
+)
 def test_not_installed_is_refused_with_the_install_command(
     strategy: str, command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("horovod", "deepspeed") else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in ("horovod", "deepspeed") else real(name, *a)
+    )
     request = tabular_request(blobs_csv(tmp_path / "t.csv", 20), strategy=strategy)
-    with pytest.raises(InvalidInput, match=f"strategy '{strategy}' needs .* not installed here: install it with {command}") as e:
+    with pytest.raises(
+        InvalidInput, match=f"strategy '{strategy}' needs .* not installed here: install it with {command}"
+    ) as e:
         parse_spec(request)
     assert e.value.param == "strategy"
     s = Scheduler(InMemoryJobStore(), tmp_path / "jobs", cores=2)
@@ -65,9 +71,14 @@ def _extensions_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     [("horovod", "horovod.torch", {}), ("zero", "deepspeed", {"zero_stage": 2})],
 )
 def test_two_workers_restart_resume_and_register(
-    strategy: str, package: str, extra: dict, tmp_path: Path, make_settings, request: pytest.FixtureRequest,  # type: ignore[no-untyped-def]
+    strategy: str,
+    package: str,
+    extra: dict,
+    tmp_path: Path,
+    make_settings,
+    request: pytest.FixtureRequest,  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     pytest.importorskip(package)
     hold = tmp_path / "hold"  # the first attempt waits after its first checkpoint while this exists
     hold.touch()
@@ -75,13 +86,26 @@ def test_two_workers_restart_resume_and_register(
     repo = ModelRepository(make_settings().models_dir)
     repo.ensure()
     # DeepSpeed compiles its CPU op once (~1 min); pytest's cache keeps it between runs
-    s = Scheduler(InMemoryJobStore(), tmp_path / "jobs", cores=2, repository=repo,
-                  torch_extensions_dir=_extensions_dir(request, tmp_path))  # fmt: skip
+    s = Scheduler(
+        InMemoryJobStore(),
+        tmp_path / "jobs",
+        cores=2,
+        repository=repo,
+        torch_extensions_dir=_extensions_dir(request, tmp_path),
+    )
     train, val = blobs_csv(tmp_path / "train.csv", 400, seed=0), blobs_csv(tmp_path / "val.csv", 200, seed=1)
-    job = s.submit(tabular_request(
-        train, val, strategy=strategy, resources={"workers": 2, "threads_per_worker": 1}, max_restarts=1,
-        checkpoint={"every_n_steps": 4, "keep_last": 2}, hyperparameters={"epochs": 10, "max_steps": 40}, **extra,
-    ))  # fmt: skip
+    job = s.submit(
+        tabular_request(
+            train,
+            val,
+            strategy=strategy,
+            resources={"workers": 2, "threads_per_worker": 1},
+            max_restarts=1,
+            checkpoint={"every_n_steps": 4, "keep_last": 2},
+            hyperparameters={"epochs": 10, "max_steps": 40},
+            **extra,
+        )
+    )
     try:
         assert s.tick() == [job.id]
         runner = s.runners[job.id]

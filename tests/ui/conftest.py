@@ -21,8 +21,14 @@ import pytest
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # The browser tests need Debian's chromium (scripts/install-system-packages.sh) and pytest-playwright (the dev
 # extra); without them they are left out, with the reason printed once.
-_MISSING = [what for what, ok in (("chromium (apt-get install chromium)", Path(CHROMIUM).exists()),
-                                  ("pytest-playwright", importlib.util.find_spec("pytest_playwright") is not None)) if not ok]  # fmt: skip
+_MISSING = [
+    what
+    for what, ok in (
+        ("chromium (apt-get install chromium)", Path(CHROMIUM).exists()),
+        ("pytest-playwright", importlib.util.find_spec("pytest_playwright") is not None),
+    )
+    if not ok
+]
 collect_ignore = ["test_console.py"] if _MISSING else []
 if _MISSING:
     print(f"tests/ui: browser tests left out, missing: {', '.join(_MISSING)}")
@@ -45,7 +51,8 @@ class DarkBox(Model):
         for b in inputs["image_b64"].reshape(-1):
             g = np.asarray(Image.open(io.BytesIO(base64.b64decode(bytes(b)))).convert("L"))
             ys, xs = np.nonzero(g < 128)
-            boxes = [] if len(xs) == 0 else [{"x": int(xs.min()), "y": int(ys.min()), "w": int(xs.max() - xs.min() + 1), "h": int(ys.max() - ys.min() + 1)}]
+            boxes = [] if len(xs) == 0 else [{"x": int(xs.min()), "y": int(ys.min()), "w": int(xs.max() - xs.min() + 1),
+            "h": int(ys.max() - ys.min() + 1)}]
             out.append(json.dumps(boxes).encode()); counts.append(len(boxes))
         return {"faces": np.array(out, dtype=object), "count": np.array(counts, dtype=np.int32)}
 
@@ -101,15 +108,22 @@ def _write_models(models: Path) -> None:
         "[{name: image_b64, datatype: BYTES, shape: [-1]}]",
         "[{name: faces, datatype: BYTES, shape: [-1]}, {name: count, datatype: INT32, shape: [-1]}]",
     )
-    _python_model(models / "tiny-embed", "WordHash", "text-embedding", "[{name: text, datatype: BYTES, shape: [-1]}]",
-                  "[{name: embedding, datatype: FP32, shape: [-1, 8]}]")  # fmt: skip
+    _python_model(
+        models / "tiny-embed",
+        "WordHash",
+        "text-embedding",
+        "[{name: text, datatype: BYTES, shape: [-1]}]",
+        "[{name: embedding, datatype: FP32, shape: [-1, 8]}]",
+    )
 
 
 def _python_model(d: Path, cls: str, task: str, inputs: str, outputs: str) -> None:
     (d / "1").mkdir(parents=True)
     (d / "1" / "model.py").write_text(MODELS_PY)
-    (d / "model.yaml").write_text(f"backend: python\ntask: {task}\nparameters: {{class: 'model.py:{cls}'}}\n"
-                                  f"inputs: {inputs}\noutputs: {outputs}\n")  # fmt: skip
+    (d / "model.yaml").write_text(
+        f"backend: python\ntask: {task}\nparameters: {{class: 'model.py:{cls}'}}\n"
+        f"inputs: {inputs}\noutputs: {outputs}\n"
+    )
 
 
 def _catalog(models: Path) -> None:
@@ -189,5 +203,8 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
     """Serious and critical axe-core violations of the page as it is now."""
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
-    return [{"id": v["id"], "impact": v["impact"], "nodes": [n["html"][:120] for n in v["nodes"][:3]]}
-            for v in result if v["impact"] in ("serious", "critical")]  # fmt: skip
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["html"][:120] for n in v["nodes"][:3]]}
+        for v in result
+        if v["impact"] in ("serious", "critical")
+    ]

@@ -13,15 +13,20 @@ from playwright.sync_api import Page, expect
 
 from .conftest import ADMIN_KEY, Server, axe_violations, png, sign_in
 
-PAGES = ["/ui/models", "/ui/models/vader-sentiment", "/ui/usage?group_by=day", "/ui/keys", "/ui/jobs", "/ui/audit",
-         "/ui/server"]  # fmt: skip
+PAGES = [
+    "/ui/models",
+    "/ui/models/vader-sentiment",
+    "/ui/usage?group_by=day",
+    "/ui/keys",
+    "/ui/jobs",
+    "/ui/audit",
+    "/ui/server",
+]
 
 
 def _watch(page: Page) -> list[str]:
     problems: list[str] = []
-    page.on(
-        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
-    )
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
     page.on("response", lambda r: problems.append(f"{r.status}: {r.url}") if r.status >= 400 else None)
@@ -209,9 +214,7 @@ def test_keyboard_reaches_the_sign_in_form(page: Page, server: Server) -> None:
     assert axe_violations(page) == []
 
 
-def test_a_training_job_started_from_the_ui_succeeds_with_its_curve(
-    page: Page, server: Server, tmp_path: Path
-) -> None:
+def test_a_training_job_started_from_the_ui_succeeds_with_its_curve(page: Page, server: Server, tmp_path: Path) -> None:
     pytest.importorskip("torch")
     import numpy as np
 

@@ -78,9 +78,15 @@ def test_playground_calls_need_the_csrf_header(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("target", "expected"),
-    [("/ui/usage?x=1", "/ui/usage?x=1"), ("https://evil.example/ui", "/ui/models"), ("//evil.example", "/ui/models"),
-     ("/ui\\..", "/ui/models"), ("", "/ui/models"), ("/v1/keys", "/ui/models")],
-)  # fmt: skip
+    [
+        ("/ui/usage?x=1", "/ui/usage?x=1"),
+        ("https://evil.example/ui", "/ui/models"),
+        ("//evil.example", "/ui/models"),
+        ("/ui\\..", "/ui/models"),
+        ("", "/ui/models"),
+        ("/v1/keys", "/ui/models"),
+    ],
+)
 def test_the_sign_in_redirect_stays_in_the_console(target: str, expected: str) -> None:
     assert _safe_next(target) == expected
 
@@ -114,11 +120,7 @@ def test_the_cookie_is_secure_under_tls(tmp_path: Path) -> None:
         token = re.search(r'name="login_csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
         r = c.post("/ui/login", data={"api_key": KEY, "login_csrf": token}, follow_redirects=False)
         session_cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("aiaas_session="))
-        assert (
-            "Secure" in session_cookie
-            and "HttpOnly" in session_cookie
-            and "SameSite=strict" in session_cookie
-        )
+        assert "Secure" in session_cookie and "HttpOnly" in session_cookie and "SameSite=strict" in session_cookie
 
 
 def test_usage_exports_csv_and_bad_filters_get_a_clear_page(client: TestClient) -> None:
@@ -153,13 +155,19 @@ def test_the_limits_and_budget_forms_render_from_one_macro_and_set_what_they_say
         assert f'<form method="post" action="{action}">' in form and f'name="csrf" value="{csrf}"' in form
         assert f'<select id="{prefix}-scope" name="scope"><option>key</option><option>tenant</option></select>' in form
         assert f'<input id="{prefix}-subject" name="subject" type="text" required>' in form
-    r = client.post("/ui/limits", data={"csrf": csrf, "scope": "tenant", "subject": "system", "rpm": "7", "upm": "",
-                                        "concurrency": "3"})  # fmt: skip
+    r = client.post(
+        "/ui/limits",
+        data={"csrf": csrf, "scope": "tenant", "subject": "system", "rpm": "7", "upm": "", "concurrency": "3"},
+    )
     assert r.status_code == 200 and "limits of tenant system set" in r.text
-    r = client.post("/ui/budgets", data={"csrf": csrf, "scope": "tenant", "subject": "system", "limit": "12.5",
-                                         "period": "day"})  # fmt: skip
+    r = client.post(
+        "/ui/budgets", data={"csrf": csrf, "scope": "tenant", "subject": "system", "limit": "12.5", "period": "day"}
+    )
     assert r.status_code == 200 and "budget of tenant system set" in r.text
     admin = client.app.state.governance_admin  # type: ignore[attr-defined]
-    limits, budget = admin.get_limits(CLI_PRINCIPAL, "tenant", "system"), admin.get_budget(CLI_PRINCIPAL, "tenant", "system")
+    limits, budget = (
+        admin.get_limits(CLI_PRINCIPAL, "tenant", "system"),
+        admin.get_budget(CLI_PRINCIPAL, "tenant", "system"),
+    )
     assert (limits["requests_per_minute"], limits["units_per_minute"], limits["concurrency"]) == (7, None, 3), limits
     assert (budget["limit"], budget["period"]) == (12.5, "day"), budget

@@ -14,5 +14,7 @@ router = APIRouter()
 
 
 @router.post("/chat/completions")
-async def chat_completions(body: oa.ChatCompletionRequest, request: Request, p: Principal = Depends(principal)) -> Response:
+async def chat_completions(
+    body: oa.ChatCompletionRequest, request: Request, p: Principal = Depends(principal)
+) -> Response:
     return reply(await service(request).chat.create(p, body))

@@ -28,5 +28,7 @@ def json_response(model: Any, headers: dict[str, str] | None = None) -> Response
 def reply(result: Any) -> Response:
     """A server-sent-event stream for a ``StreamResult``, else the model as JSON."""
     if isinstance(result, StreamResult):
-        return StreamingResponse(result.body, media_type="text/event-stream", headers={**STREAM_HEADERS, **result.headers})
+        return StreamingResponse(
+            result.body, media_type="text/event-stream", headers={**STREAM_HEADERS, **result.headers}
+        )
     return json_response(result)

@@ -87,8 +87,10 @@ def _build_apertium(ctx: BuildContext, pair: str, src_lang: str, tgt_lang: str) 
         hyps = list(pool.map(one, src))
     metrics: dict[str, float] = {"chrf": chrf(hyps, ref), "bleu": bleu(hyps, ref), "test_sentences": float(len(src))}
     metrics.update(timing_ms(lambda: translate(src[0], pair), 3 if ctx.quick else 10))
-    eval_path = write_json(ctx.workdir / "evaluation.json",
-                            [{"source": s, "reference": r, "apertium": h} for s, r, h in zip(src, ref, hyps, strict=True)])
+    eval_path = write_json(
+        ctx.workdir / "evaluation.json",
+        [{"source": s, "reference": r, "apertium": h} for s, r, h in zip(src, ref, hyps, strict=True)],
+    )
     names = {"en": "English", "es": "Spanish"}
     config = {
         "backend": "python",
@@ -99,12 +101,16 @@ def _build_apertium(ctx: BuildContext, pair: str, src_lang: str, tgt_lang: str) 
         "instances": 2,
         "inputs": TEXT_IN,
         "outputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
-        "parameters": {"class": "aiaas.catalog.runtime.nlp_translate:ApertiumTranslator", "pair": pair,
-                       "max_kb": 16, "timeout_s": 30, "workers": 2},
+        "parameters": {
+            "class": "aiaas.catalog.runtime.nlp_translate:ApertiumTranslator",
+            "pair": pair,
+            "max_kb": 16,
+            "timeout_s": 30,
+            "workers": 2,
+        },
     }
     card = {
-        "source": "Apertium rule-based MT, Debian packages apertium + apertium-eng-spa "
-                  "(https://www.apertium.org)",
+        "source": "Apertium rule-based MT, Debian packages apertium + apertium-eng-spa (https://www.apertium.org)",
         "license": "GPL-2.0-or-later (Apertium engine and apertium-eng-spa data)",
         "notes": (
             f"Each row runs `apertium -u {pair}` (unknown words pass through unmarked; 30 s timeout; rows "
@@ -130,7 +136,9 @@ def build_apertium_es_en(ctx: BuildContext) -> BuildResult:
     return _build_apertium(ctx, "spa-eng", "es", "en")
 
 
-PARALLEL_EN_ES: list[tuple[str, str]] = [(a, b) for a, b in json_asset('parallel_en_es.json')]  # assets/parallel_en_es.json
+PARALLEL_EN_ES: list[tuple[str, str]] = [
+    (a, b) for a, b in json_asset("parallel_en_es.json")
+]  # assets/parallel_en_es.json
 
 SPECS = [
     CatalogSpec(

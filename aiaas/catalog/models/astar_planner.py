@@ -20,6 +20,7 @@ PLANNER = Requirement(pip=(("scipy", "scipy"),))  # scipy only for the build's r
 
 def random_problem(rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
     import numpy as np
+
     h, w = (int(v) for v in rng.integers(8, 65, size=2))
     grid = (rng.random((h, w)) < rng.uniform(0.1, 0.4)).astype(np.uint8)
     free = np.argwhere(grid == 0)
@@ -48,8 +49,14 @@ def reference_cost(grid: np.ndarray, start: tuple[int, int], goal: tuple[int, in
     return float(dist[goal[0] * w + goal[1]])
 
 
-def path_ok(grid: np.ndarray, path: list[list[int]], start: tuple[int, int], goal: tuple[int, int],
-            cost: float, connectivity: int) -> bool:
+def path_ok(
+    grid: np.ndarray,
+    path: list[list[int]],
+    start: tuple[int, int],
+    goal: tuple[int, int],
+    cost: float,
+    connectivity: int,
+) -> bool:
     """The path starts and ends right, every step is a legal move, and the step costs add up to ``cost``."""
     from aiaas.catalog.runtime.driving_astar import moves, step_allowed
 
@@ -102,8 +109,10 @@ def build_astar(ctx: BuildContext) -> BuildResult:
             ctx.progress(0.05 + 0.8 * i / n, f"random grid {i}/{n} vs Dijkstra")
         grid, start, goal = random_problem(rng)
         conn = 8 if i % 4 else 4
-        out = planner.run({"grid": grid[None], "start": np.array([start], dtype=np.int32),
-                               "goal": np.array([goal], dtype=np.int32)}, {"connectivity": conn})
+        out = planner.run(
+            {"grid": grid[None], "start": np.array([start], dtype=np.int32), "goal": np.array([goal], dtype=np.int32)},
+            {"connectivity": conn},
+        )
         ref = reference_cost(grid, start, goal, conn)
         found, cost, path = bool(out["found"][0]), float(out["cost"][0]), json.loads(out["path"][0])
         if math.isinf(ref):
@@ -116,7 +125,11 @@ def build_astar(ctx: BuildContext) -> BuildResult:
     ctx.progress(0.9, "timing a 64x64 map")
     grid = (np.random.default_rng(ctx.seed + 1).random((64, 64)) < 0.25).astype(np.uint8)
     grid[0, 0] = grid[63, 63] = 0
-    feed = {"grid": grid[None], "start": np.array([[0, 0]], dtype=np.int32), "goal": np.array([[63, 63]], dtype=np.int32)}
+    feed = {
+        "grid": grid[None],
+        "start": np.array([[0, 0]], dtype=np.int32),
+        "goal": np.array([[63, 63]], dtype=np.int32),
+    }
     times = []
     for _ in range(20):
         t0 = time.perf_counter()
@@ -137,11 +150,14 @@ def build_astar(ctx: BuildContext) -> BuildResult:
         "source": "aiaas (A* search, code in aiaas.catalog.runtime.driving_astar)",
         "license": "Apache-2.0 (aiaas)",
         "notes": f"Measured on {n} random grids (8x8..64x64, 10-40% obstacles, seed {ctx.seed}; a quarter 4-connected) "
-                 "against scipy's Dijkstra on the same move graph: success_rate = found / solvable, optimality = "
-                 "cost equal to Dijkstra's, valid_paths = every step legal and costs add up, false_paths = paths "
-                 "reported on unsolvable grids. Hybrid A* (vehicle kinematics) is not included.",
-        "extra": {"cell": "0 free, non-zero blocked", "moves": "straight 1, diagonal sqrt(2) without corner cutting",
-                  "max_cells": 512 * 512},
+        "against scipy's Dijkstra on the same move graph: success_rate = found / solvable, optimality = "
+        "cost equal to Dijkstra's, valid_paths = every step legal and costs add up, false_paths = paths "
+        "reported on unsolvable grids. Hybrid A* (vehicle kinematics) is not included.",
+        "extra": {
+            "cell": "0 free, non-zero blocked",
+            "moves": "straight 1, diagonal sqrt(2) without corner cutting",
+            "max_cells": 512 * 512,
+        },
     }
     ctx.write({"planner.json": marker}, config, card)
     ctx.progress(1.0, f"optimality {metrics['optimality']:.3f}")
@@ -159,7 +175,24 @@ SPEC = CatalogSpec(
     build=build_astar,
     requires=PLANNER,
     floors=(Floor("success_rate", ">=", 1.0), Floor("optimality", ">=", 1.0)),
-    example=json.dumps({"inputs": [{"name": "request", "shape": [1], "datatype": "BYTES", "data": [json.dumps(
-        {"grid": ["....#...", ".##.#.#.", "....#.#.", ".#....#.", "......#."], "start": [0, 0],
-         "goal": [4, 7]})]}]}),
+    example=json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "request",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "data": [
+                        json.dumps(
+                            {
+                                "grid": ["....#...", ".##.#.#.", "....#.#.", ".#....#.", "......#."],
+                                "start": [0, 0],
+                                "goal": [4, 7],
+                            }
+                        )
+                    ],
+                }
+            ]
+        }
+    ),
 )

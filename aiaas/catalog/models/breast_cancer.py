@@ -30,8 +30,14 @@ def build_breast_cancer(ctx: BuildContext) -> BuildResult:
         "license": "dataset: CC BY 4.0 (UCI); model: trained by aiaas",
         "notes": f"GradientBoostingClassifier, stratified 75/25 split (seed {ctx.seed}); score = P(malignant)",
     }
-    return build_gbm(ctx, spec, (x_tr, y_tr, x_te, y_te), params,
-                     "Breast cancer diagnosis (malignant/benign) from 30 cell-nucleus measurements", card)
+    return build_gbm(
+        ctx,
+        spec,
+        (x_tr, y_tr, x_te, y_te),
+        params,
+        "Breast cancer diagnosis (malignant/benign) from 30 cell-nucleus measurements",
+        card,
+    )
 
 
 SPEC = CatalogSpec(
@@ -47,8 +53,51 @@ SPEC = CatalogSpec(
     floors=(Floor("auc", ">=", 0.98),),
     revision=2,
     # the first case of WDBC (malignant), as a list of the 30 features in the card's order
-    example=json.dumps({"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": [json.dumps([
-        17.99, 10.38, 122.8, 1001.0, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589,
-        153.4, 0.006399, 0.04904, 0.05373, 0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6, 2019.0, 0.1622,
-        0.6656, 0.7119, 0.2654, 0.4601, 0.1189])]}]}),
+    example=json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "rows",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "data": [
+                        json.dumps(
+                            [
+                                17.99,
+                                10.38,
+                                122.8,
+                                1001.0,
+                                0.1184,
+                                0.2776,
+                                0.3001,
+                                0.1471,
+                                0.2419,
+                                0.07871,
+                                1.095,
+                                0.9053,
+                                8.589,
+                                153.4,
+                                0.006399,
+                                0.04904,
+                                0.05373,
+                                0.01587,
+                                0.03003,
+                                0.006193,
+                                25.38,
+                                17.33,
+                                184.6,
+                                2019.0,
+                                0.1622,
+                                0.6656,
+                                0.7119,
+                                0.2654,
+                                0.4601,
+                                0.1189,
+                            ]
+                        )
+                    ],
+                }
+            ]
+        }
+    ),
 )

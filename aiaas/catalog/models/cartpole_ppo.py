@@ -10,8 +10,13 @@ from aiaas.catalog.common import onnx_latency_ms, size_mb
 from aiaas.catalog.models.rl_common import mlp_policy_onnx, ort_session, rollout, torch_linear_layers
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, Requirement, timed
 
-RL = Requirement(pip=(("torch", "torch==2.13.0"), ("gymnasium", "gymnasium==1.4.0"),
-                      ("stable_baselines3", "stable-baselines3==2.9.2")))
+RL = Requirement(
+    pip=(
+        ("torch", "torch==2.13.0"),
+        ("gymnasium", "gymnasium==1.4.0"),
+        ("stable_baselines3", "stable-baselines3==2.9.2"),
+    )
+)
 
 CARTPOLE_EVAL_SEEDS = list(range(10_000, 10_020))  # disjoint from the training seeds
 
@@ -37,10 +42,24 @@ def build_cartpole(ctx: BuildContext) -> BuildResult:
     ctx.progress(0.02, "training PPO on CartPole-v1 (8 environments)")
     venv = make_vec_env("CartPole-v1", n_envs=8, seed=ctx.seed)
     # rl-baselines3-zoo's tuned CartPole hyperparameters (linear schedules for lr and clipping)
-    params: dict[str, Any] = {"n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98, "n_epochs": 20,
-                              "ent_coef": 0.0}
-    model = PPO("MlpPolicy", venv, learning_rate=lambda p: 1e-3 * p, clip_range=lambda p: 0.2 * p, seed=ctx.seed,
-                device="cpu", verbose=0, **params)
+    params: dict[str, Any] = {
+        "n_steps": 32,
+        "batch_size": 256,
+        "gae_lambda": 0.8,
+        "gamma": 0.98,
+        "n_epochs": 20,
+        "ent_coef": 0.0,
+    }
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        learning_rate=lambda p: 1e-3 * p,
+        clip_range=lambda p: 0.2 * p,
+        seed=ctx.seed,
+        device="cpu",
+        verbose=0,
+        **params,
+    )
     model.learn(total_timesteps=steps, callback=Progress())
 
     ctx.progress(0.85, "exporting the policy network to ONNX")
@@ -80,13 +99,15 @@ def build_cartpole(ctx: BuildContext) -> BuildResult:
         "source": "trained by aiaas with stable-baselines3 2.9.2 PPO in gymnasium 1.4.0 CartPole-v1",
         "license": "model: trained by aiaas; gymnasium and stable-baselines3: MIT",
         "notes": f"PPO MlpPolicy (64-64 tanh), {steps} environment steps over 8 environments (seed {ctx.seed}); "
-                 f"mean_reward = mean total reward of the exported ONNX policy, acting deterministically, over "
-                 f"{len(CARTPOLE_EVAL_SEEDS)} episodes with reset seeds {CARTPOLE_EVAL_SEEDS[0]}.."
-                 f"{CARTPOLE_EVAL_SEEDS[-1]} (500 is the maximum).",
-        "extra": {"observation": ["cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity"],
-                  "actions": ["left", "right"], "ppo_parameters": {**params, "learning_rate": "linear 1e-3",
-                                                                   "clip_range": "linear 0.2", "n_envs": 8},
-                  "eval_returns": returns},
+        f"mean_reward = mean total reward of the exported ONNX policy, acting deterministically, over "
+        f"{len(CARTPOLE_EVAL_SEEDS)} episodes with reset seeds {CARTPOLE_EVAL_SEEDS[0]}.."
+        f"{CARTPOLE_EVAL_SEEDS[-1]} (500 is the maximum).",
+        "extra": {
+            "observation": ["cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity"],
+            "actions": ["left", "right"],
+            "ppo_parameters": {**params, "learning_rate": "linear 1e-3", "clip_range": "linear 0.2", "n_envs": 8},
+            "eval_returns": returns,
+        },
     }
     ctx.write({"model.onnx": path}, config, card)
     ctx.progress(1.0, f"mean reward {metrics['mean_reward']:.0f}")
@@ -104,6 +125,7 @@ SPEC = CatalogSpec(
     build=build_cartpole,
     requires=RL,
     floors=(Floor("mean_reward", ">=", 475),),
-    example=json.dumps({"inputs": [{"name": "observation", "shape": [1, 4], "datatype": "FP32",
-                                    "data": [0.02, 0.1, 0.15, 0.3]}]}),
+    example=json.dumps(
+        {"inputs": [{"name": "observation", "shape": [1, 4], "datatype": "FP32", "data": [0.02, 0.1, 0.15, 0.3]}]}
+    ),
 )

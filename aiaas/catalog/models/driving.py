@@ -10,6 +10,14 @@ from aiaas.catalog.models.highway_policy import HIGHWAY, HIGHWAY_ACTIONS, HIGHWA
 SPECS = [astar_planner.SPEC, highway_policy.SPEC]
 
 __all__ = [
-    "HIGHWAY", "HIGHWAY_ACTIONS", "HIGHWAY_EVAL_SEEDS", "PLANNER", "SPECS", "build_astar",
-    "build_highway", "path_ok", "random_problem", "reference_cost",
+    "HIGHWAY",
+    "HIGHWAY_ACTIONS",
+    "HIGHWAY_EVAL_SEEDS",
+    "PLANNER",
+    "SPECS",
+    "build_astar",
+    "build_highway",
+    "path_ok",
+    "random_problem",
+    "reference_cost",
 ]

@@ -55,7 +55,7 @@ def build_summarizer(ctx: BuildContext) -> BuildResult:
         "backend": "python",
         "task": "summarization",
         "description": "Extractive summary: the most central sentences (TextRank over MiniLM embeddings), "
-                       "in text order; parameter 'sentences' (default 3)",
+        "in text order; parameter 'sentences' (default 3)",
         "max_batch_size": 16,
         "inputs": TEXT_IN,
         "outputs": [{"name": "summary", "datatype": "BYTES", "shape": [-1]}],

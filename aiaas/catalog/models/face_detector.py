@@ -37,15 +37,36 @@ FACE_CONFIG: dict[str, Any] = {
         {"name": "faces", "datatype": "BYTES", "shape": [-1]},
         {"name": "count", "datatype": "INT32", "shape": [-1]},
     ],
-    "parameters": {"class": "aiaas.catalog.runtime.vision_faces:FaceDetector",
-                   "cascade": "haarcascade_frontalface_default.xml", "scale_factor": 1.1, "min_neighbors": 5,
-                   "min_size": 24},
+    "parameters": {
+        "class": "aiaas.catalog.runtime.vision_faces:FaceDetector",
+        "cascade": "haarcascade_frontalface_default.xml",
+        "scale_factor": 1.1,
+        "min_neighbors": 5,
+        "min_size": 24,
+    },
 }
 
 # real photographs without people bundled in scikit-image / scikit-learn: every detection there is false
-FACE_FREE = ("coffee", "chelsea", "rocket", "coins", "horse", "page", "text", "brick",
-             "grass", "gravel", "moon", "hubble_deep_field", "immunohistochemistry", "retina", "logo", "clock",
-             "cell", "colorwheel")
+FACE_FREE = (
+    "coffee",
+    "chelsea",
+    "rocket",
+    "coins",
+    "horse",
+    "page",
+    "text",
+    "brick",
+    "grass",
+    "gravel",
+    "moon",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "logo",
+    "clock",
+    "cell",
+    "colorwheel",
+)
 
 
 def _face_free_images() -> list[tuple[str, np.ndarray]]:
@@ -138,9 +159,9 @@ def build_face_detector(ctx: BuildContext) -> BuildResult:
     metrics.update(python_latency_ms(model, {"image": bytes_rows(buf.getvalue())}, runs=5 if ctx.quick else 20))
     card = {
         "source": f"OpenCV {cv2.__version__} haarcascade_frontalface_default.xml (Viola-Jones / Lienhart), shipped "
-                  "in pip opencv-python-headless",
+        "in pip opencv-python-headless",
         "license": "Intel License Agreement for Open Source Computer Vision Library (BSD-3-style, in the XML "
-                   "header); OpenCV: Apache-2.0",
+        "header); OpenCV: Apache-2.0",
         "notes": (
             "No face-detection benchmark (FDDB, WIDER FACE) is available offline, so these are small real checks, "
             "not benchmark numbers. lfw_*: scikit-image's bundled LFW subset (Labeled Faces in the Wild), 100 "
@@ -157,7 +178,7 @@ def build_face_detector(ctx: BuildContext) -> BuildResult:
     return BuildResult(metrics)
 
 
-FACE_EXAMPLE_JPEG = asset_bytes('face_example.jpg')  # assets/face_example.jpg
+FACE_EXAMPLE_JPEG = asset_bytes("face_example.jpg")  # assets/face_example.jpg
 
 SPEC = CatalogSpec(
     name="face-detector",

@@ -35,10 +35,20 @@ def _cnn(width: int = 16) -> Any:
     from torch import nn
 
     return nn.Sequential(
-        nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.3), nn.Linear(2 * width * 49, 64), nn.ReLU(), nn.Linear(64, 10),
-    )  # fmt: skip
+        nn.Conv2d(1, width, 3, padding=1),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1),
+        nn.BatchNorm2d(2 * width),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.3),
+        nn.Linear(2 * width * 49, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
 
 
 def _export_classifier(net: Any, path: Path) -> Path:
@@ -58,9 +68,15 @@ def _export_classifier(net: Any, path: Path) -> Path:
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated but exact and fast for this graph
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            Served(net).eval(), (dummy,), str(path), input_names=["pixels"], output_names=["probabilities"],
-            opset_version=17, dynamo=False, dynamic_axes={"pixels": {0: "batch"}, "probabilities": {0: "batch"}},
-        )  # fmt: skip
+            Served(net).eval(),
+            (dummy,),
+            str(path),
+            input_names=["pixels"],
+            output_names=["probabilities"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={"pixels": {0: "batch"}, "probabilities": {0: "batch"}},
+        )
     return path
 
 
@@ -120,6 +136,7 @@ CNN_CONFIG: dict[str, Any] = {
 @timed
 def build_fashion_cnn(ctx: BuildContext) -> BuildResult:
     import numpy as np
+
     ctx.progress(0.02, "loading Fashion-MNIST")
     x_tr, y_tr, x_te, y_te = load_fashion(ctx.quick)
     epochs = 1 if ctx.quick else 8
@@ -145,8 +162,9 @@ def build_fashion_cnn(ctx: BuildContext) -> BuildResult:
         photos.append(buf.getvalue())
 
     def served_accuracy(images: np.ndarray) -> float:
-        labels = np.concatenate([served.run({"image": images[i : i + 64]}, {})["label"]
-                                 for i in range(0, len(images), 64)])  # fmt: skip
+        labels = np.concatenate(
+            [served.run({"image": images[i : i + 64]}, {})["label"] for i in range(0, len(images), 64)]
+        )
         return float(np.mean([lab.decode() == CLASSES[y] for lab, y in zip(labels, y_te[:n_img], strict=True)]))
 
     metrics = {
@@ -158,8 +176,12 @@ def build_fashion_cnn(ctx: BuildContext) -> BuildResult:
         **onnx_latency_ms(path, {"pixels": x_te[:1]}),
     }
     image_latency = python_latency_ms(served, {"image": as_png[:1]})
-    metrics.update({"image_latency_p50_ms": image_latency["latency_p50_ms"],
-                    "image_latency_p99_ms": image_latency["latency_p99_ms"]})
+    metrics.update(
+        {
+            "image_latency_p50_ms": image_latency["latency_p50_ms"],
+            "image_latency_p99_ms": image_latency["latency_p99_ms"],
+        }
+    )
     ctx.progress(0.95, "writing the model")
     card = {
         "source": "trained by aiaas on Fashion-MNIST (Debian dataset-fashion-mnist)",
@@ -169,19 +191,18 @@ def build_fashion_cnn(ctx: BuildContext) -> BuildResult:
             f"{epochs} epoch(s) on {len(x_tr):,} training images, seed {ctx.seed}; metrics on the "
             f"{len(x_te):,} held-out test images. accuracy_png_path: the same images sent as PNG through the "
             "served image path; accuracy_inverted_upscaled: dark-on-white 84x84 RGB versions (as a product photo "
-            "would arrive, as JPEG), converted back by the served preprocessing (negate when the border is light, trim, "
-            "scale the longest edge to 28, centre). latency_*: the ONNX model on pixels; image_latency_*: one PNG "
-            "through the served code. Classes in probabilities order: " + ", ".join(CLASSES)
+            "would arrive, as JPEG), converted back by the served preprocessing (negate when the border is light, "
+            "trim, scale the longest edge to 28, centre). latency_*: the ONNX model on pixels; image_latency_*: one "
+            "PNG through the served code. Classes in probabilities order: " + ", ".join(CLASSES)
         ),
-        "extra": {"classes": CLASSES, "per_class_accuracy": per_class, "epochs": epochs,
-                  "training_images": len(x_tr)},
+        "extra": {"classes": CLASSES, "per_class_accuracy": per_class, "epochs": epochs, "training_images": len(x_tr)},
     }
     ctx.write({"model.onnx": path}, CNN_CONFIG, card)
     ctx.progress(1.0, f"accuracy {metrics['accuracy']:.3f}")
     return BuildResult(metrics)
 
 
-FASHION_EXAMPLE_PNG = asset_bytes('fashion_example.png')  # assets/fashion_example.png
+FASHION_EXAMPLE_PNG = asset_bytes("fashion_example.png")  # assets/fashion_example.png
 
 SPEC = CatalogSpec(
     name="fashion-cnn",

@@ -42,8 +42,9 @@ def _cvae() -> tuple[Any, Any]:
     return enc, dec
 
 
-def _train_cvae(ctx: BuildContext, x: np.ndarray, y: np.ndarray, epochs: int, lo: float, hi: float
-                ) -> tuple[Any, np.ndarray]:
+def _train_cvae(
+    ctx: BuildContext, x: np.ndarray, y: np.ndarray, epochs: int, lo: float, hi: float
+) -> tuple[Any, np.ndarray]:
     """Train; returns (decoder, the encoder means of the training images [N, LATENT])."""
     import numpy as np
     import torch
@@ -78,8 +79,16 @@ def _train_cvae(ctx: BuildContext, x: np.ndarray, y: np.ndarray, epochs: int, lo
                 done = (epoch + step / steps_per_epoch) / epochs
                 ctx.progress(lo + (hi - lo) * done, f"epoch {epoch + 1}/{epochs} loss {loss.item():.1f}")
     with torch.no_grad():
-        mus = torch.cat([enc(torch.cat([xs[i : i + 4096], onehot[i : i + 4096]], 1)).chunk(2, dim=1)[0]
-                         for i in range(0, len(xs), 4096)]).numpy().astype(np.float64)  # fmt: skip
+        mus = (
+            torch.cat(
+                [
+                    enc(torch.cat([xs[i : i + 4096], onehot[i : i + 4096]], 1)).chunk(2, dim=1)[0]
+                    for i in range(0, len(xs), 4096)
+                ]
+            )
+            .numpy()
+            .astype(np.float64)
+        )
     return dec.eval(), mus
 
 
@@ -99,8 +108,7 @@ def class_mixtures(mus: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarra
         means.append(gm.means_)
         chols.append(np.linalg.cholesky(gm.covariances_))
         weights.append(gm.weights_ / gm.weights_.sum())
-    return (np.concatenate(means).astype(np.float32), np.concatenate(chols).astype(np.float32),
-            np.stack(weights))
+    return (np.concatenate(means).astype(np.float32), np.concatenate(chols).astype(np.float32), np.stack(weights))
 
 
 def _export_decoder(dec: Any, means: np.ndarray, chols: np.ndarray, path: Path) -> Path:
@@ -130,10 +138,15 @@ def _export_decoder(dec: Any, means: np.ndarray, chols: np.ndarray, path: Path) 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            Served(dec).eval(), (torch.zeros(2, LATENT), torch.zeros(2, n_comp)), str(path),
-            input_names=["z", "component"], output_names=["pixels"], opset_version=17, dynamo=False,
+            Served(dec).eval(),
+            (torch.zeros(2, LATENT), torch.zeros(2, n_comp)),
+            str(path),
+            input_names=["z", "component"],
+            output_names=["pixels"],
+            opset_version=17,
+            dynamo=False,
             dynamic_axes={"z": {0: "batch"}, "component": {0: "batch"}, "pixels": {0: "batch"}},
-        )  # fmt: skip
+        )
     return path
 
 
@@ -150,8 +163,12 @@ GEN_CONFIG: dict[str, Any] = {
         {"name": "image", "datatype": "BYTES", "shape": [-1]},
         {"name": "image_b64", "datatype": "BYTES", "shape": [-1]},
     ],
-    "parameters": {"class": "aiaas.catalog.runtime.vision_generator:FashionGenerator", "classes": CLASSES,
-                   "latent_dim": LATENT, "temperature": TEMPERATURE},
+    "parameters": {
+        "class": "aiaas.catalog.runtime.vision_generator:FashionGenerator",
+        "classes": CLASSES,
+        "latent_dim": LATENT,
+        "temperature": TEMPERATURE,
+    },
 }
 
 
@@ -189,8 +206,12 @@ def build_fashion_vae(ctx: BuildContext) -> BuildResult:
         cfg = {**GEN_CONFIG, "parameters": {**GEN_CONFIG["parameters"], "temperature": temperature}}
         gen = served_instance(cfg, ctx.workdir)  # the served code over the exported decoder
         names = bytes_rows(*[CLASSES[i].encode() for i in labels])
-        pngs = np.concatenate([gen.run({"label": names[i : i + 100], "seed": seeds[i : i + 100]}, {})["image"]
-                               for i in range(0, len(labels), 100)])  # fmt: skip
+        pngs = np.concatenate(
+            [
+                gen.run({"label": names[i : i + 100], "seed": seeds[i : i + 100]}, {})["image"]
+                for i in range(0, len(labels), 100)
+            ]
+        )
         pixels = np.stack([gray(decode(b)) for b in pngs])  # what a client gets, decoded
         pred = cnn.run(None, {"pixels": pixels})[0].argmax(1)
         metrics[key] = float((pred == labels).mean())
@@ -215,9 +236,16 @@ def build_fashion_vae(ctx: BuildContext) -> BuildResult:
             "plain N(0, I) sampling of a beta=1 CVAE reached only ~0.45-0.6 on this measure (blurry, off-class "
             "images). Coat, Sandal and Shirt are the weakest classes (see class_match_by_class)."
         ),
-        "extra": {"classes": CLASSES, "class_match_by_class": match_by_class, "temperature": TEMPERATURE,
-                  "latent_dim": LATENT, "kl_weight": BETA, "components_per_class": COMPONENTS,
-                  "logit_scale": SHARPEN, "measured_by": "fashion-cnn"},
+        "extra": {
+            "classes": CLASSES,
+            "class_match_by_class": match_by_class,
+            "temperature": TEMPERATURE,
+            "latent_dim": LATENT,
+            "kl_weight": BETA,
+            "components_per_class": COMPONENTS,
+            "logit_scale": SHARPEN,
+            "measured_by": "fashion-cnn",
+        },
     }
     ctx.write({"decoder.onnx": path, "mixture.json": mixture}, GEN_CONFIG, card)
     ctx.progress(1.0, f"class match {metrics['class_match']:.3f}")
@@ -237,6 +265,12 @@ SPEC = CatalogSpec(
     revision=2,  # 2: KL weight 0.1, per-class latent mixtures (mixture.json), sharpened logits
     depends=("fashion-cnn",),
     floors=(Floor("class_match", ">=", 0.80),),
-    example=json.dumps({"inputs": [{"name": "label", "shape": [1], "datatype": "BYTES", "data": ["Sneaker"]},
-                                   {"name": "seed", "shape": [1], "datatype": "INT64", "data": [7]}]}),
+    example=json.dumps(
+        {
+            "inputs": [
+                {"name": "label", "shape": [1], "datatype": "BYTES", "data": ["Sneaker"]},
+                {"name": "seed", "shape": [1], "datatype": "INT64", "data": [7]},
+            ]
+        }
+    ),
 )

@@ -19,7 +19,19 @@ from aiaas.catalog.models.rl_common import mlp_policy_onnx, ort_session, rollout
 SPECS = [cartpole_ppo.SPEC, chess_stockfish.SPEC]
 
 __all__ = [
-    "CARTPOLE_EVAL_SEEDS", "CHESS", "PUZZLES", "RL", "SPECS", "all_replies_mated", "build_cartpole",
-    "build_chess", "forced_mate", "mlp_policy_onnx", "ort_session", "rollout", "solves",
-    "torch_linear_layers", "valid_puzzles",
+    "CARTPOLE_EVAL_SEEDS",
+    "CHESS",
+    "PUZZLES",
+    "RL",
+    "SPECS",
+    "all_replies_mated",
+    "build_cartpole",
+    "build_chess",
+    "forced_mate",
+    "mlp_policy_onnx",
+    "ort_session",
+    "rollout",
+    "solves",
+    "torch_linear_layers",
+    "valid_puzzles",
 ]

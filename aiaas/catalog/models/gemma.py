@@ -25,8 +25,10 @@ def serving_engine() -> str:
 
     if llamacpp_engine.available():
         return "llamacpp (GGUF Q4_K_M served by llama.cpp; pin with parameters.engine in model.yaml)"
-    return ("torch, int8 output and attention projections (faster: make install-llamacpp; pin with "
-            "parameters.engine in model.yaml)")
+    return (
+        "torch, int8 output and attention projections (faster: make install-llamacpp; pin with "
+        "parameters.engine in model.yaml)"
+    )
 
 
 @timed
@@ -90,5 +92,8 @@ SPEC = CatalogSpec(
     ),
     floors=(Floor("perplexity", "<=", 100.0),),
     build_s=112,  # measured: a first start on 2 cores at top CPU priority (2026-12-03)
-    example='{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["The capital of France is"]}], "parameters": {"max_tokens": 16}}',
+    example=(
+        '{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["The capital of France is"]}], '
+        '"parameters": {"max_tokens": 16}}'
+    ),
 )

@@ -10,8 +10,14 @@ from aiaas.catalog.common import onnx_latency_ms, size_mb
 from aiaas.catalog.models.rl_common import mlp_policy_onnx, ort_session, rollout, torch_linear_layers
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, Requirement, timed
 
-HIGHWAY = Requirement(pip=(("torch", "torch==2.13.0"), ("gymnasium", "gymnasium==1.4.0"),
-                           ("stable_baselines3", "stable-baselines3==2.9.2"), ("highway_env", "highway-env==1.12.1")))
+HIGHWAY = Requirement(
+    pip=(
+        ("torch", "torch==2.13.0"),
+        ("gymnasium", "gymnasium==1.4.0"),
+        ("stable_baselines3", "stable-baselines3==2.9.2"),
+        ("highway_env", "highway-env==1.12.1"),
+    )
+)
 
 HIGHWAY_ACTIONS = ["LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER"]
 HIGHWAY_EVAL_SEEDS = list(range(20_000, 20_020))
@@ -57,17 +63,26 @@ def build_highway(ctx: BuildContext) -> BuildResult:
             return True
 
     # highway-env's documented DQN recipe: short horizon (gamma 0.8), frequent target updates
-    params: dict[str, Any] = {"learning_rate": 5e-4, "buffer_size": 15_000,
-                              "learning_starts": 100 if ctx.quick else 200, "batch_size": 32,
-                              "gamma": 0.8, "train_freq": 1, "gradient_steps": 1, "target_update_interval": 50,
-                              "exploration_fraction": 0.7}
+    params: dict[str, Any] = {
+        "learning_rate": 5e-4,
+        "buffer_size": 15_000,
+        "learning_starts": 100 if ctx.quick else 200,
+        "batch_size": 32,
+        "gamma": 0.8,
+        "train_freq": 1,
+        "gradient_steps": 1,
+        "target_update_interval": 50,
+        "exploration_fraction": 0.7,
+    }
     ctx.progress(0.02, f"training DQN in highway-fast-v0 for {steps} steps")
-    model = DQN("MlpPolicy", env, policy_kwargs={"net_arch": [256, 256]}, seed=ctx.seed, device="cpu", verbose=0,
-                **params)
+    model = DQN(
+        "MlpPolicy", env, policy_kwargs={"net_arch": [256, 256]}, seed=ctx.seed, device="cpu", verbose=0, **params
+    )
     model.learn(total_timesteps=steps, callback=Progress())
 
-    path = mlp_policy_onnx(torch_linear_layers(model.q_net.q_net), "relu", (5, 5), HIGHWAY_ACTIONS, "q_values",
-                           ctx.workdir / "model.onnx")
+    path = mlp_policy_onnx(
+        torch_linear_layers(model.q_net.q_net), "relu", (5, 5), HIGHWAY_ACTIONS, "q_values", ctx.workdir / "model.onnx"
+    )
     sess = ort_session(path)
     eval_env = gym.make("highway-fast-v0")
     ctx.progress(0.72, f"evaluating the ONNX policy on {len(seeds)} fixed-seed episodes")
@@ -94,14 +109,17 @@ def build_highway(ctx: BuildContext) -> BuildResult:
         "source": "trained by aiaas with stable-baselines3 2.9.2 DQN in highway-env 1.12.1 highway-fast-v0",
         "license": "model: trained by aiaas; highway-env, gymnasium, stable-baselines3: MIT",
         "notes": f"DQN (MLP 256-256 ReLU), {steps} environment steps (seed {ctx.seed}). mean_return = mean total "
-                 f"reward of the exported ONNX policy over {len(seeds)} episodes with reset seeds "
-                 f"{seeds[0]}..{seeds[-1]}; the random and always-IDLE drivers are measured on the same seeds. "
-                 "Episodes last up to 30 policy steps and end at a collision; rewards are normalised to [0, 1].",
-        "extra": {"environment": "highway-fast-v0 with its default configuration",
-                  "observation": "Kinematics: 5 vehicles (ego first) x [presence, x, y, vx, vy], normalised; "
-                                 "other vehicles relative to the ego",
-                  "actions": HIGHWAY_ACTIONS, "dqn_parameters": params,
-                  "returns": {"policy": policy, "random": random_ret, "idle": idle_ret}},
+        f"reward of the exported ONNX policy over {len(seeds)} episodes with reset seeds "
+        f"{seeds[0]}..{seeds[-1]}; the random and always-IDLE drivers are measured on the same seeds. "
+        "Episodes last up to 30 policy steps and end at a collision; rewards are normalised to [0, 1].",
+        "extra": {
+            "environment": "highway-fast-v0 with its default configuration",
+            "observation": "Kinematics: 5 vehicles (ego first) x [presence, x, y, vx, vy], normalised; "
+            "other vehicles relative to the ego",
+            "actions": HIGHWAY_ACTIONS,
+            "dqn_parameters": params,
+            "returns": {"policy": policy, "random": random_ret, "idle": idle_ret},
+        },
     }
     ctx.write({"model.onnx": path}, HIGHWAY_CONFIG, card)
     ctx.progress(1.0, f"mean return {metrics['mean_return']:.1f} (idle {metrics['idle_mean_return']:.1f})")
@@ -120,10 +138,42 @@ SPEC = CatalogSpec(
     requires=HIGHWAY,
     floors=(Floor("margin_over_baselines", ">", 0.0),),
     # the first observation of highway-fast-v0 reset with seed 20000
-    example=json.dumps({"inputs": [{"name": "observation", "shape": [1, 5, 5], "datatype": "FP32", "data": [
-        1.0, 0.778, 0.667, 0.312, 0.0,
-        1.0, 0.118, -0.333, -0.049, 0.0,
-        1.0, 0.221, 0.0, -0.048, 0.0,
-        1.0, 0.336, -0.667, -0.019, 0.0,
-        1.0, 0.463, 0.0, -0.027, 0.0]}]}),
+    example=json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "observation",
+                    "shape": [1, 5, 5],
+                    "datatype": "FP32",
+                    "data": [
+                        1.0,
+                        0.778,
+                        0.667,
+                        0.312,
+                        0.0,
+                        1.0,
+                        0.118,
+                        -0.333,
+                        -0.049,
+                        0.0,
+                        1.0,
+                        0.221,
+                        0.0,
+                        -0.048,
+                        0.0,
+                        1.0,
+                        0.336,
+                        -0.667,
+                        -0.019,
+                        0.0,
+                        1.0,
+                        0.463,
+                        0.0,
+                        -0.027,
+                        0.0,
+                    ],
+                }
+            ]
+        }
+    ),
 )

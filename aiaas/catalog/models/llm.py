@@ -9,5 +9,8 @@ from aiaas.catalog.models.gemma import HELD_OUT, build_gemma, serving_engine
 SPECS = [gemma.SPEC]
 
 __all__ = [
-    "HELD_OUT", "SPECS", "build_gemma", "serving_engine",
+    "HELD_OUT",
+    "SPECS",
+    "build_gemma",
+    "serving_engine",
 ]

@@ -12,5 +12,11 @@ from aiaas.catalog.models.tabular_common import RDATASETS, SKLEARN, build_gbm
 SPECS = [breast_cancer.SPEC, pima_diabetes.SPEC]
 
 __all__ = [
-    "PIMA_FEATURES", "RDATASETS", "SKLEARN", "SPECS", "build_breast_cancer", "build_gbm", "build_pima",
+    "PIMA_FEATURES",
+    "RDATASETS",
+    "SKLEARN",
+    "SPECS",
+    "build_breast_cancer",
+    "build_gbm",
+    "build_pima",
 ]

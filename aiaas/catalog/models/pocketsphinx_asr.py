@@ -41,8 +41,10 @@ def build_asr(ctx: BuildContext) -> BuildResult:
 
     ctx.progress(0.05, "loading the PocketSphinx en-us model from its wheel")
     decoder = pocketsphinx_decoder()
-    sets = {"everyday": ASR_SENTENCES[:4] if ctx.quick else ASR_SENTENCES,
-            "harvard": ASR_HARVARD[:2] if ctx.quick else ASR_HARVARD}
+    sets = {
+        "everyday": ASR_SENTENCES[:4] if ctx.quick else ASR_SENTENCES,
+        "harvard": ASR_HARVARD[:2] if ctx.quick else ASR_HARVARD,
+    }
     total = sum(len(v) for v in sets.values())
     source, speak = speech_source(ctx)
     metrics: dict[str, float] = {}
@@ -74,16 +76,17 @@ def build_asr(ctx: BuildContext) -> BuildResult:
         f"read by {source} (voices rotate per sentence) and resampled to 16 kHz; WER = word edits / reference "
         "words after lower-casing and dropping punctuation. latency_p50_ms is the mean decode time per "
         "sentence (~3 s of audio)."
-        if rows else "WER not measured: neither Debian flite nor Piper is installed to make test speech "
+        if rows
+        else "WER not measured: neither Debian flite nor Piper is installed to make test speech "
         "(apt-get install -y flite)."
     )
     card = {
         "source": f"CMU PocketSphinx {package_version('pocketsphinx')} with its US English acoustic model, "
-                  "3-gram language model and CMU dictionary (all in the pip wheel)",
+        "3-gram language model and CMU dictionary (all in the pip wheel)",
         "license": "BSD-2-Clause (PocketSphinx and its en-us model)",
         "notes": "Classic HMM/GMM recogniser, CPU only, no torch. Input WAV of any rate/channels/bit depth is "
-                 "mixed to mono and resampled to 16 kHz. Best on clear read speech of common phrasing; accuracy "
-                 "drops on noisy, conversational or accented audio and on rare word sequences. " + measured,
+        "mixed to mono and resampled to 16 kHz. Best on clear read speech of common phrasing; accuracy "
+        "drops on noisy, conversational or accented audio and on rare word sequences. " + measured,
         "extra": {"sample_rate": RATE, "test_speech": source or None},
     }
     ctx.write({"evaluation.json": eval_path}, ASR_CONFIG, card)

@@ -25,7 +25,20 @@ from aiaas.catalog.models.movielens_mf import (
 SPECS = [movielens_mf.SPEC]
 
 __all__ = [
-    "BIAS_REG", "CONFIG", "DAMPING", "HOLDOUT", "MOVIELENS_REQ", "RANK_DIM", "RATE_DIM", "RATE_REG",
-    "SPECS", "build_movielens", "fit_als", "fit_biases", "load_movielens", "pure_svd", "recall_at",
+    "BIAS_REG",
+    "CONFIG",
+    "DAMPING",
+    "HOLDOUT",
+    "MOVIELENS_REQ",
+    "RANK_DIM",
+    "RATE_DIM",
+    "RATE_REG",
+    "SPECS",
+    "build_movielens",
+    "fit_als",
+    "fit_biases",
+    "load_movielens",
+    "pure_svd",
+    "recall_at",
     "temporal_split",
 ]

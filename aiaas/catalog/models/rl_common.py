@@ -34,8 +34,10 @@ def mlp_policy_onnx(
         nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
         x = "flat"
     for i, (w, b) in enumerate(layers):
-        inits += [numpy_helper.from_array(w.astype(np.float32), f"w{i}"),
-                  numpy_helper.from_array(b.astype(np.float32), f"b{i}")]
+        inits += [
+            numpy_helper.from_array(w.astype(np.float32), f"w{i}"),
+            numpy_helper.from_array(b.astype(np.float32), f"b{i}"),
+        ]
         out = f"h{i}" if i < len(layers) - 1 else "logits"
         nodes.append(helper.make_node("Gemm", [x, f"w{i}", f"b{i}"], [out], transB=1))
         if i < len(layers) - 1:
@@ -51,11 +53,14 @@ def mlp_policy_onnx(
     nodes.append(helper.make_node("Gather", ["names", "action"], ["action_name"], axis=0))
     n = len(action_names)
     graph = helper.make_graph(
-        nodes, "policy",
+        nodes,
+        "policy",
         [helper.make_tensor_value_info("observation", TensorProto.FLOAT, ["batch", *obs_shape])],
-        [helper.make_tensor_value_info("action", TensorProto.INT64, ["batch"]),
-         helper.make_tensor_value_info("action_name", TensorProto.STRING, ["batch"]),
-         helper.make_tensor_value_info(scores, TensorProto.FLOAT, ["batch", n])],
+        [
+            helper.make_tensor_value_info("action", TensorProto.INT64, ["batch"]),
+            helper.make_tensor_value_info("action_name", TensorProto.STRING, ["batch"]),
+            helper.make_tensor_value_info(scores, TensorProto.FLOAT, ["batch", n]),
+        ],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="aiaas")
@@ -69,13 +74,17 @@ def torch_linear_layers(seq: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     """(weight, bias) of every nn.Linear in a module, in order."""
     import torch
 
-    return [(m.weight.detach().cpu().numpy(), m.bias.detach().cpu().numpy())
-            for m in seq.modules() if isinstance(m, torch.nn.Linear)]
+    return [
+        (m.weight.detach().cpu().numpy(), m.bias.detach().cpu().numpy())
+        for m in seq.modules()
+        if isinstance(m, torch.nn.Linear)
+    ]
 
 
 def rollout(env: Any, act: Any, seeds: list[int]) -> list[float]:
     """Total reward of one episode per seed, acting with ``act(observation batch) -> actions``."""
     import numpy as np
+
     returns = []
     for seed in seeds:
         obs, _ = env.reset(seed=seed)

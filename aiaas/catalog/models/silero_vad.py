@@ -31,7 +31,7 @@ VAD_CONFIG: dict[str, Any] = {
     "backend": "python",
     "task": "audio-classification",
     "description": "Voice activity detection (Silero VAD): speech segments [[start_s, end_s], ...] as JSON and "
-                   "the share of speech, per WAV",
+    "the share of speech, per WAV",
     "max_batch_size": 8,
     "batching": {"max_queue_delay_ms": 2.0, "timeout_ms": 60_000},
     "inputs": AUDIO_IN,
@@ -43,12 +43,11 @@ VAD_CONFIG: dict[str, Any] = {
 }
 
 
-def vad_clip(
-    rng: np.random.Generator, utterances: list[np.ndarray]
-) -> tuple[np.ndarray, list[tuple[int, int]]]:
+def vad_clip(rng: np.random.Generator, utterances: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """A 16 kHz test clip: utterances separated by 0.6-1.6 s gaps over background noise, with a non-speech
     tone or noise burst in one gap; returns the clip and the true speech spans (trimmed of TTS silence)."""
     import numpy as np
+
     parts: list[np.ndarray] = [np.zeros(int(rng.uniform(0.4, 1.5) * RATE), np.float32)]
     spans: list[tuple[int, int]] = []
     pos = len(parts[0])
@@ -62,8 +61,11 @@ def vad_clip(
         if k == 0:  # a distractor that is not speech: a beep or a burst of noise
             n = int(0.3 * RATE)
             t = np.arange(n) / RATE
-            burst = (0.3 * np.sin(2 * np.pi * rng.uniform(300, 2000) * t) if rng.random() < 0.5
-                     else 0.1 * rng.standard_normal(n))
+            burst = (
+                0.3 * np.sin(2 * np.pi * rng.uniform(300, 2000) * t)
+                if rng.random() < 0.5
+                else 0.1 * rng.standard_normal(n)
+            )
             start = (len(gap) - n) // 2
             gap[start : start + n] = burst
         parts.append(gap)
@@ -111,8 +113,12 @@ def build_vad(ctx: BuildContext) -> BuildResult:
             tp += int((truth & pred).sum())
             fp += int((~truth & pred).sum())
             fn += int((truth & ~pred).sum())
-            rows.append({"truth_s": [[round(a / RATE, 2), round(b / RATE, 2)] for a, b in spans],
-                         "found_s": [[round(a / RATE, 2), round(b / RATE, 2)] for a, b in found]})
+            rows.append(
+                {
+                    "truth_s": [[round(a / RATE, 2), round(b / RATE, 2)] for a, b in spans],
+                    "found_s": [[round(a / RATE, 2), round(b / RATE, 2)] for a, b in found],
+                }
+            )
         metrics = {
             "frame_accuracy": correct / total,
             "speech_precision": tp / max(1, tp + fp),
@@ -120,8 +126,9 @@ def build_vad(ctx: BuildContext) -> BuildResult:
             "test_clips": float(n_clips),
         }
         example = write_wav(clip, RATE)
-        metrics.update(timing_ms(lambda: model.run({"audio": np.array([example], dtype=object)}, {}),
-                                  3 if ctx.quick else 10))
+        metrics.update(
+            timing_ms(lambda: model.run({"audio": np.array([example], dtype=object)}, {}), 3 if ctx.quick else 10)
+        )
         metrics["clip_seconds"] = len(clip) / RATE
     metrics["size_mb"] = size_mb(onnx_path)
     eval_path = write_json(ctx.workdir / "evaluation.json", rows)
@@ -132,11 +139,14 @@ def build_vad(ctx: BuildContext) -> BuildResult:
             "Runs on onnxruntime (no torch): 32 ms frames at 16 kHz, recurrent state carried across frames; "
             "segments from frame probabilities as silero-vad's get_speech_timestamps does (threshold 0.5, "
             "min speech 250 ms, min silence 100 ms, 30 ms padding; all adjustable per request). "
-            + (f"frame_accuracy: {n_clips} synthetic clips, each two held-out sentences read by {source}, "
-               "separated by silence with a beep or noise burst, over background noise at -25..-45 dB; truth = "
-               "the speech spans (TTS leading/trailing silence trimmed), scored per 32 ms frame. latency_p50_ms "
-               "is for the last clip (latency metrics name its length in clip_seconds)."
-               if rows else "frame_accuracy not measured: neither flite nor Piper is installed to make test speech.")
+            + (
+                f"frame_accuracy: {n_clips} synthetic clips, each two held-out sentences read by {source}, "
+                "separated by silence with a beep or noise burst, over background noise at -25..-45 dB; truth = "
+                "the speech spans (TTS leading/trailing silence trimmed), scored per 32 ms frame. latency_p50_ms "
+                "is for the last clip (latency metrics name its length in clip_seconds)."
+                if rows
+                else "frame_accuracy not measured: neither flite nor Piper is installed to make test speech."
+            )
         ),
         "extra": {"sample_rate": RATE, "frame_ms": 32, "test_speech": source or None},
     }

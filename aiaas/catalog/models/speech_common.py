@@ -35,7 +35,7 @@ TTS_CONFIG: dict[str, Any] = {
     "backend": "python",
     "task": "text-to-speech",
     "description": "US English speech synthesis (Piper, voice en_US joe medium): text -> 22.05 kHz WAV; "
-                   "parameter length_scale (> 1 slower)",
+    "parameter length_scale (> 1 slower)",
     "max_batch_size": 4,
     "batching": {"max_queue_delay_ms": 2.0, "timeout_ms": 120_000},
     "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
@@ -51,8 +51,18 @@ def write_json(path: Path, value: Any) -> Path:
     return path
 
 
-_CONTRACTIONS = (("won't", "will not"), ("can't", "can not"), ("n't", " not"), ("'m", " am"), ("'re", " are"),
-                 ("'ve", " have"), ("'ll", " will"), ("it's", "it is"), ("that's", "that is"), ("let's", "let us"))
+_CONTRACTIONS = (
+    ("won't", "will not"),
+    ("can't", "can not"),
+    ("n't", " not"),
+    ("'m", " am"),
+    ("'re", " are"),
+    ("'ve", " have"),
+    ("'ll", " will"),
+    ("it's", "it is"),
+    ("that's", "that is"),
+    ("let's", "let us"),
+)
 
 
 def normalize_words(text: str) -> list[str]:
@@ -121,8 +131,10 @@ def speech_source(ctx: BuildContext) -> tuple[str, Any]:
 
     if flite_available():
         voices = FLITE_VOICES[:1] if ctx.quick else FLITE_VOICES
-        return (f"Debian flite voices {', '.join(voices)}",
-                lambda text, i: flite_speech(text, voices[i % len(voices)], ctx.workdir))
+        return (
+            f"Debian flite voices {', '.join(voices)}",
+            lambda text, i: flite_speech(text, voices[i % len(voices)], ctx.workdir),
+        )
     if _piper_importable():
         tts = piper_voice(ctx.seed)
         return "Piper en_US joe (flite not installed)", lambda text, i: read_wav(tts.synthesize(text))
@@ -131,6 +143,7 @@ def speech_source(ctx: BuildContext) -> tuple[str, Any]:
 
 def timing_ms(fn: Any, runs: int) -> dict[str, float]:
     import numpy as np
+
     fn()
     times = []
     for _ in range(runs):
@@ -140,15 +153,15 @@ def timing_ms(fn: Any, runs: int) -> dict[str, float]:
     return {"latency_p50_ms": float(np.percentile(times, 50)), "latency_p99_ms": float(np.percentile(times, 99))}
 
 
-HELLO_WAV_B64 = base64.b64encode(asset_bytes('hello.wav')).decode()  # assets/hello.wav: "hello" spoken
+HELLO_WAV_B64 = base64.b64encode(asset_bytes("hello.wav")).decode()  # assets/hello.wav: "hello" spoken
 
 
 def audio_example(b64: str) -> str:
     return json.dumps({"inputs": [{"name": "audio_b64", "shape": [1], "datatype": "BYTES", "data": [b64]}]})
 
 
-HARVARD: list[str] = json_asset('harvard.json')  # assets/harvard.json
-EVERYDAY: list[str] = json_asset('everyday.json')  # assets/everyday.json
+HARVARD: list[str] = json_asset("harvard.json")  # assets/harvard.json
+EVERYDAY: list[str] = json_asset("everyday.json")  # assets/everyday.json
 ASR_SENTENCES = EVERYDAY[:30]
 ASR_HARVARD = HARVARD[:10]  # a harder second set: phonetically balanced, unusual word sequences
 TTS_SENTENCES = EVERYDAY[30:60]

@@ -26,8 +26,12 @@ def _export(ctx: BuildContext, model: Any, x_tr: np.ndarray, spec: dict[str, Any
 
     from aiaas.catalog.runtime.tabular_model import flatten_gbm
 
-    onx = to_onnx(model, initial_types=[("features", FloatTensorType([None, x_tr.shape[1]]))],
-                  options={id(model): {"zipmap": False}}, target_opset=17)
+    onx = to_onnx(
+        model,
+        initial_types=[("features", FloatTensorType([None, x_tr.shape[1]]))],
+        options={id(model): {"zipmap": False}},
+        target_opset=17,
+    )
     vdir = ctx.workdir / "version"
     vdir.mkdir()
     (vdir / "model.onnx").write_bytes(onx.SerializeToString())
@@ -83,7 +87,9 @@ def build_gbm(
     ctx.progress(0.75, f"evaluating the served model on {len(y_te)} held-out rows")
     served = TabularClassifier(ModelConfig.model_validate(config), vdir, RuntimeContext())
     served.load()
-    out = served.run({"rows": np.array([json.dumps(r).encode() for r in _rows(spec, x_te)], dtype=object)}, {"impute": True})
+    out = served.run(
+        {"rows": np.array([json.dumps(r).encode() for r in _rows(spec, x_te)], dtype=object)}, {"impute": True}
+    )
     score = out["score"].astype(np.float64)
     logit = np.log(np.clip(score, 1e-7, 1 - 1e-7) / np.clip(1 - score, 1e-7, 1))
     sums = out["contributions"].astype(np.float64).sum(axis=1) + out["bias"].astype(np.float64)
@@ -111,7 +117,7 @@ def build_gbm(
             "training_rows": len(y_tr),
             "gbm_parameters": params,
             "explanations": "Saabas path contributions of the tree ensemble to the positive class's log-odds; "
-                            "bias + sum(contributions) = log-odds of 'score'",
+            "bias + sum(contributions) = log-odds of 'score'",
         },
     }
     ctx.write(files, config, card)

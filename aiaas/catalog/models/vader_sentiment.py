@@ -23,7 +23,7 @@ def build_vader(ctx: BuildContext) -> BuildResult:
         "backend": "python",
         "task": "sentiment-analysis",
         "description": "Sentiment of English text (VADER): label positive/negative/neutral, compound score, "
-                       "neg/neu/pos proportions",
+        "neg/neu/pos proportions",
         "max_batch_size": 64,
         "inputs": TEXT_IN,
         "outputs": [
@@ -52,11 +52,12 @@ def build_vader(ctx: BuildContext) -> BuildResult:
     metrics["polar_accuracy"] = float(np.mean([p == g for p, g in polar]))
     metrics["test_sentences"] = float(len(data))
     metrics.update(timing_ms(lambda: model.polarity("The food was great, but the service was slow."), 200))
-    eval_path = write_json(ctx.workdir / "evaluation.json",
-                            [{"text": t, "label": lab, "compound": round(c, 4)} for t, lab, c in results])
+    eval_path = write_json(
+        ctx.workdir / "evaluation.json", [{"text": t, "label": lab, "compound": round(c, 4)} for t, lab, c in results]
+    )
     card = {
         "source": f"VADER (Hutto & Gilbert 2014), pip vaderSentiment {package_version('vaderSentiment')} "
-                  "(lexicon in the wheel)",
+        "(lexicon in the wheel)",
         "license": "MIT (vaderSentiment)",
         "notes": (
             "Rule- and lexicon-based, no training. Labels use VADER's recommended compound cut-offs (>= 0.05 "
@@ -72,7 +73,7 @@ def build_vader(ctx: BuildContext) -> BuildResult:
     return BuildResult(metrics)
 
 
-SENTIMENT: dict[str, list[str]] = json_asset('sentiment.json')  # assets/sentiment.json
+SENTIMENT: dict[str, list[str]] = json_asset("sentiment.json")  # assets/sentiment.json
 
 SPEC = CatalogSpec(
     name="vader-sentiment",

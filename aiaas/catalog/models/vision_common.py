@@ -39,6 +39,7 @@ def load_fashion(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     """(train images uint8 [N, 28, 28], train labels, test images, test labels); quick: 12k/2k subsets."""
 
     import numpy as np
+
     def read(name: str, offset: int) -> np.ndarray:
         return np.frombuffer(gzip.decompress((FASHION_DIR / name).read_bytes()), np.uint8, offset=offset)
 
@@ -54,6 +55,7 @@ def load_fashion(quick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
 def python_latency_ms(model: Any, inputs: dict[str, np.ndarray], runs: int = 20) -> dict[str, float]:
     """p50/p99 of ``model.predict`` on ``inputs`` (the served code path, decoding included)."""
     import numpy as np
+
     model.run(inputs, {})
     times = []
     for _ in range(runs):
@@ -76,6 +78,7 @@ def served_instance(config: dict[str, Any], version_dir: Path) -> Any:
 
 def bytes_rows(*values: bytes) -> np.ndarray:
     import numpy as np
+
     out = np.empty(len(values), dtype=object)
     out[:] = list(values)
     return out
@@ -95,5 +98,10 @@ def seed_torch(seed: int) -> None:
 
 
 def b64_example(data: bytes) -> str:
-    return json.dumps({"inputs": [{"name": "image_b64", "shape": [1], "datatype": "BYTES",
-                                   "data": [base64.b64encode(data).decode()]}]})
+    return json.dumps(
+        {
+            "inputs": [
+                {"name": "image_b64", "shape": [1], "datatype": "BYTES", "data": [base64.b64encode(data).decode()]}
+            ]
+        }
+    )

@@ -42,8 +42,9 @@ def step_allowed(grid: np.ndarray, r: int, c: int, dr: int, dc: int) -> bool:
     return not (dr and dc and (grid[r + dr, c] or grid[r, c + dc]))
 
 
-def astar(grid: np.ndarray, start: tuple[int, int], goal: tuple[int, int],
-          connectivity: int = 8) -> tuple[list[tuple[int, int]] | None, float, int]:
+def astar(
+    grid: np.ndarray, start: tuple[int, int], goal: tuple[int, int], connectivity: int = 8
+) -> tuple[list[tuple[int, int]] | None, float, int]:
     """(path from start to goal inclusive or None, its cost or -1, nodes expanded)."""
     h, w = grid.shape
     if grid[start] or grid[goal]:
@@ -112,8 +113,11 @@ def parse_grid(value: Any) -> np.ndarray:
 
 
 def parse_cell(value: Any, name: str, shape: tuple[int, int]) -> tuple[int, int]:
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    ):
         raise InvalidInput(f"'{name}' must be [row, col]")
     r, c = int(value[0]), int(value[1])
     if not (0 <= r < shape[0] and 0 <= c < shape[1]):
@@ -142,16 +146,24 @@ class AStarPlanner(BlockingModel):
                     raise InvalidInput(f"request[{i}] must be an object with grid, start, goal")
                 grid = parse_grid(doc.get("grid"))
                 conn = int(doc.get("connectivity", self.connectivity))
-                out.append((grid, parse_cell(doc.get("start"), "start", grid.shape),
-                            parse_cell(doc.get("goal"), "goal", grid.shape), conn))
+                out.append(
+                    (
+                        grid,
+                        parse_cell(doc.get("start"), "start", grid.shape),
+                        parse_cell(doc.get("goal"), "goal", grid.shape),
+                        conn,
+                    )
+                )
             return out
         if len(tensors) != 3:
             raise InvalidInput("send 'grid' UINT8 [n, H, W], 'start' and 'goal' INT32 [n, 2] (or a JSON 'request')")
         grids, starts, goals = inputs["grid"], inputs["start"], inputs["goal"]
         if not (len(grids) == len(starts) == len(goals)):
             raise InvalidInput("grid, start and goal need the same number of rows")
-        return [(g, parse_cell(s.tolist(), "start", g.shape), parse_cell(t.tolist(), "goal", g.shape),
-                 self.connectivity) for g, s, t in zip(grids, starts, goals, strict=True)]
+        return [
+            (g, parse_cell(s.tolist(), "start", g.shape), parse_cell(t.tolist(), "goal", g.shape), self.connectivity)
+            for g, s, t in zip(grids, starts, goals, strict=True)
+        ]
 
     def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         paths, costs, found, expanded = [], [], [], []

@@ -42,8 +42,10 @@ class StockfishMove(BlockingModel):
         import chess.engine
 
         self.engine = chess.engine.SimpleEngine.popen_uci(self.path)
-        opts = {"Threads": int(self.config.parameters.get("threads", 1)),
-                "Hash": int(self.config.parameters.get("hash_mb", 32))}
+        opts = {
+            "Threads": int(self.config.parameters.get("threads", 1)),
+            "Hash": int(self.config.parameters.get("hash_mb", 32)),
+        }
         self.engine.configure({k: v for k, v in opts.items() if k in self.engine.options})
         self.engine_name = str(self.engine.id.get("name", "stockfish"))
 

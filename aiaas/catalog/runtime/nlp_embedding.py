@@ -69,7 +69,11 @@ _LOCK = threading.Lock()
 
 
 def repository_embedder(
-    sentences: list[str], model: str = "minilm-embedding", version: int | None = None, home: str | None = None, threads: int = 1
+    sentences: list[str],
+    model: str = "minilm-embedding",
+    version: int | None = None,
+    home: str | None = None,
+    threads: int = 1,
 ) -> np.ndarray:
     """Embed ``sentences`` with a built embedding model from the repository (``$AIAAS_HOME/models``): what the
     ``text`` training recipe uses for ``embedder: catalog``, so a trained head sees exactly the vectors the
@@ -83,19 +87,25 @@ def repository_embedder(
     if not repo.exists(model):
         raise InvalidInput(
             f"the embedding model {model!r} is not in the repository {root}; build it first "
-            f"(`aiaas catalog build {model}`, or start the server with the catalog on)", param="embedder_options.model"
+            f"(`aiaas catalog build {model}`, or start the server with the catalog on)",
+            param="embedder_options.model",
         )
     entry = repo.read(model)
     if entry.config is None or entry.error:
         raise InvalidInput(f"the embedding model {model!r} is unusable: {entry.error}", param="embedder_options.model")
     chosen = version if version is not None else max(entry.versions)
     if chosen not in entry.versions:
-        raise InvalidInput(f"the embedding model {model!r} has no version {chosen} (has {entry.versions})", param="embedder_options.version")
+        raise InvalidInput(
+            f"the embedding model {model!r} has no version {chosen} (has {entry.versions})",
+            param="embedder_options.version",
+        )
     key = (str(root.resolve()), model, chosen)
     with _LOCK:
         embedder = _LOADED.get(key)
         if embedder is None:
-            embedder = TextEmbedding(entry.config, repo.version_dir(model, chosen), RuntimeContext(default_intra_op_threads=threads))
+            embedder = TextEmbedding(
+                entry.config, repo.version_dir(model, chosen), RuntimeContext(default_intra_op_threads=threads)
+            )
             embedder.load()
             _LOADED[key] = embedder
     return embedder.embed([str(s) for s in sentences])

@@ -66,9 +66,12 @@ class ApertiumTranslator(BlockingModel):
         self.exe = exe
         pairs = apertium_pairs()
         if self.pair not in pairs:
-            raise ValueError(f"apertium has no {self.pair!r} pair installed (have: {pairs}); "
-                             "apt-get install -y apertium-eng-spa")
-        self.pool = ThreadPoolExecutor(max(1, int(params.get("workers", 2))), thread_name_prefix=f"apertium-{self.pair}")
+            raise ValueError(
+                f"apertium has no {self.pair!r} pair installed (have: {pairs}); apt-get install -y apertium-eng-spa"
+            )
+        self.pool = ThreadPoolExecutor(
+            max(1, int(params.get("workers", 2))), thread_name_prefix=f"apertium-{self.pair}"
+        )
 
     def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         rows = texts(inputs)

@@ -35,8 +35,10 @@ class MovieRecommender(BlockingModel):
         self.user_ids, self.item_ids = a["user_ids"], a["item_ids"]
         self.mu = float(a["mu"])
         movies = json.loads((self.version_dir / "movies.json").read_text())
-        self.movies = [{"movie_id": int(m), "title": t, "year": y}
-                       for m, t, y in zip(movies["movie_id"], movies["title"], movies["year"], strict=True)]
+        self.movies = [
+            {"movie_id": int(m), "title": t, "year": y}
+            for m, t, y in zip(movies["movie_id"], movies["title"], movies["year"], strict=True)
+        ]
         if len(self.movies) != len(self.item_ids):
             raise RuntimeError("movies.json and factors.npz disagree on the number of movies")
 
@@ -88,8 +90,11 @@ class MovieRecommender(BlockingModel):
         out = np.empty(len(lists), dtype=object)
         out[:] = lists
         width = min(len(s) for s in scores) if scores else k  # equal for every user unless one rated nearly all
-        return {"items": out, "scores": np.stack([s[:width] for s in scores]) if scores else np.zeros((0, k), np.float32),
-                "ratings": np.stack([r[:width] for r in ratings]) if ratings else np.zeros((0, k), np.float32)}
+        return {
+            "items": out,
+            "scores": np.stack([s[:width] for s in scores]) if scores else np.zeros((0, k), np.float32),
+            "ratings": np.stack([r[:width] for r in ratings]) if ratings else np.zeros((0, k), np.float32),
+        }
 
     def unload(self) -> None:
         self.arrays = {}

@@ -54,11 +54,14 @@ def recognize_words(decoder: Any, samples: np.ndarray) -> tuple[str, list[dict[s
         return "", []
     offset = len(pad) / RATE
     words = [
-        {"word": seg.word.split("(")[0], "start": round(max(0.0, seg.start_frame / 100 - offset), 2),
-         "end": round(max(0.0, (seg.end_frame + 1) / 100 - offset), 2)}
+        {
+            "word": seg.word.split("(")[0],
+            "start": round(max(0.0, seg.start_frame / 100 - offset), 2),
+            "end": round(max(0.0, (seg.end_frame + 1) / 100 - offset), 2),
+        }
         for seg in decoder.seg()
         if not (seg.word.startswith("<") or seg.word.startswith("[") or seg.word.startswith("+"))
-    ]  # fmt: skip
+    ]
     return hyp.hypstr.strip(), words
 
 
@@ -72,8 +75,10 @@ class PocketSphinxASR(BlockingModel):
     def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         signals = [load_audio(b, RATE, self.max_seconds) for b in audio_rows(inputs)]
         results = [recognize_words(self.decoder, s) for s in signals]
-        return {"text": bytes_tensor([text for text, _ in results]),
-                "words": bytes_tensor([json.dumps(words) for _, words in results])}  # fmt: skip
+        return {
+            "text": bytes_tensor([text for text, _ in results]),
+            "words": bytes_tensor([json.dumps(words) for _, words in results]),
+        }
 
     def unload(self) -> None:
         self.decoder = None

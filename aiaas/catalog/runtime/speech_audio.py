@@ -95,8 +95,10 @@ def audio_rows(inputs: dict[str, np.ndarray]) -> list[bytes]:
     """The WAV bytes of each row, from ``audio`` (raw) or ``audio_b64`` (base64 text): exactly one of them."""
     given = [n for n in ("audio", "audio_b64") if n in inputs]
     if len(given) != 1:
-        raise InvalidInput("send exactly one of 'audio' (WAV bytes) or 'audio_b64' (base64 of WAV bytes)"
-                           + ("; got both" if len(given) == 2 else ""))
+        raise InvalidInput(
+            "send exactly one of 'audio' (WAV bytes) or 'audio_b64' (base64 of WAV bytes)"
+            + ("; got both" if len(given) == 2 else "")
+        )
     rows = []
     for i, v in enumerate(np.asarray(inputs[given[0]], dtype=object).reshape(-1)):
         b = v.encode("ascii", "ignore") if isinstance(v, str) else bytes(v)

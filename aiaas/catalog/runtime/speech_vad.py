@@ -101,8 +101,9 @@ class SileroVAD(BlockingModel):
 
     def load(self) -> None:
         self.max_seconds = float(self.config.parameters.get("max_seconds", 600))
-        self.session = ort_session(str(self.version_dir / "silero_vad.onnx"), self.config,
-                                   self.context.default_intra_op_threads or 1)
+        self.session = ort_session(
+            str(self.version_dir / "silero_vad.onnx"), self.config, self.context.default_intra_op_threads or 1
+        )
 
     def detect(self, signals: list[np.ndarray], parameters: dict[str, Any]) -> list[list[tuple[int, int]]]:
         threshold = float_parameter(parameters, "threshold", 0.5, 0.02, 0.99)
@@ -110,8 +111,10 @@ class SileroVAD(BlockingModel):
         min_silence = int_parameter(parameters, "min_silence_ms", 100, 0, 60_000)
         pad = int_parameter(parameters, "speech_pad_ms", 30, 0, 5_000)
         probs = frame_probabilities(self.session, signals)
-        return [segments_from_probs(p, len(s), threshold, min_speech, min_silence, pad)
-                for p, s in zip(probs, signals, strict=True)]
+        return [
+            segments_from_probs(p, len(s), threshold, min_speech, min_silence, pad)
+            for p, s in zip(probs, signals, strict=True)
+        ]
 
     def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         signals = [load_audio(b, RATE, self.max_seconds) for b in audio_rows(inputs)]

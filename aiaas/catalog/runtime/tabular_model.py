@@ -100,9 +100,16 @@ def flatten_gbm(model: Any, x_sample: np.ndarray, path: Path, positive: str) -> 
     raw = float(model.decision_function(x0)[0]) - lr * sum(float(e.predict(x0)[0]) for e in model.estimators_[:, 0])
     init = sign * raw
     np.savez(
-        path, left=np.concatenate(lefts), right=np.concatenate(rights), feature=np.concatenate(feats),
-        threshold=np.concatenate(thrs), value=np.concatenate(vals), roots=np.array(roots, dtype=np.int64),
-        learning_rate=lr, init=init, n_features=model.n_features_in_,
+        path,
+        left=np.concatenate(lefts),
+        right=np.concatenate(rights),
+        feature=np.concatenate(feats),
+        threshold=np.concatenate(thrs),
+        value=np.concatenate(vals),
+        roots=np.array(roots, dtype=np.int64),
+        learning_rate=lr,
+        init=init,
+        n_features=model.n_features_in_,
     )
     return path
 
@@ -128,7 +135,9 @@ def encode_rows(spec: dict[str, Any], rows: list[Any], impute: bool = False) -> 
         lacking = [f["name"] for f in feats if _absent(row.get(f["name"]))]
         if lacking and not impute:
             fillable = all(f.get("missing") is not None for f in feats if f["name"] in lacking)
-            hint = ", or set parameters.impute=true to fill them with the model's missing-value code" if fillable else ""
+            hint = (
+                ", or set parameters.impute=true to fill them with the model's missing-value code" if fillable else ""
+            )
             raise InvalidInput(f"row {i}: missing feature(s) {lacking}: send every feature{hint}")
         for j, f in enumerate(feats):
             x[i, j] = _encode_value(f, row.get(f["name"]), i)
@@ -166,7 +175,8 @@ class TabularClassifier(BlockingModel):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.config.runtime.intra_op_threads or self.context.default_intra_op_threads or 1
         self.session = ort.InferenceSession(
-            str(self.version_dir / self.spec.get("onnx", "model.onnx")), sess_options=opts,
+            str(self.version_dir / self.spec.get("onnx", "model.onnx")),
+            sess_options=opts,
             providers=["CPUExecutionProvider"],
         )
         self.names = [f["name"] for f in self.spec["features"]]
@@ -194,7 +204,9 @@ class TabularClassifier(BlockingModel):
             raise InvalidInput(f"missing feature tensor(s) {lacking}")
         x = np.concatenate([inputs[n].reshape(-1, 1).astype(np.float32) for n in self.names], axis=1)
         if np.isnan(x).any():
-            raise InvalidInput(f"NaN in feature tensor(s) {[n for j, n in enumerate(self.names) if np.isnan(x[:, j]).any()]}")
+            raise InvalidInput(
+                f"NaN in feature tensor(s) {[n for j, n in enumerate(self.names) if np.isnan(x[:, j]).any()]}"
+            )
         return x, None
 
     def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
@@ -215,8 +227,12 @@ class TabularClassifier(BlockingModel):
             out["contributions"] = contrib.astype(np.float32)
             out["bias"] = np.full(len(x), self.explainer.bias, dtype=np.float32)
             out["explanation"] = np.array(
-                [json.dumps({"bias": round(self.explainer.bias, 4), "contributions": _top(self.names, c)}).encode()
-                 for c in contrib], dtype=object)
+                [
+                    json.dumps({"bias": round(self.explainer.bias, 4), "contributions": _top(self.names, c)}).encode()
+                    for c in contrib
+                ],
+                dtype=object,
+            )
         return out
 
     def unload(self) -> None:
@@ -233,8 +249,9 @@ def tabular_config(spec: dict[str, Any], description: str, explain: bool) -> dic
     """model.yaml for a ``TabularClassifier``: ``rows`` plus (for all-numeric models) named features."""
     inputs = [{"name": "rows", "datatype": "BYTES", "shape": [-1], "optional": True}]
     if all(f["kind"] == "numeric" for f in spec["features"]):
-        inputs += [{"name": f["name"], "datatype": "FP32", "shape": [-1, 1], "optional": True}
-                   for f in spec["features"]]
+        inputs += [
+            {"name": f["name"], "datatype": "FP32", "shape": [-1, 1], "optional": True} for f in spec["features"]
+        ]
     n_cls, n_feat = len(spec["classes"]), len(spec["features"])
     outputs = [
         {"name": "label", "datatype": "BYTES", "shape": [-1]},

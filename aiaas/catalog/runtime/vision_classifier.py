@@ -50,7 +50,10 @@ def fashion_pixels(g: np.ndarray) -> np.ndarray:
     if max(h, w) != SIDE:
         scale = SIDE / max(h, w)
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        x = np.asarray(Image.fromarray(np.ascontiguousarray(x, dtype=np.float32)).resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+        x = np.asarray(
+            Image.fromarray(np.ascontiguousarray(x, dtype=np.float32)).resize(size, Image.Resampling.LANCZOS),
+            dtype=np.float32,
+        )
         h, w = x.shape
     canvas = np.zeros((SIDE, SIDE), np.float32)
     top, left = (SIDE - h) // 2, (SIDE - w) // 2
@@ -78,15 +81,20 @@ class FashionClassifier(BlockingModel):
             if px.ndim != 3 or px.shape[1:] != (SIDE, SIDE):
                 raise InvalidInput(f"pixels must have shape [N, {SIDE}, {SIDE}], got {list(px.shape)}")
             return px.astype(np.uint8, copy=False)
-        return np.stack([fashion_pixels(gray(decode(b))) for b in images]) if images else np.zeros(
-            (0, SIDE, SIDE), np.uint8
+        return (
+            np.stack([fashion_pixels(gray(decode(b))) for b in images])
+            if images
+            else np.zeros((0, SIDE, SIDE), np.uint8)
         )
 
     def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:
         px = self.pixels(inputs)
         if len(px) == 0:
-            return {"label": bytes_tensor([]), "score": np.zeros(0, np.float32),
-                    "probabilities": np.zeros((0, len(self.classes)), np.float32)}
+            return {
+                "label": bytes_tensor([]),
+                "score": np.zeros(0, np.float32),
+                "probabilities": np.zeros((0, len(self.classes)), np.float32),
+            }
         probs = self.session.run(None, {"pixels": np.ascontiguousarray(px)})[0].astype(np.float32)
         best = probs.argmax(axis=1)
         return {

@@ -22,14 +22,16 @@ DEFAULTS = {"scale_factor": 1.1, "min_neighbors": 5, "min_size": 24}
 CASCADE = "haarcascade_frontalface_default.xml"
 
 
-def detect(cascade: Any, g: np.ndarray, scale_factor: float = 1.1, min_neighbors: int = 5,
-           min_size: int = 24) -> list[dict[str, int]]:
+def detect(
+    cascade: Any, g: np.ndarray, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 24
+) -> list[dict[str, int]]:
     """Boxes of the faces in a uint8 grayscale image, largest first."""
     import cv2
 
     eq = cv2.equalizeHist(g)
-    found = cascade.detectMultiScale(eq, scaleFactor=scale_factor, minNeighbors=min_neighbors,
-                                     minSize=(min_size, min_size))
+    found = cascade.detectMultiScale(
+        eq, scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(min_size, min_size)
+    )
     boxes = [{"x": int(x), "y": int(y), "w": int(w), "h": int(h)} for x, y, w, h in (found if len(found) else [])]
     return sorted(boxes, key=lambda b: -b["w"] * b["h"])
 
@@ -56,8 +58,13 @@ class FaceDetector(BlockingModel):
             raise InvalidInput("need scale_factor > 1, min_neighbors >= 0, min_size >= 1")
         faces, counts = [], []
         for data in encoded_images(inputs) or []:
-            boxes = detect(self.cascade, gray(decode(data)), float(opts["scale_factor"]), int(opts["min_neighbors"]),
-                           int(opts["min_size"]))
+            boxes = detect(
+                self.cascade,
+                gray(decode(data)),
+                float(opts["scale_factor"]),
+                int(opts["min_neighbors"]),
+                int(opts["min_size"]),
+            )
             faces.append(json.dumps(boxes))
             counts.append(len(boxes))
         return {"faces": bytes_tensor(faces), "count": np.asarray(counts, dtype=np.int32)}

@@ -28,9 +28,26 @@ from aiaas.catalog.runtime.vision_images import bytes_tensor, png
 from aiaas.errors import InvalidInput
 from aiaas.runtime.base import BlockingModel, Tensors
 
-ALIASES = {"tshirt": 0, "top": 0, "tee": 0, "trousers": 1, "pants": 1, "jeans": 1, "sweater": 2, "jumper": 2,
-           "jacket": 4, "sandals": 5, "shirts": 6, "sneakers": 7, "trainer": 7, "shoe": 7, "handbag": 8,
-           "boot": 9, "boots": 9, "ankleboots": 9}
+ALIASES = {
+    "tshirt": 0,
+    "top": 0,
+    "tee": 0,
+    "trousers": 1,
+    "pants": 1,
+    "jeans": 1,
+    "sweater": 2,
+    "jumper": 2,
+    "jacket": 4,
+    "sandals": 5,
+    "shirts": 6,
+    "sneakers": 7,
+    "trainer": 7,
+    "shoe": 7,
+    "handbag": 8,
+    "boot": 9,
+    "boots": 9,
+    "ankleboots": 9,
+}
 
 
 def _key(s: str) -> str:
@@ -95,8 +112,7 @@ class FashionGenerator(BlockingModel):
             rng = np.random.default_rng(None if seeds is None else int(seeds[row]) & 0xFFFFFFFFFFFFFFFF)
             component[row, c * k + rng.choice(k, p=self.weights[c])] = 1.0
             z[row] = rng.standard_normal(self.latent) * self.temperature
-        pixels = (self.session.run(None, {"z": z, "component": component})[0] if n
-                  else np.zeros((0, 28, 28), np.float32))
+        pixels = self.session.run(None, {"z": z, "component": component})[0] if n else np.zeros((0, 28, 28), np.float32)
         images = [png(np.clip(np.rint(p * 255.0), 0, 255).astype(np.uint8)) for p in pixels]
         return {"image": bytes_tensor(images), "image_b64": bytes_tensor([base64.b64encode(b) for b in images])}
 

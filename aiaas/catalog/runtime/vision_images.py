@@ -65,8 +65,14 @@ def decode(data: bytes):  # -> PIL.Image.Image
         return ImageOps.exif_transpose(img)
     except InvalidInput:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as e:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as e:
         raise InvalidInput(f"cannot decode the image ({type(e).__name__}: {e}); send PNG or JPEG bytes") from None
 
 

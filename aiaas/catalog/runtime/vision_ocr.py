@@ -29,8 +29,9 @@ def text_lines(results: list[Any] | None) -> list[list[Item]]:
     """Group rapidocr's (box, text, score) results into lines, top to bottom, each left to right.
 
     A box joins the current line when its top is within half the median box height of the line's first box."""
-    items: list[Item] = [([[float(v) for v in p] for p in box], str(text), float(score))
-                         for box, text, score in results or []]
+    items: list[Item] = [
+        ([[float(v) for v in p] for p in box], str(text), float(score)) for box, text, score in results or []
+    ]
     if not items:
         return []
     heights = [max(p[1] for p in b) - min(p[1] for p in b) for b, _, _ in items]
@@ -70,8 +71,11 @@ class OcrModel(BlockingModel):
         pad = max(16, min(image.shape[:2]) // 4)
         results, _ = self.engine(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE))
         lines = text_lines(results)
-        boxes = [{"box": [[round(x - pad, 1), round(y - pad, 1)] for x, y in b], "text": t, "score": round(s, 4)}
-                 for line in lines for b, t, s in line]
+        boxes = [
+            {"box": [[round(x - pad, 1), round(y - pad, 1)] for x, y in b], "text": t, "score": round(s, 4)}
+            for line in lines
+            for b, t, s in line
+        ]
         return "\n".join(" ".join(t for _, t, _ in line) for line in lines), boxes
 
     def run(self, inputs: Tensors, parameters: dict[str, Any]) -> Tensors:

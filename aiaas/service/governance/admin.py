@@ -95,9 +95,7 @@ class GovernanceAdmin:
         check_name(key_id, "key_id")
         row = session.get(ApiKey, key_id)
         visible = row is not None and (
-            actor.is_admin
-            or (actor.role == "developer" and row.tenant_id == actor.tenant_id)
-            or row.id == actor.key_id
+            actor.is_admin or (actor.role == "developer" and row.tenant_id == actor.tenant_id) or row.id == actor.key_id
         )
         if not visible or row is None:
             raise NotFound(f"API key '{key_id}' not found", param="key_id", code="key_not_found")
@@ -197,8 +195,9 @@ class GovernanceAdmin:
         models = check_models(models)
         check_number(expires_days, "expires_days", maximum=36500)
         if expires_days is not None and expires_days <= 0:  # fail closed: 0 must not mean "never expires"
-            raise InvalidInput("expires_days must be greater than 0 (omit it for a key that does not expire)",
-                               param="expires_days")  # fmt: skip
+            raise InvalidInput(
+                "expires_days must be greater than 0 (omit it for a key that does not expire)", param="expires_days"
+            )
         with self.store.session() as session:
             self._tenant(session, actor, tenant)
             _need(actor, "admin", "developer")
@@ -208,7 +207,11 @@ class GovernanceAdmin:
                 session, tenant, role, name=name, allowed_models=models, expires_at=keyops.expiry_in(expires_days)
             )
             write_audit(
-                session, actor, "key.create", row.id, tenant=tenant,
+                session,
+                actor,
+                "key.create",
+                row.id,
+                tenant=tenant,
                 details={"role": role, "models": models, "expires_at": keyops.iso(row.expires_at)},
             )
             return {**keyops.key_info(row), "key": token}
@@ -344,8 +347,14 @@ class GovernanceAdmin:
             tenant = self._subject(session, actor, scope, subject, write=True)
             row = tops.set_budget(session, scope, subject, amount, period)
             info = tops.budget_info(scope, subject, row)
-            write_audit(session, actor, "budget.set", f"{scope}:{subject}", tenant=tenant,
-                        details={"limit": amount, "period": period})
+            write_audit(
+                session,
+                actor,
+                "budget.set",
+                f"{scope}:{subject}",
+                tenant=tenant,
+                details={"limit": amount, "period": period},
+            )
         self._changed()
         return info
 

@@ -189,9 +189,7 @@ class MemoryLedger(Ledger):
     def _write(self, rows: list[tuple[int, float, datetime]]) -> None:
         with self._store.session() as session:
             for budget_id, spent, start in rows:
-                session.execute(
-                    update(Budget).where(Budget.id == budget_id).values(spent=spent, period_start=start)
-                )
+                session.execute(update(Budget).where(Budget.id == budget_id).values(spent=spent, period_start=start))
 
 
 class DbLedger(Ledger):
@@ -221,7 +219,9 @@ class DbLedger(Ledger):
                 start = period_start(state.period, now)
                 if state.start < start:  # a new period as far as this process knows: restart the count once
                     conn.execute(
-                        update(table).where(c.id == budget_id, c.period_start < start).values(spent=0.0, period_start=start)
+                        update(table)
+                        .where(c.id == budget_id, c.period_start < start)
+                        .values(spent=0.0, period_start=start)
                     )
                 result = conn.execute(
                     update(table)
@@ -233,7 +233,9 @@ class DbLedger(Ledger):
                     row = conn.execute(select(table).where(c.id == budget_id)).first()
                     if row is None:
                         continue  # deleted meanwhile: no budget, nothing to reserve
-                    view = BudgetState(row.id, row.scope, row.subject_id, row.period, row.limit_amount, row.spent, start)
+                    view = BudgetState(
+                        row.id, row.scope, row.subject_id, row.period, row.limit_amount, row.spent, start
+                    )
                     raise exhausted(view, view.spent)  # leaving the block rolls back earlier reservations
                 with self._lock:
                     state.spent, state.limit, state.start = result[0], result[1], start

@@ -68,7 +68,13 @@ class KeyRecord:
     def of(cls, row: ApiKey) -> KeyRecord:
         models = frozenset(row.allowed_models) if row.allowed_models is not None else None
         return cls(
-            row.id, row.tenant_id, row.role, row.secret_hash, models, row.expires_at, row.revoked_at is not None,
+            row.id,
+            row.tenant_id,
+            row.role,
+            row.secret_hash,
+            models,
+            row.expires_at,
+            row.revoked_at is not None,
             row.created_at or datetime.min,
         )
 

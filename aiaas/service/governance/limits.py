@@ -101,7 +101,9 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _refusal(what: str, scope: str, scopes: Scopes, remaining: dict[tuple[str, str], float], retry: float) -> RateLimited:
+def _refusal(
+    what: str, scope: str, scopes: Scopes, remaining: dict[tuple[str, str], float], retry: float
+) -> RateLimited:
     kind, _, ident = scope.partition(":")
     headers = _headers(scopes, remaining, retry)
     return RateLimited(

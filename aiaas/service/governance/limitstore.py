@@ -109,12 +109,8 @@ class ResilientLimiter(Limiter):
             if self.mode == "closed":
                 what = "FAILING CLOSED: requests of keys with shared limits get 503 until it is back"
             else:
-                what = (
-                    "FAILING OPEN: limits are now counted per process, so every replica allows the full limit"
-                )
-            log.error(
-                "the shared rate-limit store (%s) is unavailable (%s); %s", self.name, self.last_error, what
-            )
+                what = "FAILING OPEN: limits are now counted per process, so every replica allows the full limit"
+            log.error("the shared rate-limit store (%s) is unavailable (%s); %s", self.name, self.last_error, what)
 
     def _unavailable(self) -> LimitStoreUnavailable:
         return LimitStoreUnavailable(

@@ -133,8 +133,12 @@ class DbGovernance(Governance):
         self.refresh_s = refresh_s
         self.usage_flush_s = usage_flush_s
         if limiter is None and redis_url:
-            shared = RedisLimiter(redis_url, prefix=redis_prefix, lease_s=concurrency_lease_s, timeout_s=redis_timeout_s)
-            limiter = ResilientLimiter(shared, mode=redis_failure_mode, timeout_s=redis_timeout_s, retry_s=redis_retry_s)
+            shared = RedisLimiter(
+                redis_url, prefix=redis_prefix, lease_s=concurrency_lease_s, timeout_s=redis_timeout_s
+            )
+            limiter = ResilientLimiter(
+                shared, mode=redis_failure_mode, timeout_s=redis_timeout_s, retry_s=redis_retry_s
+            )
         self.limiter = limiter if limiter is not None else MemoryLimiter()
         self.auth_guard = FailedAuthLimiter(auth_failures_per_minute)
         # ids of keys that do not exist -> monotonic deadline; bounded, oldest first out
@@ -216,7 +220,9 @@ class DbGovernance(Governance):
                 for r in session.scalars(select(Limit))
             }
             rows = list(session.scalars(select(Budget)))
-        states = [BudgetState(b.id, b.scope, b.subject_id, b.period, b.limit_amount, b.spent, b.period_start) for b in rows]
+        states = [
+            BudgetState(b.id, b.scope, b.subject_id, b.period, b.limit_amount, b.spent, b.period_start) for b in rows
+        ]
         self.ledger.load(states)
         self._policy = Policy(acl, grants, limits, {f"{b.scope}:{b.subject_id}": b.id for b in rows})
         self._loaded = True
@@ -293,7 +299,9 @@ class DbGovernance(Governance):
             if entry is not None:  # stale-if-error: nobody can revoke it while the database is down either
                 entry.deadline = now + 1.0
                 return entry
-            raise DatabaseUnavailable("the database is unavailable, so this API key cannot be checked; retry shortly") from exc
+            raise DatabaseUnavailable(
+                "the database is unavailable, so this API key cannot be checked; retry shortly"
+            ) from exc
         if record is None:
             self._unknown[key_id] = now + self.negative_key_cache_ttl_s
             while len(self._unknown) > self.negative_key_cache_size:
@@ -390,8 +398,10 @@ class DbGovernance(Governance):
         per_request = float(pricing.get("per_request", 0.0))
         if units is None:
             return max(per_request, self._estimates.get(model.name, 0.0))
-        return per_request + units / 1000.0 * float(pricing.get("per_1k_units", 0.0)) + self._compute_costs.get(
-            model.name, 0.0
+        return (
+            per_request
+            + units / 1000.0 * float(pricing.get("per_1k_units", 0.0))
+            + self._compute_costs.get(model.name, 0.0)
         )
 
     async def admit(

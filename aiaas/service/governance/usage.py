@@ -48,8 +48,20 @@ class UsageRow:
 
 _ROW_FIELDS = tuple(f.name for f in fields(UsageRow))
 # UsageWriter.insert_rows builds each row's tuple by hand (getattr per field costs): this is that tuple's order
-assert _ROW_FIELDS == ("tenant_id", "key_id", "model", "version", "endpoint", "status", "latency_ms", "units_in",
-                       "units_out", "compute_s", "cost", "created_at")  # fmt: skip
+assert _ROW_FIELDS == (
+    "tenant_id",
+    "key_id",
+    "model",
+    "version",
+    "endpoint",
+    "status",
+    "latency_ms",
+    "units_in",
+    "units_out",
+    "compute_s",
+    "cost",
+    "created_at",
+)
 
 
 _SUMS = ("requests", "errors", "units_in", "units_out", "compute_s", "cost", "latency_ms")
@@ -64,8 +76,15 @@ def _hourly(rows: list[UsageRow], text_time: bool) -> list[tuple[Any, ...]]:
         k = (at.year, at.month, at.day, at.hour, r.tenant_id, r.key_id, r.model)
         t = totals.get(k)
         if t is None:
-            totals[k] = [1, int(r.status >= 400), r.units_in or 0.0, r.units_out or 0.0, r.compute_s or 0.0,
-                         r.cost or 0.0, r.latency_ms or 0.0]  # fmt: skip
+            totals[k] = [
+                1,
+                int(r.status >= 400),
+                r.units_in or 0.0,
+                r.units_out or 0.0,
+                r.compute_s or 0.0,
+                r.cost or 0.0,
+                r.latency_ms or 0.0,
+            ]
         else:
             t[0] += 1
             t[1] += r.status >= 400
@@ -156,10 +175,22 @@ class UsageWriter:
         # here and rows written through the ORM sort and compare alike.
         text_time = self._text_time
         params = [
-            (r.tenant_id, r.key_id, r.model, r.version, r.endpoint, r.status, r.latency_ms, r.units_in,
-             r.units_out, r.compute_s, r.cost, r.created_at.isoformat(" ", "microseconds") if text_time else r.created_at)
+            (
+                r.tenant_id,
+                r.key_id,
+                r.model,
+                r.version,
+                r.endpoint,
+                r.status,
+                r.latency_ms,
+                r.units_in,
+                r.units_out,
+                r.compute_s,
+                r.cost,
+                r.created_at.isoformat(" ", "microseconds") if text_time else r.created_at,
+            )
             for r in rows
-        ]  # fmt: skip
+        ]
         conn.exec_driver_sql(self._insert_sql, params)
 
     def add_hourly(self, conn: Connection, rows: list[UsageRow]) -> None:
@@ -253,16 +284,25 @@ def answer(store: Store, stmts: list[Select[*tuple[Any, ...]]], group_by: str) -
 
 
 def raw_query(
-    store: Store, tenant: str | None, ranges: list[tuple[datetime | None, datetime | None]], group_by: str,
+    store: Store,
+    tenant: str | None,
+    ranges: list[tuple[datetime | None, datetime | None]],
+    group_by: str,
     key: str | None,
-) -> Select[*tuple[Any, ...]]:  # fmt: skip
+) -> Select[*tuple[Any, ...]]:
     r = UsageRecord
     group = {"model": r.model, "key": r.key_id}.get(group_by)
     group_col = group if group is not None else _day(store, r.created_at)
     stmt = select(
-        group_col.label("group"), func.count(), func.sum(case((r.status >= 400, 1), else_=0)), func.sum(r.units_in),
-        func.sum(r.units_out), func.sum(r.compute_s), func.sum(r.cost), func.sum(r.latency_ms),
-    )  # fmt: skip
+        group_col.label("group"),
+        func.count(),
+        func.sum(case((r.status >= 400, 1), else_=0)),
+        func.sum(r.units_in),
+        func.sum(r.units_out),
+        func.sum(r.compute_s),
+        func.sum(r.cost),
+        func.sum(r.latency_ms),
+    )
     if tenant is not None:
         stmt = stmt.where(r.tenant_id == tenant)
     if key is not None:
@@ -278,9 +318,15 @@ def _hourly_query(
     group = {"model": h.model, "key": h.key_id}.get(group_by)
     group_col = group if group is not None else _day(store, h.hour)
     stmt = select(
-        group_col.label("group"), func.sum(h.requests), func.sum(h.errors), func.sum(h.units_in), func.sum(h.units_out),
-        func.sum(h.compute_s), func.sum(h.cost), func.sum(h.latency_ms),
-    )  # fmt: skip
+        group_col.label("group"),
+        func.sum(h.requests),
+        func.sum(h.errors),
+        func.sum(h.units_in),
+        func.sum(h.units_out),
+        func.sum(h.compute_s),
+        func.sum(h.cost),
+        func.sum(h.latency_ms),
+    )
     if tenant is not None:
         stmt = stmt.where(h.tenant_id == tenant)
     if key is not None:

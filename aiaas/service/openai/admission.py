@@ -45,13 +45,18 @@ class Meter:
         with anyio.CancelScope(shield=True):
             await self.governance.finish(
                 self.admission,
-                Outcome(status=status, units_in=float(self.prompt_tokens), units_out=float(completion_tokens),
-                        compute_s=elapsed),
-            )  # fmt: skip
+                Outcome(
+                    status=status,
+                    units_in=float(self.prompt_tokens),
+                    units_out=float(completion_tokens),
+                    compute_s=elapsed,
+                ),
+            )
         m = self.admission.model
         self.metrics.request_done(m.name, m.version or "", "success" if status == 200 else str(status), elapsed, None)
-        self.metrics.ops.llm_request(m.name, self.prompt_tokens, completion_tokens, self.t0, self.t_first,
-                                     self.t0 + elapsed)  # fmt: skip
+        self.metrics.ops.llm_request(
+            m.name, self.prompt_tokens, completion_tokens, self.t0, self.t_first, self.t0 + elapsed
+        )
 
 
 def units_refusal(admission: Admission, used: float, cap: float, during: bool) -> RateLimited:
@@ -66,12 +71,20 @@ def units_refusal(admission: Admission, used: float, cap: float, during: bool) -
     return RateLimited(
         f"rate limit exceeded: the tokens-per-minute limit {where} ({used:g} tokens needed, {cap:g} were left); "
         f"retry after {retry} s",
-        code="rate_limit_exceeded", headers=headers,
-    )  # fmt: skip
+        code="rate_limit_exceeded",
+        headers=headers,
+    )
 
 
-async def admit(governance: Governance, metrics: Metrics, principal: Principal, vr: VersionRecord, name: str,
-                endpoint: str, prompt_tokens: int) -> Meter:  # fmt: skip
+async def admit(
+    governance: Governance,
+    metrics: Metrics,
+    principal: Principal,
+    vr: VersionRecord,
+    name: str,
+    endpoint: str,
+    prompt_tokens: int,
+) -> Meter:
     """Admit a generation of ``prompt_tokens`` prompt tokens; refuse (429) one the units limit cannot finish."""
     try:
         admission = await governance.admit(principal, model_ref(vr, name), endpoint)

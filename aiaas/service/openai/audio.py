@@ -28,15 +28,21 @@ def verbose_transcription(text: str, duration: float | None, words_out: Any) -> 
     if words_out is not None:
         raw = np.asarray(words_out).reshape(-1)[0]
         try:
-            words = [{"word": str(w["word"]), "start": float(w["start"]), "end": float(w["end"])}
-                     for w in orjson.loads(raw)]  # fmt: skip
+            words = [
+                {"word": str(w["word"]), "start": float(w["start"]), "end": float(w["end"])} for w in orjson.loads(raw)
+            ]
         except (ValueError, TypeError, KeyError):
             words = []
     start = words[0]["start"] if words else 0.0
     end = words[-1]["end"] if words else (duration or 0.0)
     segments = [{"id": 0, "seek": 0, "start": start, "end": end, "text": text}] if text else []
-    doc: dict[str, Any] = {"task": "transcribe", "language": None, "duration": duration, "text": text,
-                           "segments": segments}  # fmt: skip
+    doc: dict[str, Any] = {
+        "task": "transcribe",
+        "language": None,
+        "duration": duration,
+        "text": text,
+        "segments": segments,
+    }
     if words:
         doc["words"] = words
     return doc
@@ -56,18 +62,27 @@ class AudioServing:
         self.models = models
         self.dataplane = dataplane
 
-    async def transcription(self, principal: Principal, model: str, audio: bytes,
-                            response_format: str = "json") -> oa.Transcription | dict[str, Any] | str:  # fmt: skip
+    async def transcription(
+        self, principal: Principal, model: str, audio: bytes, response_format: str = "json"
+    ) -> oa.Transcription | dict[str, Any] | str:
         """The text (``text``), OpenAI's JSON (``json``) or segments and words (``verbose_json``)."""
         if response_format not in TRANSCRIPTION_FORMATS:
-            raise InvalidInput(f"response_format {response_format!r} is not supported; use json, text or verbose_json",
-                               param="response_format")  # fmt: skip
+            raise InvalidInput(
+                f"response_format {response_format!r} is not supported; use json, text or verbose_json",
+                param="response_format",
+            )
         if not audio:
             raise InvalidInput("the audio file is empty", param="file")
         if not (audio[:4] == b"RIFF" and audio[8:12] == b"WAVE"):
             raise InvalidInput("the audio file must be WAV (RIFF/WAVE)", param="file")
-        outputs = await infer(self.models, self.dataplane, principal, model, {"audio": np.array([audio], dtype=object)},
-                              "openai.transcriptions")  # fmt: skip
+        outputs = await infer(
+            self.models,
+            self.dataplane,
+            principal,
+            model,
+            {"audio": np.array([audio], dtype=object)},
+            "openai.transcriptions",
+        )
         text = outputs.get("text")
         if text is None:
             raise InvalidInput(f"model {model!r} is not a speech recognizer (output 'text')", param="model")
@@ -81,8 +96,14 @@ class AudioServing:
 
     async def speech(self, principal: Principal, req: oa.SpeechRequest) -> bytes:
         audio_formats.check_format(req.response_format)
-        outputs = await infer(self.models, self.dataplane, principal, req.model,
-                              {"text": np.array([req.input.encode()], dtype=object)}, "openai.speech")  # fmt: skip
+        outputs = await infer(
+            self.models,
+            self.dataplane,
+            principal,
+            req.model,
+            {"text": np.array([req.input.encode()], dtype=object)},
+            "openai.speech",
+        )
         audio = outputs.get("audio")
         if audio is None:
             raise InvalidInput(f"model {req.model!r} is not a speech synthesizer (output 'audio')", param="model")

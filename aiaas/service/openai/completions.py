@@ -74,35 +74,62 @@ class CompletionsServing:
             g.check_length(engine, len(ids), max_tokens, "prompt")
         stop = req.stop_list()
         choices = [
-            g.Choice(pi * req.n + j, ids, g.sampling(req, max_tokens, req.logprobs, j), Detokenizer(engine.tokenizer, ids, stop))
+            g.Choice(
+                pi * req.n + j,
+                ids,
+                g.sampling(req, max_tokens, req.logprobs, j),
+                Detokenizer(engine.tokenizer, ids, stop),
+            )
             for pi, ids in enumerate(prompts)
             for j in range(req.n)
         ]
         prompt_tokens = sum(len(p) for p in prompts)
-        meter = await admit(self.governance, self.metrics, principal, vr, req.model, "openai.completions", prompt_tokens)
+        meter = await admit(
+            self.governance, self.metrics, principal, vr, req.model, "openai.completions", prompt_tokens
+        )
         await g.start(engine, choices, meter)
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
-        echo = {c.index: engine.tokenizer.decode(c.prompt_ids, skip_special_tokens=True) if req.echo else "" for c in choices}
+        echo = {
+            c.index: engine.tokenizer.decode(c.prompt_ids, skip_special_tokens=True) if req.echo else ""
+            for c in choices
+        }
         if req.stream:
-            return g.StreamResult(g.stream(meter, choices, self._chunks(req, meter, choices, rid, created, echo)),
-                                  dict(meter.admission.headers))  # fmt: skip
+            return g.StreamResult(
+                g.stream(meter, choices, self._chunks(req, meter, choices, rid, created, echo)),
+                dict(meter.admission.headers),
+            )
         await g.collect(meter, choices)
         return oa.CompletionResponse(
-            id=rid, created=created, model=req.model,
-            choices=[oa.CompletionChoice(index=c.index, text=echo[c.index] + "".join(c.text),
-                                         logprobs=completion_logprobs(c.logprobs, c.detok) if c.params.logprobs is not None else None,
-                                         finish_reason=c.finish) for c in choices],
+            id=rid,
+            created=created,
+            model=req.model,
+            choices=[
+                oa.CompletionChoice(
+                    index=c.index,
+                    text=echo[c.index] + "".join(c.text),
+                    logprobs=completion_logprobs(c.logprobs, c.detok) if c.params.logprobs is not None else None,
+                    finish_reason=c.finish,
+                )
+                for c in choices
+            ],
             usage=g.usage(prompt_tokens, choices),
-        )  # fmt: skip
+        )
 
     @staticmethod
-    async def _chunks(req: oa.CompletionRequest, meter: Meter, choices: list[g.Choice], rid: str, created: int,
-                      echo: dict[int, str]) -> AsyncIterator[bytes]:  # fmt: skip
+    async def _chunks(
+        req: oa.CompletionRequest, meter: Meter, choices: list[g.Choice], rid: str, created: int, echo: dict[int, str]
+    ) -> AsyncIterator[bytes]:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         for c in choices:
             if echo[c.index]:
-                yield g.sse(oa.CompletionResponse(id=rid, created=created, model=req.model,
-                                                  choices=[oa.CompletionChoice(index=c.index, text=echo[c.index])]))  # fmt: skip
+                yield g.sse(
+                    oa.CompletionResponse(
+                        id=rid,
+                        created=created,
+                        model=req.model,
+                        choices=[oa.CompletionChoice(index=c.index, text=echo[c.index])],
+                    )
+                )
         async for ev in g.events(choices, meter):
             if not ev.text and ev.finish is None and ev.choice.params.logprobs is None:
                 continue
@@ -110,10 +137,18 @@ class CompletionsServing:
             if ev.choice.params.logprobs is not None:
                 d = ev.choice.detok
                 lp = completion_logprobs([(t, d.token_text(t.token_id)) for t in ev.tokens], d)
-            chunk = oa.CompletionResponse(id=rid, created=created, model=req.model,
-                                          choices=[oa.CompletionChoice(index=ev.choice.index, text=ev.text, logprobs=lp,
-                                                                       finish_reason=ev.finish)])  # fmt: skip
+            chunk = oa.CompletionResponse(
+                id=rid,
+                created=created,
+                model=req.model,
+                choices=[
+                    oa.CompletionChoice(index=ev.choice.index, text=ev.text, logprobs=lp, finish_reason=ev.finish)
+                ],
+            )
             yield g.sse(chunk)
         if include_usage:
-            yield g.sse(oa.CompletionResponse(id=rid, created=created, model=req.model, choices=[],
-                                              usage=g.usage(meter.prompt_tokens, choices)))  # fmt: skip
+            yield g.sse(
+                oa.CompletionResponse(
+                    id=rid, created=created, model=req.model, choices=[], usage=g.usage(meter.prompt_tokens, choices)
+                )
+            )

@@ -39,8 +39,14 @@ class EmbeddingsServing:
 
     async def create(self, principal: Principal, req: oa.EmbeddingRequest) -> oa.EmbeddingResponse:
         texts = _texts(req)
-        outputs = await infer(self.models, self.dataplane, principal, req.model,
-                              {"text": np.array([t.encode() for t in texts], dtype=object)}, "openai.embeddings")  # fmt: skip
+        outputs = await infer(
+            self.models,
+            self.dataplane,
+            principal,
+            req.model,
+            {"text": np.array([t.encode() for t in texts], dtype=object)},
+            "openai.embeddings",
+        )
         emb = outputs.get("embedding")
         if emb is None:
             raise InvalidInput(f"model {req.model!r} does not produce embeddings (output 'embedding')", param="model")
@@ -60,4 +66,6 @@ class EmbeddingsServing:
                 value = row.tolist()
             data.append(oa.Embedding(index=i, embedding=value))
         tokens = sum(len(_WORDS.findall(t)) for t in texts)
-        return oa.EmbeddingResponse(data=data, model=req.model, usage=oa.EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
+        return oa.EmbeddingResponse(
+            data=data, model=req.model, usage=oa.EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)
+        )

@@ -69,8 +69,13 @@ def refuse_unsupported(req: oa.CompletionRequest | oa.ChatCompletionRequest) -> 
         raise InvalidInput("at most 4 stop sequences are allowed", param="stop")
 
 
-def sampling(req: oa.CompletionRequest | oa.ChatCompletionRequest, max_tokens: int, logprobs: int | None, i: int,
-             stop_ids: frozenset[int] = frozenset()) -> SamplingParams:  # fmt: skip
+def sampling(
+    req: oa.CompletionRequest | oa.ChatCompletionRequest,
+    max_tokens: int,
+    logprobs: int | None,
+    i: int,
+    stop_ids: frozenset[int] = frozenset(),
+) -> SamplingParams:
     return SamplingParams(
         max_tokens=max_tokens,
         temperature=1.0 if req.temperature is None else req.temperature,
@@ -91,8 +96,9 @@ def check_length(engine: Engine, prompt_len: int, max_tokens: int, what: str) ->
             f"This model's maximum context length is {engine.max_model_len} tokens. However, you requested "
             f"{prompt_len + max_tokens} tokens ({prompt_len} in the {what}, {max_tokens} in the completion). "
             "Please reduce the length of the prompt or the completion.",
-            param="max_tokens" if prompt_len < engine.max_model_len else what, code="context_length_exceeded",
-        )  # fmt: skip
+            param="max_tokens" if prompt_len < engine.max_model_len else what,
+            code="context_length_exceeded",
+        )
 
 
 def usage(prompt_tokens: int, choices: list[Choice]) -> oa.Usage:

@@ -30,14 +30,20 @@ class ModelsServing:
     def check_visible(self, principal: Principal, name: str) -> None:
         """404 (exactly like a missing model) for a model the caller may not see."""
         rec = self.models.models.get(name)
-        if rec is None or (rec.config is not None and not self.governance.can_see(principal, ModelRef(name, owner=rec.config.owner))):
+        if rec is None or (
+            rec.config is not None and not self.governance.can_see(principal, ModelRef(name, owner=rec.config.owner))
+        ):
             raise _not_found(name)
 
     @staticmethod
     def _card(name: str, vr: VersionRecord) -> oa.ModelCard:
         cfg = vr.config
-        return oa.ModelCard(id=name, created=int(vr.loaded_at), owned_by=(cfg.owner if cfg and cfg.owner else "aiaas"),
-                            task=cfg.task if cfg else None)  # fmt: skip
+        return oa.ModelCard(
+            id=name,
+            created=int(vr.loaded_at),
+            owned_by=(cfg.owner if cfg and cfg.owner else "aiaas"),
+            task=cfg.task if cfg else None,
+        )
 
     def list_models(self, principal: Principal) -> oa.ModelList:
         cards = []
@@ -73,8 +79,14 @@ class ModelsServing:
         return rec is not None and llm_engine(rec.latest_ready()) is not None
 
 
-async def infer(models: ModelsServing, dataplane: DataPlane, principal: Principal, model: str,
-                inputs: dict[str, np.ndarray], endpoint: str) -> dict[str, np.ndarray]:  # fmt: skip
+async def infer(
+    models: ModelsServing,
+    dataplane: DataPlane,
+    principal: Principal,
+    model: str,
+    inputs: dict[str, np.ndarray],
+    endpoint: str,
+) -> dict[str, np.ndarray]:
     """An ordinary model's outputs for ``inputs``, with the data plane's admission, batching and metering."""
     models.check_visible(principal, model)
     out = await dataplane.infer(principal, model, None, inputs, {}, endpoint=endpoint)

@@ -22,4 +22,14 @@ def get_recipe(name: str, hyperparameters: dict[str, Any] | None = None) -> Reci
     return cls.from_hyperparameters(hyperparameters or {})
 
 
-__all__ = ["RECIPES", "CommonParams", "ImageRecipe", "MFRecipe", "Recipe", "TabularRecipe", "TextRecipe", "get_recipe", "hashing_embedder"]
+__all__ = [
+    "RECIPES",
+    "CommonParams",
+    "ImageRecipe",
+    "MFRecipe",
+    "Recipe",
+    "TabularRecipe",
+    "TextRecipe",
+    "get_recipe",
+    "hashing_embedder",
+]

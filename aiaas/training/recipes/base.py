@@ -54,7 +54,9 @@ class Recipe(ABC):
         try:
             params = cls.Params.model_validate(hp)
         except ValidationError as e:
-            raise InvalidInput(f"recipe {cls.name!r}: " + format_errors(e, "hyperparameters"), param="hyperparameters") from None
+            raise InvalidInput(
+                f"recipe {cls.name!r}: " + format_errors(e, "hyperparameters"), param="hyperparameters"
+            ) from None
         return cls(params)
 
     # -- data -----------------------------------------------------------------------------------
@@ -82,7 +84,9 @@ class Recipe(ABC):
         """Held-out metrics from the raw model outputs (logits / predictions) on the whole file."""
 
     def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(model.parameters(), lr=self.params.learning_rate, weight_decay=self.params.weight_decay)
+        return torch.optim.AdamW(
+            model.parameters(), lr=self.params.learning_rate, weight_decay=self.params.weight_decay
+        )
 
     # -- export ---------------------------------------------------------------------------------
     @abstractmethod
@@ -208,7 +212,8 @@ def encode_labels(path: Path, column: str, values: np.ndarray, classes: list[Any
         i = index.get(_label_key(v))
         if i is None:
             raise InvalidInput(
-                f"{path.name}: line {lines[k]}, column {column!r}: label {_label_key(v)!r} does not occur in the training file"
+                f"{path.name}: line {lines[k]}, column {column!r}: label {_label_key(v)!r} does not occur in the "
+                "training file"
             )
         out[k] = i
     return out

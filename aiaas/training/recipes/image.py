@@ -57,7 +57,9 @@ class ImageRecipe(Recipe):
         if x.dtype.name not in _V2:
             raise InvalidInput(f"{path.name}: images {p.x_key!r} must be uint8 or float, not {x.dtype}")
         if y.ndim != 1 or y.dtype.kind not in "iu":
-            raise InvalidInput(f"{path.name}: labels {p.y_key!r} must be a 1-D integer array, got {y.dtype} {list(y.shape)}")
+            raise InvalidInput(
+                f"{path.name}: labels {p.y_key!r} must be a 1-D integer array, got {y.dtype} {list(y.shape)}"
+            )
         if len(x) != len(y):
             raise InvalidInput(f"{path.name}: {len(x)} images but {len(y)} labels")
         return x, y
@@ -94,7 +96,8 @@ class ImageRecipe(Recipe):
         x, y = self._arrays(path)
         if list(x.shape[1:]) != meta["image_shape"] or x.dtype.name != meta["dtype"]:
             raise InvalidInput(
-                f"{path.name}: images are {x.dtype} {list(x.shape[1:])}, the training images are {meta['dtype']} {meta['image_shape']}"
+                f"{path.name}: images are {x.dtype} {list(x.shape[1:])}, the training images are {meta['dtype']} "
+                f"{meta['image_shape']}"
             )
         index = {int(c): i for i, c in enumerate(meta["classes"])}
         unknown = sorted(set(np.unique(y).tolist()) - set(index))
@@ -114,9 +117,12 @@ class ImageRecipe(Recipe):
             layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
             c_in = c
         layers += [
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, self.params.hidden), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(c_in, self.params.hidden),
+            nn.ReLU(),
             nn.Linear(self.params.hidden, len(meta["classes"])),
-        ]  # fmt: skip
+        ]
         return nn.Sequential(*layers)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

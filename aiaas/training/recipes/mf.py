@@ -112,10 +112,16 @@ class MFRecipe(Recipe):
             keys = {"keys_strings": [str(v) for v in ids]} if string_ids else {"keys_int64s": [int(v) for v in ids]}
             nodes.append(
                 helper.make_node(
-                    "LabelEncoder", [raw], [idx], domain="ai.onnx.ml", name=f"{raw}_ids",
-                    values_int64s=list(range(len(ids))), default_int64=len(ids), **keys,
+                    "LabelEncoder",
+                    [raw],
+                    [idx],
+                    domain="ai.onnx.ml",
+                    name=f"{raw}_ids",
+                    values_int64s=list(range(len(ids))),
+                    default_int64=len(ids),
+                    **keys,
                 )
-            )  # fmt: skip
+            )
             new_inputs.append(helper.make_tensor_value_info(raw, elem, ["batch"]))
         kept = [i for i in g.input if i.name not in ("user_index", "item_index")]
         del g.input[:]

@@ -58,7 +58,9 @@ class TabularRecipe(Recipe):
         p = self.params
         table = load_table(train, detect_format(train))
         if p.label not in table.columns:
-            raise InvalidInput(f"{train.name}: no label column {p.label!r} (columns: {', '.join(table.columns)})", param="label")
+            raise InvalidInput(
+                f"{train.name}: no label column {p.label!r} (columns: {', '.join(table.columns)})", param="label"
+            )
         if p.features is None:
             features = [c for c, a in table.columns.items() if c != p.label and a.dtype != object]
             if not features:
@@ -67,9 +69,14 @@ class TabularRecipe(Recipe):
             features = list(p.features)
             for c in features:
                 if c not in table.columns:
-                    raise InvalidInput(f"{train.name}: feature column {c!r} does not exist (columns: {', '.join(table.columns)})")
+                    raise InvalidInput(
+                        f"{train.name}: feature column {c!r} does not exist (columns: {', '.join(table.columns)})"
+                    )
                 if table.columns[c].dtype == object:
-                    raise InvalidInput(f"{train.name}: feature column {c!r} holds text; tabular takes numeric features (encode it first)")
+                    raise InvalidInput(
+                        f"{train.name}: feature column {c!r} holds text; tabular takes numeric features (encode it "
+                        "first)"
+                    )
                 if c == p.label:
                     raise InvalidInput(f"the label column {c!r} cannot also be a feature")
         y = table.columns[p.label]
@@ -89,11 +96,16 @@ class TabularRecipe(Recipe):
         if task == "classification":
             classes = label_classes(y)
             if len(classes) < 2:
-                raise InvalidInput(f"{train.name}: column {p.label!r} has a single class {classes[0]!r}; a classifier needs two or more")
+                raise InvalidInput(
+                    f"{train.name}: column {p.label!r} has a single class {classes[0]!r}; a classifier needs two or "
+                    "more"
+                )
             meta["classes"] = classes
         else:
             if y.dtype == object:
-                raise InvalidInput(f"{train.name}: column {p.label!r} holds text; task=regression needs a numeric label")
+                raise InvalidInput(
+                    f"{train.name}: column {p.label!r} holds text; task=regression needs a numeric label"
+                )
             meta["y_mean"], meta["y_std"] = float(y.mean()), float(y.std() or 1.0)
         self._configure(meta)
         return meta
@@ -142,7 +154,9 @@ class TabularRecipe(Recipe):
     def metrics(self, output: np.ndarray, target: np.ndarray, meta: dict[str, Any]) -> dict[str, float]:
         if meta["task"] == "classification":
             return classification_metrics(output, target)
-        return regression_metrics(output.reshape(-1) * meta["y_std"] + meta["y_mean"], target * meta["y_std"] + meta["y_mean"])
+        return regression_metrics(
+            output.reshape(-1) * meta["y_std"] + meta["y_mean"], target * meta["y_std"] + meta["y_mean"]
+        )
 
     def export_module(self, model: nn.Module, meta: dict[str, Any]) -> nn.Module:
         self._configure(meta)

@@ -68,7 +68,9 @@ def resolve_embedder(spec: str) -> Embedder:
     try:
         fn = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError, ValueError) as e:
-        raise InvalidInput(f"embedder {spec!r} cannot be imported ({e}); use 'package.module:function'", param="embedder") from None
+        raise InvalidInput(
+            f"embedder {spec!r} cannot be imported ({e}); use 'package.module:function'", param="embedder"
+        ) from None
     if not callable(fn):
         raise InvalidInput(f"embedder {spec!r} is not callable", param="embedder")
     return fn
@@ -104,7 +106,10 @@ class TextRecipe(Recipe):
     def _embed(self, texts: list[str]) -> np.ndarray:
         emb = np.asarray(self.embedder(texts, **self.params.embedder_options), dtype=np.float32)
         if emb.ndim != 2 or len(emb) != len(texts):
-            raise InvalidInput(f"embedder {self.params.embedder!r} returned shape {list(emb.shape)} for {len(texts)} texts; expected (n, dim)")
+            raise InvalidInput(
+                f"embedder {self.params.embedder!r} returned shape {list(emb.shape)} for {len(texts)} texts; expected "
+                "(n, dim)"
+            )
         return emb
 
     def _columns(self, path: Path) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -119,9 +124,16 @@ class TextRecipe(Recipe):
         texts, labels, _ = self._columns(train)
         classes = label_classes(labels)
         if len(classes) < 2:
-            raise InvalidInput(f"{train.name}: column {self.params.label!r} has a single class; a classifier needs two or more")
+            raise InvalidInput(
+                f"{train.name}: column {self.params.label!r} has a single class; a classifier needs two or more"
+            )
         dim = self._embed([str(texts[0])]).shape[1]
-        return {"classes": classes, "dim": int(dim), "embedder": self.params.embedder, "embedder_options": self.params.embedder_options}
+        return {
+            "classes": classes,
+            "dim": int(dim),
+            "embedder": self.params.embedder,
+            "embedder_options": self.params.embedder_options,
+        }
 
     def tensors(self, path: Path, meta: dict[str, Any]) -> Tensors:
         texts, labels, lines = self._columns(path)
@@ -142,7 +154,9 @@ class TextRecipe(Recipe):
         return ClassifierHead(model)
 
     def tensor_specs(self, meta: dict[str, Any]) -> tuple[list[TensorSpec], list[TensorSpec]]:
-        return [TensorSpec(name="embedding", datatype="FP32", shape=[-1, meta["dim"]])], classifier_specs(len(meta["classes"]))
+        return [TensorSpec(name="embedding", datatype="FP32", shape=[-1, meta["dim"]])], classifier_specs(
+            len(meta["classes"])
+        )
 
     def example_inputs(self, meta: dict[str, Any]) -> Tensors:
         return (torch.zeros(2, meta["dim"]),)

@@ -30,12 +30,22 @@ def _safe_next(target: str | None) -> str:
 def _login_page(request: Request, error: str | None = None, status: int = 200) -> Response:
     token = secrets.token_urlsafe(24)
     response = templates.TemplateResponse(
-        request, "login.html", {"login_csrf": token, "error": error, "me": None, "nav": [], "path": "/ui/login",
-                                "next": _safe_next(request.query_params.get("next"))},
-        status_code=status, headers={"Cache-Control": "no-store"},
-    )  # fmt: skip
-    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/ui/login",
-                        secure=request.url.scheme == "https")  # fmt: skip
+        request,
+        "login.html",
+        {
+            "login_csrf": token,
+            "error": error,
+            "me": None,
+            "nav": [],
+            "path": "/ui/login",
+            "next": _safe_next(request.query_params.get("next")),
+        },
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
+    response.set_cookie(
+        LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/ui/login", secure=request.url.scheme == "https"
+    )
     return response
 
 
@@ -55,9 +65,7 @@ async def login(
 ) -> Response:
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), login_csrf.encode()):
-        return _login_page(
-            request, "The sign-in form expired or was not sent from this console; try again.", 403
-        )
+        return _login_page(request, "The sign-in form expired or was not sent from this console; try again.", 403)
     if not api_key.strip():
         return _login_page(request, "Enter an API key.", 400)
     try:
@@ -66,9 +74,15 @@ async def login(
         return _login_page(request, f"Sign-in refused: {e.message}.", 401)
     token = await run_in_threadpool(sessions(request).open, principal)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/ui",
-                        secure=request.url.scheme == "https",
-                        max_age=int(request.app.state.services.settings.ui_session_ttl_s))  # fmt: skip
+    response.set_cookie(
+        COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        path="/ui",
+        secure=request.url.scheme == "https",
+        max_age=int(request.app.state.services.settings.ui_session_ttl_s),
+    )
     response.delete_cookie(LOGIN_COOKIE, path="/ui/login")
     return response
 

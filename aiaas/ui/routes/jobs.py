@@ -56,7 +56,9 @@ async def jobs_page(ctx: Console = Depends(console)) -> Response:
     training = (await ctx.call(jobs.list, None, 100, None)).model_dump(mode="json")["data"]
     optimizations = []
     if ctx.services.optimizations is not None:
-        optimizations = (await ctx.call(ctx.services.optimizations.list, None, 100, None)).model_dump(mode="json")["data"]
+        optimizations = (await ctx.call(ctx.services.optimizations.list, None, 100, None)).model_dump(mode="json")[
+            "data"
+        ]
     return ctx.render("jobs.html", training=training, optimizations=optimizations)
 
 
@@ -88,9 +90,13 @@ async def create_job(ctx: Console = Depends(checked)) -> Response:
             if staged.stat().st_size > files.max_bytes:
                 raise PayloadTooLarge(f"the file exceeds the upload limit of {files.max_bytes} bytes")
             info = files.add(p, staged, upload.filename, None, "training")
-        body = {"recipe": str(form.get("recipe") or "tabular"), "model": str(form.get("model") or "").strip(),
-                "training_file": info["id"], "hyperparameters": hp,
-                "resources": {"workers": 1, "threads_per_worker": 1}}  # fmt: skip
+        body = {
+            "recipe": str(form.get("recipe") or "tabular"),
+            "model": str(form.get("model") or "").strip(),
+            "training_file": info["id"],
+            "hyperparameters": hp,
+            "resources": {"workers": 1, "threads_per_worker": 1},
+        }
         return jobs.create(p, body)
 
     job = await ctx.call(stage_and_submit)
@@ -114,8 +120,15 @@ async def job_page(job_id: str, ctx: Console = Depends(console), kind: str = "tr
     if kind == "training":
         with contextlib.suppress(NotFound):  # no log before the job's first process starts
             logs = await ctx.call(ctx.services.jobs.logs, job_id, None, 8000)  # type: ignore[union-attr]
-    return ctx.render("job.html", kind=kind, job=job, events=events[-200:], curve=json.dumps(_curve(events)),
-                      logs=logs, terminal=job["status"] in TERMINAL)  # fmt: skip
+    return ctx.render(
+        "job.html",
+        kind=kind,
+        job=job,
+        events=events[-200:],
+        curve=json.dumps(_curve(events)),
+        logs=logs,
+        terminal=job["status"] in TERMINAL,
+    )
 
 
 @router.post("/jobs/{job_id}/cancel")
@@ -144,8 +157,15 @@ async def job_stream(job_id: str, ctx: Console = Depends(console), kind: str = "
             for e in new:
                 yield b"event: log\ndata: " + json.dumps(e).encode() + b"\n\n"
             seq = max([seq, *(e.get("seq", 0) for e in new)])
-            state = json.dumps({"status": job["status"], "sub_status": job.get("sub_status"), "progress": job.get("progress"),
-                                "reason": job.get("reason"), "curve": _curve(evs)})  # fmt: skip
+            state = json.dumps(
+                {
+                    "status": job["status"],
+                    "sub_status": job.get("sub_status"),
+                    "progress": job.get("progress"),
+                    "reason": job.get("reason"),
+                    "curve": _curve(evs),
+                }
+            )
             if state != last:
                 yield b"event: job\ndata: " + state.encode() + b"\n\n"
                 last = state
@@ -154,5 +174,6 @@ async def job_stream(job_id: str, ctx: Console = Depends(console), kind: str = "
                 return
             await asyncio.sleep(STREAM_POLL_S)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

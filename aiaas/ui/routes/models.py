@@ -27,9 +27,7 @@ def model_rows(ctx: Console) -> list[dict[str, Any]]:
     timeline = _timeline(ctx)
     models: dict[str, dict[str, Any]] = {}
     for row in ctx.services.control.index(ctx.principal, False):
-        m = models.setdefault(
-            row["name"], {"name": row["name"], "versions": [], "states": set(), "reasons": []}
-        )
+        m = models.setdefault(row["name"], {"name": row["name"], "versions": [], "states": set(), "reasons": []})
         if row["version"]:
             m["versions"].append(row["version"])
         m["states"].add(row["state"])
@@ -79,11 +77,25 @@ async def model_page(name: str, ctx: Console = Depends(console)) -> Response:
     spec = installed_catalog().specs().get(name)
     play = None
     if meta is not None and cfg is not None:
-        play = {"name": name, "task": cfg.task or "", "backend": cfg.backend, "inputs": meta["inputs"],
-                "outputs": meta["outputs"], "example": json.loads(spec.example) if spec and spec.example else None}  # fmt: skip
+        play = {
+            "name": name,
+            "task": cfg.task or "",
+            "backend": cfg.backend,
+            "inputs": meta["inputs"],
+            "outputs": meta["outputs"],
+            "example": json.loads(spec.example) if spec and spec.example else None,
+        }
     replicas = [r for v in sorted(rec.versions) for r in replica_rows(name, rec.versions[v])] if rec is not None else []
-    return ctx.render("model.html", m=rows[0], meta=meta, card=card, config=cfg, replicas=replicas,
-                      floors=floors_of(name, card.get("metrics", {})), play=json.dumps(play) if play else None)  # fmt: skip
+    return ctx.render(
+        "model.html",
+        m=rows[0],
+        meta=meta,
+        card=card,
+        config=cfg,
+        replicas=replicas,
+        floors=floors_of(name, card.get("metrics", {})),
+        play=json.dumps(play) if play else None,
+    )
 
 
 async def _act(ctx: Console, name: str, action: str) -> Response:

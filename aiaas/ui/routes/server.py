@@ -27,12 +27,26 @@ async def server_page(ctx: Console = Depends(console)) -> Response:
         for v, vr in sorted(rec.versions.items()):
             if vr.ready:
                 cfg = vr.config
-                resident.append({"name": name, "version": v, "backend": cfg.backend if cfg else "",
-                                 "instances": cfg.instances if cfg else 1, "loaded_at": vr.loaded_at})  # fmt: skip
+                resident.append(
+                    {
+                        "name": name,
+                        "version": v,
+                        "backend": cfg.backend if cfg else "",
+                        "instances": cfg.instances if cfg else 1,
+                        "loaded_at": vr.loaded_at,
+                    }
+                )
     vm = psutil.virtual_memory()
     return ctx.render(
-        "server.html", ready=svc.ready, uptime_s=time.time() - STARTED, rss_mb=rss / 2**20,
-        host_total_gb=vm.total / 2**30, host_available_gb=vm.available / 2**30, cpus=os.cpu_count(),
-        resident=resident, governance=svc.settings.governance, catalog=svc.settings.catalog,
+        "server.html",
+        ready=svc.ready,
+        uptime_s=time.time() - STARTED,
+        rss_mb=rss / 2**20,
+        host_total_gb=vm.total / 2**30,
+        host_available_gb=vm.available / 2**30,
+        cpus=os.cpu_count(),
+        resident=resident,
+        governance=svc.settings.governance,
+        catalog=svc.settings.catalog,
         metrics_key=svc.settings.metrics_require_key,
-    )  # fmt: skip
+    )

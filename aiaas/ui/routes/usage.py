@@ -59,8 +59,14 @@ def _budgets(ctx: Console, tenant: str | None) -> list[dict[str, Any]]:
 
 
 @router.get("/usage")
-async def usage_page(ctx: Console = Depends(console), period: str = "30d", group_by: str = "model",
-                     tenant: str = "", start: str = "", end: str = "") -> Response:  # fmt: skip
+async def usage_page(
+    ctx: Console = Depends(console),
+    period: str = "30d",
+    group_by: str = "model",
+    tenant: str = "",
+    start: str = "",
+    end: str = "",
+) -> Response:
     result = await ctx.call(lambda p: _query(ctx, period, group_by, tenant, start, end))
     budgets = await ctx.call(lambda p: _budgets(ctx, result["tenant"]))
     tenants = []
@@ -70,18 +76,35 @@ async def usage_page(ctx: Console = Depends(console), period: str = "30d", group
     series = None
     if group_by == "day" and rows:
         days = [datetime.fromisoformat(str(r["day"])[:10]).replace(tzinfo=UTC).timestamp() for r in rows]
-        series = json.dumps(
-            {"t": days, "requests": [r["requests"] for r in rows], "cost": [r["cost"] for r in rows]}
-        )
+        series = json.dumps({"t": days, "requests": [r["requests"] for r in rows], "cost": [r["cost"] for r in rows]})
     totals = {c: sum(r[c] for r in rows) for c in COLUMNS if c != "avg_latency_ms"}
-    return ctx.render("usage.html", result=result, rows=rows, columns=COLUMNS, totals=totals, budgets=budgets,
-                      period=period, group_by=group_by, tenant=tenant, tenants=tenants, start=start, end=end,
-                      series=series, query=ctx.request.url.query)  # fmt: skip
+    return ctx.render(
+        "usage.html",
+        result=result,
+        rows=rows,
+        columns=COLUMNS,
+        totals=totals,
+        budgets=budgets,
+        period=period,
+        group_by=group_by,
+        tenant=tenant,
+        tenants=tenants,
+        start=start,
+        end=end,
+        series=series,
+        query=ctx.request.url.query,
+    )
 
 
 @router.get("/usage.csv")
-async def usage_csv(ctx: Console = Depends(console), period: str = "30d", group_by: str = "model",
-                    tenant: str = "", start: str = "", end: str = "") -> Response:  # fmt: skip
+async def usage_csv(
+    ctx: Console = Depends(console),
+    period: str = "30d",
+    group_by: str = "model",
+    tenant: str = "",
+    start: str = "",
+    end: str = "",
+) -> Response:
     result = await ctx.call(lambda p: _query(ctx, period, group_by, tenant, start, end))
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -89,5 +112,6 @@ async def usage_csv(ctx: Console = Depends(console), period: str = "30d", group_
     for r in result["data"]:
         writer.writerow([r[group_by], *(r[c] for c in COLUMNS)])
     name = f"aiaas-usage-{group_by}-{result['start'][:10]}.csv"
-    return Response(buf.getvalue(), media_type="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+    return Response(
+        buf.getvalue(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )

@@ -47,9 +47,7 @@ def upgrade() -> None:
     op.create_table(
         "model_grants",
         sa.Column("model", sa.String(128), primary_key=True),
-        sa.Column(
-            "tenant_id", sa.String(64), sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
     )
     op.create_table(
@@ -107,5 +105,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("audit_log", "usage_records", "budgets", "limits", "model_grants", "model_acl", "api_keys", "tenants"):
+    for table in (
+        "audit_log",
+        "usage_records",
+        "budgets",
+        "limits",
+        "model_grants",
+        "model_acl",
+        "api_keys",
+        "tenants",
+    ):
         op.drop_table(table)

@@ -61,9 +61,7 @@ def upgrade() -> None:
     op.create_index("ix_training_jobs_state", "training_jobs", ["state"])
     op.create_table(
         "training_job_events",
-        sa.Column(
-            "job_id", sa.String(64), sa.ForeignKey("training_jobs.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("job_id", sa.String(64), sa.ForeignKey("training_jobs.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("seq", sa.Integer(), primary_key=True),
         sa.Column("ts", sa.Float(), nullable=False),
         sa.Column("level", sa.String(16), nullable=False),

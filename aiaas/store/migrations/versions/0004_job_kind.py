@@ -21,9 +21,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column(
-        "training_jobs", sa.Column("kind", sa.String(16), nullable=False, server_default="training")
-    )
+    op.add_column("training_jobs", sa.Column("kind", sa.String(16), nullable=False, server_default="training"))
     op.create_index("ix_training_jobs_kind_tenant_created", "training_jobs", ["kind", "tenant_id", "created_at"])
 
 

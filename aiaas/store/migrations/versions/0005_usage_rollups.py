@@ -30,9 +30,7 @@ _HOUR = {  # the start of a row's UTC hour, in the form SQLAlchemy stores a Date
 def upgrade() -> None:
     op.create_table(
         "usage_hourly",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
         sa.Column("hour", sa.DateTime(), nullable=False),
         sa.Column("tenant_id", sa.String(64), nullable=False),
         sa.Column("key_id", sa.String(64), nullable=False),
