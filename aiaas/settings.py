@@ -19,8 +19,8 @@ class Settings(BaseSettings):
     @field_validator("log_level", "governance", "budget_mode", "redis_failure_mode", "python_placement", mode="before")
     @classmethod
     def _lowercase(cls, value: object) -> object:
-        """Enum-like settings accept any case (``AIAAS_LOG_LEVEL=INFO``); the values are lowercase."""
-        return value.lower() if isinstance(value, str) else value
+        """Enum-like settings accept any case and surrounding spaces (``AIAAS_LOG_LEVEL=INFO``)."""
+        return value.strip().lower() if isinstance(value, str) else value
 
     # --- where things live -------------------------------------------------------------------------
     home: Path = Field(default_factory=lambda: Path.home() / ".aiaas")  # models/, the database, logs, admin.key
