@@ -75,7 +75,7 @@ register_kind(OPTIMIZATION)
 def register_result(repository: ModelRepository, job: JobRecord) -> int | None:
     """An accepted candidate becomes the next version of ``register_into`` (runs in the server); None when
     nothing was accepted (the report stays with the job)."""
-    from aiaas.optimize.pipeline import card_report, register_artifact
+    from aiaas.optimize.registration import card_report, register_artifact
 
     jd = JobDir(Path(job.job_dir))
     result = json.loads(jd.result.read_text())

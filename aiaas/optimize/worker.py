@@ -45,10 +45,12 @@ from aiaas.optimize.artifacts import (
     TrainSet,
     Workload,
 )
-from aiaas.optimize.jobspec import OptimizationSpec, TrainingSource, needs_torch
+from aiaas.optimize.jobspec import EvaluationData, OptimizationSpec, SourceInfo, TrainingSource, needs_torch
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from aiaas.optimize.pipeline import OptimizationResult
 
 log = logging.getLogger("aiaas.optimize.worker")
 EMIT_EVERY_S = 0.5  # progress events at most this often (and on every new message)
@@ -229,13 +231,7 @@ def run(spec_path: Path) -> None:
     for stale in (work, jd.export):  # a job the server restarted runs again from the start
         shutil.rmtree(stale, ignore_errors=True)
     jd.result.unlink(missing_ok=True)
-    inputs, target = load_npz(jd.root / data.file)
-    if target is None:
-        raise InvalidInput(f"{data.file} has no 'target' array")
-    calibration = load_npz(jd.root / data.calibration)[0] if data.calibration else None
-    evaluation = Evaluation(
-        inputs, target, metric=data.metric, output=data.output, calibration=calibration, name=data.name
-    )
+    evaluation = load_evaluation(jd.root, data)
     criterion = Criterion(spec.criterion.max_relative_loss, spec.criterion.min_speedup)
     workload = workload_of(spec)
     reporter = Reporter(events)
@@ -245,51 +241,9 @@ def run(spec_path: Path) -> None:
         phase="baseline",
     )
     if spec.compare_version is not None:
-        from aiaas.optimize.pipeline import compare
-
-        assert src.compare_onnx is not None
-        result = compare(
-            OnnxSource(jd.root / src.onnx, model=spec.model, version=src.version),
-            OnnxSource(jd.root / src.compare_onnx, model=spec.model, version=spec.compare_version),
-            evaluation,
-            criterion,
-            workload,
-            reporter,
-        )
+        result = _compare(jd, spec, src, evaluation, criterion, workload, reporter)
     else:
-        from aiaas.optimize.pipeline import optimize
-
-        source: Source
-        fine_tune: FineTune | None = None
-        export: dict[str, Any] | None = None
-        if needs_torch(spec):
-            if src.training is None:
-                raise InvalidInput("torch passes need the model's training checkpoint")
-            import torch
-
-            torch.set_num_threads(workload.threads)
-            source = torch_source(src.training, spec.model, src.version)
-            from aiaas.training.recipes import get_recipe
-
-            decay = float(
-                getattr(get_recipe(src.training.recipe, src.training.hyperparameters).params, "weight_decay", 0.0)
-            )
-            fine_tune = recipe_fine_tune(decay, events, deadline)
-            export = {"exporter": "torchscript"}  # the training service's exporter: baseline = the served graph
-        else:
-            source = OnnxSource(jd.root / src.onnx, model=spec.model, version=src.version)
-        result = optimize(
-            source,
-            spec.candidate_lists(),  # type: ignore[arg-type]
-            evaluation,
-            criterion,
-            workload,
-            reporter,
-            model=spec.model,
-            fine_tune=fine_tune,
-            workdir=work,
-            export=export,
-        )
+        result = _optimize(jd, spec, src, evaluation, criterion, workload, reporter, events, deadline)
     out: dict[str, Any] = {
         "accepted": result.accepted,
         "reason": result.reason,
@@ -297,22 +251,109 @@ def run(spec_path: Path) -> None:
         "report": result.report,
         "mode": spec.label,
     }
-    chosen = next((c for c in result.candidates if c.name == result.chosen), None)
-    if spec.compare_version is None and chosen is not None and chosen.artifact is not None:
-        art = chosen.artifact
-        assert art.path is not None
-        jd.export.mkdir(parents=True, exist_ok=True)
-        name = "model.so" if art.kind == "tvm" else "model.onnx"
-        shutil.copy2(art.path, jd.export / name)
-        if art.kind == "tvm":
-            from aiaas.runtime.tvm import sidecar_path
-
-            shutil.copy2(sidecar_path(art.path), jd.export / "tvm.json")
-        out.update(artifact={"kind": art.kind, "file": f"export/{name}"}, registered_model=src.register_into)
+    if spec.compare_version is None:
+        out.update(_export_chosen(jd, result, src.register_into))
     shutil.rmtree(work, ignore_errors=True)
     write_json_atomic(jd.result, out)
     if spec.compare_version is None and result.accepted:
         events.emit(f"chose {result.chosen}", phase="measuring")
+
+
+def load_evaluation(root: Path, data: EvaluationData) -> Evaluation:
+    """The evaluation rows (and calibration rows, if any) the server copied into the job directory."""
+    inputs, target = load_npz(root / data.file)
+    if target is None:
+        raise InvalidInput(f"{data.file} has no 'target' array")
+    calibration = load_npz(root / data.calibration)[0] if data.calibration else None
+    return Evaluation(inputs, target, metric=data.metric, output=data.output, calibration=calibration, name=data.name)
+
+
+def _compare(
+    jd: JobDir,
+    spec: OptimizationSpec,
+    src: SourceInfo,
+    evaluation: Evaluation,
+    criterion: Criterion,
+    workload: Workload,
+    reporter: Reporter,
+) -> OptimizationResult:
+    """Two versions of the model measured against each other (``compare_version``)."""
+    from aiaas.optimize.pipeline import compare
+
+    assert src.compare_onnx is not None and spec.compare_version is not None
+    return compare(
+        OnnxSource(jd.root / src.onnx, model=spec.model, version=src.version),
+        OnnxSource(jd.root / src.compare_onnx, model=spec.model, version=spec.compare_version),
+        evaluation,
+        criterion,
+        workload,
+        reporter,
+    )
+
+
+def _optimize(
+    jd: JobDir,
+    spec: OptimizationSpec,
+    src: SourceInfo,
+    evaluation: Evaluation,
+    criterion: Criterion,
+    workload: Workload,
+    reporter: Reporter,
+    events: EventWriter,
+    deadline: float,
+) -> OptimizationResult:
+    """The candidate pass lists run on the source: the training checkpoint for torch passes, else the ONNX file."""
+    from aiaas.optimize.pipeline import optimize
+
+    source: Source
+    fine_tune: FineTune | None = None
+    export: dict[str, Any] | None = None
+    if needs_torch(spec):
+        if src.training is None:
+            raise InvalidInput("torch passes need the model's training checkpoint")
+        import torch
+
+        torch.set_num_threads(workload.threads)
+        source = torch_source(src.training, spec.model, src.version)
+        from aiaas.training.recipes import get_recipe
+
+        decay = float(
+            getattr(get_recipe(src.training.recipe, src.training.hyperparameters).params, "weight_decay", 0.0)
+        )
+        fine_tune = recipe_fine_tune(decay, events, deadline)
+        export = {"exporter": "torchscript"}  # the training service's exporter: baseline = the served graph
+    else:
+        source = OnnxSource(jd.root / src.onnx, model=spec.model, version=src.version)
+    return optimize(
+        source,
+        spec.candidate_lists(),  # type: ignore[arg-type]
+        evaluation,
+        criterion,
+        workload,
+        reporter,
+        model=spec.model,
+        fine_tune=fine_tune,
+        workdir=jd.root / WORK,
+        export=export,
+    )
+
+
+def _export_chosen(jd: JobDir, result: OptimizationResult, register_into: str) -> dict[str, Any]:
+    """The accepted candidate copied to ``export/`` for the server to register; the result fields naming it
+    (none when nothing was accepted)."""
+    chosen = next((c for c in result.candidates if c.name == result.chosen), None)
+    if chosen is None or chosen.artifact is None:
+        return {}
+    art = chosen.artifact
+    assert art.path is not None
+    jd.export.mkdir(parents=True, exist_ok=True)
+    name = "model.so" if art.kind == "tvm" else "model.onnx"
+    shutil.copy2(art.path, jd.export / name)
+    if art.kind == "tvm":
+        from aiaas.runtime.tvm import sidecar_path
+
+        shutil.copy2(sidecar_path(art.path), jd.export / "tvm.json")
+    return {"artifact": {"kind": art.kind, "file": f"export/{name}"}, "registered_model": register_into}
 
 
 def main(argv: list[str] | None = None) -> int:

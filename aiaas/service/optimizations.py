@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from aiaas.optimize.jobspec import (
     needs_torch,
     parse_request,
 )
-from aiaas.optimize.plan import plan
+from aiaas.optimize.plan import PassSpec, plan
 from aiaas.registry import ModelRepository
 from aiaas.service import evalsets
 from aiaas.service.files import FilesService, require_manage
@@ -87,36 +88,16 @@ class OptimizationsService(JobFamily[OptimizationJob]):
         target = spec.register_as or spec.model
         if not comparing:
             self._check_register(p, target, spec.model, config)
-        compare_onnx = None
-        if comparing:
-            assert spec.compare_version is not None
-            other_config, other, other_dir = self._version(p, spec.model, spec.compare_version)
-            compare_onnx = _onnx_of(spec.model, other_config, other, other_dir)[0]
-            if other == version:
-                raise InvalidInput(
-                    f"compare_version {other} is the version being compared; choose another", param="compare_version"
-                )
+        compare_onnx = self._compare_onnx(p, spec, version) if comparing else None
         info = evalsets.training_info(vdir, self._job_dir_of(p))
         training = None
         if torch_passes:
             training = self._training_source(spec.model, version, vdir, info)
         sig = evalsets.Signature.of(onnx)
         evaluation = self._evaluation(p, spec, config, vdir, sig, info)
-        if (
-            not comparing
-            and evaluation.calibration is None
-            and any(s.name == "quantize-static" for ps in plans for s in ps)
-        ):
-            raise InvalidInput(
-                "quantize-static needs calibration rows and this evaluation has none: pass evaluation.calibration_file "
-                "(rows like the serving inputs, not the evaluation rows)",
-                param="evaluation.calibration_file",
-            )
-        if spec.workload.batch_sizes is None:
-            serving = min(32, config.max_batch_size) if config.max_batch_size > 0 else 32
-            spec = spec.model_copy(
-                update={"workload": spec.workload.model_copy(update={"batch_sizes": sorted({1, serving})})}
-            )
+        if not comparing:
+            _check_calibration(plans, evaluation)
+        spec = _with_serving_batch_sizes(spec, config)
         source = SourceInfo(
             version=version,
             backend=config.backend,
@@ -127,32 +108,7 @@ class OptimizationsService(JobFamily[OptimizationJob]):
             training=training,
             register_into=target,
         )
-
-        def prepare(root: Path) -> tuple[OptimizationSpec, dict[str, Any]]:
-            data = root / "data"
-            data.mkdir(parents=True, exist_ok=True)
-            _link(onnx, root / source.onnx)
-            if compare_onnx is not None:
-                _link(compare_onnx, data / "compare.onnx")
-            for name in companions:
-                _link(vdir / name, root / source.companions[name])
-            from aiaas.optimize.worker import save_npz
-
-            save_npz(data / "evaluation.npz", evaluation.inputs, evaluation.target)
-            if evaluation.calibration is not None:
-                save_npz(data / "calibration.npz", evaluation.calibration)
-            resolved = EvaluationData(
-                file="data/evaluation.npz",
-                calibration="data/calibration.npz" if evaluation.calibration is not None else None,
-                metric=evaluation.metric_name,
-                output=evaluation.output,
-                name=evaluation.name or "evaluation",
-                rows=len(evaluation),
-            )
-            local = spec.model_copy(update={"source": source, "data": resolved})
-            write_json_atomic(JobDir(root).spec, local.model_dump(mode="json"))
-            return local, {"evaluation": resolved.model_dump()}
-
+        prepare = _preparer(spec, source, evaluation, onnx, compare_onnx, vdir, companions)
         scheduler = self.engine.scheduler(require_torch=torch_passes)
         job = scheduler.submit_prepared(KIND, spec, prepare, owner=p.tenant_id)
         self.engine.audit(
@@ -169,6 +125,17 @@ class OptimizationsService(JobFamily[OptimizationJob]):
             },
         )
         return self.get(p, job.id)
+
+    def _compare_onnx(self, p: Principal, spec: OptimizationSpec, version: int) -> Path:
+        """The ONNX file of ``compare_version``, which must be another version than the one compared."""
+        assert spec.compare_version is not None
+        other_config, other, other_dir = self._version(p, spec.model, spec.compare_version)
+        compare_onnx = _onnx_of(spec.model, other_config, other, other_dir)[0]
+        if other == version:
+            raise InvalidInput(
+                f"compare_version {other} is the version being compared; choose another", param="compare_version"
+            )
+        return compare_onnx
 
     def _version(self, p: Principal, model: str, version: int | None) -> tuple[ModelConfig, int, Path]:
         """The model's config, the version and its directory; 404 for a model the tenant cannot see."""
@@ -321,6 +288,64 @@ class OptimizationsService(JobFamily[OptimizationJob]):
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
+def _check_calibration(plans: list[list[PassSpec]], evaluation: Evaluation) -> None:
+    """400 for static quantization without calibration rows."""
+    if evaluation.calibration is None and any(s.name == "quantize-static" for ps in plans for s in ps):
+        raise InvalidInput(
+            "quantize-static needs calibration rows and this evaluation has none: pass evaluation.calibration_file "
+            "(rows like the serving inputs, not the evaluation rows)",
+            param="evaluation.calibration_file",
+        )
+
+
+def _with_serving_batch_sizes(spec: OptimizationSpec, config: ModelConfig) -> OptimizationSpec:
+    """Batch sizes 1 and the serving batch size (the model's, at most 32) when the request names none."""
+    if spec.workload.batch_sizes is not None:
+        return spec
+    serving = min(32, config.max_batch_size) if config.max_batch_size > 0 else 32
+    return spec.model_copy(update={"workload": spec.workload.model_copy(update={"batch_sizes": sorted({1, serving})})})
+
+
+def _preparer(
+    spec: OptimizationSpec,
+    source: SourceInfo,
+    evaluation: Evaluation,
+    onnx: Path,
+    compare_onnx: Path | None,
+    vdir: Path,
+    companions: list[str],
+) -> Callable[[Path], tuple[OptimizationSpec, dict[str, Any]]]:
+    """What the scheduler runs in the new job directory: its own copies (hard links where possible) of the
+    ONNX file, the version's other files and the evaluation rows, and the spec as the worker reads it."""
+
+    def prepare(root: Path) -> tuple[OptimizationSpec, dict[str, Any]]:
+        data = root / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        _link(onnx, root / source.onnx)
+        if compare_onnx is not None:
+            _link(compare_onnx, data / "compare.onnx")
+        for name in companions:
+            _link(vdir / name, root / source.companions[name])
+        from aiaas.optimize.worker import save_npz
+
+        save_npz(data / "evaluation.npz", evaluation.inputs, evaluation.target)
+        if evaluation.calibration is not None:
+            save_npz(data / "calibration.npz", evaluation.calibration)
+        resolved = EvaluationData(
+            file="data/evaluation.npz",
+            calibration="data/calibration.npz" if evaluation.calibration is not None else None,
+            metric=evaluation.metric_name,
+            output=evaluation.output,
+            name=evaluation.name or "evaluation",
+            rows=len(evaluation),
+        )
+        local = spec.model_copy(update={"source": source, "data": resolved})
+        write_json_atomic(JobDir(root).spec, local.model_dump(mode="json"))
+        return local, {"evaluation": resolved.model_dump()}
+
+    return prepare
+
+
 def _onnx_of(model: str, config: ModelConfig, version: int, vdir: Path) -> tuple[Path, list[str]]:
     """The ONNX file of a version (the file the backend runs) and the version's other files."""
     if config.backend not in ("onnx", "python"):

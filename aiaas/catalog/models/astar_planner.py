@@ -7,7 +7,7 @@ import itertools
 import json
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiaas.registry.catalogspec import BuildContext, BuildResult, CatalogSpec, Floor, Requirement, timed
 
@@ -72,6 +72,44 @@ def path_ok(
     return abs(total - cost) < 1e-3
 
 
+ASTAR_CONFIG: dict[str, Any] = {
+    "backend": "python",
+    "task": "path-planning",
+    "description": "A* shortest path on an occupancy grid (8-connected, no corner cutting)",
+    "max_batch_size": 16,
+    "parameters": {"class": "aiaas.catalog.runtime.driving_astar:AStarPlanner", "connectivity": 8},
+    "inputs": [
+        {"name": "request", "datatype": "BYTES", "shape": [-1], "optional": True},
+        {"name": "grid", "datatype": "UINT8", "shape": [-1, -1, -1], "optional": True},
+        {"name": "start", "datatype": "INT32", "shape": [-1, 2], "optional": True},
+        {"name": "goal", "datatype": "INT32", "shape": [-1, 2], "optional": True},
+    ],
+    "outputs": [
+        {"name": "path", "datatype": "BYTES", "shape": [-1]},
+        {"name": "cost", "datatype": "FP32", "shape": [-1]},
+        {"name": "found", "datatype": "BOOL", "shape": [-1]},
+        {"name": "expanded", "datatype": "INT32", "shape": [-1]},
+    ],
+}
+
+
+def astar_card(seed: int, n: int) -> dict[str, Any]:
+    """The model card: where the planner comes from and how it was checked against Dijkstra."""
+    return {
+        "source": "aiaas (A* search, code in aiaas.catalog.runtime.driving_astar)",
+        "license": "Apache-2.0 (aiaas)",
+        "notes": f"Measured on {n} random grids (8x8..64x64, 10-40% obstacles, seed {seed}; a quarter 4-connected) "
+        "against scipy's Dijkstra on the same move graph: success_rate = found / solvable, optimality = "
+        "cost equal to Dijkstra's, valid_paths = every step legal and costs add up, false_paths = paths "
+        "reported on unsolvable grids. Hybrid A* (vehicle kinematics) is not included.",
+        "extra": {
+            "cell": "0 free, non-zero blocked",
+            "moves": "straight 1, diagonal sqrt(2) without corner cutting",
+            "max_cells": 512 * 512,
+        },
+    }
+
+
 @timed
 def build_astar(ctx: BuildContext) -> BuildResult:
     import numpy as np
@@ -80,26 +118,7 @@ def build_astar(ctx: BuildContext) -> BuildResult:
     from aiaas.runtime import RuntimeContext
     from aiaas.types.model_config import ModelConfig
 
-    config = {
-        "backend": "python",
-        "task": "path-planning",
-        "description": "A* shortest path on an occupancy grid (8-connected, no corner cutting)",
-        "max_batch_size": 16,
-        "parameters": {"class": "aiaas.catalog.runtime.driving_astar:AStarPlanner", "connectivity": 8},
-        "inputs": [
-            {"name": "request", "datatype": "BYTES", "shape": [-1], "optional": True},
-            {"name": "grid", "datatype": "UINT8", "shape": [-1, -1, -1], "optional": True},
-            {"name": "start", "datatype": "INT32", "shape": [-1, 2], "optional": True},
-            {"name": "goal", "datatype": "INT32", "shape": [-1, 2], "optional": True},
-        ],
-        "outputs": [
-            {"name": "path", "datatype": "BYTES", "shape": [-1]},
-            {"name": "cost", "datatype": "FP32", "shape": [-1]},
-            {"name": "found", "datatype": "BOOL", "shape": [-1]},
-            {"name": "expanded", "datatype": "INT32", "shape": [-1]},
-        ],
-    }
-    planner = AStarPlanner(ModelConfig.model_validate(config), ctx.workdir, RuntimeContext())
+    planner = AStarPlanner(ModelConfig.model_validate(ASTAR_CONFIG), ctx.workdir, RuntimeContext())
     planner.load()
     rng = np.random.default_rng(ctx.seed)
     n = 40 if ctx.quick else 300
@@ -146,20 +165,8 @@ def build_astar(ctx: BuildContext) -> BuildResult:
     }
     marker = ctx.workdir / "planner.json"
     marker.write_text(json.dumps({"algorithm": "A*", "heuristic": "octile (8-connected) / Manhattan (4)"}))
-    card = {
-        "source": "aiaas (A* search, code in aiaas.catalog.runtime.driving_astar)",
-        "license": "Apache-2.0 (aiaas)",
-        "notes": f"Measured on {n} random grids (8x8..64x64, 10-40% obstacles, seed {ctx.seed}; a quarter 4-connected) "
-        "against scipy's Dijkstra on the same move graph: success_rate = found / solvable, optimality = "
-        "cost equal to Dijkstra's, valid_paths = every step legal and costs add up, false_paths = paths "
-        "reported on unsolvable grids. Hybrid A* (vehicle kinematics) is not included.",
-        "extra": {
-            "cell": "0 free, non-zero blocked",
-            "moves": "straight 1, diagonal sqrt(2) without corner cutting",
-            "max_cells": 512 * 512,
-        },
-    }
-    ctx.write({"planner.json": marker}, config, card)
+    card = astar_card(ctx.seed, n)
+    ctx.write({"planner.json": marker}, ASTAR_CONFIG, card)
     ctx.progress(1.0, f"optimality {metrics['optimality']:.3f}")
     return BuildResult(metrics)
 

@@ -20,6 +20,37 @@ RL = Requirement(
 
 CARTPOLE_EVAL_SEEDS = list(range(10_000, 10_020))  # disjoint from the training seeds
 
+CARTPOLE_CONFIG: dict[str, Any] = {
+    "backend": "onnx",
+    "task": "reinforcement-learning-policy",
+    "description": "CartPole-v1 policy (PPO): observation -> push left/right",
+    "max_batch_size": 1024,
+    "inputs": [{"name": "observation", "datatype": "FP32", "shape": [-1, 4]}],
+    "outputs": [
+        {"name": "action", "datatype": "INT64", "shape": [-1]},
+        {"name": "action_name", "datatype": "BYTES", "shape": [-1]},
+        {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]},
+    ],
+}
+
+
+def cartpole_card(seed: int, steps: int, params: dict[str, Any], returns: list[float]) -> dict[str, Any]:
+    """The model card: where the policy comes from and how ``mean_reward`` was measured."""
+    return {
+        "source": "trained by aiaas with stable-baselines3 2.9.2 PPO in gymnasium 1.4.0 CartPole-v1",
+        "license": "model: trained by aiaas; gymnasium and stable-baselines3: MIT",
+        "notes": f"PPO MlpPolicy (64-64 tanh), {steps} environment steps over 8 environments (seed {seed}); "
+        f"mean_reward = mean total reward of the exported ONNX policy, acting deterministically, over "
+        f"{len(CARTPOLE_EVAL_SEEDS)} episodes with reset seeds {CARTPOLE_EVAL_SEEDS[0]}.."
+        f"{CARTPOLE_EVAL_SEEDS[-1]} (500 is the maximum).",
+        "extra": {
+            "observation": ["cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity"],
+            "actions": ["left", "right"],
+            "ppo_parameters": {**params, "learning_rate": "linear 1e-3", "clip_range": "linear 0.2", "n_envs": 8},
+            "eval_returns": returns,
+        },
+    }
+
 
 @timed
 def build_cartpole(ctx: BuildContext) -> BuildResult:
@@ -83,33 +114,8 @@ def build_cartpole(ctx: BuildContext) -> BuildResult:
     }
     metrics.update(onnx_latency_ms(path, {"observation": probe[:1]}))
     metrics["size_mb"] = size_mb(path)
-    config = {
-        "backend": "onnx",
-        "task": "reinforcement-learning-policy",
-        "description": "CartPole-v1 policy (PPO): observation -> push left/right",
-        "max_batch_size": 1024,
-        "inputs": [{"name": "observation", "datatype": "FP32", "shape": [-1, 4]}],
-        "outputs": [
-            {"name": "action", "datatype": "INT64", "shape": [-1]},
-            {"name": "action_name", "datatype": "BYTES", "shape": [-1]},
-            {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]},
-        ],
-    }
-    card = {
-        "source": "trained by aiaas with stable-baselines3 2.9.2 PPO in gymnasium 1.4.0 CartPole-v1",
-        "license": "model: trained by aiaas; gymnasium and stable-baselines3: MIT",
-        "notes": f"PPO MlpPolicy (64-64 tanh), {steps} environment steps over 8 environments (seed {ctx.seed}); "
-        f"mean_reward = mean total reward of the exported ONNX policy, acting deterministically, over "
-        f"{len(CARTPOLE_EVAL_SEEDS)} episodes with reset seeds {CARTPOLE_EVAL_SEEDS[0]}.."
-        f"{CARTPOLE_EVAL_SEEDS[-1]} (500 is the maximum).",
-        "extra": {
-            "observation": ["cart_position", "cart_velocity", "pole_angle", "pole_angular_velocity"],
-            "actions": ["left", "right"],
-            "ppo_parameters": {**params, "learning_rate": "linear 1e-3", "clip_range": "linear 0.2", "n_envs": 8},
-            "eval_returns": returns,
-        },
-    }
-    ctx.write({"model.onnx": path}, config, card)
+    card = cartpole_card(ctx.seed, steps, params, returns)
+    ctx.write({"model.onnx": path}, CARTPOLE_CONFIG, card)
     ctx.progress(1.0, f"mean reward {metrics['mean_reward']:.0f}")
     return BuildResult(metrics)
 

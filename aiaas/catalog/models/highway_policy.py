@@ -37,6 +37,34 @@ HIGHWAY_CONFIG: dict[str, Any] = {
 }
 
 
+def highway_card(
+    seed: int,
+    steps: int,
+    seeds: list[int],
+    params: dict[str, Any],
+    policy: list[float],
+    random_ret: list[float],
+    idle_ret: list[float],
+) -> dict[str, Any]:
+    """The model card: where the policy comes from and how ``mean_return`` and its baselines were measured."""
+    return {
+        "source": "trained by aiaas with stable-baselines3 2.9.2 DQN in highway-env 1.12.1 highway-fast-v0",
+        "license": "model: trained by aiaas; highway-env, gymnasium, stable-baselines3: MIT",
+        "notes": f"DQN (MLP 256-256 ReLU), {steps} environment steps (seed {seed}). mean_return = mean total "
+        f"reward of the exported ONNX policy over {len(seeds)} episodes with reset seeds "
+        f"{seeds[0]}..{seeds[-1]}; the random and always-IDLE drivers are measured on the same seeds. "
+        "Episodes last up to 30 policy steps and end at a collision; rewards are normalised to [0, 1].",
+        "extra": {
+            "environment": "highway-fast-v0 with its default configuration",
+            "observation": "Kinematics: 5 vehicles (ego first) x [presence, x, y, vx, vy], normalised; "
+            "other vehicles relative to the ego",
+            "actions": HIGHWAY_ACTIONS,
+            "dqn_parameters": params,
+            "returns": {"policy": policy, "random": random_ret, "idle": idle_ret},
+        },
+    }
+
+
 @timed
 def build_highway(ctx: BuildContext) -> BuildResult:
     import numpy as np
@@ -105,22 +133,7 @@ def build_highway(ctx: BuildContext) -> BuildResult:
     }
     metrics.update(onnx_latency_ms(path, {"observation": probe[:1]}))
     metrics["size_mb"] = size_mb(path)
-    card = {
-        "source": "trained by aiaas with stable-baselines3 2.9.2 DQN in highway-env 1.12.1 highway-fast-v0",
-        "license": "model: trained by aiaas; highway-env, gymnasium, stable-baselines3: MIT",
-        "notes": f"DQN (MLP 256-256 ReLU), {steps} environment steps (seed {ctx.seed}). mean_return = mean total "
-        f"reward of the exported ONNX policy over {len(seeds)} episodes with reset seeds "
-        f"{seeds[0]}..{seeds[-1]}; the random and always-IDLE drivers are measured on the same seeds. "
-        "Episodes last up to 30 policy steps and end at a collision; rewards are normalised to [0, 1].",
-        "extra": {
-            "environment": "highway-fast-v0 with its default configuration",
-            "observation": "Kinematics: 5 vehicles (ego first) x [presence, x, y, vx, vy], normalised; "
-            "other vehicles relative to the ego",
-            "actions": HIGHWAY_ACTIONS,
-            "dqn_parameters": params,
-            "returns": {"policy": policy, "random": random_ret, "idle": idle_ret},
-        },
-    }
+    card = highway_card(ctx.seed, steps, seeds, params, policy, random_ret, idle_ret)
     ctx.write({"model.onnx": path}, HIGHWAY_CONFIG, card)
     ctx.progress(1.0, f"mean return {metrics['mean_return']:.1f} (idle {metrics['idle_mean_return']:.1f})")
     return BuildResult(metrics)

