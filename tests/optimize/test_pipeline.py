@@ -119,12 +119,12 @@ def test_torch_source_prune_with_fine_tuning_is_accepted(task: Task) -> None:
 
 
 def test_a_failing_pass_fails_its_candidate_only(task: Task, onnx_mlp: Path, monkeypatch) -> None:
-    from aiaas.optimize import passes
+    from aiaas.optimize import quantize
 
     def boom(*a, **k):
         raise RuntimeError("quantizer crashed")
 
-    monkeypatch.setattr(passes, "quantize_static", boom)
+    monkeypatch.setattr(quantize, "quantize_static", boom)
     result = optimize(OnnxSource(onnx_mlp), [["quantize-static"], ["graph"]], task.evaluation(), workload=FAST)
     failed, ok = result.report["candidates"]
     assert failed["error"] == "quantize-static: RuntimeError: quantizer crashed" and not failed["decision"]["accepted"]
