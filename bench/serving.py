@@ -52,8 +52,14 @@ decision compares these ratios too. ``other load`` is the CPU (in cores) that pr
 and wrk used during a point; above ~0.2 the run says so and its figures are not trustworthy. On a shared
 machine, ``nice -n -10 make bench`` helps. Compare ratios from one run, never absolute numbers across runs.
 
+Fast path (``--fast-path-compare``): two more servers, the same config with ``AIAAS_FAST_PATH=1`` and ``=0``
+(plain FastAPI routing, same bytes), both up at once; for each model and concurrency the JSON point is measured
+on each in turn, fast then routed, ``FAST_PATH_ROUNDS`` times, and the medians are reported with the ratio
+fast/routed of requests/s and of p50 (alternating puts the machine's drift on both alike).
+
 Results also go to ``bench/results/serving.json``. Options: ``--duration``, ``--models``, ``--conc``,
-``--instances 1x2|2x1`` (skip the decision), ``--no-naive``, ``--no-binary``, ``--no-gov-off``, ``--delay-ms``.
+``--instances 1x2|2x1`` (skip the decision), ``--no-naive``, ``--no-binary``, ``--no-gov-off``, ``--delay-ms``,
+``--fast-path-compare``.
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ RESULTS = ROOT / "bench" / "results" / "serving.json"
 ADMIN_KEY = "bench-admin-key-not-secret-0123456789"
 HOST = "127.0.0.1"
 SPIN = False  # --spin: runtime.allow_spinning of the served models
+FAST_PATH_ROUNDS = 3  # --fast-path-compare: fast, routed, fast, routed, ... medians of each
 BATCHES = (1, 2, 4, 8, 16, 32, 64)  # raw sweep; the largest is the max_batch_size ceiling
 LAYOUTS = {"1x2": (1, 2), "2x1": (2, 1)}  # instances x intra-op threads
 TARGET_RATIO, TARGET_OVERHEAD_MS, TARGET_VS_NAIVE = 0.90, 1.0, 2.0
@@ -363,6 +370,7 @@ def start_aiaas(
     batching: dict[str, Any],
     governance: str | None = None,
     grpc: bool = False,
+    fast_path: bool | None = None,
 ) -> Server:
     from aiaas.registry import ModelRepository
     from aiaas.registry.onnx_import import import_onnx
@@ -390,6 +398,8 @@ def start_aiaas(
     }
     if governance:
         env["AIAAS_GOVERNANCE"] = governance
+    if fast_path is not None:
+        env["AIAAS_FAST_PATH"] = "1" if fast_path else "0"
     grpc_port = free_port() if grpc else 0
     env["AIAAS_GRPC_PORT"] = str(grpc_port)
     aiaas = str(Path(sys.executable).with_name("aiaas"))
@@ -701,6 +711,21 @@ def report(m: BenchModel) -> list[str]:
             f"{p['server_cpu_us_per_req']:>11,.0f}{p['samples_per_s'] / _limit(r, p):>7.3f}{vs_naive:>9}"
             f"{p['other_cores']:>11.2f}{p['errors']:>5}" + (f"{p['mean_batch']:>7.1f}" if "mean_batch" in p else "")
         )
+    if "fast_path" in r:
+        lines.append(
+            f"fast path (AIAAS_FAST_PATH=1) vs routed (=0), JSON, median of {FAST_PATH_ROUNDS} alternating rounds:"
+        )
+        lines.append(
+            f"{'':20}{'conc':>5}{'fast req/s':>11}{'routed':>8}{'ratio':>7}{'fast p50':>9}{'routed':>8}{'ratio':>7}"
+            f"{'other load':>11}"
+        )
+        for q in r["fast_path"]:
+            f, o = q["fast"], q["routed"]
+            lines.append(
+                f"{'fast/routed':20}{q['conc']:>5}{f['rps']:>11,.0f}{o['rps']:>8,.0f}{q['rps_ratio']:>7.3f}"
+                f"{f['p50_ms']:>9.2f}{o['p50_ms']:>8.2f}{q['p50_ratio']:>7.3f}"
+                f"{max(f['other_cores'], o['other_cores']):>11.2f}"
+            )
     lines.append("targets:")
     for t in r["targets"]:
         lines.append(f"  {t['name']:48} {t['value']:>8} (target {t['target']:>6})  {verdict(t['ok'])}")
@@ -806,6 +831,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-grpc", action="store_true", help="skip the gRPC points (they need h2load)")
     ap.add_argument("--spin", action="store_true", help="let onnxruntime's threads busy-wait (runtime.allow_spinning)")
     ap.add_argument("--delay-ms", type=float, default=None, help="override batching.max_queue_delay_ms")
+    ap.add_argument(
+        "--fast-path-compare",
+        action="store_true",
+        help="also measure AIAAS_FAST_PATH=1 against =0 (routed), alternating, and print the ratio fast/routed",
+    )
     args = ap.parse_args(argv)
     global SPIN
     SPIN = args.spin
@@ -936,6 +966,42 @@ def main(argv: list[str] | None = None) -> int:
                 for m in models:
                     m.result["gov_off"] = [point(server, m, "json_body", 64, "aiaas governance=off")]
                 server.stop()
+
+            if args.fast_path_compare:  # the fast path against plain routing, alternated so drift hits both
+                pair = {
+                    "fast": start_aiaas(work, models, layouts, "fp-on", batching, fast_path=True),
+                    "routed": start_aiaas(work, models, layouts, "fp-off", batching, fast_path=False),
+                }
+                servers.extend(pair.values())
+                for m in models:
+                    for s in pair.values():
+                        check_answer(m, s.port, m.result["json_body"], m.result["expected"])
+                    m.result["fast_path"] = []
+                    for c in concs:
+                        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in pair}
+                        for i in range(FAST_PATH_ROUNDS):
+                            for k, s in pair.items():
+                                print(f"[{m.name}] aiaas fast path {k} conc {c} round {i + 1} ...", flush=True)
+                                runs[k].append(
+                                    measure(load, work, s, m.result["json_body"], c, args.duration, args.warmup)
+                                )
+                        med = {
+                            k: {
+                                x: float(np.median([p[x] for p in ps]))
+                                for x in ("rps", "p50_ms", "p99_ms", "errors", "other_cores")
+                            }
+                            for k, ps in runs.items()
+                        }
+                        m.result["fast_path"].append(
+                            {
+                                "conc": c,
+                                **med,
+                                "rps_ratio": med["fast"]["rps"] / med["routed"]["rps"],
+                                "p50_ratio": med["fast"]["p50_ms"] / med["routed"]["p50_ms"],
+                            }
+                        )
+                for s in pair.values():
+                    s.stop()
 
             if not args.no_naive:
                 naive = start_naive(work, models, threads=2)
