@@ -15,11 +15,11 @@ dimension is the batch axis and must be ``-1``; the dynamic batcher concatenates
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DATATYPES = (
+Datatype = Literal[
     "BOOL",
     "UINT8",
     "UINT16",
@@ -33,7 +33,8 @@ DATATYPES = (
     "FP32",
     "FP64",
     "BYTES",
-)
+]
+DATATYPES: tuple[str, ...] = get_args(Datatype)  # the KServe V2 tensor datatypes
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -53,21 +54,7 @@ class _Strict(BaseModel):
 
 class TensorSpec(_Strict):
     name: str
-    datatype: Literal[
-        "BOOL",
-        "UINT8",
-        "UINT16",
-        "UINT32",
-        "UINT64",
-        "INT8",
-        "INT16",
-        "INT32",
-        "INT64",
-        "FP16",
-        "FP32",
-        "FP64",
-        "BYTES",
-    ]
+    datatype: Datatype
     shape: list[int]  # full shape; -1 = any size
     optional: bool = False  # an input the client may leave out
 
