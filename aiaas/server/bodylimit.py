@@ -15,6 +15,7 @@ fast path (``server/fastpath.py``) runs under the same guard, so its 413s are th
 from __future__ import annotations
 
 import orjson
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiaas.errors import PayloadTooLarge
@@ -36,7 +37,7 @@ class BodyLimits:
         if path == "/v1/files":
             return None  # multipart upload streamed to disk under max_upload_bytes (api/files.py)
         if path.startswith("/v2/models/") and path.endswith("/infer"):
-            return self.infer, "max_request_bytes"
+            return None  # authenticates first, then reads under max_request_bytes: no key -> 401, body unread
         if path.startswith(_OPENAI_PREFIXES):
             return self.openai, "max_openai_request_bytes"
         return self.control, "max_control_request_bytes"
@@ -79,7 +80,12 @@ class BodyLimits:
                 state["started"] = True
             await send(message)
 
-        await app(scope, limited_receive, guarded_send)
+        try:
+            await app(scope, limited_receive, guarded_send)
+        except ClientDisconnect:
+            if not state["refused"]:
+                raise  # the client really went away
+            # else: the 413 went out; the app only saw the body end early, which is not an error of the server
 
 
 async def _refuse(send: Send, v2: bool, message: str) -> None:

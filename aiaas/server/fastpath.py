@@ -35,6 +35,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aiaas.api import v2
@@ -107,36 +108,28 @@ class FastPath:
     async def infer(
         self, app: App, telemetry: Any, scope: Scope, receive: Receive, send: Send, model: str, version: str | None
     ) -> None:
-        """Answer one infer request under the app's body limit (the routed path's 413s, byte for byte) and,
-        when FastAPI's telemetry is on, inside it (the routed path's server span)."""
+        """Answer one infer request and, when FastAPI's telemetry is on, inside it (the routed path's server span).
+        Like the routed route, ``infer_raw`` authenticates first and then reads the body under
+        ``max_request_bytes`` (``BodyLimits`` leaves infer routes to them): a caller without a key gets 401 and
+        its body is never read."""
         scope["app"] = app  # what FastAPI sets, and what the handlers and ``infer_raw`` read
-        limits = app.body_limits
-        within = limits is None or _declared_within(scope, limits.infer)
-        if telemetry is None and within:  # the common case, with no wrapper at all
+        if telemetry is None:  # the common case, with no wrapper at all
             await self._answer(scope, receive, send, model, version)
             return
+        route = ROUTES[version is not None]
+        selected = _route_selected()
 
-        async def served(scope: Scope, receive: Receive, send: Send) -> None:
-            if telemetry is None:
-                await self._answer(scope, receive, send, model, version)
-                return
-            route = ROUTES[version is not None]
-            selected = _route_selected()
+        async def traced(scope: Scope, receive: Receive, send: Send) -> None:
+            selected(scope=scope, path=route)  # names the span and sets http.route, as routing does
+            await self._answer(scope, receive, send, model, version)
 
-            async def traced(scope: Scope, receive: Receive, send: Send) -> None:
-                selected(scope=scope, path=route)  # names the span and sets http.route, as routing does
-                await self._answer(scope, receive, send, model, version)
-
-            await telemetry(app=traced, scope=scope, receive=receive, send=send, legacy_otel=False)
-
-        if limits is None or within:
-            await served(scope, receive, send)
-        else:
-            await limits.guard(served, scope, receive, send)
+        await telemetry(app=traced, scope=scope, receive=receive, send=send, legacy_otel=False)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, model: str, version: str | None) -> None:
         try:
             response = await v2.infer_raw(scope, receive, model, version)
+        except ClientDisconnect:
+            raise  # the client went away: nobody to answer
         except Exception as exc:
             scope["aiaas.error"] = exc
             await self._error_stack(scope["app"])(scope, receive, send)  # re-raises what no handler answers
@@ -158,16 +151,6 @@ class FastPath:
                 ExceptionMiddleware(_reraise, handlers=inner, debug=app.debug), handler=outer, debug=app.debug
             )
         return self._errors
-
-
-def _declared_within(scope: Scope, limit: int) -> bool:
-    """Whether the request declares a Content-Length within ``limit``: the server then delivers exactly that many
-    bytes (HTTP/1.1 framing), so the body-limit guard could never refuse it, and its wrapping (~3x the cost of
-    a bare ASGI call) is skipped. Chunked bodies and declared lengths over the limit go through the guard."""
-    for key, value in scope["headers"]:
-        if key == b"content-length":
-            return value.isdigit() and int(value) <= limit
-    return False
 
 
 async def _reraise(scope: Scope, receive: Receive, send: Send) -> None:
