@@ -9,6 +9,9 @@ import sys
 # 18 ms passive vs 680 ms spinning while one core is busy). Set before anything imports torch; subprocesses
 # (servers, torchrun ranks) inherit it. A user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# numpy's OpenBLAS spins the same way (sklearn's GaussianMixture in the fashion-vae quick build: 49 s with its 2
+# threads vs 7 s with one, one core busy); the suite's matrices are small, one BLAS thread is enough.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from collections.abc import Iterator
 from pathlib import Path
 
