@@ -4,7 +4,9 @@ speed of the best CPU engines).
 Same GGUF (Q4_K_M), same prompts (token ids), greedy, ``ignore_eos``, same threads, one after another:
 
 * **llama.cpp-c** (the anchor): llama.cpp's C API as its ``simple`` example uses it (one sequence, greedy
-  argmax over the last logits), through llama-cpp-python's ctypes bindings.
+  argmax over the last logits), through llama-cpp-python's ctypes bindings; at 4 and 16 streams as its
+  ``batched`` example decodes (every sequence's next token in one ``llama_batch`` per step, one row of logits
+  each), so the aggregate figures compare the engines with llama.cpp's own multi-sequence decode.
 * **llama.cpp**: llama-cpp-python's high-level ``Llama`` on the GGUF, one sequence at a time (its
   high-level API has no multi-sequence batching, so its 4- and 16-stream figure is its sequential rate).
   Both anchors run in a child process that never imports torch, on a thread of their own (on Python's main
@@ -111,16 +113,25 @@ def anchor_prompts(tok: Any) -> dict[str, Any]:
     }
 
 
-def anchor_figures(run: Any, ids: dict[str, Any], n: int) -> dict[str, float]:
-    """The figures of a one-sequence-at-a-time anchor; ``run(ids, n)`` -> (tokens, TTFT, total time)."""
+def anchor_figures(run: Any, ids: dict[str, Any], n: int, run_many: Any = None) -> dict[str, float]:
+    """The figures of an anchor; ``run(ids, n)`` -> (tokens, TTFT, total time) of one sequence;
+    ``run_many(prompts, n)`` -> tokens of all prompts decoded together (multi-sequence decode), or None: the
+    anchor decodes one sequence at a time and its 4- and 16-stream figure is its sequential rate."""
     run(ids["warm"], 4)
     res: dict[str, float] = {}
     k, f, dt = run(ids["decode"], n)
     res["decode"] = (k - 1) / (dt - f)
     res["ttft512"] = min(run(p, 1)[1] for p in ids["ttft"])
-    t0 = time.perf_counter()  # one sequence at a time: aggregate = total tokens / total time (same for 4 and 16)
-    total = sum(run(p, n)[0] for p in ids["streams"])
-    res["agg4"] = res["agg16"] = total / (time.perf_counter() - t0)
+    streams = ids["streams"]
+    if run_many is None:
+        t0 = time.perf_counter()  # one sequence at a time: aggregate = total tokens / total time (same for 4 and 16)
+        total = sum(run(p, n)[0] for p in streams)
+        res["agg4"] = res["agg16"] = total / (time.perf_counter() - t0)
+        return res
+    for c in (4, 16):  # the prompts the engines' c streams run (prompt i % 4), all in one batch per step
+        t0 = time.perf_counter()
+        total = run_many([streams[i % len(streams)] for i in range(c)], n)
+        res[f"agg{c}"] = total / (time.perf_counter() - t0)
     return res
 
 
@@ -147,7 +158,8 @@ def measure_llamacpp_anchor(gguf: Path, ids: dict[str, Any], threads: int, n: in
 
 def measure_llamacpp_c(gguf: Path, ids: dict[str, Any], threads: int, n: int) -> dict[str, float]:
     """llama.cpp through its C API the way its ``simple`` example decodes: one sequence, ``llama_batch_get_one``,
-    greedy argmax of the last logits -- llama.cpp without llama-cpp-python's Python-side sampling."""
+    greedy argmax of the last logits -- llama.cpp without llama-cpp-python's Python-side sampling; 4 and 16
+    streams as its ``batched`` example decodes them (all sequences in one batch per step)."""
     import ctypes
 
     import llama_cpp as lc
@@ -177,9 +189,47 @@ def measure_llamacpp_c(gguf: Path, ids: dict[str, Any], threads: int, n: int) ->
                 first = time.perf_counter() - t0
         return count, first, time.perf_counter() - t0
 
+    # 4 and 16 streams: llama.cpp's multi-sequence decode as its ``batched`` example and server run it -- one
+    # llama_batch per step holding every sequence's next token (prompts first, read together), one row of
+    # logits per sequence, greedy argmax per row; llama.cpp's default KV layout (a stream of cells per sequence)
+    bp = lc.llama_context_default_params()
+    bp.n_ctx, bp.n_batch, bp.n_ubatch, bp.n_seq_max = 16 * 1024, 512, 512, 16
+    bp.n_threads = bp.n_threads_batch = threads
+    bctx = lc.llama_init_from_model(model, bp)
+    bmem = lc.llama_get_memory(bctx)
+    batch = lc.llama_batch_init(512, 0, 1)
+
+    def decode_rows(rows: list[tuple[int, int, int, bool]]) -> list[int]:
+        """Decode ``rows`` (token, pos, seq, wants logits) in batches of 512; the argmax of each wanted row."""
+        out: list[int] = []
+        for i in range(0, len(rows), 512):
+            part = rows[i : i + 512]
+            for j, (tok, pos, seq, want) in enumerate(part):
+                batch.token[j], batch.pos[j], batch.n_seq_id[j], batch.logits[j] = tok, pos, 1, want
+                batch.seq_id[j][0] = seq
+            batch.n_tokens = len(part)
+            if lc.llama_decode(bctx, batch) != 0:
+                raise RuntimeError("llama_decode failed")
+            wanted = sum(1 for r in part if r[3])
+            if wanted:
+                logits = np.ctypeslib.as_array(lc.llama_get_logits(bctx), shape=(wanted, vocab))
+                out += logits.argmax(axis=-1).tolist()
+        return out
+
+    def run_many(prompts: list[list[int]], n: int) -> int:
+        lc.llama_memory_clear(bmem, True)
+        rows = [(t, i, s, i == len(p) - 1) for s, p in enumerate(prompts) for i, t in enumerate(p)]
+        last = decode_rows(rows)
+        for step in range(1, n):
+            rows = [(t, len(p) + step - 1, s, True) for s, (p, t) in enumerate(zip(prompts, last, strict=True))]
+            last = decode_rows(rows)
+        return n * len(prompts)
+
     try:
-        return anchor_figures(run, ids, n)
+        return anchor_figures(run, ids, n, run_many)
     finally:
+        lc.llama_batch_free(batch)
+        lc.llama_free(bctx)
         lc.llama_free(ctx)
         lc.llama_model_free(model)
 

@@ -81,8 +81,9 @@ class TorchEngine(QueueEngine):
         self.model.eval()
         self.vocab = int(self.model.get_output_embeddings().weight.shape[0])
         self.quantize = quantize
-        # int8: q/k/v stacked into one linear first (one int8 call instead of three, same numbers; aiaas.llm.fuse)
-        self.fused_qkv = fuse_qkv(self.model) if quantize == "int8" else 0
+        # int8-attention: q/k/v stacked into one linear first (one int8 call instead of three, same numbers;
+        # aiaas.llm.fuse)
+        self.fused_qkv = fuse_qkv(self.model) if quantize == "int8-attention" else 0
         quantize_model(self.model, quantize)
         self.load_s = time.monotonic() - t0
         cfg = self.model.config.get_text_config()
