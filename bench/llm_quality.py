@@ -116,7 +116,7 @@ def main() -> None:
     texts = chunks(AutoTokenizer.from_pretrained(str(args.hf)), args.tokens)
     scored = sum(t.shape[1] - 1 for t in texts)
     print(f"held-out: {scored} scored tokens in {len(texts)} chunks of <= {CHUNK}; {args.threads} threads")
-    print(f"| quantize | prefill ppl | vs float32 | decode ppl | vs float32 | seconds |\n|---|---|---|---|---|---|")
+    print("| quantize | prefill ppl | vs float32 | decode ppl | vs float32 | seconds |\n|---|---|---|---|---|---|")
     base: tuple[float, float] | None = None
     for mode in modes:
         t0 = time.perf_counter()

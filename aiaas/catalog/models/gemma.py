@@ -25,10 +25,7 @@ def serving_engine() -> str:
 
     if llamacpp_engine.available():
         return "llamacpp (GGUF Q4_K_M served by llama.cpp; pin with parameters.engine in model.yaml)"
-    return (
-        "torch, int8 output projection (faster: make install-llamacpp; pin with "
-        "parameters.engine in model.yaml)"
-    )
+    return "torch, int8 output projection (faster: make install-llamacpp; pin with parameters.engine in model.yaml)"
 
 
 @timed
