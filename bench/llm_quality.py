@@ -9,7 +9,7 @@ sentences. Two ways of reading it, per mode:
 * **decode**: the first 16 tokens of a chunk in one forward, then one token per forward on the KV cache -- how
   generated tokens are produced, and the figure that says what a served stream's quality is.
 
-    .venv/bin/python bench/llm_quality.py --hf HF_DIR [--modes none,int8,int8-attention] [--tokens 2048]
+    .venv/bin/python bench/llm_quality.py --hf HF_DIR [--modes none,int8] [--tokens 2048]
 
 ``HF_DIR``: the catalog's Gemma-3-270M Hugging Face directory (``python -m aiaas.llm.gemma HF_DIR`` writes it).
 """
@@ -31,7 +31,6 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from aiaas.llm.fuse import fuse_qkv  # noqa: E402
 from aiaas.llm.quant import QUANTIZE_MODES, quantize  # noqa: E402
 
 CHUNK = 256  # tokens per prefill forward (BOS included)
@@ -90,8 +89,6 @@ def load(hf: Path, mode: str) -> Any:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(hf), dtype=torch.float32).eval()
-    if mode == "int8-attention":  # as the torch engine loads it
-        fuse_qkv(model)
     quantize(model, mode)
     return model
 

@@ -11,20 +11,17 @@ Dynamic int8 quantizes the activations per call, and on a CPU without VNNI (AVX2
 the rows of a prompt (or of a decode batch) differ in magnitude by orders, and the small ones lose their
 precision. ``RowScaledInt8Linear`` divides each row by its own largest magnitude before the call and multiplies
 the result back (a linear map commutes with a per-row scale), so every row uses the whole integer range: per-token
-activation quantization on the same kernel, for two elementwise operations per call.
+activation quantization on the same kernel, for two elementwise operations per call (the zero point stays one
+per call).
 
-What each mode replaces, and what it costs. Held-out perplexity of Gemma-3-270M on 2,048 tokens of this
-repository's own prose (``bench/llm_quality.py``; float32 96.92; "full" = one forward of 256 tokens, as prefill
-runs; per-row scaling on):
-
-| mode | replaced | perplexity vs float32 |
-|---|---|---|
-| ``int8`` (default) | output projection (168M of the 268M parameters) | +1.4 % |
-| ``int8-attention`` | + q/k/v (fused, ``aiaas.llm.fuse``) and o projections | +7.5 % |
-| (not offered) | + MLP gate/up | +4.7 % over ``int8`` with o |
-
-Without the per-row scaling the output projection alone cost +3.5 % and the old default (output + attention)
-+20.8 %. The MLP stays float32 in every mode; so do norms, attention itself and the sampler.
+What ``int8`` replaces: the output projection only (Gemma-3-270M: 168M of its 268M parameters; it shares its
+weight with the input embedding, which stays a float lookup table). Held-out perplexity of Gemma-3-270M on 2,040
+tokens of this repository's own prose (``bench/llm_quality.py``), read one token per forward as generation
+runs: float32 95.80, ``int8`` 96.99 (+1.2 %); a variant mapping each row onto [-1, 1] with its midpoint measured
++2.9 %, so read the figure as +1-3 %. Also measured there and not offered: the attention projections too +4.6 %
+(decode, 1,020 tokens) / +7.5 % (prefill, 2,040 tokens); the MLP's gate/up or down on top +2-8 % more. Without
+the per-row scaling the output projection alone cost +3.5 % and the old default (output + attention) +20.8 %
+read as a prompt. The MLP, norms, attention itself and the sampler stay float32.
 """
 
 from __future__ import annotations
@@ -35,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-QUANTIZE_MODES = ("none", "int8", "int8-attention")
+QUANTIZE_MODES = ("none", "int8")
 
 
 class RowScaledInt8Linear(nn.Module):
@@ -74,7 +71,7 @@ def quantize(model: Any, mode: str) -> int:
         raise ValueError(f"quantize={mode!r} runs on CPU only (the model is on {device}); use quantize: none")
     if "fbgemm" in torch.backends.quantized.supported_engines:
         torch.backends.quantized.engine = "fbgemm"
-    names = int8_targets(model, attention=mode == "int8-attention")
+    names = int8_targets(model)
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -82,15 +79,7 @@ def quantize(model: Any, mode: str) -> int:
     return len(names)
 
 
-def int8_targets(model: Any, attention: bool = False) -> list[str]:
-    """Names of the linear layers an int8 mode replaces: the output projection, and with ``attention`` every
-    attention projection too."""
+def int8_targets(model: Any) -> list[str]:
+    """Names of the linear layers ``int8`` replaces: the output projection (see the module doc for why only it)."""
     out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    names = []
-    for name, module in model.named_modules():
-        if type(module) is not nn.Linear:
-            continue
-        in_attention = ".self_attn." in f".{name}." or ".attn." in f".{name}."
-        if module is out or (attention and in_attention):
-            names.append(name)
-    return names
+    return [name for name, module in model.named_modules() if type(module) is nn.Linear and module is out]

@@ -42,10 +42,10 @@ import torch
 
 from aiaas.errors import InferenceError
 from aiaas.llm.base import EngineStats, Step
-from aiaas.llm.fuse import cache_rotary, fuse_qkv
 from aiaas.llm.prefix_cache import PrefixCache
 from aiaas.llm.quant import quantize as quantize_model
 from aiaas.llm.queue_engine import EngineLimits, QueueEngine
+from aiaas.llm.rotary import cache_rotary
 from aiaas.llm.sampling import sample
 from aiaas.llm.seq import Seq, deliver
 
@@ -81,9 +81,6 @@ class TorchEngine(QueueEngine):
         self.model.eval()
         self.vocab = int(self.model.get_output_embeddings().weight.shape[0])
         self.quantize = quantize
-        # int8-attention: q/k/v stacked into one linear first (one int8 call instead of three, same numbers;
-        # aiaas.llm.fuse)
-        self.fused_qkv = fuse_qkv(self.model) if quantize == "int8-attention" else 0
         quantize_model(self.model, quantize)
         self.load_s = time.monotonic() - t0
         cfg = self.model.config.get_text_config()
