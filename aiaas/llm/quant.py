@@ -61,7 +61,7 @@ class RowScaledInt8Linear(nn.Module):
 
 def quantize(model: Any, mode: str) -> int:
     """Quantize ``model``'s linear layers in place (``mode`` in ``QUANTIZE_MODES``); returns how many were
-    replaced. CPU only: on another device the int8 modes raise (the int8 kernels here are CPU kernels)."""
+    replaced. CPU only: on another device ``int8`` raises (the int8 kernels here are CPU kernels)."""
     if mode not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {list(QUANTIZE_MODES)}, got {mode!r}")
     if mode == "none":
