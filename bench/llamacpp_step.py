@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from llm_real import llama_decode_rows  # bench/ is on sys.path: this script runs as bench/llamacpp_step.py
+
 CASES = ("engine", "default", "no-fa", "engine+2k", "one-logits")
 
 
@@ -42,12 +44,7 @@ def measure(lc: Any, model: Any, case: str, rows: int, args: argparse.Namespace)
     try:
 
         def decode(items: list[tuple[int, int, int, bool]]) -> None:
-            for i, (tok, pos, seq, want) in enumerate(items):
-                batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = tok, pos, 1, want
-                batch.seq_id[i][0] = seq
-            batch.n_tokens = len(items)
-            if lc.llama_decode(ctx, batch) != 0:
-                raise RuntimeError("llama_decode failed")
+            llama_decode_rows(lc, ctx, batch, items)
 
         if case == "engine+2k":
             for start in range(0, 2048, 512):

@@ -156,6 +156,17 @@ def measure_llamacpp_anchor(gguf: Path, ids: dict[str, Any], threads: int, n: in
     return anchor_figures(run, ids, n)
 
 
+def llama_decode_rows(lc: Any, ctx: Any, batch: Any, rows: list[tuple[int, int, int, bool]]) -> None:
+    """One ``llama_decode`` of ``rows`` (token, position, sequence id, wants logits) through ``batch`` (allocated
+    with ``llama_batch_init`` for at least ``len(rows)`` tokens). Also used by ``bench/llamacpp_step.py``."""
+    for i, (tok, pos, seq, want) in enumerate(rows):
+        batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = tok, pos, 1, want
+        batch.seq_id[i][0] = seq
+    batch.n_tokens = len(rows)
+    if lc.llama_decode(ctx, batch) != 0:
+        raise RuntimeError("llama_decode failed")
+
+
 def measure_llamacpp_c(gguf: Path, ids: dict[str, Any], threads: int, n: int) -> dict[str, float]:
     """llama.cpp through its C API the way its ``simple`` example decodes: one sequence, ``llama_batch_get_one``,
     greedy argmax of the last logits -- llama.cpp without llama-cpp-python's Python-side sampling; 4 and 16
@@ -204,12 +215,7 @@ def measure_llamacpp_c(gguf: Path, ids: dict[str, Any], threads: int, n: int) ->
         out: list[int] = []
         for i in range(0, len(rows), 512):
             part = rows[i : i + 512]
-            for j, (tok, pos, seq, want) in enumerate(part):
-                batch.token[j], batch.pos[j], batch.n_seq_id[j], batch.logits[j] = tok, pos, 1, want
-                batch.seq_id[j][0] = seq
-            batch.n_tokens = len(part)
-            if lc.llama_decode(bctx, batch) != 0:
-                raise RuntimeError("llama_decode failed")
+            llama_decode_rows(lc, bctx, batch, part)
             wanted = sum(1 for r in part if r[3])
             if wanted:
                 logits = np.ctypeslib.as_array(lc.llama_get_logits(bctx), shape=(wanted, vocab))

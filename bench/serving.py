@@ -817,6 +817,47 @@ def targets(m: BenchModel) -> list[dict[str, Any]]:
 
 
 # -- main ---------------------------------------------------------------------------------------------------
+def fast_path_compare(
+    work: Path,
+    models: list[BenchModel],
+    layouts: dict[str, str],
+    batching: dict[str, Any],
+    concs: list[int],
+    load: Callable[..., dict[str, Any]],
+    args: argparse.Namespace,
+    servers: list[Server],
+) -> None:
+    """``--fast-path-compare``: two servers, ``AIAAS_FAST_PATH=1`` and ``=0``, both up; per model and concurrency
+    the JSON point on each in turn, ``FAST_PATH_ROUNDS`` times; medians and ratios into ``m.result["fast_path"]``."""
+    pair = {
+        "fast": start_aiaas(work, models, layouts, "fp-on", batching, fast_path=True),
+        "routed": start_aiaas(work, models, layouts, "fp-off", batching, fast_path=False),
+    }
+    servers.extend(pair.values())
+    for m in models:
+        for s in pair.values():
+            check_answer(m, s.port, m.result["json_body"], m.result["expected"])
+        m.result["fast_path"] = []
+        for c in concs:
+            runs: dict[str, list[dict[str, Any]]] = {k: [] for k in pair}
+            for i in range(FAST_PATH_ROUNDS):
+                for k, s in pair.items():
+                    print(f"[{m.name}] aiaas fast path {k} conc {c} round {i + 1} ...", flush=True)
+                    runs[k].append(measure(load, work, s, m.result["json_body"], c, args.duration, args.warmup))
+            keys = ("rps", "p50_ms", "p99_ms", "errors", "other_cores")
+            med = {k: {x: float(np.median([p[x] for p in ps])) for x in keys} for k, ps in runs.items()}
+            m.result["fast_path"].append(
+                {
+                    "conc": c,
+                    **med,
+                    "rps_ratio": med["fast"]["rps"] / med["routed"]["rps"],
+                    "p50_ratio": med["fast"]["p50_ms"] / med["routed"]["p50_ms"],
+                }
+            )
+    for s in pair.values():
+        s.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--duration", type=float, default=8.0, help="seconds per measured point (wrk -d)")
@@ -968,40 +1009,7 @@ def main(argv: list[str] | None = None) -> int:
                 server.stop()
 
             if args.fast_path_compare:  # the fast path against plain routing, alternated so drift hits both
-                pair = {
-                    "fast": start_aiaas(work, models, layouts, "fp-on", batching, fast_path=True),
-                    "routed": start_aiaas(work, models, layouts, "fp-off", batching, fast_path=False),
-                }
-                servers.extend(pair.values())
-                for m in models:
-                    for s in pair.values():
-                        check_answer(m, s.port, m.result["json_body"], m.result["expected"])
-                    m.result["fast_path"] = []
-                    for c in concs:
-                        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in pair}
-                        for i in range(FAST_PATH_ROUNDS):
-                            for k, s in pair.items():
-                                print(f"[{m.name}] aiaas fast path {k} conc {c} round {i + 1} ...", flush=True)
-                                runs[k].append(
-                                    measure(load, work, s, m.result["json_body"], c, args.duration, args.warmup)
-                                )
-                        med = {
-                            k: {
-                                x: float(np.median([p[x] for p in ps]))
-                                for x in ("rps", "p50_ms", "p99_ms", "errors", "other_cores")
-                            }
-                            for k, ps in runs.items()
-                        }
-                        m.result["fast_path"].append(
-                            {
-                                "conc": c,
-                                **med,
-                                "rps_ratio": med["fast"]["rps"] / med["routed"]["rps"],
-                                "p50_ratio": med["fast"]["p50_ms"] / med["routed"]["p50_ms"],
-                            }
-                        )
-                for s in pair.values():
-                    s.stop()
+                fast_path_compare(work, models, layouts, batching, concs, load, args, servers)
 
             if not args.no_naive:
                 naive = start_naive(work, models, threads=2)

@@ -14,7 +14,7 @@ from aiaas.llm.tiny import build_model
 
 @pytest.fixture(scope="module", params=["llama", "gemma3"])
 def tiny(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_model(tmp_path_factory.mktemp(f"fuse-{request.param}") / "hf", arch=request.param)
+    return build_model(tmp_path_factory.mktemp(f"rotary-{request.param}") / "hf", arch=request.param)
 
 
 def _load(path: Path) -> torch.nn.Module:
