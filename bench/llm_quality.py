@@ -85,11 +85,11 @@ def decode_ppl(model: Any, texts: list[torch.Tensor]) -> float:
     return math.exp(nll / count)
 
 
-def load(hf: Path, mode: str) -> Any:
+def load(hf: Path, mode: str, threads: int) -> Any:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(hf), dtype=torch.float32).eval()
-    quantize(model, mode)
+    quantize(model, mode, threads=threads)
     return model
 
 
@@ -117,7 +117,7 @@ def main() -> None:
     base: tuple[float, float] | None = None
     for mode in modes:
         t0 = time.perf_counter()
-        model = load(args.hf, mode)
+        model = load(args.hf, mode, args.threads)
         pre, dec = prefill_ppl(model, texts), decode_ppl(model, texts)
         base = base or (pre, dec)
         rel = [f"{(v / b - 1) * 100:+.1f} %" for v, b in zip((pre, dec), base, strict=True)]

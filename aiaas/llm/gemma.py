@@ -36,7 +36,7 @@ MODEL_YAML = {
     "task": "text-generation",
     "description": "Gemma 3 270M base (Google), 32k context, dequantized from Q4_K_M GGUF",
     # engine auto: llamacpp on the GGUF where llama-cpp-python is installed (make install-llamacpp), else the torch
-    # engine with an int8 output projection (decode perplexity +1 % of float32 on held-out text; docs/llm.md)
+    # engine with every linear layer in 8-bit blocks (perplexity +0.7 % of float32 on held-out text; docs/llm.md)
     "parameters": {
         "engine": "auto",
         "quantize": "int8",

@@ -42,6 +42,7 @@ import torch
 
 from aiaas.errors import InferenceError
 from aiaas.llm.base import EngineStats, Step
+from aiaas.llm.norms import fuse_rms_norms
 from aiaas.llm.prefix_cache import PrefixCache
 from aiaas.llm.quant import quantize as quantize_model
 from aiaas.llm.queue_engine import EngineLimits, QueueEngine
@@ -80,12 +81,13 @@ class TorchEngine(QueueEngine):
         self.model.to(self.device)  # type: ignore[arg-type]
         self.model.eval()
         self.vocab = int(self.model.get_output_embeddings().weight.shape[0])
-        self.quantize = quantize
-        quantize_model(self.model, quantize)
-        self.load_s = time.monotonic() - t0
         cfg = self.model.config.get_text_config()
         # scheduler state (the thread owns everything but _waiting, guarded by _cv): see QueueEngine
         self._init_queue(limits or EngineLimits(), int(getattr(cfg, "max_position_embeddings", 0) or 2048))
+        self.quantize = quantize
+        quantize_model(self.model, quantize, threads=self.threads.idle)
+        fuse_rms_norms(self.model)  # one op per RMS norm instead of five to seven
+        self.load_s = time.monotonic() - t0
         self.cached_rotary = cache_rotary(self.model, self.max_model_len)  # cos/sin once, indexed per step
         self.add_bos = True
         eos: set[int] = set()

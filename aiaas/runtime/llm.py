@@ -8,7 +8,7 @@ files). ``parameters`` in ``model.yaml`` size the engine::
     parameters:
       engine: auto             # auto | torch | llamacpp; auto = llamacpp where llama-cpp-python is installed and
                                # the version holds a .gguf, else torch (GGUF-only versions need llamacpp)
-      quantize: none           # torch engine: none | int8 (the output projection; docs/llm.md)
+      quantize: none           # torch engine: none | int8 (8-bit weights in blocks of 32; docs/llm.md)
       threads: 0               # decode threads while few streams run (0 = settings.llm_threads, 0 there = all cores)
       busy_threads: 0          # threads from busy_streams on (0 = one core fewer, left to the HTTP path)
       busy_streams: 4
