@@ -1,7 +1,8 @@
 """aiaas's LLM engines against llama.cpp on the catalog's Gemma-3-270M, in one run (issue: LLM serving at the
 speed of the best CPU engines).
 
-Same GGUF (Q4_K_M), same prompts (token ids), greedy, ``ignore_eos``, same threads, one after another:
+Same GGUF (Q4_K_M), same prompts (token ids), greedy, ``ignore_eos``, same threads, one after another, each
+row in a fresh child process of its own:
 
 * **llama.cpp-c** (the anchor): llama.cpp's C API as its ``simple`` example uses it (one sequence, greedy
   argmax over the last logits), through llama-cpp-python's ctypes bindings; at 4 and 16 streams as its
@@ -23,7 +24,10 @@ a 2,048-token prompt is admitted (chunked prefill). Every figure is also printed
 measured in the same run. The engines decode on ``--threads`` at every load (``--busy-streams 0``: the bench
 has no HTTP path to leave a core to). The machine is shared: run it ``nice`` d and read the ratios.
 
-    nice .venv/bin/python bench/llm_real.py --gguf G.gguf --hf HF_DIR [--threads 2] [--tokens 32]
+    nice .venv/bin/python bench/llm_real.py --gguf G.gguf --hf HF_DIR [--threads 2] [--tokens 32] [--repeat 3]
+
+``--repeat N`` runs every row N times, every other round in reverse order, and reports each figure's median:
+on a shared (virtual) host one 32-token decode can be caught by a burst of someone else's load.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -250,24 +255,52 @@ def on_own_thread(fn: Any, *args: Any) -> Any:
         return pool.submit(fn, *args).result()
 
 
-def anchor_in_child(name: str, gguf: Path, ids: dict[str, Any], threads: int, n: int) -> dict[str, float]:
-    """Measure anchor ``name`` in a fresh Python process that never imports torch (only llama_cpp and numpy),
-    on a thread of its own: the anchor then runs as llama.cpp's own users run it, with one OpenMP runtime."""
-    job = json.dumps({"name": name, "gguf": str(gguf), "ids": ids, "threads": threads, "tokens": n})
+def in_child(job: dict[str, Any]) -> dict[str, float]:
+    """Run one row of the table (``job["name"]``) in a fresh Python process. An anchor's process never imports
+    torch (only llama_cpp and numpy) and decodes on a thread of its own: llama.cpp as its own users run it, with
+    one OpenMP runtime. Each aiaas engine gets a process of its own too: after the llamacpp engine had run in the
+    same process, the torch engine decoded 12-40 % slower (15.6 against 17.7 tok/s, 63 against 85 at 16 streams;
+    two OpenMP runtimes, llama.cpp's and torch's, in one process)."""
     out = subprocess.run(
-        [sys.executable, __file__, "--anchor-child"], input=job, capture_output=True, text=True, check=False
+        [sys.executable, __file__, "--child"], input=json.dumps(job), capture_output=True, text=True, check=False
     )
     if out.returncode != 0:
-        raise RuntimeError(f"anchor {name} failed: {out.stderr[-2000:]}")
+        raise RuntimeError(f"{job['name']} failed: {out.stderr[-2000:]}")
     res: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return res
 
 
+def measure_aiaas(job: dict[str, Any]) -> dict[str, float]:
+    """The figures of an aiaas engine (``job["name"]``: aiaas-llamacpp, torch-int8 or torch-fp32)."""
+    from aiaas.llm import llamacpp_engine
+    from aiaas.llm.queue_engine import EngineLimits
+
+    engine: Engine
+    limits = EngineLimits(
+        threads=job["threads"], busy_streams=job["busy_streams"], max_num_seqs=16, max_num_tokens=8192
+    )
+    if job["name"] == "aiaas-llamacpp":
+        engine = llamacpp_engine.LlamaCppEngine(Path(job["gguf"]), tokenizer_dir=Path(job["hf"]), limits=limits)
+    else:
+        from aiaas.llm.torch_engine import TorchEngine
+
+        quantize = "int8" if job["name"] == "torch-int8" else "none"
+        engine = TorchEngine(Path(job["hf"]), limits=limits, quantize=quantize)
+    engine.start()
+    try:
+        return asyncio.run(measure_engine(engine, argparse.Namespace(tokens=job["tokens"])))
+    finally:
+        engine.close()
+
+
 def child_main() -> None:
     job = json.loads(sys.stdin.read())
-    fn = measure_llamacpp_c if job["name"] == "llama.cpp-c" else measure_llamacpp_anchor
-    res = on_own_thread(fn, Path(job["gguf"]), job["ids"], job["threads"], job["tokens"])
-    assert "torch" not in sys.modules, "the anchor process must not import torch"
+    if job["name"] in ("llama.cpp-c", "llama.cpp"):
+        fn = measure_llamacpp_c if job["name"] == "llama.cpp-c" else measure_llamacpp_anchor
+        res = on_own_thread(fn, Path(job["gguf"]), job["ids"], job["threads"], job["tokens"])
+        assert "torch" not in sys.modules, "the anchor process must not import torch"
+    else:
+        res = measure_aiaas(job)
     print(json.dumps(res))
 
 
@@ -283,13 +316,13 @@ def main() -> None:
         help="the engines' busy_streams (0: decode on --threads at every load; the bench has no HTTP path)",
     )
     ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=1, help="rounds (each row once per round); figures are medians")
     ap.add_argument("--backends", default="llama.cpp-c,llama.cpp,aiaas-llamacpp,torch-int8,torch-fp32")
     ap.add_argument("--anchor", default="llama.cpp-c", help="the row the ratios are taken against")
     args = ap.parse_args()
     from transformers import AutoTokenizer
 
     from aiaas.llm import llamacpp_engine
-    from aiaas.llm.queue_engine import EngineLimits
 
     tok = AutoTokenizer.from_pretrained(str(args.hf))
     ids = anchor_prompts(tok)
@@ -297,34 +330,21 @@ def main() -> None:
         f"start {time.strftime('%H:%M:%S')} UTC, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
         flush=True,
     )
-    rows: dict[str, dict[str, float]] = {}
     have_lc = llamacpp_engine.available()
-    for name in args.backends.split(","):
-        t0 = time.perf_counter()
-        if name in ("llama.cpp-c", "llama.cpp"):
-            if not have_lc:
-                print(f"{name} anchor skipped: {llamacpp_engine.INSTALL_HINT}")
-                continue
-            rows[name] = anchor_in_child(name, args.gguf, ids, args.threads, args.tokens)
-        else:
-            engine: Engine
-            limits = EngineLimits(
-                threads=args.threads, busy_streams=args.busy_streams, max_num_seqs=16, max_num_tokens=8192
-            )
-            if name == "aiaas-llamacpp":
-                if not have_lc:
-                    continue
-                engine = llamacpp_engine.LlamaCppEngine(args.gguf, tokenizer_dir=args.hf, limits=limits)
-            else:
-                from aiaas.llm.torch_engine import TorchEngine
-
-                engine = TorchEngine(args.hf, limits=limits, quantize="int8" if name == "torch-int8" else "none")
-            engine.start()
-            try:
-                rows[name] = asyncio.run(measure_engine(engine, args))
-            finally:
-                engine.close()
-        print(f"{name}: {rows[name]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    names = [n for n in args.backends.split(",") if n]
+    if not have_lc:
+        for name in [n for n in names if n in ("llama.cpp-c", "llama.cpp", "aiaas-llamacpp")]:
+            print(f"{name} skipped: {llamacpp_engine.INSTALL_HINT}")
+            names.remove(name)
+    runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    for rep in range(args.repeat):
+        for name in names if rep % 2 == 0 else names[::-1]:  # every other round in reverse: no row always first
+            t0 = time.perf_counter()
+            job = {"name": name, "gguf": str(args.gguf), "hf": str(args.hf), "ids": ids, "threads": args.threads}
+            job.update(tokens=args.tokens, busy_streams=args.busy_streams)
+            runs[name].append(in_child(job))
+            print(f"round {rep + 1} {name}: {runs[name][-1]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    rows = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
     print(f"end {time.strftime('%H:%M:%S')} UTC, load average {os.getloadavg()[0]:.1f}", flush=True)
     report(rows, args)
 
@@ -344,7 +364,7 @@ def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
     anchor = rows.get(name_of)
     print(
         f"\nGemma-3-270M Q4_K_M, greedy, {args.tokens} new tokens, threads {args.threads}; "
-        f"ratio = x {name_of if anchor else 'nothing (no anchor ran)'} (same run)"
+        f"ratio = x {name_of if anchor else 'nothing (no anchor ran)'} (same run); medians of {args.repeat} round(s)"
     )
     head = f"{'backend':<16}{'decode tok/s':>14}{'TTFT 512 ms':>13}{'4 streams':>11}{'16 streams':>12}{'16 / 1':>8}"
     print(head)
@@ -367,4 +387,4 @@ def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    child_main() if sys.argv[1:] == ["--anchor-child"] else main()
+    child_main() if sys.argv[1:] == ["--child"] else main()

@@ -11,8 +11,11 @@ Why blocks of 32. A GGUF's weights are blocks of 32 (Q8_0, Q5_0) or of 16/32 ins
 each with its own scale: a model dequantized from a GGUF re-quantizes to 8 bits per block of 32 with an error of at
 most 1/510 of the block's range, far under the grid it came from.
 
-Threads. Each layer is one onnxruntime session on ``threads`` intra-op threads that sleep between calls
-(``allow_spinning`` 0: a spinning pool would take the cores the torch ops of the same step need).
+Sessions. Each layer is one onnxruntime session, except sibling layers that read the same input (q/k/v,
+gate/up: ``NBitsLinear.siblings``), which share one with their weights concatenated: one call instead of three,
+which took Gemma-3-270M's decode from 127 calls per token to 73 (HF loop, 2 threads: 16.5 -> 20-24 tok/s).
+Each session runs on ``threads`` intra-op threads that sleep between calls (``allow_spinning`` 0: a spinning
+pool would take the cores the torch ops of the same step need; with spinning, 18 layers' pools cost 10x).
 """
 
 from __future__ import annotations

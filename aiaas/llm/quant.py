@@ -51,12 +51,10 @@ def quantize(model: Any, mode: str, threads: int = 1) -> int:
         raise ValueError(f"quantize={mode!r} runs on CPU only (the model is on {device}); use quantize: none")
     names = targets(model)
     for group in siblings(names):
-        layers = [model.get_submodule(n) for n in group]
-        new = NBitsLinear.siblings(layers, bits=8, threads=threads) if len(group) > 1 else None
-        for i, name in enumerate(group):
+        layers = NBitsLinear.siblings([model.get_submodule(n) for n in group], bits=8, threads=threads)
+        for name, layer in zip(group, layers, strict=True):
             parent_name, _, child = name.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, child, new[i] if new else NBitsLinear(layers[i], bits=8, threads=threads))
+            setattr(model.get_submodule(parent_name) if parent_name else model, child, layer)
     return len(names)
 
 
