@@ -410,15 +410,16 @@ def test_huge_logits_give_no_nan() -> None:
         assert got[2].token_id == 30
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_logits_give_the_cpu_tokens() -> None:
-    logits = logits_for(V_BIG, 12, rows=3)
+def test_logits_that_are_not_cpu_float32_are_copied_once_and_give_the_same_tokens() -> None:
+    """The path a CUDA (or half-precision) engine's logits take: one ``.float().cpu()`` copy. CI has no GPU, so
+    bfloat16 CPU logits take it here; they must give the tokens of the same values in float32."""
+    half = logits_for(V_BIG, 12, rows=3).to(torch.bfloat16)
     params = [
         SamplingParams(**GREEDY),
         SamplingParams(temperature=0.8, top_p=0.9, seed=1),
         SamplingParams(logprobs=2, seed=2),
     ]
-    cpu = sample(logits, [RowState.create(p, V_BIG) for p in params])
-    gpu = sample(logits.cuda(), [RowState.create(p, V_BIG, torch.device("cuda")) for p in params])
-    assert [t.token_id for t in gpu] == [t.token_id for t in cpu]
-    assert gpu[2].logprob == pytest.approx(cpu[2].logprob, abs=1e-5)
+    ref = sample(half.float(), [RowState.create(p, V_BIG) for p in params])
+    got = sample(half, [RowState.create(p, V_BIG, torch.device("cpu")) for p in params])
+    assert [t.token_id for t in got] == [t.token_id for t in ref]
+    assert got[2].logprob == pytest.approx(ref[2].logprob, abs=1e-5)
