@@ -158,6 +158,19 @@ class TorchEngine(QueueEngine):
         deliver(events)
 
     # -- the scheduler thread -----------------------------------------------------------------------
+    def _torch_threads(self, streams: int) -> int:
+        """torch's intra-op threads for a step with ``streams`` sequences in the engine: the thread policy's,
+        except with ``quantize: int8``, whose linear layers run on onnxruntime's pools (``threads.idle`` threads
+        each): then torch keeps one thread, as its OpenMP workers spin after every parallel region (libgomp's
+        default wait policy) and take the cores those pools need.
+
+        Measured (Gemma-3-270M int8, 2 cores, ``bench/llm_real.py``'s engine figures, 5 runs each, medians),
+        torch on 1 thread against the policy's 2: decode 29.4 -> 35.6 tok/s, 16 streams 194 -> 208 tok/s, at
+        the cost of prefill (attention and masks are torch work): TTFT of 512 tokens 762 -> 869 ms, a running
+        stream's longest stall while a 2,048-token prompt is read 1.2 -> 2.3 s. Two threads for prefill steps
+        and one for decode steps measured no better than two throughout (decode 26.0-31.5 tok/s): not kept."""
+        return 1 if self.quantize != "none" and self.device.type == "cpu" else self.threads.pick(streams)
+
     def _loop(self) -> None:
         with torch.inference_mode():
             while True:
@@ -165,7 +178,7 @@ class TorchEngine(QueueEngine):
                     if not self._wait_for_work_locked():
                         return
                     admitted = self._admit_locked()
-                    want = self.threads.pick(len(self._running) + len(self._prefilling) + len(self._waiting))
+                    want = self._torch_threads(len(self._running) + len(self._prefilling) + len(self._waiting))
                 if torch.get_num_threads() != want:  # another model's build in this process may have changed it
                     torch.set_num_threads(want)
                 try:

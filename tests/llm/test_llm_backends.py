@@ -93,6 +93,20 @@ def test_torch_engine_int8_serves(tiny_llm: Path) -> None:
         eng.close()
 
 
+def test_torch_threads_one_beside_onnxruntime(tiny_llm: Path) -> None:
+    # int8's linear layers run on onnxruntime's pools: torch keeps one thread (its spinning OpenMP workers would
+    # take their cores); float32 runs on the policy's threads
+    limits = EngineLimits(threads=2, busy_threads=1, busy_streams=4)
+    int8, fp32 = TorchEngine(tiny_llm, quantize="int8", limits=limits), TorchEngine(tiny_llm, limits=limits)
+    try:
+        assert [int8._torch_threads(n) for n in (1, 16)] == [1, 1]
+        assert [fp32._torch_threads(n) for n in (1, 16)] == [2, 1]
+        assert int8.model.lm_head._shared.session.get_session_options().intra_op_num_threads == 2
+    finally:
+        int8.close()
+        fp32.close()
+
+
 @pytest.fixture(scope="module")
 def tiny_gguf(tiny_llm: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_gguf(tiny_llm, tmp_path_factory.mktemp("gguf") / "tiny.gguf")
