@@ -109,7 +109,7 @@ def test_first_start_writes_and_prints_the_admin_key_once(tmp_path: Path) -> Non
 
 # -- memory -------------------------------------------------------------------------------------------
 def test_rss_returns_after_load_unload_cycles(tmp_path: Path) -> None:
-    """~50 MB of weights unloaded and reloaded 4 times: the server must give the memory back each time (it
+    """~50 MB of weights unloaded and reloaded 6 times: the server must give the memory back each time (it
     calls malloc_trim after an unload), so RSS after the last cycle is near RSS after the first."""
     home = tmp_path / "home"
     repo = ModelRepository(home / "models")
@@ -135,9 +135,11 @@ def test_rss_returns_after_load_unload_cycles(tmp_path: Path) -> None:
 
         # The baseline is the first full cycle, not the start: memory freed at the first unload was partly
         # left over from startup, so the first reload needs fresh pages -- that is not a leak.
+        # Five more cycles: a leak of the weights (~50 MB a cycle) would add ~250 MB; the bounds leave room for
+        # what a loaded server's RSS varies by on a busy host without a leak (+68 MB loaded, seen once in CI).
         first_unloaded, first_loaded = cycle()
         assert first_loaded - first_unloaded > 25, "loading ~50 MB of weights should raise RSS"
-        for _ in range(3):
+        for _ in range(5):
             unloaded, loaded = cycle()
         assert unloaded < first_unloaded + 60, (first_unloaded, unloaded)
-        assert loaded < first_loaded + 60, (first_loaded, loaded)
+        assert loaded < first_loaded + 100, (first_loaded, loaded)
