@@ -257,10 +257,11 @@ def on_own_thread(fn: Any, *args: Any) -> Any:
 
 def in_child(job: dict[str, Any]) -> dict[str, float]:
     """Run one row of the table (``job["name"]``) in a fresh Python process. An anchor's process never imports
-    torch (only llama_cpp and numpy) and decodes on a thread of its own: llama.cpp as its own users run it, with
-    one OpenMP runtime. Each aiaas engine gets a process of its own too: after the llamacpp engine had run in the
-    same process, the torch engine decoded 12-40 % slower (15.6 against 17.7 tok/s, 63 against 85 at 16 streams;
-    two OpenMP runtimes, llama.cpp's and torch's, in one process)."""
+    torch (only llama_cpp and numpy) and decodes on a thread of its own, as llama.cpp's own users run it. Each
+    aiaas engine gets a process of its own too: after the llamacpp engine had run in the same process, the torch
+    engine decoded 12-40 % slower (15.6 against 17.7 tok/s, 63 against 85 at 16 streams). The cause is not
+    known: torch's wheel ships ``libgomp.so.1`` under the system library's soname, so llama.cpp and torch may
+    share one OpenMP runtime (and importing torch alone did not slow llama.cpp, measured 2026-12-04)."""
     out = subprocess.run(
         [sys.executable, __file__, "--child"], input=json.dumps(job), capture_output=True, text=True, check=False
     )

@@ -169,7 +169,7 @@ class TorchEngine(QueueEngine):
         the cost of prefill (attention and masks are torch work): TTFT of 512 tokens 762 -> 869 ms, a running
         stream's longest stall while a 2,048-token prompt is read 1.2 -> 2.3 s. Two threads for prefill steps
         and one for decode steps measured no better than two throughout (decode 26.0-31.5 tok/s): not kept."""
-        return 1 if self.quantize != "none" and self.device.type == "cpu" else self.threads.pick(streams)
+        return 1 if self.quantize != "none" else self.threads.pick(streams)  # quantize raises off the CPU
 
     def _loop(self) -> None:
         with torch.inference_mode():
